@@ -1,0 +1,1 @@
+"""The hook service: API models and the pure functions Metacontroller calls."""

@@ -1,0 +1,50 @@
+"""What the CRD generator needs to know about each kind besides its schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    json_path: str
+    type: str = "string"
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    storage: bool = False
+    served: bool = True
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One custom resource kind: names, versions, columns and the model of its body."""
+
+    kind: str
+    plural: str
+    singular: str
+    model: type[BaseModel]
+    versions: tuple[Version, ...]
+    short_names: tuple[str, ...] = ()
+    columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    scope: str = "Namespaced"
+
+    @property
+    def storage_version(self) -> str:
+        return next(v.name for v in self.versions if v.storage)
+
+    @property
+    def api_version(self) -> str:
+        from hooks.api import GROUP
+
+        return f"{GROUP}/{self.storage_version}"
+
+
+STATUS_COLUMN = PrinterColumn("Status", ".status.status")
+AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", type="date")

@@ -1,0 +1,90 @@
+"""Metacontroller's hook contract: the JSON documents it POSTs and expects back.
+
+Modelled after Metacontroller's documentation (CompositeController sync and
+finalize hooks, the customize hook). Maps of observed objects are keyed by
+``Kind.apiVersion`` (``ConfigMap.v1``) and then by object name (v1 hooks) or
+``namespace/name`` (v2 hooks); the functions here read objects out of them
+without caring which, because every object carries its own metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field
+
+from hooks.api.base import Open, Wire
+
+Object = dict[str, Any]
+# Kept as plain dictionaries (validated one level deep): related objects can be
+# thousands of node statuses and pods, and each hook reads only what it needs.
+ObjectMap = dict[str, dict[str, Any]]
+
+CONFIGMAP = "ConfigMap.v1"
+POD = "Pod.v1"
+
+
+def group_key(kind: str, api_version: str) -> str:
+    """The key of a kind in ``children``/``related``: ``Kind.apiVersion``."""
+    return f"{kind}.{api_version}"
+
+
+class SyncRequest(Open):
+    """A CompositeController sync or finalize request."""
+
+    controller: Object = Field(default_factory=dict)
+    parent: Object
+    children: ObjectMap | None = None
+    related: ObjectMap | None = None
+    finalizing: bool = False
+
+    def children_of(self, key: str) -> list[Object]:
+        return _objects(self.children, key)
+
+    def related_of(self, key: str) -> list[Object]:
+        return _objects(self.related, key)
+
+
+class SyncResponse(Wire):
+    """What a sync or finalize hook answers. ``children`` is the complete desired set."""
+
+    status: Object | None = None
+    children: list[Object] = Field(default_factory=list)
+    resyncAfterSeconds: float | None = None
+    finalized: bool | None = None
+
+
+class CustomizeRequest(Open):
+    controller: Object = Field(default_factory=dict)
+    parent: Object
+
+
+class LabelSelector(Wire):
+    matchLabels: dict[str, str] | None = None
+
+
+class ResourceRule(Wire):
+    """One class of related objects the sync hook wants to receive."""
+
+    apiVersion: str
+    resource: str
+    namespace: str | None = None
+    names: list[str] | None = None
+    labelSelector: LabelSelector | None = None
+
+
+class CustomizeResponse(Wire):
+    relatedResources: list[ResourceRule] = Field(default_factory=list)
+
+
+def _objects(groups: ObjectMap | None, key: str) -> list[Object]:
+    if not groups:
+        return []
+    found = groups.get(key) or {}
+    return [found[name] for name in sorted(found)]
+
+
+def iter_objects(groups: ObjectMap | None) -> Iterator[Object]:
+    for key in sorted(groups or {}):
+        yield from _objects(groups, key)

@@ -1,0 +1,112 @@
+"""A profile's status, computed from what the nodes report (their SecurityProfileNodeStatus).
+
+Status is computed only from what the request shows, so the same request always
+gives the same status; the one clock reading, a condition's
+``lastTransitionTime``, is taken from the parent's observed status whenever the
+condition did not change, and from ``now`` (passed in) only when it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hooks.api.base import Condition
+from hooks.api.nodestatus import PROFILE_ID_LABEL
+from hooks.api.profilestate import ProfileState
+
+READY = "Ready"
+
+# Condition reasons for each state that is not an error of the profile itself.
+_REASONS = {
+    ProfileState.INSTALLED: "Available",
+    ProfileState.PENDING: "Creating",
+    ProfileState.IN_PROGRESS: "Creating",
+    ProfileState.TERMINATING: "Deleting",
+    ProfileState.DISABLED: "Disabled",
+    ProfileState.PARTIAL: "Partial",
+    ProfileState.ERROR: "InstallationFailed",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The state of a profile across nodes, with the reason and a message for the condition."""
+
+    state: ProfileState
+    reason: str
+    message: str
+
+
+def _nodes(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """What one node said about one profile (the fields of a SecurityProfileNodeStatus we read)."""
+
+    nodeName: str  # noqa: N815 - the API's spelling
+    status: ProfileState
+    message: str | None = None
+
+
+def _state(value: Any) -> ProfileState:
+    try:
+        return ProfileState(value)
+    except ValueError:
+        return ProfileState.PENDING  # a state this version does not know is not a success
+
+
+def node_statuses(related: Iterable[dict[str, Any]], profile_id: str, namespace: str) -> list[NodeReport]:
+    """The node statuses of one profile among the related objects, ordered by node.
+
+    Read straight from the dictionaries: a profile on a large cluster receives
+    one object per node, and this runs on every sync.
+    """
+    found = []
+    for raw in related:
+        meta = raw.get("metadata") or {}
+        if (meta.get("labels") or {}).get(PROFILE_ID_LABEL) != profile_id:
+            continue
+        if meta.get("namespace", "") not in ("", namespace) or not raw.get("nodeName"):
+            continue
+        found.append(NodeReport(str(raw["nodeName"]), _state(raw.get("status")), raw.get("message")))
+    return sorted(found, key=lambda s: s.nodeName)
+
+
+def across_nodes(statuses: list[NodeReport]) -> Outcome:
+    """Installed when every reporting node installed it, Error when one failed, else in progress.
+
+    No report at all is Pending. Some nodes Installed and others not yet is
+    InProgress (the Go operator reports the lowest state, Pending, here).
+    """
+    if not statuses:
+        return Outcome(ProfileState.PENDING, "Creating", "waiting for nodes to report")
+    failed = [s for s in statuses if s.status is ProfileState.ERROR]
+    if failed:
+        detail = "; ".join(f"{s.nodeName}: {s.message or 'failed'}" for s in failed)
+        return Outcome(ProfileState.ERROR, "InstallationFailed", f"{len(failed)} of {_nodes(len(statuses))} failed: {detail}")
+    if any(s.status is ProfileState.TERMINATING for s in statuses):
+        return Outcome(ProfileState.TERMINATING, "Deleting", "nodes are removing the profile")
+    installed = [s for s in statuses if s.status is ProfileState.INSTALLED]
+    if len(installed) == len(statuses):
+        return Outcome(ProfileState.INSTALLED, "Available", f"installed on {_nodes(len(installed))}")
+    if installed:
+        return Outcome(ProfileState.IN_PROGRESS, "Creating", f"installed on {len(installed)} of {_nodes(len(statuses))}")
+    return Outcome(ProfileState.PENDING, "Creating", f"pending on {_nodes(len(statuses))}")
+
+
+def of_state(state: ProfileState, message: str, reason: str | None = None) -> Outcome:
+    return Outcome(state, reason or _REASONS[state], message)
+
+
+def conditions(outcome: Outcome, observed: list[dict[str, Any]] | None, now: str) -> list[Condition]:
+    """The Ready condition for ``outcome``, keeping the observed transition time when unchanged."""
+    status = "True" if outcome.state is ProfileState.INSTALLED else "False"
+    since = now
+    for old in observed or []:
+        if old.get("type") == READY and old.get("status") == status and old.get("reason") == outcome.reason:
+            since = old.get("lastTransitionTime") or now
+    return [Condition(type=READY, status=status, reason=outcome.reason, message=outcome.message, lastTransitionTime=since)]

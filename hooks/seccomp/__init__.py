@@ -1,0 +1,1 @@
+"""The SeccompProfile controller: base-profile merging, validation, the OCI profile, status."""
