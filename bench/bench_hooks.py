@@ -111,7 +111,7 @@ def wait_ready(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -130,11 +130,11 @@ def _ms(text: str) -> float:
 def run_wrk(url: str, body_file: Path, seconds: int, connections: int) -> dict[str, float]:
     script = body_file.with_suffix(".lua")
     script.write_text(
-        "local f = io.open(%r, 'rb')\nwrk.body = f:read('*a')\nf:close()\n"
+        f"local f = io.open('{body_file}', 'rb')\nwrk.body = f:read('*a')\nf:close()\n"
         "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n"
         "done = function(summary, latency, requests)\n"
-        "  io.write(string.format('P50 %%d\\nP99 %%d\\nNON2XX %%d\\n', latency:percentile(50), latency:percentile(99),"
-        " summary.errors.status))\nend\n" % str(body_file)
+        "  io.write(string.format('P50 %d\\nP99 %d\\nNON2XX %d\\n', latency:percentile(50), latency:percentile(99),"
+        " summary.errors.status))\nend\n"
     )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
@@ -168,15 +168,26 @@ def main() -> int:
         body.write_text(json.dumps(payload()))
         env = {**os.environ, "SPO_ECHO_ROUTE": "1", "PROMETHEUS_MULTIPROC_DIR": tmp}
         server = subprocess.Popen(
-            [str(spo), "--log-level", "ERROR", "hooks", "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers)],
+            [
+                str(spo),
+                "--log-level",
+                "ERROR",
+                "hooks",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+            ],
             env=env,
         )
         try:
             wait_ready(f"{base}/readyz")
             request = urllib.request.Request(
-                f"{base}/seccompprofile/sync", data=body.read_bytes(), headers={"Content-Type": "application/json"}
+                f"{base}/seccompprofile/sync",
+                data=body.read_bytes(),
+                headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(request, timeout=10) as response:
                 answer = json.loads(response.read())
             assert answer["status"]["status"] == "Installed", answer["status"]
             assert len(answer["status"]["activeWorkloads"]) == 100

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from hooks import logs
 
 DEFAULT_BIND = "0.0.0.0:8080"
@@ -36,7 +38,11 @@ def _crds(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from hooks import render
 
-    report = render.render_paths([Path(p) for p in args.paths], Path(args.out))
+    try:
+        report = render.render_paths([Path(p) for p in args.paths], Path(args.out))
+    except (OSError, yaml.YAMLError) as error:
+        print(f"spo render: {error}", file=sys.stderr)
+        return 2
     sys.stdout.write(report.text())
     return 1 if report.failed else 0
 

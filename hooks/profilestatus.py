@@ -47,7 +47,7 @@ def _nodes(count: int) -> str:
 class NodeReport:
     """What one node said about one profile (the fields of a SecurityProfileNodeStatus we read)."""
 
-    nodeName: str  # noqa: N815 - the API's spelling
+    nodeName: str
     status: ProfileState
     message: str | None = None
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from hookserver import running_hooks
+
+# tests/ is on sys.path: pytest puts the folder of a rootdir conftest there.
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,3 +17,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the golden response files from the current code instead of comparing",
     )
+
+
+@pytest.fixture(scope="session")
+def hook_server() -> Iterator[str]:
+    """The base URL of a real `spo hooks` (gunicorn, 2 workers) on loopback."""
+    with running_hooks() as base:
+        yield base

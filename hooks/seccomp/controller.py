@@ -8,6 +8,7 @@ is returned unchanged and the status says what is wrong.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,21 +54,22 @@ def localhost_profile(namespace: str, name: str) -> str:
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """Ask for the profile's node statuses, the pods and the profiles of its namespace."""
+    """Ask for the profile's node statuses, the pods of its namespace and, when it has a base
+    profile, the profiles of its namespace (a chain of bases can only be followed there)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    return CustomizeResponse(
-        relatedResources=[
-            ResourceRule(
-                apiVersion=NODE_STATUS_KIND.api_version,
-                resource=NODE_STATUS_KIND.plural,
-                namespace=namespace,
-                labelSelector=LabelSelector(matchLabels={PROFILE_ID_LABEL: profile_id(SECCOMP_KIND, name)}),
-            ),
-            ResourceRule(apiVersion="v1", resource="pods", namespace=namespace),
-            ResourceRule(apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace),
-        ]
-    )
+    rules = [
+        ResourceRule(
+            apiVersion=NODE_STATUS_KIND.api_version,
+            resource=NODE_STATUS_KIND.plural,
+            namespace=namespace,
+            labelSelector=LabelSelector(matchLabels={PROFILE_ID_LABEL: profile_id(SECCOMP_KIND, name)}),
+        ),
+        ResourceRule(apiVersion="v1", resource="pods", namespace=namespace),
+    ]
+    if (request.parent.get("spec") or {}).get("baseProfileName"):
+        rules.append(ResourceRule(apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace))
+    return CustomizeResponse(relatedResources=rules)
 
 
 def sync(request: SyncRequest, now: str) -> SyncResponse:
@@ -132,8 +134,7 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
         return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
     validation.check_name(name)
     validation.check_spec(profile.spec)
-    siblings = _siblings(request)
-    chain = merging.base_chain(profile, siblings)
+    chain = merging.base_chain(profile, _Siblings(request))
     for base in chain:
         try:
             validation.check_spec(base.spec)
@@ -152,16 +153,26 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
     return across_nodes(statuses), [configmap]
 
 
-def _siblings(request: SyncRequest) -> dict[str, api.SeccompProfile]:
-    """The other SeccompProfiles of the namespace, by name; an unreadable one is left out."""
-    found: dict[str, api.SeccompProfile] = {}
-    for raw in request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA):
+class _Siblings(Mapping[str, api.SeccompProfile]):
+    """The other SeccompProfiles of the namespace by name, each parsed only when a chain
+    reaches it (a namespace can hold hundreds); an unreadable one counts as missing."""
+
+    def __init__(self, request: SyncRequest) -> None:
+        self._raw: dict[str, Object] = {}
+        for raw in request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA):
+            self._raw.setdefault((raw.get("metadata") or {}).get("name", ""), raw)
+
+    def __getitem__(self, name: str) -> api.SeccompProfile:
         try:
-            sibling = api.SeccompProfile.model_validate(raw)
-        except ValidationError:
-            continue
-        found.setdefault(sibling.name, sibling)
-    return found
+            return api.SeccompProfile.model_validate(self._raw[name])
+        except ValidationError as error:
+            raise KeyError(name) from error
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def _observed_configmap(request: SyncRequest, name: str) -> Object | None:

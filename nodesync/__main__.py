@@ -1,0 +1,7 @@
+"""``python -m nodesync ...``: the same as ``spo nodesync ...``."""
+
+import sys
+
+from nodesync.command import main
+
+sys.exit(main(sys.argv[1:]))

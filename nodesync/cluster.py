@@ -1,0 +1,53 @@
+"""The few API calls nodesync makes, as an interface; ``requesting.KubernetesCluster`` is the real one.
+
+Everything passes plain JSON dicts, as the API server spells them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+Json = dict[str, Any]
+
+
+class ApiError(Exception):
+    """An API call failed: ``status`` is the HTTP status, 0 when the server was not reached."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+class Expired(ApiError):
+    """The resourceVersion to watch from is too old (410 Gone): list again."""
+
+    def __init__(self, message: str = "resource version expired") -> None:
+        super().__init__(410, message)
+
+
+class Cluster(Protocol):
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        """All ConfigMaps matching ``selector`` in every namespace, and the list's resourceVersion."""
+        ...
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        """Watch events ({"type", "object"}) from ``resource_version`` for up to ``timeout`` seconds."""
+        ...
+
+    def list_node_statuses(self, selector: str) -> list[Json]: ...
+
+    def create_node_status(self, namespace: str, body: Json) -> Json: ...
+
+    def patch_node_status(
+        self, namespace: str, name: str, patch: Json, *, status: bool = False
+    ) -> Json:
+        """A JSON merge patch of the object, or of its ``/status`` subresource."""
+        ...
+
+    def delete_node_status(self, namespace: str, name: str) -> None: ...
+
+    def create_event(self, namespace: str, body: Json) -> None: ...

@@ -1,0 +1,153 @@
+"""The real ``Cluster``: raw JSON requests through the kubernetes client's configuration and auth.
+
+The generated API classes are bypassed on purpose: lists and watches are read
+as JSON straight from the response (a ConfigMap stays a dict, never a model),
+which keeps memory and CPU low with thousands of profiles.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+from urllib3.exceptions import HTTPError
+
+from hooks.api import GROUP
+from hooks.api.nodestatus import KIND
+from nodesync.cluster import ApiError, Expired, Json
+
+PAGE = 500
+_CONNECT_TIMEOUT = 10.0
+_STATUSES = f"/apis/{GROUP}/{KIND.storage_version}"
+
+
+class KubernetesCluster:
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        config: Any = kube_config  # untyped library
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig)
+        else:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+        self.api = kube_client.ApiClient()
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Json | None = None,
+        *,
+        content_type: str = "application/json",
+        read_timeout: float = 30.0,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        try:
+            request = self.api.param_serialize(
+                method,
+                path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(
+                *request, _request_timeout=(_CONNECT_TIMEOUT, read_timeout)
+            )
+        except (HTTPError, OSError) as error:
+            raise ApiError(0, str(error)) from error
+        raw = response.response
+        if raw.status >= 400:
+            data = raw.data
+            try:
+                message = str(json.loads(data).get("message") or data)
+            except ValueError:
+                message = data.decode(errors="replace")
+            if raw.status == 410:
+                raise Expired(message)
+            raise ApiError(raw.status, message)
+        return raw
+
+    def _json(self, method: str, path: str, query: dict[str, Any] | None = None, **kw: Any) -> Json:
+        raw = self._send(method, path, query, **kw)
+        data = raw.data
+        return json.loads(data) if data else {}
+
+    # -- ConfigMaps ---------------------------------------------------------------------------
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        items: list[Json] = []
+        token: str | None = None
+        while True:
+            page = self._json(
+                "GET",
+                "/api/v1/configmaps",
+                {"labelSelector": selector, "limit": PAGE, "continue": token},
+                read_timeout=120.0,
+            )
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or None
+            if token is None:
+                return items, str(metadata.get("resourceVersion") or "")
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        query = {
+            "labelSelector": selector,
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout,
+        }
+        raw = self._send("GET", "/api/v1/configmaps", query, read_timeout=timeout + 30.0)
+        buffer = b""
+        try:
+            for chunk in raw.stream(1 << 16, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except (HTTPError, OSError) as error:
+            raise ApiError(0, f"watch interrupted: {error}") from error
+        finally:
+            raw.release_conn()
+
+    # -- node statuses and events -------------------------------------------------------------
+
+    def list_node_statuses(self, selector: str) -> list[Json]:
+        page = self._json("GET", f"{_STATUSES}/{KIND.plural}", {"labelSelector": selector})
+        return list(page.get("items") or [])
+
+    def _status_path(self, namespace: str, name: str = "") -> str:
+        base = f"{_STATUSES}/namespaces/{urllib.parse.quote(namespace, safe='')}/{KIND.plural}"
+        return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
+
+    def create_node_status(self, namespace: str, body: Json) -> Json:
+        return self._json("POST", self._status_path(namespace), body=body)
+
+    def patch_node_status(
+        self, namespace: str, name: str, patch: Json, *, status: bool = False
+    ) -> Json:
+        path = self._status_path(namespace, name) + ("/status" if status else "")
+        return self._json("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+    def delete_node_status(self, namespace: str, name: str) -> None:
+        self._json("DELETE", self._status_path(namespace, name))
+
+    def create_event(self, namespace: str, body: Json) -> None:
+        ns = urllib.parse.quote(namespace, safe="")
+        self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)

@@ -1,0 +1,99 @@
+"""List, then watch, the seccomp ConfigMaps of the whole cluster.
+
+List (paginated) and converge; watch from the list's resourceVersion with
+bookmarks; when a watch ends on its timeout, watch again from the last
+resourceVersion seen. When the resourceVersion expires (410) list again at
+once; when the connection fails, list again after an exponential backoff with
+jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hooks.api.configmaps import SECCOMP_KIND
+from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from nodesync.agent import Agent
+from nodesync.cluster import ApiError, Cluster, Expired
+from nodesync.logs import about
+
+log = logging.getLogger(__name__)
+
+SELECTOR = f"{PROFILE_KIND_LABEL}={SECCOMP_KIND}"
+
+
+@dataclass
+class Backoff:
+    """Full-jitter exponential backoff: up to base * 2**n seconds, capped."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Watcher:
+    def __init__(
+        self,
+        cluster: Cluster,
+        agent: Agent,
+        stop: threading.Event,
+        *,
+        timeout: int = 300,
+        backoff: Backoff | None = None,
+        wait: Callable[[float], object] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.agent = agent
+        self.stop = stop
+        self.timeout = timeout
+        self.backoff = backoff or Backoff()
+        self.wait = wait or stop.wait
+        self.relists = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._list_and_watch()
+            except Expired as error:
+                log.info("watch expired (%s): listing again", error.message, extra=about("", ""))
+            except ApiError as error:
+                delay = self.backoff.next()
+                log.warning(
+                    "API server: %s; listing again in %.1fs", error, delay, extra=about("", "")
+                )
+                self.wait(delay)
+
+    def _list_and_watch(self) -> None:
+        items, version = self.cluster.list_configmaps(SELECTOR)
+        self.relists += 1
+        self.agent.relist(items)
+        del items
+        self.backoff.reset()
+        while not self.stop.is_set():
+            for event in self.cluster.watch_configmaps(SELECTOR, version, self.timeout):
+                kind = str(event.get("type"))
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    code = int(obj.get("code") or 0)
+                    if code == 410:
+                        raise Expired(str(obj.get("message") or "resource version expired"))
+                    raise ApiError(code, str(obj.get("message") or "watch error"))
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                if kind != "BOOKMARK":
+                    self.agent.event(kind, obj)
+                if self.stop.is_set():
+                    return
+            self.agent.tick()

@@ -1,0 +1,330 @@
+"""The API mode against a small in-memory fake of the API server: watch, node statuses, retries.
+
+The fake implements ``nodesync.cluster.Cluster`` with the API server's rules that
+matter here: a watch that can expire (410) or drop, create conflicts (409),
+merge patches, and a status subresource (``.status`` changes only via /status).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hooks.api.configmaps import configmap_metadata
+from hooks.api.nodestatus import status_name
+from nodesync import reasons
+from nodesync.agent import Agent
+from nodesync.cluster import ApiError, Json
+from nodesync.materialising import Materialiser
+from nodesync.metrics import Metrics
+from nodesync.reporting import NodeStatusReporter
+from nodesync.watching import SELECTOR, Backoff, Watcher
+
+NODE = "node-1"
+OWNER = {
+    "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+    "kind": "SeccompProfile",
+    "name": "p",
+    "uid": "0f0e-uid",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def cm(name: str, payload: str = '{"defaultAction": "SCMP_ACT_ALLOW"}', ns: str = "ns") -> Json:
+    metadata = configmap_metadata("SeccompProfile", ns, name)
+    metadata["ownerReferences"] = [{**OWNER, "name": name}]
+    metadata["resourceVersion"] = "1"
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata,
+        "data": {"profile.json": payload},
+    }
+
+
+def merge(target: Json, patch: Json) -> Json:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+def matches(obj: Json, selector: str) -> bool:
+    labels = obj["metadata"].get("labels") or {}
+    return all(labels.get(k) == v for k, v in (term.split("=", 1) for term in selector.split(",")))
+
+
+class FakeCluster:
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.configmaps: dict[tuple[str, str], Json] = {}
+        self.statuses: dict[tuple[str, str], Json] = {}
+        self.events: list[Json] = []
+        self.watches: list[list[Json] | ApiError] = []  # scripted, one entry per watch call
+        self.calls: list[tuple[str, ...]] = []
+        self.failing: set[str] = set()
+        self.lists = 0
+
+    def _call(self, *call: str) -> None:
+        self.calls.append(call)
+        if call[0] in self.failing:
+            raise ApiError(500, f"{call[0]} failed")
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        assert selector == SELECTOR
+        self.lists += 1
+        self._call("list_configmaps")
+        return [copy.deepcopy(c) for c in self.configmaps.values() if matches(c, selector)], "10"
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        self._call("watch_configmaps", resource_version)
+        if not self.watches:
+            self.stop.set()
+            return
+        script = self.watches.pop(0)
+        if isinstance(script, ApiError):
+            raise script
+        for event in script:
+            obj, key = event["object"], None
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+                if event["type"] == "DELETED":
+                    self.configmaps.pop(key, None)
+                else:
+                    self.configmaps[key] = obj
+            yield copy.deepcopy(event)
+
+    def list_node_statuses(self, selector: str) -> list[Json]:
+        self._call("list_node_statuses")
+        return [copy.deepcopy(s) for s in self.statuses.values() if matches(s, selector)]
+
+    def create_node_status(self, namespace: str, body: Json) -> Json:
+        name = body["metadata"]["name"]
+        self._call("create", namespace, name)
+        if (namespace, name) in self.statuses:
+            raise ApiError(409, "already exists")
+        stored = copy.deepcopy(body)
+        stored.pop("status", None)  # the status subresource: create ignores .status
+        self.statuses[(namespace, name)] = stored
+        return copy.deepcopy(stored)
+
+    def patch_node_status(
+        self, namespace: str, name: str, patch: Json, *, status: bool = False
+    ) -> Json:
+        self._call("patch_status" if status else "patch", namespace, name)
+        if (namespace, name) not in self.statuses:
+            raise ApiError(404, "not found")
+        current = self.statuses[(namespace, name)]
+        if status:
+            current["status"] = patch["status"]
+        else:
+            merge(current, {k: v for k, v in patch.items() if k != "status"})
+        return copy.deepcopy(current)
+
+    def delete_node_status(self, namespace: str, name: str) -> None:
+        self._call("delete", namespace, name)
+        if self.statuses.pop((namespace, name), None) is None:
+            raise ApiError(404, "not found")
+
+    def create_event(self, namespace: str, body: Json) -> None:
+        self.events.append(body)
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, *, supported: bool = True) -> None:
+        self.stop = threading.Event()
+        self.cluster = FakeCluster(self.stop)
+        self.metrics = Metrics()
+        self.kubelet = tmp_path
+        self.waits: list[float] = []
+        self.agent = Agent(
+            Materialiser(tmp_path, metrics=self.metrics, supported=supported),
+            NodeStatusReporter(self.cluster, NODE, self.metrics),
+        )
+
+    def run(self) -> Watcher:
+        watcher = Watcher(
+            self.cluster, self.agent, self.stop, backoff=Backoff(), wait=self.waits.append
+        )
+        watcher.run()
+        return watcher
+
+    def status(self, profile: str, ns: str = "ns") -> Json:
+        return self.cluster.statuses[(ns, status_name(profile, NODE))]
+
+    def file(self, profile: str, ns: str = "ns") -> Path:
+        return self.kubelet / "seccomp/operator" / ns / f"{profile}.json"
+
+
+def test_relist_installs_files_and_creates_owned_node_statuses(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.run()
+    assert rig.file("p").read_text() == '{"defaultAction": "SCMP_ACT_ALLOW"}'
+    status = rig.status("p")
+    assert status["apiVersion"] == "security-profiles-operator.x-k8s.io/v1alpha1"
+    assert status["kind"] == "SecurityProfileNodeStatus"
+    assert status["metadata"]["name"] == "p-node-1"
+    assert status["metadata"]["labels"] == {
+        "spo.x-k8s.io/profile-id": "SeccompProfile-p",
+        "spo.x-k8s.io/node-name": NODE,
+        "spo.x-k8s.io/profile-state": "Installed",
+        "spo.x-k8s.io/profile-kind": "SeccompProfile",
+    }
+    assert status["metadata"]["ownerReferences"] == [{**OWNER, "controller": False}]
+    assert status["nodeName"] == NODE
+    assert status["status"] == "Installed"  # written through /status after the create
+    assert "message" not in status
+    assert rig.agent.ready.is_set()
+    assert [e["reason"] for e in rig.cluster.events] == [reasons.SAVED]
+
+
+def test_nothing_changed_means_no_writes_to_the_api(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.run()
+    rig.cluster.calls.clear()
+    rig.stop.clear()
+    rig.cluster.watches = [[{"type": "MODIFIED", "object": cm("p")}]]  # same content again
+    restarted = Rig(tmp_path)  # a restarted nodesync: nothing cached but what the API holds
+    restarted.cluster = rig.cluster
+    restarted.agent.sink = NodeStatusReporter(rig.cluster, NODE, restarted.metrics)
+    restarted.stop = rig.stop
+    restarted.run()
+    writes = [c for c in rig.cluster.calls if c[0] in ("create", "patch", "patch_status", "delete")]
+    assert writes == []
+    assert restarted.metrics.value("seccomp_profile_total", operation="update") == 0
+
+
+def test_watch_events_update_files_and_statuses(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.cluster.watches = [
+        [
+            {"type": "ADDED", "object": cm("q")},
+            {"type": "MODIFIED", "object": cm("p", "{oops")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}},
+        ],
+        [{"type": "DELETED", "object": cm("q")}],
+    ]
+    rig.run()
+    assert rig.file("p").exists()  # the invalid update keeps what was installed
+    broken = rig.status("p")
+    assert broken["status"] == "Error"
+    assert broken["metadata"]["labels"]["spo.x-k8s.io/profile-state"] == "Error"
+    assert "not valid JSON" in broken["message"]
+    assert not rig.file("q").exists()
+    assert ("ns", status_name("q", NODE)) not in rig.cluster.statuses
+    assert ("watch_configmaps", "42") in rig.cluster.calls  # resumed from the bookmark
+    assert rig.metrics.value("seccomp_profile_total", operation="delete") == 1
+    assert rig.metrics.value("seccomp_profile_error_total", reason=reasons.INVALID_PROFILE) == 1
+    # back to valid: the message goes away
+    rig.stop.clear()
+    rig.cluster.watches = [[{"type": "MODIFIED", "object": cm("p")}]]
+    rig.run()
+    assert rig.status("p")["status"] == "Installed" and "message" not in rig.status("p")
+
+
+def test_expiry_relists_at_once_and_disconnects_back_off(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.cluster.watches = [
+        [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}],
+        ApiError(0, "connection reset"),
+        ApiError(0, "connection refused"),
+    ]
+    # while the watch was down, p was deleted and r created: the re-list converges
+    original = rig.cluster.list_configmaps
+
+    def changed_after_first(selector: str) -> tuple[list[Json], str]:
+        if rig.cluster.lists:
+            rig.cluster.configmaps = {("ns", "seccomp-r"): cm("r")}
+        return original(selector)
+
+    rig.cluster.list_configmaps = changed_after_first  # type: ignore[method-assign]
+    watcher = rig.run()
+    assert watcher.relists == 4  # start, after 410, after each disconnect
+    assert len(rig.waits) == 2  # no wait after the expiry
+    assert rig.waits[1] >= rig.waits[0] / 2  # exponential ceiling, full jitter
+    assert not rig.file("p").exists() and rig.file("r").exists()
+    assert set(rig.cluster.statuses) == {("ns", status_name("r", NODE))}
+
+
+def test_stale_statuses_of_this_node_are_deleted_on_relist(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    for node in (NODE, "node-2"):
+        rig.cluster.statuses[("ns", status_name("gone", node))] = {
+            "metadata": {
+                "name": status_name("gone", node),
+                "namespace": "ns",
+                "labels": {
+                    "spo.x-k8s.io/node-name": node,
+                    "spo.x-k8s.io/profile-kind": "SeccompProfile",
+                },
+            },
+            "nodeName": node,
+            "status": "Installed",
+        }
+    rig.run()
+    assert set(rig.cluster.statuses) == {("ns", status_name("gone", "node-2"))}
+
+
+def test_failed_status_updates_are_counted_and_retried(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.cluster.failing.add("create")
+    rig.cluster.watches = [[]]  # one empty watch, then the retry tick
+    original = rig.agent.tick
+
+    def tick() -> None:
+        rig.cluster.failing.clear()
+        original()
+
+    rig.agent.tick = tick  # type: ignore[method-assign]
+    rig.run()
+    assert (
+        rig.metrics.value("seccomp_profile_error_total", reason=reasons.CANNOT_UPDATE_STATUS) == 1
+    )
+    assert rig.status("p")["status"] == "Installed"
+
+
+def test_unsupported_node_reports_error_and_writes_nothing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, supported=False)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.cluster.watches = [[{"type": "ADDED", "object": cm("q")}]]
+    rig.run()
+    for profile in ("p", "q"):
+        status = rig.status(profile)
+        assert (status["status"], status["message"]) == (
+            "Error",
+            "seccomp is not supported on this node",
+        )
+    assert not (tmp_path / "seccomp").exists()
+    assert rig.cluster.events[0]["type"] == "Warning"
+    assert rig.cluster.events[0]["reason"] == reasons.SECCOMP_NOT_SUPPORTED
+
+
+@pytest.mark.parametrize("bad_name", ["a..b", "../../x"])
+def test_bad_names_are_reported_not_written(tmp_path: Path, bad_name: str) -> None:
+    rig = Rig(tmp_path)
+    body = cm("p")
+    body["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = bad_name
+    rig.cluster.configmaps[("ns", "seccomp-p")] = body
+    rig.cluster.configmaps[("ns", "seccomp-ok")] = cm("ok")
+    rig.run()
+    status = rig.status(bad_name)
+    assert status["status"] == "Error" and "not a valid Kubernetes name" in status["message"]
+    assert rig.status("ok")["status"] == "Installed"
+    assert json.loads(rig.file("ok").read_text()) == {"defaultAction": "SCMP_ACT_ALLOW"}
