@@ -1,4 +1,9 @@
-"""Structured logs: one JSON object a line, naming the object it is about."""
+"""Structured logs: one JSON object a line, naming the object it is about.
+
+Shared by every component of the ``spo`` command (the hooks, nodesync).
+A log call names its object with ``extra=about(namespace=..., name=...)``; a
+process that runs on one node (nodesync) adds the node to every line.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 
 _PREFIX = "spo_"
+# Plain ``extra`` keys that are copied into the line as they are.
+_PLAIN = ("reason", "path", "changed", "count")
 
 
 def about(**fields: object) -> dict[str, object]:
@@ -20,24 +27,32 @@ def about(**fields: object) -> dict[str, object]:
 
 
 class JSONFormatter(logging.Formatter):
+    def __init__(self, always: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.always = always or {}
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **self.always,
         }
         for key, value in record.__dict__.items():
             if key.startswith(_PREFIX):
                 line[key[len(_PREFIX) :]] = value
+            elif key in _PLAIN:
+                line[key] = value
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str | int = "INFO", **always: str) -> None:
+    """Send every log line of the process to stderr as JSON; ``always`` fields go on every line."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter())
+    handler.setFormatter(JSONFormatter(always))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level.upper() if isinstance(level, str) else level)

@@ -21,7 +21,7 @@ from nodesync.materialising import Materialiser
 from nodesync.metrics import Metrics
 from nodesync.outcomes import Outcome
 from nodesync.plan import Perms
-from nodesync.reading import folder_signature, iter_folder
+from nodesync.reading import FolderError, folder_signature, iter_folder
 from nodesync.reporting import NodeStatusReporter, NoStatus
 from nodesync.seccompsupport import seccomp_supported
 
@@ -116,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
         agent = Agent(materialiser, NoStatus())
         folder = Path(args.from_dir)
         if args.once:
-            outcomes = agent.relist(iter_folder(folder))
+            try:
+                outcomes = agent.relist(iter_folder(folder))
+            except FolderError as error:
+                log.error("%s: nothing changed", error, extra=about("", ""))
+                return 2
             summary = _summary(outcomes)
             sys.stdout.write(json.dumps(summary) + "\n")
             return 1 if summary["errors"] else 0
@@ -157,8 +161,11 @@ def poll_folder(folder: Path, agent: Agent, stop: threading.Event, interval: flo
     while not stop.is_set():
         signature = folder_signature(folder)
         if signature != seen:
-            agent.relist(iter_folder(folder))
-            seen = signature
+            try:
+                agent.relist(iter_folder(folder))
+                seen = signature
+            except FolderError as error:
+                log.error("%s: nothing changed, trying again", error, extra=about("", ""))
         stop.wait(interval)
 
 

@@ -8,17 +8,12 @@ cannot be parsed is logged and skipped, so one typo does not stop the rest.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from nodesync.logs import about
-
-log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -53,15 +48,25 @@ def _documents(path: Path) -> list[Any]:
     return list(yaml.load_all(text, Loader=_Loader))
 
 
+class FolderError(Exception):
+    """The folder, or one of its files, cannot be read: nothing may be concluded from it."""
+
+
 def iter_folder(folder: Path) -> Iterator[Mapping[str, Any]]:
     """Every Kubernetes object found in the folder's files (not only ConfigMaps), file by
-    file, so that a folder of many files is never held in memory all at once."""
+    file, so that a folder of many files is never held in memory all at once.
+
+    A missing folder or an unreadable file raises FolderError rather than being
+    skipped: converging on a partial view would remove the profiles it misses
+    (a typo in the path, or a file caught half-saved, would wipe the node).
+    """
+    if not folder.is_dir():
+        raise FolderError(f"{folder} is not a folder")
     for path in _files(folder):
         try:
             documents = _documents(path)
         except (OSError, ValueError, yaml.YAMLError) as error:
-            log.error("cannot read %s: %s", path, error, extra={**about("", ""), "path": str(path)})
-            continue
+            raise FolderError(f"cannot read {path}: {error}") from error
         for document in documents:
             yield from _flatten(document)
 
