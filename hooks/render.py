@@ -113,8 +113,10 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
 
     docs = load(paths)
     report = Report()
-    profiles = [d for d in docs if d.get("kind") == "SeccompProfile" and str(d.get("apiVersion", "")).startswith(GROUP)]
-    report.skipped = [f"{d.get('kind')} {_key(d)}" for d in docs if d not in profiles]
+    ours = [d for d in docs if str(d.get("apiVersion", "")).startswith(GROUP)]
+    profiles = [d for d in ours if d.get("kind") == "SeccompProfile"]
+    daemons = [d for d in ours if d.get("kind") == "SecurityProfilesOperatorDaemon"]
+    report.skipped = [f"{d.get('kind')} {_key(d)}" for d in docs if d not in profiles and d not in daemons]
     siblings: dict[str, dict[str, Object]] = {}
     for profile in profiles:
         siblings.setdefault(profile["metadata"]["namespace"], {})[_key(profile)] = profile
@@ -124,6 +126,7 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
         related: dict[str, dict[str, Object]] = {
             seccomp.SECCOMP_PROFILES: siblings[profile["metadata"]["namespace"]],
             seccomp.NODE_STATUSES: {_key(s): s for s in statuses},
+            seccomp.DAEMONS: {_key(d): d for d in daemons},
         }
         return SyncRequest(parent=profile, children={CONFIGMAP: {_key(c): c for c in children}}, related=related)
 

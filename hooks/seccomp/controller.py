@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from hooks.api import GROUP
 from hooks.api import seccompprofile as api
+from hooks.api import spod as spod_api
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
@@ -34,7 +35,7 @@ from hooks.contract import (
 from hooks.logs import about
 from hooks.problems import ProfileProblem
 from hooks.profilestatus import Outcome, across_nodes, conditions, node_statuses, of_state
-from hooks.seccomp import merging, validation
+from hooks.seccomp import merging, policy, validation
 from hooks.seccomp.oci import encode, runtime_profile
 from hooks.workloads import active, uses_seccomp_profile
 
@@ -46,6 +47,8 @@ FINALIZE_RESYNC_SECONDS = 10.0
 NODE_STATUSES = group_key(NODE_STATUS_KIND.kind, NODE_STATUS_KIND.api_version)
 SECCOMP_PROFILES = group_key(api.KIND.kind, api.KIND.api_version)
 SECCOMP_PROFILES_ALPHA = group_key(api.KIND.kind, f"{GROUP}/v1alpha1")
+DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
+POLICY_REASONS = (policy.DISALLOWED_SYSCALLS, policy.DISALLOWED_ACTION)
 
 
 def localhost_profile(namespace: str, name: str) -> str:
@@ -69,6 +72,14 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     ]
     if (request.parent.get("spec") or {}).get("baseProfileName"):
         rules.append(ResourceRule(apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace))
+    rules.append(
+        ResourceRule(
+            apiVersion=spod_api.KIND.api_version,
+            resource=spod_api.KIND.plural,
+            namespace=policy.OPERATOR_NAMESPACE,
+            names=[spod_api.DEFAULT_SPOD_NAME],
+        )
+    )
     return CustomizeResponse(relatedResources=rules)
 
 
@@ -105,7 +116,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
                 extra=about(namespace=namespace, name=name, reason=problem.reason),
             )
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
-            children = [_unchanged(observed)] if observed else []
+            # A mistake keeps what the nodes have; a profile the operator forbids must leave them.
+            keep = observed and problem.reason not in POLICY_REASONS
+            children = [_unchanged(observed)] if keep and observed else []
 
     observed_status = request.parent.get("status") or {}
     status = api.SeccompProfileStatus(
@@ -141,6 +154,7 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
         except ProfileProblem as problem:
             raise ProfileProblem("InvalidBaseProfile", f"base profile {base.name!r}: {problem.message}") from problem
     merged = merging.merge(profile.spec, [base.spec for base in chain])
+    policy.check(merged, policy.from_daemons(request.related_of(DAEMONS)))
     content = encode(runtime_profile(merged))
     validation.check_size(content)
     configmap: Object = {

@@ -55,4 +55,6 @@ def test_every_state_and_reason_is_covered() -> None:
         "BaseProfileTooDeep",
         "InvalidBaseProfile",
         "InstallationFailed",
+        "DisallowedSyscalls",
+        "DisallowedSeccompAction",
     } <= reasons

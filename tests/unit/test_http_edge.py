@@ -79,15 +79,21 @@ def test_customize_asks_for_node_statuses_and_pods(client: FlaskClient) -> None:
     response = client.post("/seccompprofile/customize", json={"parent": PARENT})
     assert response.status_code == 200
     rules = response.get_json()["relatedResources"]
-    assert [rule["resource"] for rule in rules] == ["securityprofilenodestatuses", "pods"]
-    assert all(rule["namespace"] == "ns" for rule in rules)
+    assert [rule["resource"] for rule in rules] == ["securityprofilenodestatuses", "pods", "securityprofilesoperatordaemons"]
+    assert all(rule["namespace"] == "ns" for rule in rules[:2])
+    assert rules[2] == {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
+        "resource": "securityprofilesoperatordaemons",
+        "namespace": "security-profiles-operator",
+        "names": ["spod"],
+    }
     assert rules[0]["labelSelector"] == {"matchLabels": {"spo.x-k8s.io/profile-id": "SeccompProfile-p"}}
 
 
 def test_customize_asks_for_the_namespace_profiles_only_with_a_base(client: FlaskClient) -> None:
     parent = {**PARENT, "spec": {**PARENT["spec"], "baseProfileName": "runc-v1.1.5"}}  # type: ignore[dict-item]
     rules = client.post("/seccompprofile/customize", json={"parent": parent}).get_json()["relatedResources"]
-    assert [rule["resource"] for rule in rules] == ["securityprofilenodestatuses", "pods", "seccompprofiles"]
+    assert [rule["resource"] for rule in rules][:3] == ["securityprofilenodestatuses", "pods", "seccompprofiles"]
     assert rules[2] == {
         "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
         "resource": "seccompprofiles",

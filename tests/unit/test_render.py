@@ -76,3 +76,35 @@ def test_render_broken_yaml_is_an_error(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
     assert cli.main(["render", str(tmp_path / "broken.yaml"), "--out", str(tmp_path / "out")]) == 2
     assert "spo render:" in capsys.readouterr().err
+
+
+def test_render_applies_the_operator_policy_from_a_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "spod.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
+                "kind": "SecurityProfilesOperatorDaemon",
+                "metadata": {"name": "spod", "namespace": "security-profiles-operator"},
+                "spec": {"allowedSyscalls": ["read", "write", "exit_group"]},
+            }
+        )
+    )
+    for name, names in (("ok", ["read", "write"]), ("greedy", ["read", "ptrace"])):
+        (source / f"{name}.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+                    "kind": "SeccompProfile",
+                    "metadata": {"name": name, "namespace": "team-a"},
+                    "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]},
+                }
+            )
+        )
+    out = tmp_path / "out"
+    assert cli.main(["render", str(source), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "not in the operator's allowedSyscalls: ptrace" in printed
+    assert (out / "seccomp" / "operator" / "team-a" / "ok.json").exists()
+    assert not (out / "seccomp" / "operator" / "team-a" / "greedy.json").exists()
