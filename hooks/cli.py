@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
         prog="spo",
         description="Security Profiles Operator for Kubernetes, driven by Metacontroller.",
     )
-    top.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    top.add_argument("--log-level", default=None, help="logging level (default INFO; WARNING for render)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     hooks = sub.add_parser("hooks", help="serve the Metacontroller hooks over HTTP (gunicorn)",
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _share_metrics_between_workers(argv)
     args = parser().parse_args(argv)
-    logs.configure(args.log_level)
+    logs.configure(args.log_level or ("WARNING" if args.command == "render" else "INFO"))
     logging.getLogger(__name__).debug("running %s", args.command)
     return int(args.func(args))
 

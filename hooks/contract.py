@@ -9,6 +9,7 @@ without caring which, because every object carries its own metadata.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,10 @@ Object = dict[str, Any]
 # Kept as plain dictionaries (validated one level deep): related objects can be
 # thousands of node statuses and pods, and each hook reads only what it needs.
 ObjectMap = dict[str, dict[str, Any]]
+
+LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
+"""Where Metacontroller keeps the child it last applied (the hook's own earlier answer)."""
+_OWNED_METADATA = ("name", "namespace", "labels", "annotations")
 
 CONFIGMAP = "ConfigMap.v1"
 POD = "Pod.v1"
@@ -88,3 +93,37 @@ def _objects(groups: ObjectMap | None, key: str) -> list[Object]:
 def iter_objects(groups: ObjectMap | None) -> Iterator[Object]:
     for key in sorted(groups or {}):
         yield from _objects(groups, key)
+
+
+def last_applied(observed: Object) -> Object | None:
+    """The child as Metacontroller last applied it (the hook's own earlier answer), if it says."""
+    annotations = (observed.get("metadata") or {}).get("annotations") or {}
+    try:
+        applied = json.loads(annotations.get(LAST_APPLIED) or "null")
+    except ValueError:
+        return None
+    return applied if isinstance(applied, dict) else None
+
+
+def unchanged(observed: Object, body: tuple[str, ...]) -> Object:
+    """An observed child as an answer that changes nothing (to keep what nodes rely on).
+
+    That is what Metacontroller last applied, when it recorded it; otherwise the
+    observed object reduced to the fields we own (``body`` and some metadata),
+    never with Metacontroller's own annotation, which would otherwise be nested
+    into itself on every sync.
+    """
+    meta = observed.get("metadata") or {}
+    applied = last_applied(observed)
+    if applied is not None and all(isinstance(applied.get(field), dict) for field in body if field in observed):
+        return applied
+    owned: dict[str, Any] = {key: meta[key] for key in _OWNED_METADATA if key in meta}
+    annotations = {k: v for k, v in (owned.pop("annotations", None) or {}).items() if k != LAST_APPLIED}
+    if annotations:
+        owned["annotations"] = annotations
+    return {
+        "apiVersion": observed.get("apiVersion"),
+        "kind": observed.get("kind"),
+        "metadata": owned,
+        **{field: observed[field] for field in body if field in observed},
+    }

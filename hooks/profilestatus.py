@@ -102,11 +102,21 @@ def of_state(state: ProfileState, message: str, reason: str | None = None) -> Ou
     return Outcome(state, reason or _REASONS[state], message)
 
 
-def conditions(outcome: Outcome, observed: list[dict[str, Any]] | None, now: str) -> list[Condition]:
-    """The Ready condition for ``outcome``, keeping the observed transition time when unchanged."""
-    status = "True" if outcome.state is ProfileState.INSTALLED else "False"
+def conditions(outcome: Outcome, observed: Any, now: str) -> list[Condition]:
+    """The Ready condition of a profile: true once it is installed."""
+    return ready_conditions(outcome.state is ProfileState.INSTALLED, outcome.reason, outcome.message, observed, now)
+
+
+def ready_conditions(ready: bool, reason: str, message: str, observed: Any, now: str) -> list[Condition]:
+    """The Ready condition, keeping the observed transition time while its status and reason hold."""
+    status = "True" if ready else "False"
     since = now
-    for old in observed or []:
-        if old.get("type") == READY and old.get("status") == status and old.get("reason") == outcome.reason:
+    for old in observed if isinstance(observed, list) else []:
+        if (
+            isinstance(old, dict)
+            and old.get("type") == READY
+            and old.get("status") == status
+            and old.get("reason") == reason
+        ):
             since = old.get("lastTransitionTime") or now
-    return [Condition(type=READY, status=status, reason=outcome.reason, message=outcome.message, lastTransitionTime=since)]
+    return [Condition(type=READY, status=status, reason=reason, message=message, lastTransitionTime=since)]

@@ -17,6 +17,8 @@ from hooks.api import GROUP
 from hooks.api.kinds import Kind
 
 JSON = dict[str, Any]
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+PART_OF = "security-profiles-operator"
 _DROP = {"title"}
 
 
@@ -113,7 +115,7 @@ def crd(kind: Kind) -> JSON:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{kind.plural}.{GROUP}"},
+        "metadata": {"name": f"{kind.plural}.{GROUP}", "labels": {PART_OF_LABEL: PART_OF}},
         "spec": {
             "group": GROUP,
             "names": names,

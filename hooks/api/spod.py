@@ -36,6 +36,8 @@ from hooks.api.profilerecording import LabelSelector
 from hooks.api.seccompprofile import Action
 
 DEFAULT_SPOD_NAME = "spod"
+OPERATOR_NAMESPACE = "security-profiles-operator"
+"""Where the operator runs and where its one ``spod`` object lives."""
 DEFAULT_PRIORITY_CLASS_NAME = "system-node-critical"
 DEFAULT_SELINUX_TYPE_TAG = "spc_t"
 DEFAULT_ALLOWED_SYSTEM_PROFILES = ("container",)
@@ -331,3 +333,12 @@ KIND = Kind(
     short_names=("spod",),
     columns=(PrinterColumn("State", ".status.state"),),
 )
+
+
+def find_spod(daemons: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The operator's ``spod`` among the daemon objects a hook received, or None."""
+    for raw in daemons:
+        meta = raw.get("metadata") or {}
+        if meta.get("name") == DEFAULT_SPOD_NAME and meta.get("namespace") == OPERATOR_NAMESPACE:
+            return raw
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -19,6 +18,7 @@ from hooks.api import spod as spod_api
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
+from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
 from hooks.contract import (
     CONFIGMAP,
@@ -31,6 +31,7 @@ from hooks.contract import (
     SyncRequest,
     SyncResponse,
     group_key,
+    unchanged,
 )
 from hooks.logs import about
 from hooks.problems import ProfileProblem
@@ -42,7 +43,6 @@ from hooks.workloads import active, uses_seccomp_profile
 log = logging.getLogger(__name__)
 
 KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
-PARTIAL_LABEL = "spo.x-k8s.io/partial"
 FINALIZE_RESYNC_SECONDS = 10.0
 NODE_STATUSES = group_key(NODE_STATUS_KIND.kind, NODE_STATUS_KIND.api_version)
 SECCOMP_PROFILES = group_key(api.KIND.kind, api.KIND.api_version)
@@ -76,7 +76,7 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
         ResourceRule(
             apiVersion=spod_api.KIND.api_version,
             resource=spod_api.KIND.plural,
-            namespace=policy.OPERATOR_NAMESPACE,
+            namespace=spod_api.OPERATOR_NAMESPACE,
             names=[spod_api.DEFAULT_SPOD_NAME],
         )
     )
@@ -99,7 +99,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             outcome = of_state(
                 ProfileState.TERMINATING, f"waiting for {len(workloads)} pods to stop using the profile"
             )
-            children = [_unchanged(observed)] if observed else []
+            children = [unchanged(observed, ('data',))] if observed else []
             resync = FINALIZE_RESYNC_SECONDS
             finalized = False
         else:
@@ -118,7 +118,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
             # A mistake keeps what the nodes have; a profile the operator forbids must leave them.
             keep = observed and problem.reason not in POLICY_REASONS
-            children = [_unchanged(observed)] if keep and observed else []
+            children = [unchanged(observed, ('data',))] if keep and observed else []
 
     observed_status = request.parent.get("status") or {}
     status = api.SeccompProfileStatus(
@@ -143,7 +143,7 @@ def _parse(raw: Object) -> api.SeccompProfile:
 def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, name: str) -> tuple[Outcome, list[Object]]:
     if profile.spec.disabled:
         return of_state(ProfileState.DISABLED, "the profile is disabled"), []
-    if PARTIAL_LABEL in (profile.metadata.labels or {}):
+    if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
         return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
     validation.check_name(name)
     validation.check_spec(profile.spec)
@@ -194,10 +194,3 @@ def _observed_configmap(request: SyncRequest, name: str) -> Object | None:
     return next(
         (cm for cm in request.children_of(CONFIGMAP) if (cm.get("metadata") or {}).get("name") == wanted), None
     )
-
-
-def _unchanged(observed: Object) -> Object:
-    """The observed child, reduced to the fields we own, so applying it changes nothing."""
-    meta = observed.get("metadata") or {}
-    owned: dict[str, Any] = {key: meta[key] for key in ("name", "namespace", "labels", "annotations") if key in meta}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": owned, "data": observed.get("data") or {}}

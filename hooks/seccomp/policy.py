@@ -18,7 +18,6 @@ from hooks.api.seccompprofile import Action, SeccompProfileSpec
 from hooks.contract import Object
 from hooks.problems import ProfileProblem
 
-OPERATOR_NAMESPACE = "security-profiles-operator"
 DISALLOWED_SYSCALLS = "DisallowedSyscalls"
 DISALLOWED_ACTION = "DisallowedSeccompAction"
 LETS_THROUGH = (Action.ALLOW, Action.LOG, Action.TRACE, Action.NOTIFY)
@@ -33,21 +32,19 @@ class Policy:
 
 def from_daemons(daemons: list[Object]) -> Policy:
     """The policy of the ``spod`` object among ``daemons``; no (readable) spod means no policy."""
-    for raw in daemons:
-        meta = raw.get("metadata") or {}
-        if meta.get("name") != spod_api.DEFAULT_SPOD_NAME or meta.get("namespace") != OPERATOR_NAMESPACE:
-            continue
-        try:
-            spec = spod_api.SecurityProfilesOperatorDaemon.model_validate(raw).spec
-        except ValidationError:
-            return Policy()
-        if spec is None:
-            return Policy()
-        return Policy(
-            allowed_syscalls=None if spec.allowedSyscalls is None else frozenset(spec.allowedSyscalls),
-            allowed_actions=None if spec.allowedSeccompActions is None else frozenset(spec.allowedSeccompActions),
-        )
-    return Policy()
+    raw = spod_api.find_spod(daemons)
+    if raw is None:
+        return Policy()
+    try:
+        spec = spod_api.SecurityProfilesOperatorDaemon.model_validate(raw).spec
+    except ValidationError:
+        return Policy()
+    if spec is None:
+        return Policy()
+    return Policy(
+        allowed_syscalls=None if spec.allowedSyscalls is None else frozenset(spec.allowedSyscalls),
+        allowed_actions=None if spec.allowedSeccompActions is None else frozenset(spec.allowedSeccompActions),
+    )
 
 
 def check(spec: SeccompProfileSpec, policy: Policy) -> None:

@@ -54,11 +54,15 @@ METACONTROLLER_CRDS = REPO.parent / "shared" / "data" / "metacontroller" / "meta
 
 @pytest.fixture(scope="session")
 def installed(control_plane: ControlPlane) -> ControlPlane:
-    """Metacontroller's CRDs (as its install would add them), then `kubectl apply -k metacontroller/`."""
+    """Metacontroller's CRDs (as its install would add them), then our install as the README says."""
     if not METACONTROLLER_CRDS.exists():
         pytest.fail(f"Metacontroller's CRDs are missing: {METACONTROLLER_CRDS}")
     control_plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_CRDS))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # The README's install: the CRDs, then (once established) everything else, the spod included.
+    control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=security-profiles-operator"
+    )
     control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "metacontroller"), timeout=120)
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     return control_plane

@@ -1,4 +1,5 @@
-"""metacontroller/nodesync.yaml: least-privilege RBAC and a locked-down DaemonSet."""
+"""nodesync's least-privilege RBAC (metacontroller/nodesync.yaml) and its locked-down DaemonSet,
+as the spod controller computes it from the default spod (metacontroller/spod.yaml)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from typing import Any
 
 import yaml
 
+from hooks.api.spod import SecurityProfilesOperatorDaemon
+from hooks.spod.daemonset import daemonset as build_daemonset
+
 MANIFEST = Path(__file__).parents[2] / "metacontroller/nodesync.yaml"
+SPOD = Path(__file__).parents[2] / "metacontroller/spod.yaml"
 
 
 def objects() -> dict[str, dict[str, Any]]:
@@ -49,11 +54,12 @@ def test_rbac_grants_only_what_nodesync_uses() -> None:
 
 
 def test_daemonset_runs_nodesync_unprivileged_on_the_kubelet_seccomp_dir() -> None:
-    daemonset = objects()["DaemonSet"]
+    default_spod = SecurityProfilesOperatorDaemon.model_validate(yaml.safe_load(SPOD.read_text()))
+    daemonset = build_daemonset(default_spod)
     assert daemonset["metadata"]["namespace"] == "security-profiles-operator"
     pod = daemonset["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "spo-nodesync"
-    [container] = pod["containers"]
+    [container] = [c for c in pod["containers"] if c["name"] == "nodesync"]
     assert container["image"] == "security-profiles-operator-py:latest"
     assert container["command"] == ["spo", "nodesync"]
     env = {e["name"]: e for e in container["env"]}

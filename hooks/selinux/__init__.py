@@ -1,0 +1,1 @@
+"""SelinuxProfile and RawSelinuxProfile: validation, CIL translation and the two controllers."""

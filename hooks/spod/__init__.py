@@ -1,0 +1,1 @@
+"""The SecurityProfilesOperatorDaemon CompositeController: the spod object -> the nodesync DaemonSet."""

@@ -1,0 +1,114 @@
+"""The SecurityProfilesOperatorDaemon CompositeController's sync hook, a pure function.
+
+The one child is the nodesync DaemonSet (see ``daemonset``); the status is the
+state of its rollout (see ``rollout``). An invalid spec never touches the
+running DaemonSet: the observed one is answered back as it was last applied,
+and the status is ERROR with a condition naming the field.
+
+The hook needs no related objects, so there is no customize hook.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from hooks.api.base import Condition
+from hooks.api.spod import QUANTITY_PATTERN, SecurityProfilesOperatorDaemon, SPODState, SPODStatus
+from hooks.contract import (
+    Object,
+    SyncRequest,
+    SyncResponse,
+    group_key,
+    last_applied,
+    unchanged,
+)
+from hooks.logs import about
+from hooks.problems import ProfileProblem
+from hooks.profilestatus import ready_conditions
+from hooks.spod import daemonset, validation
+from hooks.spod.rollout import Outcome, of_daemonset, of_state
+
+log = logging.getLogger(__name__)
+
+DAEMONSET = group_key("DaemonSet", "apps/v1")
+
+
+def sync(request: SyncRequest, now: str) -> SyncResponse:
+    """The desired DaemonSet and the observed status of one spod."""
+    meta = request.parent.get("metadata") or {}
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    observed = _observed_daemonset(request, name)
+    try:
+        spod = _parse(request.parent)
+        annotations = spod.metadata.annotations or {}
+        validation.check(
+            spod,
+            {key: annotations[key] for key in daemonset.IMAGE_ANNOTATIONS if key in annotations},
+        )
+    except ProfileProblem as problem:
+        log.warning(
+            "spod rejected: %s",
+            problem.message,
+            extra=about(namespace=namespace, name=name, reason=problem.reason),
+        )
+        outcome = of_state(SPODState.ERROR, problem.message, reason=problem.reason)
+        children = [unchanged(observed, ('spec',))] if observed else []
+    else:
+        desired = daemonset.daemonset(spod)
+        applied = last_applied(observed) if observed else None
+        applied = applied if applied and isinstance(applied.get("spec"), dict) else None
+        outcome = of_daemonset(observed, name, applied and applied.get("spec"), desired["spec"])
+        children = [desired]
+    observed_status = request.parent.get("status") or {}
+    status = SPODStatus(
+        state=outcome.state,
+        conditions=conditions(outcome, observed_status.get("conditions"), now),
+    )
+    return SyncResponse(status=status.to_wire(), children=children)
+
+
+def conditions(outcome: Outcome, observed: Any, now: str) -> list[Condition]:
+    """The Ready condition of a spod: true once its DaemonSet runs everywhere."""
+    return ready_conditions(outcome.state is SPODState.RUNNING, outcome.reason, outcome.message, observed, now)
+
+
+def _parse(raw: Object) -> SecurityProfilesOperatorDaemon:
+    try:
+        return SecurityProfilesOperatorDaemon.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = [str(part) for part in first["loc"]]
+        reason = validation.INVALID_SPEC
+        if len(location) > 1 and location[0] == "spec":
+            reason = validation.REASON_OF_FIELD.get(location[1], reason)
+        message = first["msg"]
+        if (first.get("ctx") or {}).get("pattern") == QUANTITY_PATTERN:
+            message = f"{first['input']!r} is not a quantity"
+        raise ProfileProblem(reason, f"{_field(first['loc'])}: {message}") from error
+
+
+def _field(location: tuple[int | str, ...]) -> str:
+    """A pydantic error location spelled as the other messages spell fields: ``a.b[1].c``, ``limits[cpu]``."""
+    text = ""
+    previous: int | str = ""
+    for part in location:
+        if isinstance(part, int) or previous in ("requests", "limits", "annotations", "labels"):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+        previous = part
+    return text
+
+
+def _observed_daemonset(request: SyncRequest, name: str) -> Object | None:
+    return next(
+        (
+            ds
+            for ds in request.children_of(DAEMONSET)
+            if (ds.get("metadata") or {}).get("name") == name
+        ),
+        None,
+    )

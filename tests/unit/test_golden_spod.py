@@ -1,0 +1,225 @@
+"""Golden tests of the SecurityProfilesOperatorDaemon sync hook: request documents in, response documents out.
+
+Each folder under tests/golden/spod/ holds a ``request.json`` (what Metacontroller
+POSTs) and a ``response.json`` (what the hook must answer).
+Run ``pytest --regen-golden`` to rewrite the responses, then review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hooks.contract import LAST_APPLIED, SyncRequest
+from hooks.spod import controller, daemonset, validation
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "spod"
+NOW = "2026-01-01T00:00:00Z"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+INVALID = [case for case in CASES if case.startswith("invalid-")]
+VALID = [case for case in CASES if not case.startswith("invalid-")]
+
+
+def _request(case: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((GOLDEN / case / "request.json").read_text())
+    return document
+
+
+def _response(case: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((GOLDEN / case / "response.json").read_text())
+    return document
+
+
+def _observed(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((raw.get("children") or {}).get(controller.DAEMONSET, {}).values())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sync_matches_golden_response(case: str, request: pytest.FixtureRequest) -> None:
+    got = controller.sync(SyncRequest.model_validate(_request(case)), NOW).to_wire()
+    expected_file = GOLDEN / case / "response.json"
+    if request.config.getoption("--regen-golden"):
+        expected_file.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+    assert got == json.loads(expected_file.read_text())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_status_is_byte_identical_for_identical_input(case: str) -> None:
+    first = controller.sync(SyncRequest.model_validate(_request(case)), NOW).to_wire()
+    second = controller.sync(SyncRequest.model_validate(_request(case)), NOW).to_wire()
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sync_is_stable_once_status_is_written_back(case: str) -> None:
+    """Writing the answered status back into the parent and asking later changes nothing."""
+    raw = _request(case)
+    first = controller.sync(SyncRequest.model_validate(raw), NOW).to_wire()
+    raw["parent"]["status"] = {
+        **first["status"],
+        "observedGeneration": raw["parent"]["metadata"]["generation"],
+    }
+    second = controller.sync(SyncRequest.model_validate(raw), "2030-06-06T06:06:06Z").to_wire()
+    assert second == first
+
+
+@pytest.mark.parametrize("case", INVALID)
+def test_invalid_spec_is_an_error_that_keeps_the_running_daemonset(case: str) -> None:
+    raw = _request(case)
+    response = controller.sync(SyncRequest.model_validate(raw), NOW).to_wire()
+    assert response["status"]["state"] == "ERROR"
+    [condition] = response["status"]["conditions"]
+    assert condition["status"] == "False"
+    assert condition["reason"].startswith("Invalid")
+    # The message names the field that is wrong.
+    assert condition["message"].split(":")[0].startswith(("spec.", "metadata."))
+    observed = _observed(raw)
+    if not observed:
+        assert response["children"] == []
+        return
+    [child] = response["children"]
+    [ds] = observed
+    annotations = ds["metadata"]["annotations"]
+    if LAST_APPLIED in annotations:
+        assert child == json.loads(annotations[LAST_APPLIED])
+    else:
+        assert child["spec"] == ds["spec"]
+        assert LAST_APPLIED not in child["metadata"].get("annotations", {})
+    assert "status" not in child
+
+
+def test_every_invalid_case_names_the_field_it_is_about() -> None:
+    fields = {
+        "invalid-toleration-value-with-exists": (
+            "spec.tolerations[1].value",
+            validation.INVALID_TOLERATION,
+        ),
+        "invalid-toleration-operator": (
+            "spec.tolerations[1].operator",
+            validation.INVALID_TOLERATION,
+        ),
+        "invalid-toleration-effect": ("spec.tolerations[1].effect", validation.INVALID_TOLERATION),
+        "invalid-toleration-seconds-without-noexecute": (
+            "spec.tolerations[1].tolerationSeconds",
+            validation.INVALID_TOLERATION,
+        ),
+        "invalid-toleration-empty-key-with-equal": (
+            "spec.tolerations[1].operator",
+            validation.INVALID_TOLERATION,
+        ),
+        "invalid-toleration-key": ("spec.tolerations[1].key", validation.INVALID_TOLERATION),
+        "invalid-toleration-value": ("spec.tolerations[1].value", validation.INVALID_TOLERATION),
+        "invalid-toleration-seconds-not-a-number": (
+            "spec.tolerations[1].tolerationSeconds",
+            validation.INVALID_TOLERATION,
+        ),
+        "invalid-resources-negative": (
+            "spec.daemonResourceRequirements.requests[cpu]",
+            validation.INVALID_RESOURCES,
+        ),
+        "invalid-resources-unparseable": (
+            "spec.daemonResourceRequirements.limits[memory]",
+            validation.INVALID_RESOURCES,
+        ),
+        "invalid-resources-fractional-exponent": (
+            "spec.daemonResourceRequirements.limits[memory]",
+            validation.INVALID_RESOURCES,
+        ),
+        "invalid-resources-limit-below-request": (
+            "spec.daemonResourceRequirements.requests[memory]",
+            validation.INVALID_RESOURCES,
+        ),
+        "invalid-resources-unknown-name": (
+            "spec.daemonResourceRequirements.requests[gpu]",
+            validation.INVALID_RESOURCES,
+        ),
+        "invalid-verbosity-too-high": ("spec.verbosity", validation.INVALID_VERBOSITY),
+        "invalid-verbosity-negative": ("spec.verbosity", validation.INVALID_VERBOSITY),
+        "invalid-host-proc-relative": ("spec.hostProcVolumePath", validation.INVALID_HOST_PROC),
+        "invalid-host-proc-dotdot": ("spec.hostProcVolumePath", validation.INVALID_HOST_PROC),
+        "invalid-priority-class-name": (
+            "spec.priorityClassName",
+            validation.INVALID_PRIORITY_CLASS,
+        ),
+        "invalid-image-annotation": (
+            f"metadata.annotations[{daemonset.IMAGE_ANNOTATION}]",
+            validation.INVALID_IMAGE,
+        ),
+        "invalid-unknown-field": ("spec.enableEverything", validation.INVALID_SPEC),
+        "invalid-name-too-long": ("metadata.name", validation.INVALID_NAME),
+        "invalid-without-daemonset-has-no-child": ("spec.verbosity", validation.INVALID_VERBOSITY),
+        "invalid-keeps-observed-without-last-applied": (
+            "spec.verbosity",
+            validation.INVALID_VERBOSITY,
+        ),
+        "invalid-keeps-transition-time": ("spec.verbosity", validation.INVALID_VERBOSITY),
+    }
+    assert set(fields) == set(INVALID)
+    for case, (field, reason) in fields.items():
+        [condition] = _response(case)["status"]["conditions"]
+        assert condition["message"].startswith(field + ":"), (case, condition["message"])
+        assert condition["reason"] == reason, case
+
+
+def test_every_state_is_covered() -> None:
+    states = {_response(case)["status"]["state"] for case in CASES}
+    assert states == {"PENDING", "CREATING", "UPDATING", "RUNNING", "ERROR"}
+
+
+@pytest.mark.parametrize(
+    ("case", "state", "message"),
+    [
+        ("creating-no-daemonset-yet", "CREATING", "creating DaemonSet spod"),
+        (
+            "creating-daemonset-not-yet-observed",
+            "CREATING",
+            "waiting for the DaemonSet controller to see generation 1 of DaemonSet spod",
+        ),
+        ("creating-pods-starting", "CREATING", "1 of 3 pods available in DaemonSet spod"),
+        ("pending-no-node-to-run-on", "PENDING", "DaemonSet spod has no node to run on"),
+        ("running-every-pod-available", "RUNNING", "3 pods available in DaemonSet spod"),
+        (
+            "updating-generation-not-yet-observed",
+            "UPDATING",
+            "waiting for the DaemonSet controller to see generation 2 of DaemonSet spod",
+        ),
+        ("updating-pods-rolling", "UPDATING", "1 of 3 pods up to date in DaemonSet spod"),
+        ("updating-pod-unavailable", "UPDATING", "2 of 3 pods available in DaemonSet spod"),
+        (
+            "updating-spec-changed-every-feature",
+            "UPDATING",
+            "applying the new spec to DaemonSet spod",
+        ),
+    ],
+)
+def test_state_follows_the_observed_rollout(case: str, state: str, message: str) -> None:
+    status = _response(case)["status"]
+    assert status["state"] == state
+    [condition] = status["conditions"]
+    assert condition["message"] == message
+    assert condition["status"] == ("True" if state == "RUNNING" else "False")
+
+
+def test_ready_transition_time_is_kept_while_nothing_changes() -> None:
+    [kept] = _response("running-keeps-transition-time")["status"]["conditions"]
+    assert kept["lastTransitionTime"] == "2025-12-31T12:00:00Z"
+    [kept_error] = _response("invalid-keeps-transition-time")["status"]["conditions"]
+    assert kept_error["lastTransitionTime"] == "2025-12-31T12:00:00Z"
+    assert kept_error["message"] != "old message"
+    [changed] = _response("running-after-error-takes-new-transition-time")["status"]["conditions"]
+    assert changed["lastTransitionTime"] == NOW and changed["status"] == "True"
+
+
+@pytest.mark.parametrize("case", VALID)
+def test_valid_spod_has_exactly_one_daemonset_with_a_fixed_name_and_selector(case: str) -> None:
+    """A spec change is an in-place DaemonSet update: its name and (immutable) selector never move."""
+    [child] = _response(case)["children"]
+    assert child["kind"] == "DaemonSet"
+    assert child["metadata"]["name"] == "spod"
+    assert child["metadata"]["namespace"] == "security-profiles-operator"
+    assert child["spec"]["selector"] == daemonset.selector("spod")
+    labels = child["spec"]["template"]["metadata"]["labels"]
+    assert child["spec"]["selector"]["matchLabels"].items() <= labels.items()
