@@ -48,6 +48,7 @@ from hooks.contract import (
     SyncRequest,
     SyncResponse,
     group_key,
+    unchanged,
 )
 from hooks.logs import about
 from hooks.problems import ProfileProblem
@@ -248,12 +249,8 @@ def _observed_configmap(request: SyncRequest, kind: str, name: str) -> Object | 
 
 
 def _kept(observed: Object | None) -> list[Object]:
-    """The observed child, reduced to the fields we own, so applying it changes nothing."""
-    if observed is None:
-        return []
-    meta = observed.get("metadata") or {}
-    owned: dict[str, Any] = {key: meta[key] for key in ("name", "namespace", "labels", "annotations") if key in meta}
-    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": owned, "data": observed.get("data") or {}}]
+    """The observed child as an answer that changes nothing (none when there is none)."""
+    return [unchanged(observed, ("data",))] if observed is not None else []
 
 
 def _count(count: int, noun: str) -> str:

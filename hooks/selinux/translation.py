@@ -10,11 +10,14 @@ shape is the one the Go operator and udica write::
         (allow process http_port_t ( tcp_socket ( name_bind )))
     )
 
-- ``container`` is always inherited first, because only that template declares
-  ``process``, unless another SelinuxProfile is inherited (it brings
-  ``container`` already, and a second copy would declare ``process`` twice);
-  then the other system templates and the inherited profiles' blocks, in the
-  order given, once each;
+- ``container`` declares ``process``; it is inherited only when nothing else
+  is, because every other template (udica's ``net_container``,
+  ``log_container``, ...) and every inherited SelinuxProfile brings it
+  already, and a second copy declares ``process`` twice, which libsepol 3.4
+  (Debian 12) refuses. Otherwise the system templates and the inherited
+  profiles' blocks, in the order given, once each. (Inheriting two of them
+  still brings ``container`` twice: such a policy fails on those nodes, and
+  the status says so.);
 - ``@self`` is the block's own ``process`` (the Go operator wrote the
   qualified ``<name>_<namespace>.process``, which is the same type in the
   profile's own block; ``process`` stays right when the block is inherited);
@@ -56,9 +59,11 @@ def allow_rules(allow: Mapping[str, Mapping[str, Sequence[str]]] | None) -> list
 
 def selinux_cil(name: str, namespace: str, spec: SelinuxProfileSpec, inherited: Inherited) -> str:
     """The CIL block of a SelinuxProfile whose ``inherit`` resolved to ``inherited`` (no checks)."""
-    inherits = [] if inherited.blocks else [BASE_TEMPLATE]
-    inherits += [t for t in inherited.templates if t != BASE_TEMPLATE and t not in inherits]
-    inherits += [b for b in inherited.blocks if b not in inherits]
+    inherits: list[str] = []
+    for block in [t for t in inherited.templates if t != BASE_TEMPLATE] + list(inherited.blocks):
+        if block not in inherits:
+            inherits.append(block)
+    inherits = inherits or [BASE_TEMPLATE]
     body = [f"(blockinherit {block})" for block in inherits]
     if spec.permissive:
         body.append(f"(typepermissive {PROCESS})")

@@ -24,6 +24,8 @@ def test_render_examples_writes_what_a_node_gets(tmp_path: Path, capsys: pytest.
         if doc and doc["kind"] == "SeccompProfile"
     ]
     assert profiles
+    selinux = [line for line in printed.splitlines() if "SelinuxProfile" in line]
+    assert selinux and all("Pending" in line and "SELinux is disabled" in line for line in selinux)
     for profile in profiles:
         namespace, name = profile["metadata"]["namespace"], profile["metadata"]["name"]
         written = tmp_path / "seccomp" / "operator" / namespace / f"{name}.json"
@@ -108,3 +110,36 @@ def test_render_applies_the_operator_policy_from_a_daemon(tmp_path: Path, capsys
     assert "not in the operator's allowedSyscalls: ptrace" in printed
     assert (out / "seccomp" / "operator" / "team-a" / "ok.json").exists()
     assert not (out / "seccomp" / "operator" / "team-a" / "greedy.json").exists()
+
+
+def test_render_hands_selinux_policies_to_the_drop_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    daemon = {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
+        "kind": "SecurityProfilesOperatorDaemon",
+        "metadata": {"name": "spod", "namespace": "security-profiles-operator"},
+        "spec": {"enableSelinux": True},
+    }
+    good = {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha2",
+        "kind": "SelinuxProfile",
+        "metadata": {"name": "web", "namespace": "team-a"},
+        "spec": {"allow": {"http_port_t": {"tcp_socket": ["name_bind"]}}},
+    }
+    bad = {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha2",
+        "kind": "RawSelinuxProfile",
+        "metadata": {"name": "escape", "namespace": "team-a"},
+        "spec": {"policy": "(allow process http_port_t (tcp_socket (name_bind))))\n(block evil)"},
+    }
+    (source / "all.yaml").write_text(yaml.safe_dump_all([daemon, good, bad]))
+    out = tmp_path / "out"
+    assert cli.main(["render", str(source), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    web = next(line for line in printed.splitlines() if " web " in line)
+    assert "Pending" in web and "web_team-a.process" in web
+    cil = (out / "selinux.d" / "web_team-a.cil").read_text()
+    assert cil.startswith("(block web_team-a\n") and "(allow process http_port_t ( tcp_socket ( name_bind )))" in cil
+    assert "Error" in next(line for line in printed.splitlines() if " escape " in line)
+    assert not (out / "selinux.d" / "escape_team-a.cil").exists()

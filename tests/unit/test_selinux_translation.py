@@ -114,15 +114,19 @@ def test_a_valid_profile_always_gives_one_balanced_block(allow: dict[str, dict[s
     assert lines == sorted(set(lines), key=lines.index)  # no line twice
 
 
-def test_inherit_keeps_the_given_order_once_each_with_container_first() -> None:
+def test_inherit_keeps_the_given_order_once_each_and_container_only_alone() -> None:
     cil = translate(
-        _profile({"inherit": [{"name": "net_container"}, {"name": "container"}, {"name": "net_container"}]}),
-        allowed_system_profiles=["container", "net_container"],
+        _profile({"inherit": [{"name": "net_container"}, {"name": "container"}, {"name": "log_container"}, {"name": "net_container"}]}),
+        allowed_system_profiles=["container", "net_container", "log_container"],
     )
+    # net_container and log_container bring container themselves; a second copy would
+    # declare `process` twice.
     assert [line.strip() for line in cil.splitlines() if "blockinherit" in line] == [
-        "(blockinherit container)",
         "(blockinherit net_container)",
+        "(blockinherit log_container)",
     ]
+    alone = translate(_profile({"inherit": [{"name": "container"}]}), allowed_system_profiles=["container"])
+    assert [line.strip() for line in alone.splitlines() if "blockinherit" in line] == ["(blockinherit container)"]
 
 
 def test_inheriting_a_profile_inherits_its_block_instead_of_container() -> None:
