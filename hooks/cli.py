@@ -20,7 +20,12 @@ DEFAULT_BIND = "0.0.0.0:8080"
 def _hooks(args: argparse.Namespace) -> int:
     from hooks import serving
 
-    serving.serve(bind=args.bind, workers=args.workers)
+    if (args.certfile is None) != (args.keyfile is None):
+        print("spo hooks: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    if args.bindings_file:
+        os.environ["SPO_BINDINGS_FILE"] = args.bindings_file  # read by the binding blueprint in each worker
+    serving.serve(bind=args.bind, workers=args.workers, certfile=args.certfile, keyfile=args.keyfile)
     return 0
 
 
@@ -65,6 +70,13 @@ def parser() -> argparse.ArgumentParser:
                            description="Serve the Metacontroller hooks, /healthz, /readyz and /metrics with gunicorn.")
     hooks.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_BIND})")
     hooks.add_argument("--workers", type=int, default=2, metavar="N", help="gunicorn worker processes (default 2)")
+    hooks.add_argument("--certfile", metavar="PATH", help="serve HTTPS with this certificate (PEM); needs --keyfile")
+    hooks.add_argument("--keyfile", metavar="PATH", help="the private key of --certfile (PEM)")
+    hooks.add_argument(
+        "--bindings-file",
+        metavar="PATH",
+        help="the binding table the binding webhook reads (default $SPO_BINDINGS_FILE, else /etc/spo/bindings/bindings.json)",
+    )
     hooks.set_defaults(func=_hooks)
 
     nodesync = sub.add_parser("nodesync", help="run the node agent that installs profiles on this node",

@@ -30,15 +30,20 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def serve(bind: str, workers: int) -> None:
-    """Serve the hooks with ``workers`` processes; their metrics are shared through a folder."""
+def serve(bind: str, workers: int, certfile: str | None = None, keyfile: str | None = None) -> None:
+    """Serve the hooks with ``workers`` processes; their metrics are shared through a folder.
+
+    With ``certfile`` and ``keyfile`` (PEM) the server speaks HTTPS only, as the
+    API server requires of admission webhooks."""
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if shared:  # a restarted pod must not count its predecessor's requests
         os.makedirs(shared, exist_ok=True)
         for stale in Path(shared).glob("*.db"):
             stale.unlink()
+    tls = {"certfile": certfile, "keyfile": keyfile} if certfile else {}
     _Server(
         {
+            **tls,
             "bind": bind,
             "workers": workers,
             "worker_class": "gthread",

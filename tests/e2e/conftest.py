@@ -59,6 +59,9 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
         pytest.fail(f"Metacontroller's CRDs are missing: {METACONTROLLER_CRDS}")
     control_plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_CRDS))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # cert-manager is not installed here: stand-in CRDs let its Issuer and Certificate be stored.
+    control_plane.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent / "data" / "cert-manager-stand-in-crds.yaml"))
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     # The README's install: the CRDs, then (once established) everything else, the spod included.
     control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
     control_plane.kubectl(

@@ -1,0 +1,1 @@
+"""ProfileBinding: the binding table, the pod admission webhook and the binding controller."""

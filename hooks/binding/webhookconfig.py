@@ -1,0 +1,116 @@
+"""The MutatingWebhookConfiguration of the operator, computed from the spod's ``webhookOptions``.
+
+Two webhooks, ``binding.spo.io`` and ``recording.spo.io``, both on pod CREATE,
+served by the ``spo-webhook`` Service over HTTPS. Defaults: only namespaces
+that carry the enabling label (any value), failure policy Fail, and never the
+operator's own pods. A ``webhookOptions`` entry whose name is one of the
+webhooks replaces that webhook's ``failurePolicy``, ``namespaceSelector`` or
+``objectSelector`` (each only when set); entries of other names are ignored,
+as in the Go operator.
+
+The CA bundle is not set here: cert-manager's CA injector fills it in from the
+``cert-manager.io/inject-ca-from`` annotation (or an admin does, see
+docs/webhook-tls.md). Metacontroller's apply only touches the fields the hook
+returns, so the injected ``caBundle`` stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hooks.api import spod as spod_api
+from hooks.api.profilebinding import ENABLE_BINDING_LABEL
+from hooks.api.profilerecording import ENABLE_RECORDING_LABEL
+from hooks.api.spod import OPERATOR_NAMESPACE
+
+NAME = "spo-mutating-webhook-configuration"
+SERVICE = "spo-webhook"
+SERVICE_PORT = 443
+CERTIFICATE = "spo-webhook-cert"
+INJECT_CA_ANNOTATION = "cert-manager.io/inject-ca-from"
+BINDING_PATH = "/mutate-v1-pod-binding"
+RECORDING_PATH = "/mutate-v1-pod-recording"
+TIMEOUT_SECONDS = 10
+OPERATOR_POD_NAMES = ("security-profiles-operator", "spo-nodesync")
+"""``app.kubernetes.io/name`` of the operator's own pods (hooks and nodesync): never mutated."""
+
+
+@dataclass(frozen=True)
+class _Webhook:
+    name: str
+    path: str
+    namespace_label: str
+
+
+WEBHOOKS = (
+    _Webhook(spod_api.BINDING_WEBHOOK, BINDING_PATH, ENABLE_BINDING_LABEL),
+    _Webhook(spod_api.RECORDING_WEBHOOK, RECORDING_PATH, ENABLE_RECORDING_LABEL),
+)
+
+
+def _default_object_selector() -> dict[str, Any]:
+    return {
+        "matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": list(OPERATOR_POD_NAMES)}
+        ]
+    }
+
+
+def _webhook(hook: _Webhook, options: spod_api.WebhookOptions | None) -> dict[str, Any]:
+    namespace_selector: dict[str, Any] = {
+        "matchExpressions": [{"key": hook.namespace_label, "operator": "Exists"}]
+    }
+    object_selector = _default_object_selector()
+    failure_policy = spod_api.FailurePolicy.FAIL.value
+    if options is not None:
+        if options.failurePolicy is not None:
+            failure_policy = options.failurePolicy.value
+        if options.namespaceSelector is not None:
+            namespace_selector = options.namespaceSelector.to_wire()
+        if options.objectSelector is not None:
+            object_selector = options.objectSelector.to_wire()
+    return {
+        "name": hook.name,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": failure_policy,
+        "timeoutSeconds": TIMEOUT_SECONDS,
+        "clientConfig": {
+            "service": {
+                "name": SERVICE,
+                "namespace": OPERATOR_NAMESPACE,
+                "path": hook.path,
+                "port": SERVICE_PORT,
+            }
+        },
+        "rules": [
+            {
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE"],
+                "resources": ["pods"],
+                "scope": "Namespaced",
+            }
+        ],
+        "namespaceSelector": namespace_selector,
+        "objectSelector": object_selector,
+    }
+
+
+def desired(spec: spod_api.SPODSpec | None) -> dict[str, Any] | None:
+    """The webhook configuration for the daemon's spec (defaults when there is no spod),
+    or None when the spod says the configuration is deployed statically."""
+    if spec is not None and spec.staticWebhookConfig:
+        return None
+    options = {option.name: option for option in (spec.webhookOptions if spec and spec.webhookOptions else [])}
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": NAME,
+            "labels": {"app.kubernetes.io/name": "security-profiles-operator"},
+            "annotations": {INJECT_CA_ANNOTATION: f"{OPERATOR_NAMESPACE}/{CERTIFICATE}"},
+        },
+        "webhooks": [_webhook(hook, options.get(hook.name)) for hook in WEBHOOKS],
+    }

@@ -1,0 +1,173 @@
+"""Golden tests of the operator Namespace decorator: the webhook configuration and the binding table.
+
+Each folder under tests/golden/namespace/ holds the sync ``request.json``
+Metacontroller sends and the ``response.json`` the hook must answer.
+``pytest --regen-golden`` rewrites the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from hooks.binding import decorator, table, webhookconfig
+from hooks.contract import CustomizeRequest
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "namespace"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+
+
+def _sync(raw: dict[str, Any]) -> dict[str, Any]:
+    return decorator.sync(decorator.DecoratorSyncRequest.model_validate(raw)).to_wire()
+
+
+def _load(case: str) -> dict[str, Any]:
+    return dict(json.loads((GOLDEN / case / "request.json").read_text()))
+
+
+def _attachment(answer: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((a for a in answer["attachments"] if a["kind"] == kind), None)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sync_matches_golden_response(case: str, request: pytest.FixtureRequest) -> None:
+    got = _sync(_load(case))
+    expected = GOLDEN / case / "response.json"
+    if request.config.getoption("--regen-golden"):
+        expected.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+    assert got == json.loads(expected.read_text())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_attachments_are_valid_kubernetes_objects(case: str) -> None:
+    for attachment in _sync(_load(case))["attachments"]:
+        kubernetes_validate.validate(attachment, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_table_bytes_do_not_depend_on_the_order_of_related_objects(case: str) -> None:
+    raw = _load(case)
+    first = _sync(raw)
+    shuffled = {
+        key: dict(random.Random(7).sample(sorted(group.items()), len(group)))
+        for key, group in (raw.get("related") or {}).items()
+    }
+    again = _sync({**raw, "related": dict(reversed(list(shuffled.items())))})
+    assert again == first
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    configuration = _attachment(_sync(_load("defaults-without-spod-or-bindings")), "MutatingWebhookConfiguration")
+    assert configuration is not None
+    assert configuration["metadata"]["name"] == "spo-mutating-webhook-configuration"
+    assert configuration["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "security-profiles-operator/spo-webhook-cert"
+    }
+    hooks = {w["name"]: w for w in configuration["webhooks"]}
+    assert set(hooks) == {"binding.spo.io", "recording.spo.io"}
+    for name, label, path in (
+        ("binding.spo.io", "spo.x-k8s.io/enable-binding", "/mutate-v1-pod-binding"),
+        ("recording.spo.io", "spo.x-k8s.io/enable-recording", "/mutate-v1-pod-recording"),
+    ):
+        hook = hooks[name]
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["namespaceSelector"] == {"matchExpressions": [{"key": label, "operator": "Exists"}]}
+        assert hook["clientConfig"] == {
+            "service": {"name": "spo-webhook", "namespace": "security-profiles-operator", "path": path, "port": 443}
+        }
+        assert hook["rules"][0]["operations"] == ["CREATE"]
+        assert hook["sideEffects"] == "None"
+        excluded = hook["objectSelector"]["matchExpressions"][0]
+        assert excluded["operator"] == "NotIn"
+        assert "security-profiles-operator" in excluded["values"]
+
+
+def test_webhook_options_replace_only_what_they_set() -> None:
+    configuration = _attachment(_sync(_load("webhook-options-replace-defaults")), "MutatingWebhookConfiguration")
+    assert configuration is not None
+    hooks = {w["name"]: w for w in configuration["webhooks"]}
+    assert hooks["binding.spo.io"]["failurePolicy"] == "Ignore"
+    assert hooks["binding.spo.io"]["objectSelector"] == {"matchLabels": {"bind-me": "yes"}}
+    assert hooks["binding.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"] == "spo.x-k8s.io/enable-binding"
+    assert hooks["recording.spo.io"]["failurePolicy"] == "Fail"
+    assert hooks["recording.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"] == "team"
+
+
+def test_static_webhook_config_leaves_the_configuration_alone() -> None:
+    answer = _sync(_load("static-webhook-config-attaches-only-the-table"))
+    assert [a["kind"] for a in answer["attachments"]] == ["ConfigMap"]
+
+
+def test_resolved_table_of_the_mixed_case() -> None:
+    configmap = _attachment(_sync(_load("bindings-resolved-across-namespaces")), "ConfigMap")
+    assert configmap is not None
+    assert configmap["metadata"] == {
+        "name": "spo-bindings",
+        "namespace": "security-profiles-operator",
+        "labels": {"app.kubernetes.io/name": "security-profiles-operator", "app.kubernetes.io/component": "webhook"},
+    }
+    resolved = table.decode(configmap["data"]["bindings.json"])
+    team_a = resolved.of("team-a")
+    assert [(e.binding, e.state) for e in team_a["nginx:1.27"]] == [
+        ("nginx-older", "Installed"),
+        ("nginx-seccomp", "Installed"),
+        ("nginx-selinux", "Installed"),
+    ]
+    assert team_a["nginx:1.27"][2].value == "web-policy_team-a.process"
+    assert team_a["*"][0].value == "operator/team-a/base.json"
+    assert team_a["redis:7"][0].state == "Missing"
+    team_b = resolved.of("team-b")
+    assert team_b["redis:7"][0].state == "Pending"
+    assert [e.binding for e in team_b["busybox:1.36"]] == ["busy-terminating"]  # the deleted binding is gone
+    assert team_b["busybox:1.36"][0].state == "Terminating"
+    assert "nginx:1.27" not in team_b  # the invalid bindings are left out
+    assert resolved.of("team-c")["nginx:1.27"][0].state == "Pending"
+    assert table.encode(resolved) == configmap["data"]["bindings.json"]
+
+
+def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
+    rules = decorator.customize(CustomizeRequest.model_validate({"parent": _load("defaults-without-spod-or-bindings")["object"]}))
+    wire = rules.to_wire()["relatedResources"]
+    assert {(r["apiVersion"], r["resource"]) for r in wire} == {
+        ("security-profiles-operator.x-k8s.io/v1alpha1", "securityprofilesoperatordaemons"),
+        ("security-profiles-operator.x-k8s.io/v1alpha1", "profilebindings"),
+        ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles"),
+        ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles"),
+    }
+    spod = next(r for r in wire if r["resource"] == "securityprofilesoperatordaemons")
+    assert spod["namespace"] == "security-profiles-operator"
+    assert spod["names"] == ["spod"]
+    assert all("namespace" not in r for r in wire if r["resource"] != "securityprofilesoperatordaemons")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        '{"version": 2, "namespaces": {}}',
+        '{"version": 1}',
+        '{"version": 1, "namespaces": []}',
+        '{"version": 1, "namespaces": {"a": []}}',
+        '{"version": 1, "namespaces": {"a": {"img": {}}}}',
+        '{"version": 1, "namespaces": {"a": {"img": [1]}}}',
+        '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", "kind": "SeccompProfile", "state": "Installed"}]}}}',
+        '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", "kind": "SeccompProfile", "profile": "p", "state": "Installed", "value": 3}]}}}',
+    ],
+)
+def test_a_broken_table_file_is_a_table_error(text: str) -> None:
+    with pytest.raises(table.TableError):
+        table.decode(text)
+
+
+def test_webhook_configuration_name_and_service_match_the_install() -> None:
+    install = Path(__file__).parent.parent.parent / "metacontroller"
+    assert f"name: {webhookconfig.SERVICE}\n" in (install / "webhook.yaml").read_text()
+    certificate = (install / "webhook-cert-manager.yaml").read_text()
+    assert f"name: {webhookconfig.CERTIFICATE}\n" in certificate
+    assert f"- {webhookconfig.SERVICE}.{webhookconfig.OPERATOR_NAMESPACE}.svc\n" in certificate
