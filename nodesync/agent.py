@@ -41,3 +41,7 @@ class Agent:
 
     def tick(self) -> None:
         self.sink.retry()
+
+    def pending(self) -> bool:
+        """Whether reports failed and wait for ``tick()`` (the watcher then ticks sooner)."""
+        return bool(getattr(self.sink, "pending", None))

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -91,9 +91,13 @@ def _summary(outcomes: Sequence[Outcome]) -> dict[str, object]:
     }
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event, interrupt: Callable[[], None] | None = None) -> None:
+    """SIGTERM and SIGINT set ``stop``; ``interrupt`` ends a blocking read (an idle watch)."""
+
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        if interrupt is not None:
+            interrupt()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
@@ -145,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     cluster = KubernetesCluster(args.kubeconfig)
     agent = Agent(materialiser, NodeStatusReporter(cluster, args.node_name, metrics))
     stop = threading.Event()
-    _stop_on_signals(stop)
+    _stop_on_signals(stop, cluster.interrupt)
     server = serving.start(args.metrics_bind, metrics, agent.ready) if args.metrics_bind else None
     try:
         Watcher(cluster, agent, stop, timeout=args.watch_timeout).run()

@@ -46,8 +46,8 @@ class Owner:
             "uid": self.uid,
             "controller": controller,
         }
-        if self.blockOwnerDeletion is not None:
-            reference["blockOwnerDeletion"] = self.blockOwnerDeletion
+        # Never blockOwnerDeletion: a node status must not hold its profile back, and
+        # setting it needs rights on the profile's finalizers, which nodesync lacks.
         return reference
 
 

@@ -7,7 +7,9 @@ which keeps memory and CPU low with thousands of profiles.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +38,8 @@ class KubernetesCluster:
             except config.ConfigException:
                 config.load_kube_config()
         self.api = kube_client.ApiClient()
+        self._watch: Any = None  # the urllib3 response of the watch being read, if any
+        self._interrupted = False
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -113,18 +117,43 @@ class KubernetesCluster:
             "timeoutSeconds": timeout,
         }
         raw = self._send("GET", "/api/v1/configmaps", query, read_timeout=timeout + 30.0)
+        self._watch = raw
         buffer = b""
+        finished = False
         try:
+            if self._interrupted:
+                raise ApiError(0, "watch interrupted: stopping")
             for chunk in raw.stream(1 << 16, decode_content=True):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
                         yield json.loads(line)
+            finished = True
         except (HTTPError, OSError) as error:
             raise ApiError(0, f"watch interrupted: {error}") from error
         finally:
+            self._watch = None
+            if not finished:
+                # Left before the server ended it (an ERROR event, a stop, a failure): the
+                # rest of the stream is still on the connection, which must not be reused.
+                raw.close()
             raw.release_conn()
+
+    def interrupt(self) -> None:
+        """End the watch being read now (safe from a signal handler or another thread).
+
+        A watch can sit idle for minutes between events; without this, a stop
+        request would wait for the server to end it. Later watches end at once."""
+        self._interrupted = True
+        raw = self._watch
+        if raw is None:
+            return
+        try:
+            raw.shutdown()  # urllib3 >= 2.3: shuts the socket's read side, the read returns
+        except (AttributeError, ValueError, RuntimeError, OSError):
+            with contextlib.suppress(AttributeError, OSError):
+                raw._connection.sock.shutdown(socket.SHUT_RDWR)
 
     # -- node statuses and events -------------------------------------------------------------
 

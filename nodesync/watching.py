@@ -4,7 +4,8 @@ List (paginated) and converge; watch from the list's resourceVersion with
 bookmarks; when a watch ends on its timeout, watch again from the last
 resourceVersion seen. When the resourceVersion expires (410) list again at
 once; when the connection fails, list again after an exponential backoff with
-jitter.
+jitter. While node statuses wait for a retry (a request failed), watches last
+only ``retry_interval`` seconds, so that the retry comes soon.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Watcher:
         stop: threading.Event,
         *,
         timeout: int = 300,
+        retry_interval: int = 10,
         backoff: Backoff | None = None,
         wait: Callable[[float], object] | None = None,
     ) -> None:
@@ -59,6 +61,7 @@ class Watcher:
         self.agent = agent
         self.stop = stop
         self.timeout = timeout
+        self.retry_interval = min(retry_interval, timeout)
         self.backoff = backoff or Backoff()
         self.wait = wait or stop.wait
         self.relists = 0
@@ -70,6 +73,8 @@ class Watcher:
             except Expired as error:
                 log.info("watch expired (%s): listing again", error.message, extra=about("", ""))
             except ApiError as error:
+                if self.stop.is_set():
+                    return  # the watch was cut short to stop
                 delay = self.backoff.next()
                 log.warning(
                     "API server: %s; listing again in %.1fs", error, delay, extra=about("", "")
@@ -83,7 +88,9 @@ class Watcher:
         del items
         self.backoff.reset()
         while not self.stop.is_set():
-            for event in self.cluster.watch_configmaps(SELECTOR, version, self.timeout):
+            brief = self.agent.pending()
+            timeout = self.retry_interval if brief else self.timeout
+            for event in self.cluster.watch_configmaps(SELECTOR, version, timeout):
                 kind = str(event.get("type"))
                 obj = event.get("object") or {}
                 if kind == "ERROR":
@@ -96,4 +103,6 @@ class Watcher:
                     self.agent.event(kind, obj)
                 if self.stop.is_set():
                     return
+                if not brief and self.agent.pending():
+                    break  # a report failed: watch again briefly, then retry it
             self.agent.tick()

@@ -117,6 +117,15 @@ def _tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def ensure_binaries(*, timeout: float = 3600.0) -> Path:
     """The folder holding etcd, kube-apiserver and kubectl; builds them with
     build.sh first when they are missing (a cold build takes minutes; follow
@@ -340,6 +349,7 @@ class ControlPlane:
         self.etcd_log = self.workdir / "etcd.log"
         self.apiserver_log = self.workdir / "kube-apiserver.log"
         self.server = ""
+        self.port = 0  # kube-apiserver's, kept across restart_apiserver()
         self.etcd_url = ""
         self.pki: Pki | None = None
         self.etcd: subprocess.Popen[bytes] | None = None
@@ -432,9 +442,15 @@ class ControlPlane:
         self.timings["etcd_ready_s"] = time.monotonic() - t0
 
         t1 = time.monotonic()
-        port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
-        pki = self.pki
+        self.port = free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        self._spawn_apiserver()
+        self._wait("kube-apiserver", deadline, self._apiserver_ready)
+        self.timings["apiserver_ready_s"] = time.monotonic() - t1
+
+    def _spawn_apiserver(self) -> None:
+        assert self.pki is not None
+        pki, port = self.pki, self.port
         self.apiserver = self._spawn(
             [
                 str(self.bin_dir / "kube-apiserver"),
@@ -461,8 +477,62 @@ class ControlPlane:
             ],
             self.apiserver_log,
         )
-        self._wait("kube-apiserver", deadline, self._apiserver_ready)
-        self.timings["apiserver_ready_s"] = time.monotonic() - t1
+
+    def stop_apiserver(self, *, timeout: float = 30.0) -> None:
+        """Stop kube-apiserver (SIGTERM, SIGKILL after ``timeout``) and keep etcd, so the
+        objects stay; clients get connection refused until start_apiserver()."""
+        proc, self.apiserver = self.apiserver, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+    def start_apiserver(self, *, timeout: float = 120.0) -> None:
+        """Start kube-apiserver again after stop_apiserver(): same port, certificates, flags
+        and etcd, so kubeconfigs and ServiceAccount tokens made before keep working.
+        Returns once /readyz is ok."""
+        if self.apiserver is not None:
+            raise RuntimeError("kube-apiserver is running: stop_apiserver() first")
+        deadline = time.monotonic() + timeout
+        while True:
+            self._wait_port_free(deadline)
+            offset = self.apiserver_log.stat().st_size if self.apiserver_log.exists() else 0
+            self._spawn_apiserver()
+            try:
+                self._wait("kube-apiserver", deadline, self._apiserver_ready)
+                return
+            except ControlPlaneStartError:
+                # Something took the port between the check and the bind: wait, try again.
+                clash = "address already in use" in _read_from(self.apiserver_log, offset)
+                self.stop_apiserver()
+                if not clash or time.monotonic() > deadline:
+                    raise
+
+    def restart_apiserver(self, *, timeout: float = 120.0) -> None:
+        """stop_apiserver() then start_apiserver(): watches break, the stored objects stay."""
+        self.stop_apiserver()
+        self.start_apiserver(timeout=timeout)
+
+    def _wait_port_free(self, deadline: float) -> None:
+        """Until kube-apiserver's port can be listened on again. The probe sets SO_REUSEADDR
+        as Go's listener does: connections left in TIME_WAIT do not block the bind."""
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                    return
+                except OSError as exc:
+                    if time.monotonic() > deadline:
+                        raise ControlPlaneStartError(
+                            f"port {self.port} still taken: {exc}"
+                        ) from None
+            time.sleep(0.1)
 
     def _wait(self, what: str, deadline: float, ready: Callable[[], bool]) -> None:
         while True:

@@ -183,7 +183,8 @@ def test_relist_installs_files_and_creates_owned_node_statuses(tmp_path: Path) -
         "spo.x-k8s.io/profile-state": "Installed",
         "spo.x-k8s.io/profile-kind": "SeccompProfile",
     }
-    assert status["metadata"]["ownerReferences"] == [{**OWNER, "controller": False}]
+    expected = {k: v for k, v in OWNER.items() if k != "blockOwnerDeletion"}
+    assert status["metadata"]["ownerReferences"] == [{**expected, "controller": False}]
     assert status["nodeName"] == NODE
     assert status["status"] == "Installed"  # written through /status after the create
     assert "message" not in status
@@ -328,3 +329,29 @@ def test_bad_names_are_reported_not_written(tmp_path: Path, bad_name: str) -> No
     assert status["status"] == "Error" and "not a valid Kubernetes name" in status["message"]
     assert rig.status("ok")["status"] == "Installed"
     assert json.loads(rig.file("ok").read_text()) == {"defaultAction": "SCMP_ACT_ALLOW"}
+
+
+def test_a_failed_report_ends_the_long_watch_and_is_retried_after_a_brief_one(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    timeouts: list[int] = []
+    watch = rig.cluster.watch_configmaps
+
+    def recording(selector: str, resource_version: str, timeout: int) -> Iterator[Json]:
+        timeouts.append(timeout)
+        if len(timeouts) == 2:
+            rig.cluster.failing.clear()  # the API server answers again
+        return watch(selector, resource_version, timeout)
+
+    rig.cluster.watch_configmaps = recording  # type: ignore[method-assign]
+    rig.cluster.failing.add("create")
+    added = {"type": "ADDED", "object": cm("p")}
+    later = {"type": "ADDED", "object": cm("q")}
+    rig.cluster.watches = [[added, later], []]
+    rig.run()
+    # The first watch ended after p's report failed (q never came through it); the next
+    # watch was brief, and after it the retry went through; then watches are long again.
+    assert timeouts == [300, 10, 300]
+    assert rig.status("p")["status"] == "Installed"
+    assert ("create", "ns", status_name("q", NODE)) not in rig.cluster.calls

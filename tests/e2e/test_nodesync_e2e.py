@@ -1,0 +1,508 @@
+"""nodesync against the real API server, as a real process with its ServiceAccount's token.
+
+`python -m nodesync` runs with a kubeconfig holding a token of the installed
+``spo-nodesync`` ServiceAccount (so the ClusterRole of metacontroller/nodesync.yaml
+is proved enough), a temporary kubelet directory and a metrics port. The tests
+make ConfigMaps shaped exactly like the SeccompProfile hook's children, owned by
+real SeccompProfiles, and watch the files and SecurityProfileNodeStatuses
+follow. Every wait polls against a deadline; no sleep decides an outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from controlplane import ControlPlane, free_port
+from prometheus_client.parser import text_string_to_metric_families
+
+from hooks.api import GROUP
+from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
+from hooks.api.nodestatus import KIND as NODE_STATUS
+from hooks.api.nodestatus import PROFILE_STATE_LABEL, status_name
+from hooks.api.seccompprofile import SeccompProfileSpec
+from hooks.seccomp.oci import encode, runtime_profile
+from nodesync import reasons
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parent.parent.parent
+NODE = "node-e2e"
+NS_A = "nodesync-e2e-a"
+NS_B = "nodesync-e2e-b"
+OPERATOR_NS = "security-profiles-operator"
+DEADLINE = 90.0  # seconds; generous: nodesync may sit in its reconnect backoff
+T = TypeVar("T")
+
+ALLOW = {"defaultAction": "SCMP_ACT_ALLOW"}
+DENY_MKDIR = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+}
+LOG = {"defaultAction": "SCMP_ACT_LOG"}
+
+
+class NodeSync:
+    """``python -m nodesync`` in API mode, its log in a file."""
+
+    def __init__(self, kubeconfig: Path, kubelet: Path, log: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.kubelet = kubelet
+        self.log = log
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("KUBECONFIG", "NODE_NAME", "KUBELET_DIR", "METRICS_BIND", "LOG_LEVEL")
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "nodesync",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--node-name",
+            NODE,
+            "--kubelet-dir",
+            str(self.kubelet),
+            "--metrics-bind",
+            f"127.0.0.1:{self.port}",
+        ]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=env,
+            )
+
+    def stop(self, timeout: float) -> int | None:
+        """SIGTERM, then the exit code; None (and SIGKILL) when it did not exit within ``timeout``."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+            return None
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as resp:
+                return int(resp.status), resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def records(self) -> list[dict[str, Any]]:
+        """The JSON log records written so far."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+        return found
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for record in self.records() if str(record.get("msg", "")).startswith(prefix))
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"----- last {lines} lines of {self.log} -----\n" + "\n".join(
+            text.splitlines()[-lines:]
+        )
+
+    def file(self, namespace: str, name: str) -> Path:
+        return self.kubelet / "seccomp" / "operator" / namespace / f"{name}.json"
+
+
+def eventually(what: str, check: Callable[[], T], agent: NodeSync, timeout: float = DEADLINE) -> T:
+    """Call ``check`` until it returns without AssertionError; fail with its last message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{what}: not so after {timeout:.0f}s: {error}\n{agent.tail()}"
+                ) from None
+        if agent.proc is not None and agent.proc.poll() is not None:
+            raise AssertionError(
+                f"nodesync exited with {agent.proc.returncode} while waiting for {what}\n{agent.tail()}"
+            )
+        time.sleep(0.1)
+
+
+# -- objects ---------------------------------------------------------------------------------------
+
+
+def content(spec: dict[str, Any]) -> str:
+    """The bytes the SeccompProfile hook puts in its ConfigMap for ``spec``."""
+    return encode(runtime_profile(SeccompProfileSpec.model_validate(spec)))
+
+
+def make_profile(plane: ControlPlane, namespace: str, name: str, spec: dict[str, Any]) -> str:
+    """A real SeccompProfile (nothing reconciles it here); returns its uid."""
+    plane.apply(
+        {
+            "apiVersion": f"{GROUP}/v1beta1",
+            "kind": "SeccompProfile",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+    )
+    got = plane.kubectl_json("get", f"seccompprofiles.{GROUP}", name, "-n", namespace)
+    return str(got["metadata"]["uid"])
+
+
+def put_configmap(plane: ControlPlane, namespace: str, name: str, uid: str, data: str) -> None:
+    """The hook's child ConfigMap of profile ``name``, owned by it as Metacontroller owns it."""
+    metadata = configmap_metadata(SECCOMP_KIND, namespace, name)
+    metadata["ownerReferences"] = [
+        {
+            "apiVersion": f"{GROUP}/v1beta1",
+            "kind": "SeccompProfile",
+            "name": name,
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    plane.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {SECCOMP_KEY: data}}
+    )
+
+
+def delete_configmap(plane: ControlPlane, namespace: str, name: str) -> None:
+    plane.kubectl("delete", "configmap", configmap_name(SECCOMP_KIND, name), "-n", namespace)
+
+
+def node_status(plane: ControlPlane, namespace: str, profile: str) -> dict[str, Any] | None:
+    path = f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/{NODE_STATUS.plural}/{status_name(profile, NODE)}"
+    code, body = plane.get(path)
+    if code == 404:
+        return None
+    assert code == 200, f"GET {path}: {code} {body}"
+    found: dict[str, Any] = json.loads(body)
+    return found
+
+
+# -- checks for eventually() -----------------------------------------------------------------------
+
+
+def installed_as(
+    plane: ControlPlane, agent: NodeSync, namespace: str, name: str, uid: str, text: str
+) -> Callable[[], dict[str, Any]]:
+    def check() -> dict[str, Any]:
+        path = agent.file(namespace, name)
+        assert path.exists(), f"{path} missing"
+        assert path.read_text() == text, f"{path} holds {path.read_text()!r}"
+        status = node_status(plane, namespace, name)
+        assert status is not None, "no node status"
+        assert status.get("status") == "Installed", f"node status is {status.get('status')!r}"
+        assert status["metadata"]["labels"][PROFILE_STATE_LABEL] == "Installed"
+        assert "message" not in status, status.get("message")
+        assert status["nodeName"] == NODE
+        owners = status["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"], o["uid"], o["controller"]) for o in owners] == [
+            ("SeccompProfile", name, uid, False)
+        ]
+        assert "blockOwnerDeletion" not in owners[0]  # it would need rights on the profile's finalizers
+        return status
+
+    return check
+
+
+def removed(plane: ControlPlane, agent: NodeSync, namespace: str, name: str) -> Callable[[], None]:
+    def check() -> None:
+        assert not agent.file(namespace, name).exists(), (
+            f"{agent.file(namespace, name)} still there"
+        )
+        assert node_status(plane, namespace, name) is None, "node status still there"
+
+    return check
+
+
+def in_error(
+    plane: ControlPlane, namespace: str, name: str, words: str
+) -> Callable[[], dict[str, Any]]:
+    def check() -> dict[str, Any]:
+        status = node_status(plane, namespace, name)
+        assert status is not None, "no node status"
+        assert status.get("status") == "Error", f"node status is {status.get('status')!r}"
+        assert status["metadata"]["labels"][PROFILE_STATE_LABEL] == "Error"
+        assert words in str(status.get("message")), f"message: {status.get('message')!r}"
+        return status
+
+    return check
+
+
+def metric(agent: NodeSync, name: str, **labels: str) -> float:
+    code, body = agent.get("/metrics")
+    assert code == 200, body
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plane(installed: ControlPlane) -> Iterator[ControlPlane]:
+    for namespace in (NS_A, NS_B):
+        installed.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    yield installed
+    for namespace in (NS_A, NS_B):
+        installed.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def nodesync(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSync]:
+    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-nodesync", create=False)
+    work = tmp_path_factory.mktemp("nodesync")
+    agent = NodeSync(kubeconfig, work / "kubelet", work / "nodesync.log")
+    agent.start()
+    try:
+
+        def ready() -> None:
+            code, body = agent.get("/readyz")
+            assert code == 200, f"/readyz: {code} {body}"
+
+        def answering() -> None:
+            try:
+                ready()
+            except OSError as error:  # not listening yet
+                raise AssertionError(str(error)) from None
+
+        eventually("nodesync ready", answering, agent)
+        yield agent
+    finally:
+        if agent.proc is not None and agent.proc.poll() is None:
+            agent.stop(timeout=30)
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+def test_configmaps_are_installed_updated_and_removed_cluster_wide(
+    plane: ControlPlane, nodesync: NodeSync
+) -> None:
+    uid_a = make_profile(plane, NS_A, "deny-mkdir", DENY_MKDIR)
+    uid_b = make_profile(plane, NS_B, "log-all", LOG)
+    put_configmap(plane, NS_A, "deny-mkdir", uid_a, content(DENY_MKDIR))
+    put_configmap(plane, NS_B, "log-all", uid_b, content(LOG))
+    eventually(
+        "deny-mkdir installed",
+        installed_as(plane, nodesync, NS_A, "deny-mkdir", uid_a, content(DENY_MKDIR)),
+        nodesync,
+    )
+    eventually(
+        "log-all installed",
+        installed_as(plane, nodesync, NS_B, "log-all", uid_b, content(LOG)),
+        nodesync,
+    )
+
+    # An Event on the profile says so, from this node.
+    def event() -> None:
+        events = plane.kubectl_json(
+            "get", "events", "-n", NS_A, "--field-selector", "involvedObject.name=deny-mkdir"
+        )["items"]
+        assert [
+            (e["reason"], e["source"].get("component"), e["source"].get("host")) for e in events
+        ] == [(reasons.SAVED, "spo-nodesync", NODE)]
+        assert events[0]["involvedObject"]["kind"] == "SeccompProfile"
+        assert events[0]["involvedObject"]["uid"] == uid_a
+
+    eventually("an event on deny-mkdir", event, nodesync)
+
+    # An update rewrites the file; the node status stays Installed.
+    put_configmap(plane, NS_A, "deny-mkdir", uid_a, content(ALLOW))
+    eventually(
+        "deny-mkdir updated",
+        installed_as(plane, nodesync, NS_A, "deny-mkdir", uid_a, content(ALLOW)),
+        nodesync,
+    )
+
+    # A deletion removes the file and the node status; the other namespace is untouched.
+    delete_configmap(plane, NS_B, "log-all")
+    eventually("log-all removed", removed(plane, nodesync, NS_B, "log-all"), nodesync)
+    installed_as(plane, nodesync, NS_A, "deny-mkdir", uid_a, content(ALLOW))()
+
+
+def test_invalid_configmap_reports_an_error_and_others_keep_working(
+    plane: ControlPlane, nodesync: NodeSync
+) -> None:
+    uid_bad = make_profile(plane, NS_A, "broken", LOG)
+    put_configmap(plane, NS_A, "broken", uid_bad, '{"defaultAction": ')
+    eventually(
+        "broken in Error",
+        in_error(plane, NS_A, "broken", "profile.json is not valid JSON"),
+        nodesync,
+    )
+    assert not nodesync.file(NS_A, "broken").exists()
+
+    uid_ok = make_profile(plane, NS_A, "steady", LOG)
+    put_configmap(plane, NS_A, "steady", uid_ok, content(LOG))
+    eventually(
+        "steady installed",
+        installed_as(plane, nodesync, NS_A, "steady", uid_ok, content(LOG)),
+        nodesync,
+    )
+
+    # A typo in an installed profile is reported and the file stays as it was ...
+    put_configmap(plane, NS_A, "steady", uid_ok, "[1, 2")
+    eventually("steady in Error", in_error(plane, NS_A, "steady", "not valid JSON"), nodesync)
+    assert nodesync.file(NS_A, "steady").read_text() == content(LOG)
+    # ... and the fix clears the error and its message.
+    put_configmap(plane, NS_A, "steady", uid_ok, content(DENY_MKDIR))
+    eventually(
+        "steady fixed",
+        installed_as(plane, nodesync, NS_A, "steady", uid_ok, content(DENY_MKDIR)),
+        nodesync,
+    )
+    in_error(plane, NS_A, "broken", "profile.json is not valid JSON")()
+
+
+def test_health_and_metrics_are_served(plane: ControlPlane, nodesync: NodeSync) -> None:
+    assert nodesync.get("/healthz") == (200, "ok\n")
+    assert nodesync.get("/readyz") == (200, "ok\n")
+    total = "security_profiles_operator_seccomp_profile_total"
+    updates = metric(nodesync, total, operation="update")
+    deletes = metric(nodesync, total, operation="delete")
+
+    uid = make_profile(plane, NS_B, "counted", LOG)
+    put_configmap(plane, NS_B, "counted", uid, content(LOG))
+    eventually(
+        "counted installed",
+        installed_as(plane, nodesync, NS_B, "counted", uid, content(LOG)),
+        nodesync,
+    )
+
+    def updated() -> None:
+        assert metric(nodesync, total, operation="update") >= updates + 1
+
+    eventually("the update counter to increase", updated, nodesync)
+    delete_configmap(plane, NS_B, "counted")
+    eventually("counted removed", removed(plane, nodesync, NS_B, "counted"), nodesync)
+
+    def deleted() -> None:
+        assert metric(nodesync, total, operation="delete") >= deletes + 1
+
+    eventually("the delete counter to increase", deleted, nodesync)
+    errors = "security_profiles_operator_seccomp_profile_error_total"
+    invalid = metric(nodesync, errors, reason=reasons.INVALID_PROFILE)
+    put_configmap(plane, NS_B, "counted", uid, "not json")
+
+    def counted() -> None:
+        assert metric(nodesync, errors, reason=reasons.INVALID_PROFILE) >= invalid + 1
+
+    eventually("the error counter to increase", counted, nodesync)
+
+
+def _etcd_delete(plane: ControlPlane, key: str) -> int:
+    """Delete one key through etcd's JSON gateway; returns how many keys went."""
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+    request = urllib.request.Request(
+        f"{plane.etcd_url}/v3/kv/deleterange", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return int(json.loads(resp.read()).get("deleted") or 0)
+
+
+def test_recovers_from_an_api_server_restart(plane: ControlPlane, nodesync: NodeSync) -> None:
+    uids = {
+        name: make_profile(plane, NS_B, name, LOG)
+        for name in ("kept", "dropped", "late", "newcomer")
+    }
+    for name in ("kept", "dropped", "late"):
+        put_configmap(plane, NS_B, name, uids[name], content(LOG))
+    for name in ("kept", "dropped", "late"):
+        eventually(
+            f"{name} installed",
+            installed_as(plane, nodesync, NS_B, name, uids[name], content(LOG)),
+            nodesync,
+        )
+    lists = nodesync.count("converged ")
+    outages = nodesync.count("API server: ")
+
+    plane.stop_apiserver()
+    try:
+        # Nothing can be changed through the API meanwhile ...
+        refused = plane.kubectl(
+            "get", "configmaps", "-n", NS_B, "--request-timeout=5s", check=False
+        )
+        assert refused.returncode != 0
+        assert "refused" in refused.stderr, refused.stderr
+
+        def noticed() -> None:
+            assert nodesync.count("API server: ") > outages, "no failed request logged yet"
+
+        eventually("nodesync to notice the outage", noticed, nodesync)
+        # ... but the store can be: a ConfigMap goes while nodesync is disconnected (as
+        # through another API server of the cluster).
+        key = f"/registry/configmaps/{NS_B}/{configmap_name(SECCOMP_KIND, 'dropped')}"
+        assert _etcd_delete(plane, key) == 1
+        assert nodesync.file(NS_B, "dropped").exists()  # nodesync cannot know yet
+    finally:
+        plane.start_apiserver()
+
+    # Changes right after the restart: an update, a new profile, a deletion.
+    put_configmap(plane, NS_B, "kept", uids["kept"], content(DENY_MKDIR))
+    put_configmap(plane, NS_B, "newcomer", uids["newcomer"], content(ALLOW))
+    delete_configmap(plane, NS_B, "late")
+
+    eventually(
+        "dropped removed after recovery", removed(plane, nodesync, NS_B, "dropped"), nodesync
+    )
+    eventually(
+        "kept updated",
+        installed_as(plane, nodesync, NS_B, "kept", uids["kept"], content(DENY_MKDIR)),
+        nodesync,
+    )
+    eventually(
+        "newcomer installed",
+        installed_as(plane, nodesync, NS_B, "newcomer", uids["newcomer"], content(ALLOW)),
+        nodesync,
+    )
+    eventually("late removed", removed(plane, nodesync, NS_B, "late"), nodesync)
+    assert nodesync.count("converged ") > lists, "no re-list after the outage"
+    assert nodesync.get("/healthz") == (200, "ok\n")
+
+    # The watch works again too: a change after the recovery arrives.
+    put_configmap(plane, NS_B, "newcomer", uids["newcomer"], content(LOG))
+    eventually(
+        "newcomer updated",
+        installed_as(plane, nodesync, NS_B, "newcomer", uids["newcomer"], content(LOG)),
+        nodesync,
+    )
+
+
+def test_sigterm_ends_an_idle_watch_and_exits_cleanly(
+    plane: ControlPlane, nodesync: NodeSync
+) -> None:
+    # The watch asks for 300 s; SIGTERM must not wait for it to end.
+    code = nodesync.stop(timeout=30)
+    assert code == 0, f"nodesync exit code {code}\n{nodesync.tail()}"
+    assert "Traceback" not in nodesync.log.read_text(), nodesync.tail(200)

@@ -1,0 +1,232 @@
+"""SELinux policies into a real policy store: Debian's reference policy, real ``semodule``.
+
+Every test works in a private copy of the store (``semodule -p``) that already
+holds the container shim and udica's templates; nothing touches the machine's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from selinux_env import ROOT, copy_store, find_semodule, install_base, selinuxd_unavailable
+from selinuxd_double import SelinuxdDouble
+
+from hooks.api.profilestate import ProfileState
+from nodesync import reports
+from nodesync.selinux_batch import SemoduleInstaller
+from nodesync.selinux_files import DropDir
+from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from nodesync.selinuxd_client import SelinuxdClient
+
+pytestmark = pytest.mark.node
+
+WEB = """\
+(block {name}
+  (blockinherit container)
+  (allow process http_port_t (tcp_socket (name_bind)))
+)
+"""
+NET = """\
+(block {name}
+  (blockinherit net_container)
+  (allow process http_port_t (tcp_socket (name_bind name_connect)))
+  (allow process proc_t (file (getattr open read)))
+)
+"""
+LOGS = """\
+(block {name}
+  (blockinherit log_container)
+  (allow process var_log_t (dir (getattr open read search)))
+)
+"""
+TYPO = """\
+(block {name}
+  (blockinherit container)
+  (allow process http_prot_t (tcp_socket (name_bind)))
+)
+"""
+
+
+def configmap(name: str, cil: str, namespace: str = "default") -> dict[str, Any]:
+    return {
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"selinux-{name}",
+            "namespace": namespace,
+            "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
+            "annotations": {"spo.x-k8s.io/profile-name": name},
+        },
+        "data": {"policy.cil": cil.format(name=f"{name}_{namespace}")},
+    }
+
+
+@pytest.fixture(scope="session")
+def base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private store with the shim and the udica templates installed (built once)."""
+    semodule = find_semodule()
+    root = copy_store(tmp_path_factory.mktemp("selinux-base") / "root")
+    install_base(root, semodule, root.parent / "base-modules")
+    return root
+
+
+@pytest.fixture
+def store(base_root: Path, tmp_path: Path) -> SemoduleInstaller:
+    root = tmp_path / "root"
+    shutil.copytree(base_root, root, symlinks=True)
+    return SemoduleInstaller(semodule=find_semodule(), root=root, reload=False)
+
+
+def wait_for(condition: Any, what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_templates_are_in_the_store(store: SemoduleInstaller) -> None:
+    installed = store.installed()
+    assert {"spo_container_shim", "base_container", "net_container", "log_container"} <= installed
+
+
+def test_realistic_policies_install_and_a_typo_is_rejected_with_semodule_message(
+    store: SemoduleInstaller, tmp_path: Path
+) -> None:
+    policy = Path(store.root or "") / "etc/selinux/default/policy/policy.33"
+    before = policy.stat().st_mtime_ns
+    files = {}
+    for name, text in (("web", WEB), ("net", NET), ("logs", LOGS), ("typo", TYPO)):
+        path = tmp_path / f"{name}_default.cil"
+        path.write_text(text.format(name=f"{name}_default"))
+        files[path.stem] = path
+    results = store.install(files)
+    assert {p: r.ok for p, r in results.items()} == {
+        "web_default": True,
+        "net_default": True,
+        "logs_default": True,
+        "typo_default": False,
+    }
+    assert "Failed to resolve allow statement" in results["typo_default"].message
+    assert "typo_default" in results["typo_default"].message
+    installed = store.installed()
+    assert {"web_default", "net_default", "logs_default"} <= installed
+    assert "typo_default" not in installed
+    assert policy.stat().st_mtime_ns != before  # the whole policy was relinked
+    ok, output = store.remove(["web_default"])
+    assert ok, output
+    assert "web_default" not in store.installed()
+
+
+def test_nodesync_through_selinuxd_reports_installed_and_error(
+    store: SemoduleInstaller, tmp_path: Path
+) -> None:
+    reason = selinuxd_unavailable()
+    if reason is not None:
+        print(f"selinuxd cannot be built here, using the double: {reason}")
+    drop = tmp_path / "selinux.d"
+    with SelinuxdDouble(tmp_path / "selinuxd.sock", drop, store) as double:
+        client = SelinuxdClient(str(double.socket_path))
+        wait_for(client.ready, "selinuxd ready")
+        sync = SelinuxSync(DropDir(drop), SelinuxdBackend(client))
+        outcomes = sync.converge([configmap("web", WEB), configmap("typo", TYPO)])
+        assert {o.state for o in outcomes} == {ProfileState.PENDING}
+        wait_for(lambda: (sync.poll(), sync.settled())[1], "both policies handled")
+        final = {o.name: o for o in sync.outcomes()}
+        assert final["web"].state is ProfileState.INSTALLED
+        assert final["typo"].state is ProfileState.ERROR
+        wire = reports.desired(final["typo"], "node-a").to_wire()
+        assert wire["status"] == "Error"
+        assert "Failed to resolve allow statement" in wire["message"]
+        assert {"web_default"} <= store.installed()
+        sync.delete(configmap("web", WEB))
+        wait_for(lambda: client.status("web_default") is None, "selinuxd forgot the policy")
+        assert "web_default" not in store.installed()
+
+
+def test_nodesync_batch_backend_installs_into_the_store(
+    store: SemoduleInstaller, tmp_path: Path
+) -> None:
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), BatchBackend(store))
+    cms = [configmap(f"app{i}", WEB) for i in range(4)] + [configmap("typo", TYPO)]
+    outcomes = {o.name: o for o in sync.converge(cms)}
+    assert all(outcomes[f"app{i}"].state is ProfileState.INSTALLED for i in range(4))
+    assert outcomes["typo"].state is ProfileState.ERROR
+    assert "Failed to resolve allow statement" in (outcomes["typo"].message or "")
+    assert {f"app{i}_default" for i in range(4)} <= store.installed()
+
+
+def _cil_in(document: Any) -> Iterator[str]:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "policy.cil" and isinstance(value, str):
+                yield value
+            else:
+                yield from _cil_in(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _cil_in(value)
+
+
+def _block_name(cil: str) -> str:
+    return cil.split("(block", 1)[1].split(maxsplit=1)[0]
+
+
+def golden_policies() -> list[str]:
+    """Every policy.cil in the hooks' golden responses (what the hooks send to the nodes)."""
+    found: list[str] = []
+    for kind in ("selinuxprofile", "rawselinuxprofile"):
+        for path in sorted((ROOT / "tests/golden" / kind).glob("*/response.json")):
+            found.extend(_cil_in(json.loads(path.read_text())))
+    return sorted(set(found))
+
+
+def example_policies() -> list[str]:
+    """The CIL the hooks make of every example in examples/selinux."""
+    from hooks.api.rawselinuxprofile import RawSelinuxProfile
+    from hooks.api.selinuxprofile import SelinuxProfile
+    from hooks.selinux.translation import translate
+
+    profiles: list[SelinuxProfile | RawSelinuxProfile] = []
+    for path in sorted((ROOT / "examples/selinux").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "SelinuxProfile":
+                profiles.append(SelinuxProfile.model_validate(doc))
+            elif isinstance(doc, dict) and doc.get("kind") == "RawSelinuxProfile":
+                profiles.append(RawSelinuxProfile.model_validate(doc))
+    siblings = {p.name: p for p in profiles if isinstance(p, SelinuxProfile)}
+    return [translate(p, siblings=siblings) for p in profiles]
+
+
+def rounds(policies: list[str]) -> list[list[str]]:
+    """Transactions in which no module name occurs twice; a policy that stands alone (say,
+    one that others inherit) is in every round."""
+    by_name: dict[str, list[str]] = {}
+    for cil in policies:
+        by_name.setdefault(_block_name(cil), []).append(cil)
+    count = max((len(v) for v in by_name.values()), default=0)
+    return [[versions[i % len(versions)] for versions in by_name.values()] for i in range(count)]
+
+
+@pytest.mark.parametrize("source", ["golden", "examples"])
+def test_project_policies_install(store: SemoduleInstaller, tmp_path: Path, source: str) -> None:
+    policies = golden_policies() if source == "golden" else example_policies()
+    assert policies, f"no {source} SELinux policies found"
+    for number, group in enumerate(rounds(policies)):
+        folder = tmp_path / f"round{number}"
+        folder.mkdir()
+        files = {}
+        for cil in group:
+            path = folder / f"{_block_name(cil)}.cil"
+            path.write_text(cil)
+            files[path.stem] = path
+        results = store.install(files)
+        failed = {p: (r.message, files[p].read_text()) for p, r in results.items() if not r.ok}
+        assert failed == {}
+        assert set(files) <= store.installed()

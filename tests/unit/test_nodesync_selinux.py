@@ -1,0 +1,370 @@
+"""nodesync's SELinux side without a policy store: ConfigMaps, drop directory, selinuxd client,
+the batch installer's bisection (against a fake ``semodule``) and the sync's outcomes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
+
+from selinuxd_double import SelinuxdDouble
+
+from hooks.api.profilestate import ProfileState
+from nodesync import reports
+from nodesync.outcomes import Outcome
+from nodesync.selinux_agent import SELECTOR, SelinuxAgent, node_selector
+from nodesync.selinux_batch import SemoduleInstaller, clean_output
+from nodesync.selinux_files import STAGING, DropDir
+from nodesync.selinux_policies import (
+    INVALID_POLICY,
+    Policy,
+    PolicyRejection,
+    read_policies,
+    read_policy,
+)
+from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from nodesync.selinuxd_client import SelinuxdClient, SelinuxdError
+
+
+def configmap(
+    name: str, namespace: str = "default", *, kind: str = "SelinuxProfile", cil: str | None = None
+) -> dict[str, Any]:
+    prefix = "selinux" if kind == "SelinuxProfile" else "rawselinux"
+    policy = f"{name}_{namespace}"
+    body = cil if cil is not None else f"(block {policy}\n  (blockinherit container)\n)\n"
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{prefix}-{name}",
+            "namespace": namespace,
+            "labels": {"spo.x-k8s.io/profile-kind": kind},
+            "annotations": {"spo.x-k8s.io/profile-name": name},
+            "ownerReferences": [
+                {
+                    "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha2",
+                    "kind": kind,
+                    "name": name,
+                    "uid": "u-1",
+                    "controller": True,
+                }
+            ],
+        },
+        "data": {"policy.cil": body},
+    }
+
+
+def wait_for(condition: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+# -- ConfigMaps -------------------------------------------------------------------------------
+
+
+def test_policy_is_named_profile_underscore_namespace() -> None:
+    item = read_policy(configmap("web", "shop"))
+    assert isinstance(item, Policy)
+    assert item.name == "web_shop"
+    assert item.filename == "web_shop.cil"
+    assert item.source.kind == "SelinuxProfile"
+    assert item.content.startswith(b"(block web_shop")
+
+
+def test_configmap_without_policy_is_rejected_with_reason() -> None:
+    cm = configmap("web")
+    cm["data"] = {}
+    item = read_policy(cm)
+    assert isinstance(item, PolicyRejection)
+    assert item.reason == INVALID_POLICY
+    assert "policy.cil" in item.message
+
+
+def test_unsafe_policy_name_is_rejected() -> None:
+    item = read_policy(configmap("../x"))
+    assert isinstance(item, PolicyRejection)
+    assert "not a valid SELinux module name" in item.message
+
+
+def test_selinux_and_raw_profile_of_same_name_conflict() -> None:
+    items = read_policies(
+        [configmap("p", kind="SelinuxProfile"), configmap("p", kind="RawSelinuxProfile")]
+    )
+    kinds = {type(item) for item in items}
+    assert kinds == {Policy, PolicyRejection}
+    rejected = next(item for item in items if isinstance(item, PolicyRejection))
+    assert "already installed" in rejected.message
+
+
+def test_seccomp_configmaps_are_ignored() -> None:
+    cm = configmap("p")
+    cm["metadata"]["labels"]["spo.x-k8s.io/profile-kind"] = "SeccompProfile"
+    assert read_policies([cm]) == []
+
+
+def test_selectors() -> None:
+    assert SELECTOR == "spo.x-k8s.io/profile-kind in (SelinuxProfile,RawSelinuxProfile)"
+    assert node_selector("n1") == f"spo.x-k8s.io/node-name=n1,{SELECTOR}"
+
+
+# -- drop directory ---------------------------------------------------------------------------
+
+
+def test_drop_dir_writes_only_on_change_and_atomically(tmp_path: Path) -> None:
+    drop = DropDir(tmp_path / "d")
+    assert drop.write("a_ns", b"(block a_ns)\n") is True
+    path = tmp_path / "d" / "a_ns.cil"
+    before = os.stat(path)
+    assert drop.write("a_ns", b"(block a_ns)\n") is False
+    after = os.stat(path)
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert drop.write("a_ns", b"(block a_ns (type t))\n") is True
+    assert path.read_bytes() == b"(block a_ns (type t))\n"
+    assert os.stat(path).st_ino != before.st_ino  # replaced by rename, never rewritten in place
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path / "d")) == [STAGING, "a_ns.cil"]
+    assert os.listdir(tmp_path / "d" / STAGING) == []
+    assert drop.policies() == {"a_ns"}
+
+
+def test_drop_dir_remove_and_converge_keep_templates(tmp_path: Path) -> None:
+    drop = DropDir(tmp_path)
+    (tmp_path / "base_container.cil").write_text("(block container)\n")
+    drop.write("old_ns", b"(block old_ns)\n")
+    (tmp_path / STAGING / ".x.cil.1234.tmp").parent.mkdir(exist_ok=True)
+    (tmp_path / STAGING / ".x.cil.1234.tmp").write_text("crash leftover")
+    written, removed = drop.converge({"new_ns": b"(block new_ns)\n"}, keep={"base_container"})
+    assert (written, removed) == ({"new_ns"}, {"old_ns"})
+    assert drop.policies() == {"new_ns", "base_container"}
+    assert os.listdir(tmp_path / STAGING) == []
+    assert drop.remove("new_ns") is True
+    assert drop.remove("new_ns") is False
+
+
+# -- selinuxd client against the double (fake installs) ---------------------------------------
+
+
+class FakeInstalls:
+    """Stands in for semodule: a policy containing BROKEN fails; can be held to stay pending."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.installed: list[str] = []
+        self.removed: list[str] = []
+
+    def install(self, path: Path) -> tuple[bool, str]:
+        self.gate.wait(30)
+        if b"BROKEN" in path.read_bytes():
+            return False, "Failed to resolve allow statement at x:4\nsemodule:  Failed!"
+        self.installed.append(path.stem)
+        return True, ""
+
+    def remove(self, policy: str) -> tuple[bool, str]:
+        self.removed.append(policy)
+        return True, ""
+
+
+@pytest.fixture
+def double(tmp_path: Path) -> Any:
+    fake = FakeInstalls()
+    sock = tmp_path / "selinuxd.sock"
+    with SelinuxdDouble(
+        sock, tmp_path / "drop", install=fake.install, remove=fake.remove, interval=0.01
+    ) as running:
+        running.fake = fake
+        yield running
+
+
+def test_client_ready_status_pending_and_errors(double: Any, tmp_path: Path) -> None:
+    client = SelinuxdClient(str(double.socket_path))
+    wait_for(client.ready, "ready")
+    assert client.status("nothing_here") is None  # 404 = not handled yet
+    (tmp_path / "drop" / "good_ns.cil").write_text("(block good_ns)")
+    (tmp_path / "drop" / "bad_ns.cil").write_text("(block bad_ns BROKEN)")
+    wait_for(
+        lambda: client.status("bad_ns") is not None and client.status("good_ns") is not None,
+        "statuses",
+    )
+    good, bad = client.status("good_ns"), client.status("bad_ns")
+    assert good is not None and good.installed and good.message == ""
+    assert bad is not None and not bad.installed and bad.status == "Failed"
+    assert "Failed to resolve allow statement" in bad.message
+    assert sorted(client.policies()) == ["bad_ns", "good_ns"]
+    assert client._get("/nope")[0] == 400
+    assert client.status("a/b") is None  # quoted: one path segment, unknown
+
+
+def test_client_reports_unreachable_socket(tmp_path: Path) -> None:
+    with pytest.raises(SelinuxdError, match="cannot reach selinuxd"):
+        SelinuxdClient(str(tmp_path / "absent.sock"), timeout=1).ready()
+
+
+# -- sync + selinuxd backend ------------------------------------------------------------------
+
+
+def test_sync_reports_pending_then_installed_and_error_with_message(
+    double: Any, tmp_path: Path
+) -> None:
+    double.fake.gate.clear()  # hold installs: everything is pending
+    sync = SelinuxSync(
+        DropDir(tmp_path / "drop"), SelinuxdBackend(SelinuxdClient(str(double.socket_path)))
+    )
+    bad = configmap("bad", cil="(block bad_default BROKEN)\n")
+    outcomes = sync.converge([configmap("good"), bad])
+    assert {o.name: o.state for o in outcomes} == {
+        "good": ProfileState.PENDING,
+        "bad": ProfileState.PENDING,
+    }
+    assert all(o.changed for o in outcomes)
+    double.fake.gate.set()
+    changed: list[Outcome] = []
+    wait_for(lambda: (changed.extend(sync.poll()), sync.settled())[1], "settled")
+    final = {o.name: o for o in sync.outcomes()}
+    assert final["good"].state is ProfileState.INSTALLED
+    assert final["bad"].state is ProfileState.ERROR
+    assert final["bad"].reason == "CannotInstallSelinuxPolicy"
+    assert "Failed to resolve allow statement" in (final["bad"].message or "")
+    assert {o.name for o in changed} >= {"good", "bad"}
+    status = reports.desired(final["bad"], "node-1").to_wire()
+    assert status["status"] == "Error"
+    assert "Failed to resolve allow statement" in status["message"]
+    assert status["metadata"]["labels"]["spo.x-k8s.io/profile-id"] == "SelinuxProfile-bad"
+    assert status["metadata"]["labels"]["spo.x-k8s.io/profile-kind"] == "SelinuxProfile"
+    # unchanged relist writes nothing
+    again = sync.converge([configmap("good"), bad])
+    assert not any(o.changed for o in again)
+    # delete removes the file, and the double removes the module
+    last = sync.delete(configmap("good"))
+    assert last is not None and last.name == "good"
+    assert not (tmp_path / "drop" / "good_default.cil").exists()
+    wait_for(lambda: "good_default" in double.fake.removed, "removal")
+
+
+def test_sync_reports_selinuxd_down_as_pending(tmp_path: Path) -> None:
+    sync = SelinuxSync(
+        DropDir(tmp_path / "drop"),
+        SelinuxdBackend(SelinuxdClient(str(tmp_path / "no.sock"), timeout=1)),
+    )
+    [outcome] = sync.converge([configmap("p")])
+    assert outcome.state is ProfileState.PENDING
+    assert outcome.reason == "SelinuxdUnavailable"
+    assert (tmp_path / "drop" / "p_default.cil").is_file()
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.synced: list[Outcome] = []
+        self.reported: list[Outcome] = []
+        self.forgotten: list[Outcome] = []
+
+    def sync(self, outcomes: Any) -> None:
+        self.synced = list(outcomes)
+
+    def report(self, outcome: Outcome) -> None:
+        self.reported.append(outcome)
+
+    def forget(self, outcome: Outcome) -> None:
+        self.forgotten.append(outcome)
+
+    def retry(self) -> None:
+        pass
+
+
+def test_agent_events_and_ticks(double: Any, tmp_path: Path) -> None:
+    sink = Sink()
+    agent = SelinuxAgent(
+        SelinuxSync(
+            DropDir(tmp_path / "drop"), SelinuxdBackend(SelinuxdClient(str(double.socket_path)))
+        ),
+        sink,
+    )
+    agent.relist([])
+    assert agent.ready.is_set()
+    agent.event("ADDED", configmap("web"))
+    wait_for(
+        lambda: (agent.tick(), any(o.state is ProfileState.INSTALLED for o in sink.reported))[1],
+        "installed report",
+    )
+    agent.event("DELETED", configmap("web"))
+    assert [o.name for o in sink.forgotten] == ["web"]
+    seccomp = configmap("s")
+    seccomp["metadata"]["labels"]["spo.x-k8s.io/profile-kind"] = "SeccompProfile"
+    agent.event("ADDED", seccomp)  # not ours: nothing happens
+    assert not (tmp_path / "drop" / "s_default.cil").exists()
+
+
+# -- batch installer against a fake semodule --------------------------------------------------
+
+FAKE_SEMODULE = """\
+#!{python}
+import sys
+args = sys.argv[1:]
+log = open({log!r}, "a")
+log.write(" ".join(args) + "\\n")
+files = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
+for f in files:
+    if "BROKEN" in open(f).read():
+        print("Failed to resolve allow statement at " + f + ":4", file=sys.stderr)
+        print("semodule:  Failed!", file=sys.stderr)
+        sys.exit(1)
+if "-lfull" in args:
+    print("350 a_ns            cil")
+print("libsemanage.add_user: user sddm not in password file", file=sys.stderr)
+"""
+
+
+def test_batch_installs_in_one_transaction_and_bisects_to_the_broken_one(tmp_path: Path) -> None:
+    script = tmp_path / "semodule"
+    log = tmp_path / "log"
+    script.write_text(FAKE_SEMODULE.format(python=sys.executable, log=str(log)))
+    script.chmod(0o755)
+    files = {}
+    for i in range(16):
+        path = tmp_path / f"p{i:02d}_ns.cil"
+        path.write_text("BROKEN" if i == 11 else f"(block p{i:02d}_ns)")
+        files[path.stem] = path
+    installer = SemoduleInstaller(semodule=str(script), root=tmp_path / "root", reload=False)
+    results = installer.install({k: v for k, v in files.items() if k != "p11_ns"})
+    assert all(r.ok for r in results.values()) and len(results) == 15
+    assert installer.stats.transactions == 1
+    first = log.read_text().splitlines()[0].split()
+    assert first[:4] == ["-p", str(tmp_path / "root"), "-n", "-X"] and first.count("-i") == 15
+    installer = SemoduleInstaller(semodule=str(script), reload=True)
+    results = installer.install(files)
+    assert [p for p, r in results.items() if not r.ok] == ["p11_ns"]
+    assert "Failed to resolve allow statement" in results["p11_ns"].message
+    assert "sddm" not in results["p11_ns"].message
+    assert installer.stats.transactions == 1 + 2 * 4  # full, then two halves per level down to one
+    assert "-n" not in log.read_text().splitlines()[-1].split()
+    assert installer.installed() == {"a_ns"}
+
+
+def test_batch_backend_through_sync(tmp_path: Path) -> None:
+    script = tmp_path / "semodule"
+    script.write_text(FAKE_SEMODULE.format(python=sys.executable, log=str(tmp_path / "log")))
+    script.chmod(0o755)
+    backend = BatchBackend(SemoduleInstaller(semodule=str(script)))
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), backend)
+    outcomes = sync.converge([configmap("a", "ns"), configmap("b", cil="(block b_default BROKEN)")])
+    states = {o.name: (o.state, o.message) for o in outcomes}
+    assert states["a"] == (ProfileState.INSTALLED, None)
+    assert states["b"][0] is ProfileState.ERROR
+    assert "Failed to resolve" in (states["b"][1] or "")
+    assert sync.delete(configmap("a", "ns")) is not None
+    assert "-r a_ns" in (tmp_path / "log").read_text()
+
+
+def test_clean_output_drops_harmless_warnings() -> None:
+    assert clean_output("libsemanage.add_user: user sddm not in password file\nreal\n") == "real"
