@@ -127,6 +127,21 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
+def server_side_p99_ms(base: str, hook: str) -> float:
+    """The p99 of the hook's own latency, from the server's histogram (upper bucket bound)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # loopback only
+        text = response.read().decode()
+    buckets = []
+    for line in text.splitlines():
+        match = re.match(r'spo_hook_request_duration_seconds_bucket\{hook="([^"]+)",le="([^"]+)"\} ([\d.e+]+)', line)
+        if match and match.group(1) == hook:
+            buckets.append((float(match.group(2)), float(match.group(3))))
+    buckets.sort()
+    total = buckets[-1][1]
+    bound = next(le for le, count in buckets if count >= 0.99 * total)
+    return bound * 1000
+
+
 def run_wrk(url: str, body_file: Path, seconds: int, connections: int) -> dict[str, float]:
     script = body_file.with_suffix(".lua")
     script.write_text(
@@ -195,6 +210,8 @@ def main() -> int:
             run_wrk(f"{base}/seccompprofile/sync", body, 2, args.connections)
             echo = run_wrk(f"{base}/echo", body, args.seconds, args.connections)
             sync = run_wrk(f"{base}/seccompprofile/sync", body, args.seconds, args.connections)
+            sync["server_side_p99_ms_at_most"] = server_side_p99_ms(base, "seccompprofile-sync")
+            echo["server_side_p99_ms_at_most"] = server_side_p99_ms(base, "echo")
         finally:
             server.terminate()
             server.wait(timeout=20)

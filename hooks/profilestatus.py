@@ -52,11 +52,12 @@ class NodeReport:
     message: str | None = None
 
 
+_STATES = {state.value: state for state in ProfileState}
+
+
 def _state(value: Any) -> ProfileState:
-    try:
-        return ProfileState(value)
-    except ValueError:
-        return ProfileState.PENDING  # a state this version does not know is not a success
+    # A state this version does not know is not a success.
+    return _STATES.get(value, ProfileState.PENDING) if isinstance(value, str) else ProfileState.PENDING
 
 
 def node_statuses(related: Iterable[dict[str, Any]], profile_id: str, namespace: str) -> list[NodeReport]:
