@@ -10,10 +10,10 @@ without caring which, because every object carries its own metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError
 
 from hooks.api.base import Open, Wire
 
@@ -127,3 +127,34 @@ def unchanged(observed: Object, body: tuple[str, ...]) -> Object:
         "metadata": owned,
         **{field: observed[field] for field in body if field in observed},
     }
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ByName(Mapping[str, M], Generic[M]):
+    """Related objects by name, each parsed into ``model`` only when looked up (a namespace
+    can hold hundreds and a hook needs a few); one that does not parse counts as missing."""
+
+    def __init__(self, objects: list[Object], model: type[M]) -> None:
+        self._model = model
+        self._raw: dict[str, Object] = {}
+        for raw in objects:
+            self._raw.setdefault((raw.get("metadata") or {}).get("name", ""), raw)
+
+    def __getitem__(self, name: str) -> M:
+        try:
+            return self._model.model_validate(self._raw[name])
+        except ValidationError as error:
+            raise KeyError(name) from error
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def child_named(request: SyncRequest, key: str, name: str) -> Object | None:
+    """The observed child of group ``key`` (``ConfigMap.v1``) named ``name``, if any."""
+    return next((c for c in request.children_of(key) if (c.get("metadata") or {}).get("name") == name), None)

@@ -36,11 +36,11 @@ from hooks.contract import (
     group_key,
 )
 from hooks.logs import about
+from hooks.profilestatus import ready_conditions
 from hooks.seccomp.controller import localhost_profile
 
 log = logging.getLogger(__name__)
 
-READY = "Ready"
 BOUND = "Bound"
 PROFILE_NOT_FOUND = "ProfileNotFound"
 PROFILE_NOT_INSTALLED = "ProfileNotInstalled"
@@ -126,16 +126,7 @@ def active_workloads(pods: list[dict[str, Any]], binding: api.ProfileBinding, va
 
 
 def _condition(status: str, reason: str, message: str, observed: Any, now: str) -> Condition:
-    since = now
-    for old in observed if isinstance(observed, list) else []:
-        if (
-            isinstance(old, dict)
-            and old.get("type") == READY
-            and old.get("status") == status
-            and old.get("reason") == reason
-        ):
-            since = str(old.get("lastTransitionTime") or now)
-    return Condition(type=READY, status=status, reason=reason, message=message, lastTransitionTime=since)
+    return ready_conditions(status == "True", reason, message, observed, now)[0]
 
 
 def sync(request: SyncRequest, now: str) -> SyncResponse:

@@ -8,7 +8,6 @@ is returned unchanged and the status says what is wrong.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
 
 from pydantic import ValidationError
 
@@ -23,6 +22,7 @@ from hooks.api.profilestate import ProfileState
 from hooks.contract import (
     CONFIGMAP,
     POD,
+    ByName,
     CustomizeRequest,
     CustomizeResponse,
     LabelSelector,
@@ -30,6 +30,7 @@ from hooks.contract import (
     ResourceRule,
     SyncRequest,
     SyncResponse,
+    child_named,
     group_key,
     unchanged,
 )
@@ -87,7 +88,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     """The desired ConfigMap and the observed status of one SeccompProfile (also finalize)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    observed = _observed_configmap(request, name)
+    observed = child_named(request, CONFIGMAP, configmap_name(SECCOMP_KIND, name))
     pods = request.related_of(POD)
     workloads = active(pods, lambda pod: uses_seccomp_profile(pod, localhost_profile(namespace, name)))
     children: list[Object] = []
@@ -147,7 +148,8 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
         return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
     validation.check_name(name)
     validation.check_spec(profile.spec)
-    chain = merging.base_chain(profile, _Siblings(request))
+    siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
+    chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile))
     for base in chain:
         try:
             validation.check_spec(base.spec)
@@ -165,32 +167,3 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
     }
     statuses = node_statuses(request.related_of(NODE_STATUSES), profile_id(SECCOMP_KIND, name), namespace)
     return across_nodes(statuses), [configmap]
-
-
-class _Siblings(Mapping[str, api.SeccompProfile]):
-    """The other SeccompProfiles of the namespace by name, each parsed only when a chain
-    reaches it (a namespace can hold hundreds); an unreadable one counts as missing."""
-
-    def __init__(self, request: SyncRequest) -> None:
-        self._raw: dict[str, Object] = {}
-        for raw in request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA):
-            self._raw.setdefault((raw.get("metadata") or {}).get("name", ""), raw)
-
-    def __getitem__(self, name: str) -> api.SeccompProfile:
-        try:
-            return api.SeccompProfile.model_validate(self._raw[name])
-        except ValidationError as error:
-            raise KeyError(name) from error
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-
-def _observed_configmap(request: SyncRequest, name: str) -> Object | None:
-    wanted = configmap_name(SECCOMP_KIND, name)
-    return next(
-        (cm for cm in request.children_of(CONFIGMAP) if (cm.get("metadata") or {}).get("name") == wanted), None
-    )

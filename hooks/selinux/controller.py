@@ -23,7 +23,6 @@ selinuxd on every node; the status is aggregated from the node statuses.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +39,7 @@ from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.contract import (
     CONFIGMAP,
     POD,
+    ByName,
     CustomizeRequest,
     CustomizeResponse,
     LabelSelector,
@@ -47,6 +47,7 @@ from hooks.contract import (
     ResourceRule,
     SyncRequest,
     SyncResponse,
+    child_named,
     group_key,
     unchanged,
 )
@@ -116,7 +117,7 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     usage = api.policy_usage(name, namespace)
-    observed = _observed_configmap(request, kind, name)
+    observed = child_named(request, CONFIGMAP, configmap_name(kind, name))
     workloads = active(request.related_of(POD), lambda pod: uses_selinux_type(pod, usage))
     settings = selinux_settings.from_daemons(request.related_of(DAEMONS))
     resync: float | None = None
@@ -156,7 +157,7 @@ def _desired(
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
         return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
     cil = translate(
-        profile, siblings=_Siblings(request), allowed_system_profiles=settings.allowed_system_profiles
+        profile, siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile), allowed_system_profiles=settings.allowed_system_profiles
     )
     if not settings.enabled:
         return of_state(ProfileState.PENDING, settings.disabled_message(), reason=SELINUX_DISABLED), _kept(observed)
@@ -217,35 +218,6 @@ def _inheritors(request: SyncRequest, name: str) -> list[str]:
         if any(isinstance(r, dict) and r.get("kind") == api.PolicyKind.SELINUX_PROFILE and r.get("name") == name for r in refs):
             found.append(str(meta.get("name", "")))
     return sorted(found)
-
-
-class _Siblings(Mapping[str, api.SelinuxProfile]):
-    """The SelinuxProfiles of the namespace by name, each parsed only when an inherit chain
-    reaches it; an unreadable one counts as missing."""
-
-    def __init__(self, request: SyncRequest) -> None:
-        self._raw: dict[str, Object] = {}
-        for raw in request.related_of(SELINUX_PROFILES):
-            self._raw.setdefault((raw.get("metadata") or {}).get("name", ""), raw)
-
-    def __getitem__(self, name: str) -> api.SelinuxProfile:
-        try:
-            return api.SelinuxProfile.model_validate(self._raw[name])
-        except ValidationError as error:
-            raise KeyError(name) from error
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-
-def _observed_configmap(request: SyncRequest, kind: str, name: str) -> Object | None:
-    wanted = configmap_name(kind, name)
-    return next(
-        (cm for cm in request.children_of(CONFIGMAP) if (cm.get("metadata") or {}).get("name") == wanted), None
-    )
 
 
 def _kept(observed: Object | None) -> list[Object]:
