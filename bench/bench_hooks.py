@@ -16,16 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from loadgen import (  # bench/ is on sys.path when run as a script
+    free_port,
+    histogram,
+    run_wrk,
+    wait_ready,
+)
 
 from hooks.seccomp import syscalls
 
@@ -101,71 +105,6 @@ def payload() -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the hook server did not become ready at {url}")
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-def server_side_p99_ms(base: str, hook: str) -> float:
-    """The p99 of the hook's own latency, from the server's histogram (upper bucket bound)."""
-    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # loopback only
-        text = response.read().decode()
-    buckets = []
-    for line in text.splitlines():
-        match = re.match(r'spo_hook_request_duration_seconds_bucket\{hook="([^"]+)",le="([^"]+)"\} ([\d.e+]+)', line)
-        if match and match.group(1) == hook:
-            buckets.append((float(match.group(2)), float(match.group(3))))
-    buckets.sort()
-    total = buckets[-1][1]
-    bound = next(le for le, count in buckets if count >= 0.99 * total)
-    return bound * 1000
-
-
-def run_wrk(url: str, body_file: Path, seconds: int, connections: int) -> dict[str, float]:
-    script = body_file.with_suffix(".lua")
-    script.write_text(
-        f"local f = io.open('{body_file}', 'rb')\nwrk.body = f:read('*a')\nf:close()\n"
-        "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n"
-        "done = function(summary, latency, requests)\n"
-        "  io.write(string.format('P50 %d\\nP99 %d\\nNON2XX %d\\n', latency:percentile(50), latency:percentile(99),"
-        " summary.errors.status))\nend\n"
-    )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = int(re.search(r"^P50 (\d+)$", out, re.M).group(1)) / 1000  # type: ignore[union-attr]
-    p99 = int(re.search(r"^P99 (\d+)$", out, re.M).group(1)) / 1000  # type: ignore[union-attr]
-    errors = int(re.search(r"^NON2XX (\d+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    if errors:
-        raise RuntimeError(f"{errors} non-2xx answers from {url}")
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -210,8 +149,10 @@ def main() -> int:
             run_wrk(f"{base}/seccompprofile/sync", body, 2, args.connections)
             echo = run_wrk(f"{base}/echo", body, args.seconds, args.connections)
             sync = run_wrk(f"{base}/seccompprofile/sync", body, args.seconds, args.connections)
-            sync["server_side_p99_ms_at_most"] = server_side_p99_ms(base, "seccompprofile-sync")
-            echo["server_side_p99_ms_at_most"] = server_side_p99_ms(base, "echo")
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # loopback only
+                metrics = response.read().decode()
+            sync["server_side_p99_ms_at_most"] = histogram(metrics, "seccompprofile-sync")["p99_at_most_ms"]
+            echo["server_side_p99_ms_at_most"] = histogram(metrics, "echo")["p99_at_most_ms"]
         finally:
             server.terminate()
             server.wait(timeout=20)
