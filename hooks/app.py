@@ -10,7 +10,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from hooks.metrics import HookMetrics
-from hooks.web import binding, edge, health, seccompprofile, selinuxprofile, spod
+from hooks.web import binding, edge, health, recording, seccompprofile, selinuxprofile, spod
 from hooks.web.jsoncodec import OrjsonProvider
 
 
@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(seccompprofile.blueprint)
     app.register_blueprint(binding.blueprint)
+    app.register_blueprint(recording.blueprint)
     app.register_blueprint(selinuxprofile.blueprint)
     app.register_blueprint(spod.blueprint)
     app.register_error_handler(HTTPException, edge.json_error)

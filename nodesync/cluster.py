@@ -29,7 +29,8 @@ class Expired(ApiError):
 
 class Cluster(Protocol):
     def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
-        """All ConfigMaps matching ``selector`` in every namespace, and the list's resourceVersion."""
+        """All ConfigMaps matching ``selector`` in the watched namespace (every namespace, or the
+        one the cluster was restricted to), and the list's resourceVersion."""
         ...
 
     def watch_configmaps(
@@ -38,7 +39,9 @@ class Cluster(Protocol):
         """Watch events ({"type", "object"}) from ``resource_version`` for up to ``timeout`` seconds."""
         ...
 
-    def list_node_statuses(self, selector: str) -> list[Json]: ...
+    def list_node_statuses(self, selector: str) -> list[Json]:
+        """The node statuses matching ``selector`` in the watched namespace (or every one)."""
+        ...
 
     def create_node_status(self, namespace: str, body: Json) -> Json: ...
 

@@ -179,13 +179,14 @@ class NodeStatusReporter:
         involved["namespace"] = outcome.namespace
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         error = outcome.state is ProfileState.ERROR
+        what = "seccomp profile" if outcome.kind == SECCOMP_KIND else "SELinux policy"
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{outcome.name}.", "namespace": outcome.namespace},
             "involvedObject": involved,
             "reason": outcome.reason,
-            "message": outcome.message or f"seccomp profile {outcome.state} on node {self.node}",
+            "message": outcome.message or f"{what} {outcome.state} on node {self.node}",
             "type": "Warning" if error else "Normal",
             "source": {"component": COMPONENT, "host": self.node},
             "reportingComponent": COMPONENT,

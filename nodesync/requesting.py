@@ -1,5 +1,8 @@
 """The real ``Cluster``: raw JSON requests through the kubernetes client's configuration and auth.
 
+With ``namespace``, every request stays in that namespace (the namespaced API
+paths), so a Role there is all the rights it needs.
+
 The generated API classes are bypassed on purpose: lists and watches are read
 as JSON straight from the response (a ConfigMap stays a dict, never a model),
 which keeps memory and CPU low with thousands of profiles.
@@ -28,7 +31,8 @@ _STATUSES = f"/apis/{GROUP}/{KIND.storage_version}"
 
 
 class KubernetesCluster:
-    def __init__(self, kubeconfig: str | None = None) -> None:
+    def __init__(self, kubeconfig: str | None = None, *, namespace: str | None = None) -> None:
+        self.namespace = namespace or None
         config: Any = kube_config  # untyped library
         if kubeconfig:
             config.load_kube_config(config_file=kubeconfig)
@@ -90,13 +94,18 @@ class KubernetesCluster:
 
     # -- ConfigMaps ---------------------------------------------------------------------------
 
+    def _configmaps_path(self) -> str:
+        if self.namespace is None:
+            return "/api/v1/configmaps"
+        return f"/api/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/configmaps"
+
     def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
         items: list[Json] = []
         token: str | None = None
         while True:
             page = self._json(
                 "GET",
-                "/api/v1/configmaps",
+                self._configmaps_path(),
                 {"labelSelector": selector, "limit": PAGE, "continue": token},
                 read_timeout=120.0,
             )
@@ -116,7 +125,7 @@ class KubernetesCluster:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout,
         }
-        raw = self._send("GET", "/api/v1/configmaps", query, read_timeout=timeout + 30.0)
+        raw = self._send("GET", self._configmaps_path(), query, read_timeout=timeout + 30.0)
         self._watch = raw
         buffer = b""
         finished = False
@@ -158,25 +167,41 @@ class KubernetesCluster:
     # -- node statuses and events -------------------------------------------------------------
 
     def list_node_statuses(self, selector: str) -> list[Json]:
-        page = self._json("GET", f"{_STATUSES}/{KIND.plural}", {"labelSelector": selector})
+        path = (
+            f"{_STATUSES}/{KIND.plural}"
+            if self.namespace is None
+            else self._status_path(self.namespace)
+        )
+        page = self._json("GET", path, {"labelSelector": selector})
         return list(page.get("items") or [])
+
+    def _confine(self, namespace: str) -> None:
+        """Restricted to a namespace, nodesync never writes outside it."""
+        if self.namespace is not None and namespace != self.namespace:
+            raise ApiError(
+                403, f"namespace {namespace!r} is outside the watched namespace {self.namespace!r}"
+            )
 
     def _status_path(self, namespace: str, name: str = "") -> str:
         base = f"{_STATUSES}/namespaces/{urllib.parse.quote(namespace, safe='')}/{KIND.plural}"
         return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
 
     def create_node_status(self, namespace: str, body: Json) -> Json:
+        self._confine(namespace)
         return self._json("POST", self._status_path(namespace), body=body)
 
     def patch_node_status(
         self, namespace: str, name: str, patch: Json, *, status: bool = False
     ) -> Json:
+        self._confine(namespace)
         path = self._status_path(namespace, name) + ("/status" if status else "")
         return self._json("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
     def delete_node_status(self, namespace: str, name: str) -> None:
+        self._confine(namespace)
         self._json("DELETE", self._status_path(namespace, name))
 
     def create_event(self, namespace: str, body: Json) -> None:
+        self._confine(namespace)
         ns = urllib.parse.quote(namespace, safe="")
         self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)

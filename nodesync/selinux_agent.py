@@ -1,9 +1,11 @@
-"""The SELinux side of the node agent: same shape as ``agent.Agent`` (relist, event, tick).
+"""The SELinux side of the node agent: same shape as ``agent.Agent`` (relist, event, tick, pending).
 
-Wiring (kept out of the seccomp agent's files): the watcher lists and watches
-ConfigMaps with ``SELECTOR`` and hands them to ``SelinuxAgent``; ``tick()``
-is called on the watcher's periodic tick and reports the policies whose
-installation finished since.
+Wiring (``command.run``): a second ``watching.Watcher`` lists and watches
+ConfigMaps with ``SELECTOR`` and hands them to ``SelinuxAgent``; the watcher
+calls ``tick()`` after every watch request (retrying failed reports), and
+``poll_loop`` calls ``poll()`` every few seconds from its own thread, so that a
+policy selinuxd installs while the watch is idle is reported at once, not when
+the watch ends. A lock serialises the two threads.
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ class SelinuxAgent:
         self.sync = sync
         self.sink = sink
         self.ready = threading.Event()
+        self.lock = threading.RLock()
 
     def relist(self, configmaps: Iterable[Mapping[str, Any]]) -> list[Outcome]:
-        outcomes = self.sync.converge(configmaps)
-        self.sink.sync(outcomes)
+        with self.lock:
+            outcomes = self.sync.converge(configmaps)
+            self.sink.sync(outcomes)
         self.ready.set()
         log.info(
             "converged %d SELinux policies, %d written",
@@ -60,14 +64,34 @@ class SelinuxAgent:
         return outcomes
 
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
-        if kind in ("ADDED", "MODIFIED") and is_selinux_configmap(obj):
-            self.sink.report(self.sync.upsert(obj))
-        elif kind in ("ADDED", "MODIFIED", "DELETED"):
-            outcome = self.sync.delete(obj)
-            if outcome is not None:
-                self.sink.forget(outcome)
+        with self.lock:
+            if kind in ("ADDED", "MODIFIED") and is_selinux_configmap(obj):
+                self.sink.report(self.sync.upsert(obj))
+            elif kind in ("ADDED", "MODIFIED", "DELETED"):
+                outcome = self.sync.delete(obj)
+                if outcome is not None:
+                    self.sink.forget(outcome)
+
+    def poll(self) -> None:
+        """Report the policies whose installation finished since (nothing to ask: no request)."""
+        with self.lock:
+            if self.sync.needs_poll():
+                for outcome in self.sync.poll():
+                    self.sink.report(outcome)
 
     def tick(self) -> None:
-        for outcome in self.sync.poll():
-            self.sink.report(outcome)
-        self.sink.retry()
+        with self.lock:
+            for outcome in self.sync.poll():
+                self.sink.report(outcome)
+            self.sink.retry()
+
+    def pending(self) -> bool:
+        """Whether reports failed and wait for ``tick()`` (the watcher then ticks sooner)."""
+        with self.lock:
+            return bool(getattr(self.sink, "pending", None))
+
+
+def poll_loop(agent: SelinuxAgent, stop: threading.Event, interval: float) -> None:
+    """``agent.poll()`` every ``interval`` seconds until ``stop`` is set."""
+    while not stop.wait(interval):
+        agent.poll()

@@ -91,8 +91,14 @@ class BatchBackend:
     def __init__(self, installer: SemoduleInstaller) -> None:
         self.installer = installer
         self.results: dict[str, PolicyStatus] = {}
+        self.primed = False
 
     def apply(self, drop: DropDir, changed: set[str], removed: set[str]) -> None:
+        if not self.primed:
+            # The first convergence (after a start): the files already there are unchanged,
+            # but how their installation went is known to no one; install them too.
+            self.primed = True
+            changed = changed | (drop.policies() - removed)
         if removed:
             present = self.installer.installed()
             gone = sorted(policy for policy in removed if policy in present)
@@ -300,6 +306,10 @@ class SelinuxSync:
             if before is None or replace(before, changed=False) != after:
                 changed.append(after)
         return changed
+
+    def needs_poll(self) -> bool:
+        """Whether ``poll()`` has something to ask: a policy pending or recently written."""
+        return bool(self.unsettled) or not self.settled()
 
     def settled(self) -> bool:
         """Whether every policy has a final status (nothing pending)."""

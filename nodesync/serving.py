@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from nodesync.logs import about
@@ -19,16 +20,32 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def start(bind: str, metrics: Metrics, ready: threading.Event) -> ThreadingHTTPServer:
-    """Serve in the background; returns the server (``.server_address``, ``.shutdown()``)."""
+Check = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
+
+
+def start(
+    bind: str, metrics: Metrics, ready: threading.Event | Check, healthy: Check = _always
+) -> ThreadingHTTPServer:
+    """Serve in the background; returns the server (``.server_address``, ``.shutdown()``).
+
+    ``/readyz`` answers 200 once ``ready`` (an event, or a check) says so, ``/healthz``
+    while ``healthy()`` does; both 503 otherwise."""
+    is_ready: Check = ready.is_set if isinstance(ready, threading.Event) else ready
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                self._send(200, b"ok\n", "text/plain")
+                if healthy():
+                    self._send(200, b"ok\n", "text/plain")
+                else:
+                    self._send(503, b"a loop has stopped\n", "text/plain")
             elif path == "/readyz":
-                if ready.is_set():
+                if is_ready():
                     self._send(200, b"ok\n", "text/plain")
                 else:
                     self._send(503, b"not synced yet\n", "text/plain")

@@ -1,4 +1,10 @@
-"""List, then watch, the seccomp ConfigMaps of the whole cluster.
+"""List, then watch, the profile ConfigMaps of one kind (by label selector).
+
+One ``Watcher`` per kind of profile: the seccomp ConfigMaps (``SELECTOR``)
+feed ``agent.Agent``, the SELinux ones (``selinux_agent.SELECTOR``) feed
+``selinux_agent.SelinuxAgent``; each watcher has its own ``Cluster`` (a watch
+being read belongs to one connection). The cluster decides the scope: every
+namespace, or the one it is restricted to.
 
 List (paginated) and converge; watch from the list's resourceVersion with
 bookmarks; when a watch ends on its timeout, watch again from the last
@@ -13,18 +19,36 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from hooks.api.configmaps import SECCOMP_KIND
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
-from nodesync.agent import Agent
 from nodesync.cluster import ApiError, Cluster, Expired
 from nodesync.logs import about
 
 log = logging.getLogger(__name__)
 
 SELECTOR = f"{PROFILE_KIND_LABEL}={SECCOMP_KIND}"
+
+
+class Fed(Protocol):
+    """What a watcher feeds: ``agent.Agent`` and ``selinux_agent.SelinuxAgent``."""
+
+    def relist(self, configmaps: Iterable[Mapping[str, Any]]) -> object:
+        """Converge to a fresh list of every ConfigMap of the selector."""
+        ...
+
+    def event(self, kind: str, obj: Mapping[str, Any]) -> None: ...
+
+    def tick(self) -> None:
+        """Called after every watch request: retry what failed."""
+        ...
+
+    def pending(self) -> bool:
+        """Whether something waits for ``tick()`` (watches are then brief)."""
+        ...
 
 
 @dataclass
@@ -49,9 +73,10 @@ class Watcher:
     def __init__(
         self,
         cluster: Cluster,
-        agent: Agent,
+        agent: Fed,
         stop: threading.Event,
         *,
+        selector: str = SELECTOR,
         timeout: int = 300,
         retry_interval: int = 10,
         backoff: Backoff | None = None,
@@ -60,6 +85,7 @@ class Watcher:
         self.cluster = cluster
         self.agent = agent
         self.stop = stop
+        self.selector = selector
         self.timeout = timeout
         self.retry_interval = min(retry_interval, timeout)
         self.backoff = backoff or Backoff()
@@ -77,12 +103,15 @@ class Watcher:
                     return  # the watch was cut short to stop
                 delay = self.backoff.next()
                 log.warning(
-                    "API server: %s; listing again in %.1fs", error, delay, extra=about("", "")
+                    "API server: %s; listing again in %.1fs",
+                    error,
+                    delay,
+                    extra={**about("", ""), "selector": self.selector},
                 )
                 self.wait(delay)
 
     def _list_and_watch(self) -> None:
-        items, version = self.cluster.list_configmaps(SELECTOR)
+        items, version = self.cluster.list_configmaps(self.selector)
         self.relists += 1
         self.agent.relist(items)
         del items
@@ -90,7 +119,7 @@ class Watcher:
         while not self.stop.is_set():
             brief = self.agent.pending()
             timeout = self.retry_interval if brief else self.timeout
-            for event in self.cluster.watch_configmaps(SELECTOR, version, timeout):
+            for event in self.cluster.watch_configmaps(self.selector, version, timeout):
                 kind = str(event.get("type"))
                 obj = event.get("object") or {}
                 if kind == "ERROR":

@@ -42,6 +42,7 @@ from hooks.contract import (
     group_key,
 )
 from hooks.logs import about
+from hooks.recording import table as recording_table
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class DecoratorSyncResponse(Wire):
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """The spod, and every ProfileBinding, SeccompProfile and SelinuxProfile of the cluster."""
+    """The spod, and every ProfileBinding, ProfileRecording, SeccompProfile and SelinuxProfile of the cluster."""
     del request  # the same for the one Namespace this decorator selects
     return CustomizeResponse(
         relatedResources=[
@@ -87,6 +88,7 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
             ResourceRule(apiVersion=binding_api.KIND.api_version, resource=binding_api.KIND.plural),
             ResourceRule(apiVersion=seccomp_api.KIND.api_version, resource=seccomp_api.KIND.plural),
             ResourceRule(apiVersion=selinux_api.KIND.api_version, resource=selinux_api.KIND.plural),
+            recording_table.RELATED_RULE,
         ]
     )
 
@@ -108,7 +110,7 @@ def _spod_spec(request: DecoratorSyncRequest) -> spod_api.SPODSpec | None:
     return None
 
 
-def bindings_configmap(table: binding_table.BindingTable) -> Object:
+def bindings_configmap(table: binding_table.BindingTable, recordings: recording_table.RecordingTable) -> Object:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -117,7 +119,10 @@ def bindings_configmap(table: binding_table.BindingTable) -> Object:
             "namespace": OPERATOR_NAMESPACE,
             "labels": {"app.kubernetes.io/name": "security-profiles-operator", "app.kubernetes.io/component": "webhook"},
         },
-        "data": {binding_table.FILE_KEY: binding_table.encode(table)},
+        "data": {
+            binding_table.FILE_KEY: binding_table.encode(table),
+            recording_table.FILE_KEY: recording_table.encode(recordings),
+        },
     }
 
 
@@ -136,5 +141,8 @@ def sync(request: DecoratorSyncRequest) -> DecoratorSyncResponse:
     configuration = webhookconfig.desired(_spod_spec(request))
     if configuration is not None:
         attachments.append(configuration)
-    attachments.append(bindings_configmap(table))
+    recordings = recording_table.resolve(
+        request.related_of(recording_table.RECORDINGS), request.related_of(SECCOMP_PROFILES)
+    )
+    attachments.append(bindings_configmap(table, recordings))
     return DecoratorSyncResponse(attachments=attachments)

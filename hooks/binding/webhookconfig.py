@@ -10,7 +10,7 @@ as in the Go operator.
 
 The CA bundle is not set here: cert-manager's CA injector fills it in from the
 ``cert-manager.io/inject-ca-from`` annotation (or an admin does, see
-docs/webhook-tls.md). Metacontroller's apply only touches the fields the hook
+metacontroller/webhook-tls.md). Metacontroller's apply only touches the fields the hook
 returns, so the injected ``caBundle`` stays.
 """
 

@@ -2,7 +2,7 @@
 
 Pure and deterministic: the same spod gives the same DaemonSet, built fresh on
 every call (nothing mutable is shared between calls). With the default spod
-it is the DaemonSet of ``metacontroller/nodesync.yaml`` (a test keeps the two
+it is the DaemonSet of ``metacontroller/base/nodesync.yaml`` (a test keeps the two
 together), plus Go's default tolerations.
 
 What comes from where:
@@ -15,6 +15,12 @@ What comes from where:
   annotations ``spo.x-k8s.io/image`` and ``spo.x-k8s.io/selinuxd-image`` on
   the spod choose them; without them the images are ``DEFAULT_IMAGE`` (the
   one image of this project) and ``DEFAULT_SELINUXD_IMAGE`` (Go's).
+- The annotation ``spo.x-k8s.io/watch-namespace`` on the spod (the spod has no
+  field for it) restricts nodesync to that one namespace: it gets
+  ``WATCH_NAMESPACE``, lists and watches the profile ConfigMaps there only and
+  writes node statuses there only. The install variant
+  ``metacontroller/namespaced/`` sets it, and gives nodesync a Role in that
+  namespace instead of its ClusterRole. Without it (or empty), every namespace.
 - ``daemonResourceRequirements`` replaces the nodesync container's resources
   as a whole (as in Go); ``priorityClassName`` and ``tolerations`` go to the
   pod, with Go's defaults when unset (an empty list means no toleration).
@@ -54,6 +60,7 @@ SELINUXD_IMAGE_ANNOTATION = "spo.x-k8s.io/selinuxd-image"
 DEFAULT_IMAGE = "security-profiles-operator-py:latest"
 DEFAULT_SELINUXD_IMAGE = "quay.io/security-profiles-operator/selinuxd"
 IMAGE_ANNOTATIONS = (IMAGE_ANNOTATION, SELINUXD_IMAGE_ANNOTATION)
+WATCH_NAMESPACE_ANNOTATION = "spo.x-k8s.io/watch-namespace"
 
 APP_NAME = "spo-nodesync"
 PART_OF = "security-profiles-operator"
@@ -244,6 +251,9 @@ def _nodesync(
         env.append(_env("LOG_LEVEL", "debug"))
     if spec.enableMemoryOptimization:
         env.append(_env("ENABLE_MEMORY_OPTIMIZATION", "true"))
+    watch_namespace = (spod.metadata.annotations or {}).get(WATCH_NAMESPACE_ANNOTATION, "")
+    if watch_namespace.strip():
+        env.append(_env("WATCH_NAMESPACE", watch_namespace.strip()))
     mounts = [
         {"name": "kubelet-seccomp", "mountPath": KUBELET_SECCOMP_DIR},
         {"name": "tmp", "mountPath": "/tmp"},

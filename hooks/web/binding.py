@@ -52,24 +52,6 @@ def _admit_allow() -> Response:
     return answer("admit-allow", allow)
 
 
-@blueprint.post("/mutate-v1-pod-recording")
-def mutate_pod_recording() -> Response:
-    """recording.spo.io: profile recording is not built yet, so pods pass unchanged, with a
-    warning that says so, rather than being refused by a webhook that does not answer."""
-
-    def allow() -> admission.AdmissionReviewResponse:
-        review = decode(admission.AdmissionReviewRequest)
-        return admission.AdmissionReviewResponse(
-            response=admission.AdmissionResponse(
-                uid=review.request.uid,
-                allowed=True,
-                warnings=["spo: profile recording is not available in this version; the pod is not recorded"],
-            )
-        )
-
-    return answer("recording-admission", allow)
-
-
 @blueprint.post("/profilebinding/customize")
 def profilebinding_customize() -> Response:
     return answer("profilebinding-customize", lambda: controller.customize(decode(CustomizeRequest)))

@@ -15,7 +15,7 @@ from hooks.api.crdgen import all_kinds
 
 KINDS = {kind.kind: kind for kind in all_kinds()}
 ROOT = Path(__file__).parent.parent.parent
-INSTALL = ROOT / "metacontroller"
+INSTALL = ROOT / "metacontroller" / "base"
 SHARED = ROOT.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
 
 
@@ -68,7 +68,7 @@ def test_kustomization_lists_every_manifest() -> None:
     listed = set(kustomization["resources"])
     on_disk = {p.name for p in INSTALL.glob("*.yaml") if p.name != "kustomization.yaml"}
     assert on_disk <= listed
-    assert "../crds" in listed
+    assert "../../crds" in listed
 
 
 def test_controllers_use_hook_v2_and_in_place_updates() -> None:

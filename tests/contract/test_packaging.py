@@ -37,7 +37,7 @@ def test_dockerfile_installs_like_the_readme_and_runs_spo_as_non_root() -> None:
 
 
 def test_manifests_run_the_image_entry_point() -> None:
-    hooks = (ROOT / "metacontroller" / "hooks.yaml").read_text()
+    hooks = (ROOT / "metacontroller" / "base" / "hooks.yaml").read_text()
     assert 'command: ["spo", "hooks"' in hooks
 
 

@@ -8,6 +8,7 @@ in-cluster Service. The binding table is made the way the cluster makes it:
 the decorator's customize and sync hooks are called as Metacontroller would
 call them, the ConfigMap is applied, and its ``bindings.json`` is written to
 the file the webhook reads (what the kubelet does for a mounted ConfigMap).
+The server and these steps are shared with the recording e2e (``webhooks``).
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-binding`` and,
 as a control, the same pod in an unlabelled namespace: the difference between
@@ -16,122 +17,43 @@ the two read-back specs is exactly what the webhook changed.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import ssl
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from controlplane import ControlPlane, free_port, make_pki
-from flask import Flask
-from metacontroller_step import CompositeStep, _group, _resource_arg
+from controlplane import ControlPlane
+from metacontroller_step import CompositeStep
+from webhooks import CONFIGURATION, OPERATOR_NS, REPO, WebhookServer, changes, serving_webhooks
+from webhooks import create as _create
+from webhooks import decorator_step as _decorator_step
+from webhooks import pod as _pod
+from webhooks import with_status as _with_status
 
 from hooks.api import GROUP
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parent.parent.parent
-OPERATOR_NS = "security-profiles-operator"
 BOUND_NS = "bind-e2e"
 PLAIN_NS = "bind-e2e-plain"
-CONFIGURATION = "spo-mutating-webhook-configuration"
 SELINUX_USAGE = f"web-policy_{BOUND_NS}.process"
-
-
-def webhook_app() -> Flask:
-    """What gunicorn serves: the hook app, with the binding blueprint until hooks/app.py registers it."""
-    from hooks.app import create_app
-    from hooks.web import binding
-
-    app = create_app()
-    if binding.blueprint.name not in app.blueprints:
-        app.register_blueprint(binding.blueprint)
-    return app
-
-
-@dataclass
-class WebhookServer:
-    base: str
-    ca: Path
-    table: Path
-    context: ssl.SSLContext
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
-            assert response.status == 200
-            return dict(json.loads(response.read()))
 
 
 @pytest.fixture(scope="module")
 def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
-    folder = tmp_path_factory.mktemp("binding-webhook")
-    pki = make_pki(folder / "pki")  # its serving certificate is for IP 127.0.0.1
-    table = folder / "bindings.json"
-    port = free_port()
-    here = Path(__file__).resolve().parent
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
-        "SPO_BINDINGS_FILE": str(table),
-        "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), str(REPO)]),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn",
-            "--bind", f"127.0.0.1:{port}",
-            "--certfile", str(pki.serving_cert), "--keyfile", str(pki.serving_key),
-            "--workers", "1", "--worker-class", "gthread", "--threads", "4",
-            "test_binding_webhook_e2e:webhook_app()",
-        ],
-        cwd=here,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    context = ssl.create_default_context(cafile=str(pki.ca_cert))
-    server = WebhookServer(f"https://127.0.0.1:{port}", pki.ca_cert, table, context)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.base}/readyz", timeout=1, context=context):
-                    break
-            except OSError as error:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.poll() is not None and process.stderr else ""
-                    raise RuntimeError(f"the HTTPS hook server did not come up: {error}\n{stderr}") from error
-                time.sleep(0.1)
-        yield server
+        with serving_webhooks(tmp_path_factory.mktemp("binding-webhook")) as server:
+            yield server
     finally:
         installed.kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found", check=False)
         for namespace in (BOUND_NS, PLAIN_NS):
             installed.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
-def _with_status(plane: ControlPlane, resource: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    current = plane.kubectl_json("get", resource, name, "-n", namespace)
-    current["status"] = status
-    plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(current))
+def _changes(plane: ControlPlane, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The fields the webhook set: the bound pod's spec against the same pod in the unlabelled namespace."""
+    changed, _, warnings = changes(plane, manifest, BOUND_NS, PLAIN_NS)
+    return changed, warnings
 
 
 def _binding(namespace: str, name: str, image: str, kind: str, profile: str) -> dict[str, Any]:
@@ -156,40 +78,6 @@ def _seccomp(plane: ControlPlane, namespace: str, name: str, state: str) -> None
     _with_status(plane, f"seccompprofiles.{GROUP}", namespace, name, status)
 
 
-def _decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """One sync of spo-namespace-decorator, done by hand; registers the configuration and the table."""
-    manifest = yaml.safe_load((REPO / "metacontroller" / "namespace-decorator.yaml").read_text())
-    hooks = manifest["spec"]["hooks"]
-    namespace = plane.kubectl_json("get", "namespace", OPERATOR_NS)
-    path = urlsplit(hooks["customize"]["webhook"]["url"]).path
-    rules = server.post(path, {"controller": manifest, "parent": namespace})["relatedResources"]
-    related: list[dict[str, Any]] = []
-    for rule in rules:
-        args = ["get", _resource_arg(rule["apiVersion"], rule["resource"])]
-        args += ["-n", rule["namespace"]] if rule.get("namespace") else ["--all-namespaces"]
-        items = plane.kubectl_json(*args)["items"]
-        related += [i for i in items if not rule.get("names") or i["metadata"]["name"] in rule["names"]]
-    path = urlsplit(hooks["sync"]["webhook"]["url"]).path
-    body = {"controller": manifest, "object": namespace, "attachments": {}, "related": _group(related), "finalizing": False}
-    answer = server.post(path, body)
-    owner = {"apiVersion": "v1", "kind": "Namespace", "name": OPERATOR_NS, "uid": namespace["metadata"]["uid"], "controller": True}
-    for attachment in answer["attachments"]:
-        attachment["metadata"]["ownerReferences"] = [owner]
-        if attachment["kind"] == "MutatingWebhookConfiguration":
-            for hook in attachment["webhooks"]:
-                service = hook["clientConfig"]["service"]
-                hook["clientConfig"] = {
-                    "url": f"{server.base}{service['path']}",
-                    "caBundle": base64.b64encode(server.ca.read_bytes()).decode(),
-                }
-        else:
-            staged = server.table.with_suffix(".next")
-            staged.write_text(attachment["data"]["bindings.json"])
-            os.replace(staged, server.table)  # atomically, as the kubelet swaps a ConfigMap volume
-        plane.kubectl("apply", "--server-side", "--field-manager=metacontroller", "--force-conflicts", "-f", "-", input=json.dumps(attachment))
-    return answer
-
-
 @pytest.fixture(scope="module")
 def bound(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     plane = installed
@@ -209,46 +97,6 @@ def bound(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     answer = _decorator_step(plane, webhook)
     assert {a["kind"] for a in answer["attachments"]} == {"MutatingWebhookConfiguration", "ConfigMap"}
     return plane
-
-
-def _pod(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels or {"app": name}},
-        "spec": {"containers": containers, **spec},
-    }
-
-
-def _create(plane: ControlPlane, namespace: str, pod: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Create the pod with kubectl; the stored pod and kubectl's stderr (where warnings go)."""
-    proc = plane.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(pod))
-    return plane.kubectl_json("get", "pod", pod["metadata"]["name"], "-n", namespace), proc.stderr
-
-
-def _leaves(value: Any, path: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_leaves(item, f"{path}/{key}"))
-        return out or {path: {}}
-    if isinstance(value, list):
-        out = {}
-        for index, item in enumerate(value):
-            out.update(_leaves(item, f"{path}/{index}"))
-        return out or {path: []}
-    return {path: value}
-
-
-def _changes(plane: ControlPlane, pod: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The fields the webhook set: the bound pod's spec against the same pod in the unlabelled namespace."""
-    got, warnings = _create(plane, BOUND_NS, pod)
-    control, control_warnings = _create(plane, PLAIN_NS, pod)
-    assert "Warning" not in control_warnings
-    mine, theirs = _leaves(got["spec"]), _leaves(control["spec"])
-    removed = {p for p in theirs if p not in mine and not any(m.startswith(p + "/") for m in mine)}
-    assert removed == set(), "the webhook removed a field"
-    return {path: value for path, value in mine.items() if theirs.get(path) != value}, warnings
 
 
 SECCOMP_WEB = {"type": "Localhost", "localhostProfile": f"operator/{BOUND_NS}/web.json"}
@@ -339,7 +187,7 @@ def test_registered_configuration_is_the_computed_one(bound: ControlPlane) -> No
 
 
 def test_binding_status_lists_its_pods_and_deletion_waits_for_them(bound: ControlPlane, webhook: WebhookServer) -> None:
-    manifest = yaml.safe_load((REPO / "metacontroller" / "profilebinding-controller.yaml").read_text())
+    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "profilebinding-controller.yaml").read_text())
     step = CompositeStep(bound, webhook.base, manifest)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SSL_CERT_FILE", str(webhook.ca))  # CompositeStep posts with urllib's default context

@@ -38,7 +38,7 @@ def test_apply_k_installs_everything_server_side(installed: ControlPlane) -> Non
         assert conditions["Established"] == "True"
         assert conditions["NamesAccepted"] == "True"
         assert conditions.get("NonStructuralSchema", "False") == "False"
-    for doc in _docs(REPO / "metacontroller"):
+    for doc in _docs(REPO / "metacontroller" / "base"):
         namespace = ["-n", doc["metadata"]["namespace"]] if doc["metadata"].get("namespace") else []
         resource = doc["kind"].lower() + ("." + doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else "")
         got = installed.kubectl_json("get", resource, doc["metadata"]["name"], *namespace)

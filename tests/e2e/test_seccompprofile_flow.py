@@ -25,7 +25,7 @@ NS = "team-e2e"
 
 @pytest.fixture(scope="module")
 def step(installed: ControlPlane, hook_server: str) -> Iterator[CompositeStep]:
-    manifest = yaml.safe_load((REPO / "metacontroller" / "seccompprofile-controller.yaml").read_text())
+    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "seccompprofile-controller.yaml").read_text())
     installed.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     yield CompositeStep(installed, hook_server, manifest)
     installed.kubectl("delete", "namespace", NS, "--wait=false", check=False)

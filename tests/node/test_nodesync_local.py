@@ -82,6 +82,9 @@ def test_watching_a_folder_serves_health_and_metrics(tmp_path: Path) -> None:
         (folder / "a.yaml").unlink()
         wait_until(lambda: not (kubelet / "seccomp/operator/ns/a.json").exists(), "a.json to go")
 
+        deleted = 'security_profiles_operator_seccomp_profile_total{operation="delete"} 1.0'
+        # The file goes before the counter moves: wait for the count, not for the file.
+        wait_until(lambda: deleted in get(base + "/metrics")[1], "the delete to be counted")
         status, metrics = get(base + "/metrics")
         assert status == 200
         assert 'security_profiles_operator_seccomp_profile_total{operation="update"} 2.0' in metrics
@@ -133,8 +136,6 @@ def test_bad_configmaps_are_errors_logged_by_name_and_the_rest_is_installed(tmp_
     (folder / "all.yaml").write_text(
         yaml.safe_dump_all([invalid, good[0], dotted, good[1], enormous, good[2]])
     )
-    (folder / "broken.yaml").write_text("kind: [unclosed")  # a file that is not YAML at all
-
     done = run_once(folder, kubelet)
     assert done.returncode == 1
     summary = json.loads(done.stdout)
@@ -159,7 +160,15 @@ def test_bad_configmaps_are_errors_logged_by_name_and_the_rest_is_installed(tmp_
     }
     assert ("ns", "invalid", "InvalidSeccompProfile") in warnings
     assert ("ns", "enormous", "InvalidSeccompProfile") in warnings
-    assert any(line["level"] == "error" and "broken.yaml" in line["msg"] for line in logged)
+
+    # A file that is not YAML at all: nothing may be concluded from the folder, so
+    # nothing changes (converging without it would remove what it held).
+    (folder / "broken.yaml").write_text("kind: [unclosed")
+    (folder / "all.yaml").unlink()
+    refused = run_once(folder, kubelet)
+    assert refused.returncode == 2
+    assert any("broken.yaml" in json.loads(line)["msg"] for line in refused.stderr.splitlines())
+    assert len(list((kubelet / "seccomp/operator/ns").iterdir())) == 3
 
 
 def test_node_without_seccomp_installs_nothing(tmp_path: Path) -> None:

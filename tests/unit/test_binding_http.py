@@ -168,25 +168,3 @@ def test_trivial_admission_route_only_with_the_echo_flag(table_file: Path) -> No
     echo = binding_app({"TESTING": True, "ECHO_ROUTE": True, "SPO_BINDINGS_FILE": str(table_file)}).test_client()
     body = echo.post("/admit-allow", json=_review()).get_json()
     assert body["response"] == {"uid": _review()["request"]["uid"], "allowed": True}
-
-
-def test_the_recording_webhook_lets_pods_through_and_says_recording_is_not_there() -> None:
-    from hooks.app import create_app
-
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "team-a",
-            "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}},
-        },
-    }
-    answer = create_app({"TESTING": True}).test_client().post("/mutate-v1-pod-recording", json=review).get_json()
-    assert answer["response"]["uid"] == "u-1"
-    assert answer["response"]["allowed"] is True
-    assert "patch" not in answer["response"]
-    assert "not available" in answer["response"]["warnings"][0]

@@ -138,6 +138,7 @@ def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
         ("security-profiles-operator.x-k8s.io/v1alpha1", "profilebindings"),
         ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles"),
         ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles"),
+        ("security-profiles-operator.x-k8s.io/v1alpha1", "profilerecordings"),
     }
     spod = next(r for r in wire if r["resource"] == "securityprofilesoperatordaemons")
     assert spod["namespace"] == "security-profiles-operator"
@@ -166,7 +167,7 @@ def test_a_broken_table_file_is_a_table_error(text: str) -> None:
 
 
 def test_webhook_configuration_name_and_service_match_the_install() -> None:
-    install = Path(__file__).parent.parent.parent / "metacontroller"
+    install = Path(__file__).parent.parent.parent / "metacontroller" / "base"
     assert f"name: {webhookconfig.SERVICE}\n" in (install / "webhook.yaml").read_text()
     certificate = (install / "webhook-cert-manager.yaml").read_text()
     assert f"name: {webhookconfig.CERTIFICATE}\n" in certificate

@@ -11,8 +11,8 @@ import yaml
 from hooks.api.spod import SecurityProfilesOperatorDaemon
 from hooks.spod.daemonset import daemonset as build_daemonset
 
-MANIFEST = Path(__file__).parents[2] / "metacontroller/nodesync.yaml"
-SPOD = Path(__file__).parents[2] / "metacontroller/spod.yaml"
+MANIFEST = Path(__file__).parents[2] / "metacontroller/base/nodesync.yaml"
+SPOD = Path(__file__).parents[2] / "metacontroller/base/spod.yaml"
 
 
 def objects() -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from hooks.api.spod import SecurityProfilesOperatorDaemon
 from hooks.spod import daemonset
 
 ROOT = Path(__file__).parents[2]
-DEFAULT_SPOD = yaml.safe_load((ROOT / "metacontroller/spod.yaml").read_text())
+DEFAULT_SPOD = yaml.safe_load((ROOT / "metacontroller/base/spod.yaml").read_text())
 
 
 def spod(
@@ -288,3 +288,14 @@ def test_daemonset_validates_against_the_kubernetes_schema(spec: dict[str, Any])
     kubernetes_validate.validate(
         daemonset.daemonset(spod(spec)), kubernetes_validate.latest_version(), strict=True
     )
+
+
+def test_watch_namespace_annotation_restricts_nodesync_to_one_namespace() -> None:
+    restricted = daemonset.daemonset(
+        spod(annotations={daemonset.WATCH_NAMESPACE_ANNOTATION: "team-a"})
+    )
+    assert env_of(restricted)["WATCH_NAMESPACE"] == "team-a"
+    assert changed_parts(daemonset.daemonset(spod()), restricted) == {"containers/nodesync/env"}
+    assert "WATCH_NAMESPACE" not in env_of(daemonset.daemonset(spod()))
+    blank = daemonset.daemonset(spod(annotations={daemonset.WATCH_NAMESPACE_ANNOTATION: " "}))
+    assert "WATCH_NAMESPACE" not in env_of(blank)

@@ -1,0 +1,1 @@
+"""ProfileRecording: the recording table, the pod admission webhook and the recording controller."""

@@ -1,0 +1,182 @@
+"""The single-namespace install (metacontroller/namespaced/), as kustomize renders it: nodesync
+has a Role and a RoleBinding in one namespace and no cluster-wide rights, the spod tells the
+DaemonSet which namespace, and everything else is the default install unchanged."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from hooks.api.spod import SecurityProfilesOperatorDaemon
+from hooks.spod import daemonset
+
+ROOT = Path(__file__).parents[2]
+BASE = ROOT / "metacontroller"
+NAMESPACED = ROOT / "metacontroller" / "namespaced"
+OPERATOR_NS = "security-profiles-operator"
+NODESYNC = "spo-nodesync"
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    from controlplane import ControlPlaneUnavailable, ensure_binaries
+
+    try:
+        return str(ensure_binaries() / "kubectl")
+    except ControlPlaneUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"no kubectl to render the kustomization: {error}")
+        pytest.skip(f"no kubectl to render the kustomization: {error}")
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [kubectl(), "kustomize", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    return (doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"])
+
+
+def by_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {key(doc): doc for doc in docs}
+
+
+def binds_nodesync(doc: dict[str, Any]) -> bool:
+    return any(
+        s.get("kind") == "ServiceAccount" and s.get("name") == NODESYNC
+        for s in doc.get("subjects") or []
+    )
+
+
+@pytest.fixture(scope="module")
+def base() -> list[dict[str, Any]]:
+    return render(BASE)
+
+
+@pytest.fixture(scope="module")
+def namespaced() -> list[dict[str, Any]]:
+    return render(NAMESPACED)
+
+
+def test_nodesync_has_no_cluster_wide_rights(namespaced: list[dict[str, Any]]) -> None:
+    cluster_wide = [
+        key(doc)
+        for doc in namespaced
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")
+        and (doc["metadata"]["name"] == NODESYNC or binds_nodesync(doc))
+    ]
+    assert cluster_wide == []
+    bindings = [doc for doc in namespaced if binds_nodesync(doc)]
+    assert [key(doc) for doc in bindings] == [("RoleBinding", OPERATOR_NS, NODESYNC)]
+
+
+def test_the_role_grants_the_cluster_roles_rules_in_one_namespace(
+    base: list[dict[str, Any]], namespaced: list[dict[str, Any]]
+) -> None:
+    cluster_role = by_key(base)[("ClusterRole", "", NODESYNC)]
+    objects = by_key(namespaced)
+    role = objects[("Role", OPERATOR_NS, NODESYNC)]
+    binding = objects[("RoleBinding", OPERATOR_NS, NODESYNC)]
+    assert role["rules"] == cluster_role["rules"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": NODESYNC,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": NODESYNC, "namespace": OPERATOR_NS}
+    ]
+    for doc in (role, binding):
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_everything_else_is_the_default_install(
+    base: list[dict[str, Any]], namespaced: list[dict[str, Any]]
+) -> None:
+    before, after = by_key(copy.deepcopy(base)), by_key(copy.deepcopy(namespaced))
+    assert set(before) - set(after) == {
+        ("ClusterRole", "", NODESYNC),
+        ("ClusterRoleBinding", "", NODESYNC),
+    }
+    assert set(after) - set(before) == {
+        ("Role", OPERATOR_NS, NODESYNC),
+        ("RoleBinding", OPERATOR_NS, NODESYNC),
+    }
+    spod = ("SecurityProfilesOperatorDaemon", OPERATOR_NS, "spod")
+    changed = [k for k in set(before) & set(after) if before[k] != after[k]]
+    assert changed == [spod]
+    annotations = after[spod]["metadata"].pop("annotations")
+    assert annotations == {daemonset.WATCH_NAMESPACE_ANNOTATION: OPERATOR_NS}
+    assert after[spod] == before[spod]
+
+
+def test_the_spod_runs_nodesync_on_the_namespace_of_its_role(
+    namespaced: list[dict[str, Any]],
+) -> None:
+    [raw] = [doc for doc in namespaced if doc["kind"] == "SecurityProfilesOperatorDaemon"]
+    ds = daemonset.daemonset(SecurityProfilesOperatorDaemon.model_validate(raw))
+    [nodesync] = [
+        c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "nodesync"
+    ]
+    env = {e["name"]: e.get("value") for e in nodesync["env"]}
+    [role] = [doc for doc in namespaced if doc["kind"] == "Role"]
+    assert env["WATCH_NAMESPACE"] == role["metadata"]["namespace"] == OPERATOR_NS
+
+
+def documented_overlay() -> str:
+    """The overlay that kustomization.yaml's comment shows for choosing another namespace."""
+    lines = (NAMESPACED / "kustomization.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "my-install/kustomization.yaml" in line)
+    block: list[str] = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("#   "):
+            break
+        block.append(line[len("#   ") :])
+    assert block, "no example overlay in the comment"
+    return "\n".join(block) + "\n"
+
+
+def test_the_documented_overlay_moves_the_role_and_the_spod_together(tmp_path: Path) -> None:
+    text = documented_overlay()
+    assert "../metacontroller/namespaced" in text
+    overlay = tmp_path / "my-install"
+    overlay.mkdir()
+    relative = os.path.relpath(NAMESPACED, overlay)
+    (overlay / "kustomization.yaml").write_text(
+        text.replace("../metacontroller/namespaced", relative)
+    )
+    docs = render(overlay)
+    objects = by_key(docs)
+    assert ("Role", "team-a", NODESYNC) in objects
+    assert ("RoleBinding", "team-a", NODESYNC) in objects
+    assert not any(
+        doc["kind"] in ("Role", "RoleBinding") and key(doc)[1] == OPERATOR_NS for doc in docs
+    )
+    binding = objects[("RoleBinding", "team-a", NODESYNC)]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": NODESYNC, "namespace": OPERATOR_NS}
+    ]
+    spod = objects[("SecurityProfilesOperatorDaemon", OPERATOR_NS, "spod")]
+    assert spod["metadata"]["annotations"] == {daemonset.WATCH_NAMESPACE_ANNOTATION: "team-a"}
+    # The operator itself stays where it was.
+    assert ("ServiceAccount", OPERATOR_NS, NODESYNC) in objects
