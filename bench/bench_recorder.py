@@ -1,0 +1,337 @@
+"""Benchmark: the recorder's parse + attribute rate on a multi-million-line audit log, and its memory.
+
+Generates a realistic auditd log (ENRICHED format: SECCOMP records of ~200
+container processes and a few host ones, AVC denials, and the SYSCALL, CWD,
+PATH, PROCTITLE, EOE and USER_* records around them), then, each in a fresh
+process so that peak RSS is its own:
+
+- ``baseline``: a plain ``for line in file`` loop over the same file (Python too);
+- ``recorder``: what nodesync runs: the follower (from offset 0, 1 MiB reads),
+  the parser, the pid -> container resolver with its cache (the ``/proc`` read is
+  a stub with a fixed mapping), and the per-container accumulation;
+
+at two log lengths (default 1M and 4M lines). Reports records/s (SECCOMP+AVC
+records parsed and attributed per second), lines/s, the ratio recorder/baseline
+time, and VmHWM (peak RSS, MiB) of each run: flat between the two lengths means
+memory does not grow with the log. Also times nodesync's SECCOMP parser (one
+regular expression) against one ``str.find`` per field on the same lines (the
+choice made in ``nodesync/auditlog.py``).
+
+Targets: >= 200,000 records/s, peak RSS < 64 MiB and not growing with the length.
+
+Run: .venv/bin/python bench/bench_recorder.py [--lines 1000000 4000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nodesync.auditlog import SeccompRecord, parse  # noqa: E402
+from nodesync.containers import ContainerResolver  # noqa: E402
+from nodesync.following import Follower, Position, StateFile  # noqa: E402
+from nodesync.recording import Recorder  # noqa: E402
+
+CONTAINER_PIDS = range(20000, 20200)
+HOST_PIDS = range(100, 110)
+SYSCALLS = [
+    0,
+    1,
+    3,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    16,
+    17,
+    21,
+    39,
+    56,
+    59,
+    60,
+    72,
+    83,
+    202,
+    231,
+    257,
+    262,
+    318,
+]
+ENRICHED = '\x1dAUID="unset" UID="root" GID="root" ARCH=x86_64 SYSCALL=x'
+SECCOMP = (
+    "type=SECCOMP msg=audit(%d.%03d:%d): auid=4294967295 uid=0 gid=0 ses=4294967295 "
+    'subj=system_u:system_r:container_t:s0:c%d,c%d pid=%d comm="worker" exe="/usr/bin/worker" '
+    "sig=0 arch=c000003e syscall=%d compat=0 ip=0x7f5a3c1d2e4f code=0x7ffc0000" + ENRICHED
+)
+AVC = (
+    "type=AVC msg=audit(%d.%03d:%d): avc:  denied  { read write open } for  pid=%d "
+    'comm="worker" path="/var/lib/data/file" dev="vda1" ino=%d '
+    "scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=system_u:object_r:var_lib_t:s0 "
+    "tclass=file permissive=1"
+)
+SYSCALL = (
+    "type=SYSCALL msg=audit(%d.%03d:%d): arch=c000003e syscall=257 success=yes exit=3 "
+    "a0=ffffff9c a1=7ffd1c a2=0 a3=0 items=1 ppid=1 pid=%d auid=4294967295 uid=0 gid=0 euid=0 "
+    'suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="worker" '
+    'exe="/usr/bin/worker" subj=system_u:system_r:container_t:s0:c1,c2 key=(null)' + ENRICHED
+)
+OTHERS = (
+    'type=CWD msg=audit(%d.%03d:%d): cwd="/"',
+    'type=PATH msg=audit(%d.%03d:%d): item=0 name="/etc/hosts" inode=131 dev=fd:01 mode=0100644 '
+    "ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0",
+    "type=PROCTITLE msg=audit(%d.%03d:%d): proctitle=2F7573722F62696E2F776F726B6572",
+    "type=EOE msg=audit(%d.%03d:%d): ",
+    "type=USER_ACCT msg=audit(%d.%03d:%d): pid=812 uid=0 auid=4294967295 ses=4294967295 "
+    'msg=\'op=PAM:accounting grantors=pam_permit acct="root" exe="/usr/sbin/cron" '
+    "hostname=? addr=? terminal=cron res=success'",
+)
+
+
+def generate(path: Path, lines: int, seed: int = 1) -> dict[str, int]:
+    """About 70% SECCOMP, 3% AVC, the rest other record types."""
+    rng = random.Random(seed)
+    kinds = {"seccomp": 0, "avc": 0, "other": 0}
+    second = 1_700_000_000
+    serial = 1000
+    batch: list[str] = []
+    with path.open("w") as out:
+        for n in range(lines):
+            serial += 1
+            millis = n % 1000
+            if millis == 0:
+                second += 1
+            roll = rng.random()
+            if roll < 0.70:
+                pids = HOST_PIDS if roll < 0.01 else CONTAINER_PIDS
+                line = SECCOMP % (
+                    second,
+                    millis,
+                    serial,
+                    rng.randrange(1024),
+                    rng.randrange(1024),
+                    rng.choice(pids),
+                    rng.choice(SYSCALLS),
+                )
+                kinds["seccomp"] += 1
+            elif roll < 0.73:
+                line = AVC % (
+                    second,
+                    millis,
+                    serial,
+                    rng.choice(CONTAINER_PIDS),
+                    rng.randrange(1 << 20),
+                )
+                kinds["avc"] += 1
+            elif roll < 0.80:
+                line = SYSCALL % (second, millis, serial, rng.choice(CONTAINER_PIDS))
+                kinds["other"] += 1
+            else:
+                line = rng.choice(OTHERS) % (second, millis, serial)
+                kinds["other"] += 1
+            batch.append(line)
+            if len(batch) >= 10000:
+                out.write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            out.write("\n".join(batch) + "\n")
+    return kinds
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def stub_cgroup(pid: int) -> str | None:
+    if pid in CONTAINER_PIDS:
+        container = f"{pid:064x}"
+        return f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1111_2222.slice/cri-containerd-{container}.scope\n"
+    if pid in HOST_PIDS:
+        return "0::/system.slice/cron.service\n"
+    return None
+
+
+def run_baseline(path: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    count = 0
+    with path.open(errors="replace") as log:
+        for _ in log:
+            count += 1
+    seconds = time.perf_counter() - started
+    return {"lines": count, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
+
+
+def run_recorder(path: Path, state_dir: Path) -> dict[str, Any]:
+    stat = path.stat()
+    state = StateFile(state_dir / "offset.json")
+    state.save([Position(stat.st_dev, stat.st_ino, 0, "")])  # resume from the beginning
+    started = time.perf_counter()
+    follower = Follower(path, state)
+    recorder = Recorder(ContainerResolver(read=stub_cgroup).lookup)
+    while True:
+        batch = follower.poll()
+        if not batch:
+            break
+        recorder.consume(batch)
+    follower.commit()
+    follower.checkpoint()
+    follower.close()
+    seconds = time.perf_counter() - started
+    counts = recorder.counts
+    records = counts.seccomp + counts.avc
+    containers = len(recorder.container_ids())
+    some = recorder.seccomp_of(f"{CONTAINER_PIDS[0]:064x}")
+    return {
+        "lines": counts.lines,
+        "records": records,
+        "attributed": counts.attributed,
+        "host": counts.host,
+        "containers": containers,
+        "syscalls_of_one_container": len(some.names) if some else 0,
+        "seconds": seconds,
+        "records_per_second": records / seconds,
+        "lines_per_second": counts.lines / seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def parse_str_find(line: str) -> SeccompRecord | None:
+    """The alternative to nodesync's regular expression: one str.find per field, in order."""
+    type_at = line.find("type=")  # the same dispatch as nodesync's parse
+    if type_at < 0:
+        return None
+    space = line.find(" ", type_at)
+    if line[type_at + 5 : space] not in ("SECCOMP", "1326"):
+        return None
+    find = line.find
+    at = find("audit(", space)
+    colon = find(":", at)
+    close = find(")", colon)
+    a = find(" pid=", close) + 5
+    b = find(" ", a)
+    c = find(" comm=", b) + 6
+    d = find(" ", c)
+    e = find(" exe=", d) + 5
+    f = find(" ", e)
+    g = find(" arch=", f) + 6
+    h = find(" ", g)
+    i = find(" syscall=", h) + 9
+    j = find(" ", i)
+    k = find(" code=", j) + 6
+    end = find("\x1d", k)
+    return SeccompRecord(
+        float(line[at + 6 : colon]),
+        int(line[colon + 1 : close]),
+        int(line[a:b]),
+        line[c + 1 : d - 1],
+        line[e + 1 : f - 1],
+        int(line[g:h], 16),
+        int(line[i:j]),
+        int(line[k:end] if end >= 0 else line[k:], 16),
+    )
+
+
+def parser_choice(path: Path, sample: int = 200_000) -> dict[str, Any]:
+    lines: list[str] = []
+    with path.open() as log:
+        for line in log:
+            lines.append(line.rstrip("\n"))
+            if len(lines) >= sample:
+                break
+    lines = [line for line in lines if line.startswith("type=SECCOMP ")]
+    assert [parse(line) for line in lines[:2000]] == [parse_str_find(line) for line in lines[:2000]]
+    results: dict[str, Any] = {"seccomp_lines": len(lines)}
+    for name, function in (("str_methods", parse_str_find), ("regex", parse)):
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            for line in lines:
+                function(line)
+            best = min(best, time.perf_counter() - started)
+        results[f"{name}_lines_per_second"] = len(lines) / best
+    results["regex_over_str_time"] = (
+        results["str_methods_lines_per_second"] / results["regex_lines_per_second"]
+    )
+    return results
+
+
+def child(mode: str, path: Path, state_dir: Path) -> None:
+    result = run_baseline(path) if mode == "baseline" else run_recorder(path, state_dir)
+    print(json.dumps(result))
+
+
+def in_child(mode: str, path: Path, state_dir: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--file", str(path), "--state", str(state_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 4_000_000])
+    parser.add_argument("--child", choices=["baseline", "recorder"])
+    parser.add_argument("--file", type=Path)
+    parser.add_argument("--state", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.file, args.state)
+        return
+    report: dict[str, Any] = {"targets": {"records_per_second": 200_000, "peak_rss_mib": 64}}
+    with tempfile.TemporaryDirectory(prefix="bench-recorder-") as folder:
+        runs: dict[str, Any] = {}
+        for lines in args.lines:
+            log = Path(folder) / f"audit-{lines}.log"
+            kinds = generate(log, lines)
+            baseline = in_child("baseline", log, Path(folder))
+            recorder = in_child("recorder", log, Path(folder))
+            runs[str(lines)] = {
+                "file_mib": round(log.stat().st_size / 2**20, 1),
+                "generated": kinds,
+                "baseline": baseline,
+                "recorder": recorder,
+                "ratio_recorder_over_baseline_time": recorder["seconds"] / baseline["seconds"],
+            }
+            if lines == args.lines[0]:
+                report["parser"] = parser_choice(log)
+            if lines != args.lines[-1]:
+                log.unlink()
+        report["runs"] = runs
+    first, last = (runs[str(n)]["recorder"] for n in (args.lines[0], args.lines[-1]))
+    report["summary"] = {
+        "records_per_second": min(run["recorder"]["records_per_second"] for run in runs.values()),
+        "peak_rss_mib": max(run["recorder"]["peak_rss_mib"] for run in runs.values()),
+        "peak_rss_growth_mib": last["peak_rss_mib"] - first["peak_rss_mib"],
+        "ratio_recorder_over_baseline_time": max(
+            run["ratio_recorder_over_baseline_time"] for run in runs.values()
+        ),
+    }
+    summary = report["summary"]
+    report["meets_targets"] = (
+        summary["records_per_second"] >= 200_000
+        and summary["peak_rss_mib"] < 64
+        and summary["peak_rss_growth_mib"] < 4
+    )
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""Audit records of seccomp and SELinux, parsed from one line of text.
+
+Two line forms carry the same record:
+
+- auditd's log (``/var/log/audit/audit.log``)::
+
+    type=SECCOMP msg=audit(1700000000.123:42): auid=... pid=7 comm="mkdir" exe="/bin/busybox" sig=0 arch=c000003e syscall=83 compat=0 ip=0x... code=0x7ffc0000
+
+  optionally prefixed by ``node=NAME `` (auditd's ``name_format``) and, with
+  ``log_format = ENRICHED``, followed by a 0x1d byte and auditd's interpretation
+  (``ARCH=x86_64 SYSCALL=mkdir``), which is ignored here;
+- the kernel log (``/dev/kmsg``, syslog, the journal), when no auditd runs::
+
+    audit: type=1326 audit(1700000000.123:42): auid=... pid=7 ...
+
+  where 1326 is SECCOMP and 1400 is AVC.
+
+An AVC record (``type=AVC`` / ``type=1400``)::
+
+    avc:  denied  { read write } for  pid=7 comm="cat" name="x" ... scontext=u:r:container_t:s0:c1,c2 tcontext=u:object_r:var_t:s0 tclass=file permissive=1
+
+The kernel quotes a string value only if it has no byte below 0x21, above 0x7e
+or a double quote; otherwise it logs the bytes in hex, unquoted. So no value
+holds a space, and a value either is quoted text or is hex (or ``(null)``).
+
+This is the recorder's hot path. :func:`parse` builds the whole record (for the
+log enricher) with one regular expression anchored on the fixed order of the
+fields; :func:`scan`, what a recording needs (pid, arch, syscall), with three
+``str.find``. A record whose fields are in another order falls back to
+searching each field. ``bench/bench_recorder.py`` times the choices.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+SECCOMP_TYPE: Final = 1326
+AVC_TYPE: Final = 1400
+ENRICHED_SEPARATOR: Final = "\x1d"
+
+_SECCOMP_NAMES: Final = frozenset({"SECCOMP", "1326"})
+_AVC_NAMES: Final = frozenset({"AVC", "1400"})
+
+
+@dataclass(slots=True)
+class SeccompRecord:
+    """One ``type=SECCOMP`` record: a syscall a seccomp filter decided to log (or kill).
+
+    Not frozen: a frozen dataclass costs a third more to build, and this is built
+    once per record on the hot path. Treat it as immutable.
+    """
+
+    timestamp: float  # seconds since the epoch, millisecond resolution
+    serial: int  # the audit event serial; with the timestamp it names the event
+    pid: int  # in the initial PID namespace
+    comm: str
+    exe: str
+    arch: int  # AUDIT_ARCH_* (0xc000003e for x86_64)
+    syscall: int  # the number as the task's ABI sees it (x32 numbers carry 0x40000000)
+    code: int  # the seccomp action (0x7ffc0000 = SECCOMP_RET_LOG)
+
+    @property
+    def kind(self) -> str:
+        return "seccomp"
+
+
+@dataclass(slots=True)
+class AvcRecord:
+    """One ``type=AVC`` record: SELinux permissions denied (or audited as granted)."""
+
+    timestamp: float
+    serial: int
+    pid: int  # 0 when the record names no process
+    comm: str
+    exe: str
+    scontext: str
+    tcontext: str
+    tclass: str
+    perms: tuple[str, ...]
+    denied: bool  # False for "granted" (auditallow)
+    permissive: bool
+
+    @property
+    def kind(self) -> str:
+        return "selinux"
+
+    @property
+    def source_type(self) -> str:
+        return context_type(self.scontext)
+
+    @property
+    def target_type(self) -> str:
+        return context_type(self.tcontext)
+
+
+AuditRecord = SeccompRecord | AvcRecord
+
+
+def context_type(context: str) -> str:
+    """The type of an SELinux context ``user:role:type[:level]`` ('' if it has none)."""
+    parts = context.split(":", 3)
+    return parts[2] if len(parts) > 2 else ""
+
+
+def decode_value(raw: str) -> str:
+    """A logged string value: quoted text, or the hex the kernel logs for untrusted bytes."""
+    if raw.startswith('"'):
+        return raw[1:-1] if raw.endswith('"') and len(raw) > 1 else raw[1:]
+    if raw and len(raw) % 2 == 0:
+        try:
+            return bytes.fromhex(raw).decode("utf-8", "replace")
+        except ValueError:
+            return raw
+    return raw
+
+
+def _value(line: str, key: str, start: int) -> str | None:
+    """The value of `` key=`` (key given with its leading space and '='), searched from start."""
+    at = line.find(key, start)
+    if at < 0:
+        return None
+    at += len(key)
+    end = line.find(" ", at)
+    return line[at:] if end < 0 else line[at:end]
+
+
+def _event(line: str, start: int) -> tuple[float, int, int] | None:
+    """(timestamp, serial, where the fields begin) from ``audit(SECONDS.MILLIS:SERIAL):``."""
+    at = line.find("audit(", start)
+    if at < 0:
+        return None
+    colon = line.find(":", at)
+    close = line.find(")", colon)
+    if colon < 0 or close < 0:
+        return None
+    try:
+        return float(line[at + 6 : colon]), int(line[colon + 1 : close]), close + 2
+    except ValueError:
+        return None
+
+
+def parse(line: str) -> AuditRecord | None:
+    """The SECCOMP or AVC record on ``line``; None for any other line or a malformed one."""
+    at = line.find("type=")
+    if at < 0:
+        return None
+    end = line.find(" ", at)
+    if end < 0:
+        return None
+    name = line[at + 5 : end]
+    if name in _SECCOMP_NAMES:
+        return _seccomp(line, end)
+    if name in _AVC_NAMES:
+        return _avc(line, end)
+    return None
+
+
+# The fields of a SECCOMP record after ``ses=``/``subj=``, in the order audit_seccomp()
+# writes them (compat= since Linux 4.14). For the whole record, one search with this
+# measured as fast as a str.find per field or a little faster (bench/bench_recorder.py
+# times both); for the three fields of :func:`scan`, finds are faster.
+_SECCOMP_TAIL: Final = re.compile(
+    r" pid=(\d+) comm=(\S+) exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+) "
+    r"(?:compat=\d+ )?ip=\S+ code=0x([0-9a-f]+)"
+)
+
+
+def _text(raw: str) -> str:
+    return raw[1:-1] if raw[:1] == '"' else decode_value(raw)
+
+
+def scan(line: str) -> tuple[str, str, str] | AvcRecord | None:
+    """The recorder's lean parse: the pid, arch and syscall of a SECCOMP record as they
+    are written (decimal, hex, decimal), an AVC record in full, None for any other line.
+
+    Same records as :func:`parse`; the recorder converts a pid once per batch and a
+    syscall once per container (the bulk of an audit log under recording is SECCOMP
+    records of a few processes).
+    """
+    at = line.find("type=")
+    if at < 0:
+        return None
+    if line.startswith("SECCOMP ", at + 5) or line.startswith("1326 ", at + 5):
+        # three fields, in the kernel's order: a find each beats the regular expression here
+        pid = line.find(" pid=", at) + 5
+        pid_end = line.find(" ", pid)
+        arch = line.find(" arch=", pid_end) + 6
+        arch_end = line.find(" ", arch)
+        number = line.find(" syscall=", arch_end) + 9
+        number_end = line.find(" ", number)
+        if pid > 5 and arch > 6 and number > 9 and min(pid_end, arch_end, number_end) > 0:
+            pid_text = line[pid:pid_end]
+            number_text = line[number:number_end]
+            if pid_text.isdigit() and number_text.isdigit():
+                return pid_text, line[arch:arch_end], number_text
+            return None
+        record = _seccomp_any_order(line, line.find(" ", at))
+        if record is None:
+            return None
+        return str(record.pid), f"{record.arch:x}", str(record.syscall)
+    if line.startswith("AVC ", at + 5) or line.startswith("1400 ", at + 5):
+        return _avc(line, line.find(" ", at))
+    return None
+
+
+def _seccomp(line: str, start: int) -> SeccompRecord | None:
+    match = _SECCOMP_TAIL.search(line, start)
+    if match is None:
+        return _seccomp_any_order(line, start)
+    at = line.find("audit(", start)
+    colon = line.find(":", at)
+    close = line.find(")", colon)
+    if at < 0 or colon < 0 or close < 0:
+        return None
+    pid, comm, exe, arch, syscall, code = match.groups()
+    try:
+        return SeccompRecord(
+            float(line[at + 6 : colon]),
+            int(line[colon + 1 : close]),
+            int(pid),
+            _text(comm),
+            _text(exe),
+            int(arch, 16),
+            int(syscall),
+            int(code, 16),
+        )
+    except ValueError:
+        return None
+
+
+def _seccomp_any_order(line: str, start: int) -> SeccompRecord | None:
+    event = _event(line, start)
+    if event is None:
+        return None
+    timestamp, serial, fields = event
+    cut = line.find(ENRICHED_SEPARATOR, fields)
+    if cut >= 0:
+        line = line[:cut]
+    pid = _value(line, " pid=", fields)
+    arch = _value(line, " arch=", fields)
+    syscall = _value(line, " syscall=", fields)
+    if pid is None or arch is None or syscall is None:
+        return None
+    comm = _value(line, " comm=", fields)
+    exe = _value(line, " exe=", fields)
+    code = _value(line, " code=", fields)
+    try:
+        return SeccompRecord(
+            timestamp,
+            serial,
+            int(pid),
+            "" if comm is None else decode_value(comm),
+            "" if exe is None else decode_value(exe),
+            int(arch, 16),
+            int(syscall),
+            0 if code is None else int(code, 16),
+        )
+    except ValueError:
+        return None
+
+
+def _avc(line: str, start: int) -> AvcRecord | None:
+    event = _event(line, start)
+    if event is None:
+        return None
+    timestamp, serial, fields = event
+    cut = line.find(ENRICHED_SEPARATOR, fields)
+    if cut >= 0:
+        line = line[:cut]
+    open_brace = line.find("{", fields)
+    close_brace = line.find("}", open_brace)
+    if open_brace < 0 or close_brace < 0:
+        return None
+    verdict = line[fields:open_brace]
+    perms = tuple(line[open_brace + 1 : close_brace].split())
+    rest = close_brace
+    scontext = _value(line, " scontext=", rest)
+    tcontext = _value(line, " tcontext=", rest)
+    tclass = _value(line, " tclass=", rest)
+    if scontext is None or tcontext is None or tclass is None or not perms:
+        return None
+    pid = _value(line, " pid=", rest)
+    comm = _value(line, " comm=", rest)
+    exe = _value(line, " exe=", rest)
+    permissive = _value(line, " permissive=", rest)
+    try:
+        pid_number = 0 if pid is None else int(pid)
+    except ValueError:
+        return None
+    return AvcRecord(
+        timestamp,
+        serial,
+        pid_number,
+        "" if comm is None else decode_value(comm),
+        "" if exe is None else decode_value(exe),
+        scontext,
+        tcontext,
+        tclass,
+        perms,
+        "granted" not in verdict,
+        permissive == "1",
+    )
