@@ -37,7 +37,7 @@ from nodesync.materialising import Materialiser
 from nodesync.metrics import Metrics
 from nodesync.outcomes import Outcome
 from nodesync.plan import Perms
-from nodesync.reading import FolderError, folder_signature, read_folder
+from nodesync.reading import FolderError, folder_signature, iter_folder
 from nodesync.reporting import NodeStatusReporter, NoStatus
 from nodesync.seccompsupport import seccomp_supported
 from nodesync.selinux_agent import SELECTOR as SELINUX_SELECTOR
@@ -248,7 +248,13 @@ def run(args: argparse.Namespace) -> int:
 def run_local(
     args: argparse.Namespace, materialiser: Materialiser, metrics: Metrics, drop: Path | None
 ) -> int:
-    """Converge to the ConfigMaps of a folder: once, or whenever its files change."""
+    """Converge to the ConfigMaps of a folder: once, or whenever its files change.
+
+    Each agent streams the folder itself rather than sharing a list of every
+    object: holding 10,000 parsed ConfigMaps at once costs tens of MiB. An agent
+    reads all it is given before it changes anything, so a file that cannot be
+    read (FolderError) stops the round before any change.
+    """
     agents: list[Fed] = [Agent(materialiser, NoStatus())]
     selinux = None
     if drop is not None:
@@ -257,11 +263,10 @@ def run_local(
     folder = Path(args.from_dir)
     if args.once:
         try:
-            configmaps = read_folder(folder)
+            outcomes = [outcome for agent in agents for outcome in agent.relist(iter_folder(folder))]
         except FolderError as error:
             log.error("%s: nothing changed", error, extra=about("", ""))
             return 2
-        outcomes = [outcome for agent in agents for outcome in agent.relist(configmaps)]
         summary = _summary(outcomes)
         sys.stdout.write(json.dumps(summary) + "\n")
         return 1 if summary["errors"] else 0
@@ -404,13 +409,11 @@ def poll_folder(
         signature = folder_signature(folder)
         if signature != seen:
             try:
-                configmaps = read_folder(folder)
+                for agent in agents:
+                    agent.relist(iter_folder(folder))
+                seen = signature
             except FolderError as error:
                 log.error("%s: nothing changed, trying again", error, extra=about("", ""))
-            else:
-                for agent in agents:
-                    agent.relist(configmaps)
-                seen = signature
         if tick is not None:
             tick()
         stop.wait(interval)

@@ -71,10 +71,6 @@ def iter_folder(folder: Path) -> Iterator[Mapping[str, Any]]:
             yield from _flatten(document)
 
 
-def read_folder(folder: Path) -> list[Mapping[str, Any]]:
-    return list(iter_folder(folder))
-
-
 def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of the folder's files: changes when they change."""
     signature: list[tuple[str, int, int]] = []
