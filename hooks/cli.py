@@ -106,7 +106,8 @@ def _share_metrics_between_workers(argv: Sequence[str]) -> None:
     prometheus_client picks its storage when it is first imported, and building
     the parser imports it (through nodesync), so this must come first.
     """
-    if "hooks" in argv and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")]
+    if words[:1] == ["hooks"] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spo-metrics-")
 
 
