@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import urllib.parse
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from urllib3.exceptions import HTTPError
 from hooks.api import GROUP
 from hooks.api.nodestatus import KIND
 from nodesync.cluster import ApiError, Expired, Json
+from nodesync.logs import about
+
+log = logging.getLogger(__name__)
 
 PAGE = 500
 _CONNECT_TIMEOUT = 10.0
@@ -205,3 +209,53 @@ class KubernetesCluster:
         self._confine(namespace)
         ns = urllib.parse.quote(namespace, safe="")
         self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def list_node_pods(self, node_name: str) -> list[Json]:
+        """The pods scheduled to ``node_name`` (in the watched namespace when restricted)."""
+        path = (
+            "/api/v1/pods"
+            if self.namespace is None
+            else f"/api/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/pods"
+        )
+        items: list[Json] = []
+        token: str | None = None
+        while True:
+            page = self._json(
+                "GET",
+                path,
+                {"fieldSelector": f"spec.nodeName={node_name}", "limit": PAGE, "continue": token},
+                read_timeout=120.0,
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+
+    def create_seccomp_profile(self, body: Json) -> Json:
+        """POST a SeccompProfile (v1beta1) into the namespace its metadata names."""
+        namespace = str((body.get("metadata") or {}).get("namespace") or "")
+        self._confine(namespace)
+        ns = urllib.parse.quote(namespace, safe="")
+        return self._json(
+            "POST", f"/apis/{GROUP}/v1beta1/namespaces/{ns}/seccompprofiles", body=body
+        )
+
+    def get_profile_recording(self, namespace: str, name: str) -> Json | None:
+        """The ProfileRecording ``namespace/name``, None when there is none (or it cannot be read)."""
+        ns = urllib.parse.quote(namespace, safe="")
+        path = (
+            f"/apis/{GROUP}/v1alpha1/namespaces/{ns}/profilerecordings/"
+            f"{urllib.parse.quote(name, safe='')}"
+        )
+        try:
+            return self._json("GET", path)
+        except ApiError as error:
+            if error.status != 404:
+                log.warning(
+                    "reading the ProfileRecording failed (%s): its profiles are created enabled",
+                    error.message,
+                    extra=about(namespace, name),
+                )
+            return None
