@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -22,28 +24,28 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_hooks(workers: int = 2) -> Iterator[str]:
-    """Start `spo hooks`, wait until ready, yield its base URL, stop it."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hooks.cli", "hooks", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+def serving(
+    argv: list[str],
+    base: str,
+    *,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    context: ssl.SSLContext | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait until ``base``/readyz answers, yield it, stop it."""
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=1):
+                with urllib.request.urlopen(f"{base}/readyz", timeout=1, context=context):
                     break
             except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"spo hooks did not become ready: {error}") from error
+                    stderr = process.stderr.read().decode() if process.poll() is not None and process.stderr else ""
+                    raise RuntimeError(f"the server at {base} did not become ready: {error}\n{stderr}") from error
                 time.sleep(0.1)
-        yield base
+        yield process
     finally:
         process.terminate()
         try:
@@ -53,6 +55,17 @@ def running_hooks(workers: int = 2) -> Iterator[str]:
             process.wait()
         if process.stderr:
             process.stderr.close()
+
+
+@contextmanager
+def running_hooks(workers: int = 2) -> Iterator[str]:
+    """Start `spo hooks`, wait until ready, yield its base URL, stop it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    base = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "hooks.cli", "hooks", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    with serving(argv, base, env=env):
+        yield base
 
 
 def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:

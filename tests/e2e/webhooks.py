@@ -16,9 +16,7 @@ import base64
 import json
 import os
 import ssl
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ from urllib.parse import urlsplit
 import yaml
 from controlplane import ControlPlane, free_port, make_pki
 from flask import Flask
+from hookserver import serving
 from metacontroller_step import _group, _resource_arg
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -94,42 +93,17 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
         "SPO_BINDINGS_FILE": str(tables / "bindings.json"),
         "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), str(REPO)]),
     }
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn",
-            "--bind", f"127.0.0.1:{port}",
-            "--certfile", str(pki.serving_cert), "--keyfile", str(pki.serving_key),
-            "--workers", "1", "--worker-class", "gthread", "--threads", "4",
-            "webhooks:webhook_app()",
-        ],
-        cwd=here,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"127.0.0.1:{port}",
+        "--certfile", str(pki.serving_cert), "--keyfile", str(pki.serving_key),
+        "--workers", "1", "--worker-class", "gthread", "--threads", "4",
+        "webhooks:webhook_app()",
+    ]
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     server = WebhookServer(f"https://127.0.0.1:{port}", pki.ca_cert, tables, context)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.base}/readyz", timeout=1, context=context):
-                    break
-            except OSError as error:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.poll() is not None and process.stderr else ""
-                    raise RuntimeError(f"the HTTPS hook server did not come up: {error}\n{stderr}") from error
-                time.sleep(0.1)
+    with serving(argv, server.base, env=env, cwd=here, context=context):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
 def with_status(plane: ControlPlane, resource: str, namespace: str, name: str, status: dict[str, Any]) -> None:
