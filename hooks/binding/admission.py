@@ -211,17 +211,18 @@ def _matches(spec: dict[str, Any], images: dict[str, tuple[Entry, ...]]) -> bool
     )
 
 
-def _capped(warnings: list[str]) -> list[str] | None:
+def capped(warnings: list[str], kind: str = "binding") -> list[str] | None:
     """At most ``MAX_WARNINGS`` short warnings: the API server truncates long or many ones."""
     if not warnings:
         return None
     shown = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings]
     if len(shown) > MAX_WARNINGS:
-        shown = [*shown[: MAX_WARNINGS - 1], f"spo: {len(shown) - MAX_WARNINGS + 1} more binding warnings"]
+        shown = [*shown[: MAX_WARNINGS - 1], f"spo: {len(shown) - MAX_WARNINGS + 1} more {kind} warnings"]
     return shown
 
 
-def _is_pod_create(request: AdmissionRequest) -> bool:
+def is_pod_create(request: AdmissionRequest) -> bool:
+    """A CREATE of a pod itself (not of one of its subresources)."""
     resource = request.resource
     return (
         request.operation == "CREATE"
@@ -234,7 +235,7 @@ def admit(review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: 
     """The answer to one AdmissionReview: always allowed, with a JSONPatch when a binding applies."""
     request = review.request
     response = AdmissionResponse(uid=request.uid, allowed=True)
-    if not _is_pod_create(request) or not isinstance(request.object, dict):
+    if not is_pod_create(request) or not isinstance(request.object, dict):
         return AdmissionReviewResponse(response=response)
     metadata = _dict(request.object.get("metadata"))
     namespace = request.namespace or str(metadata.get("namespace") or "")
@@ -255,5 +256,5 @@ def admit(review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: 
         response.patchType = "JSONPatch"
         response.patch = base64.b64encode(encoded).decode()
         log.debug("pod bound: %d patch operations", len(pod.ops), extra=about(namespace=namespace, name=metadata.get("name")))
-    response.warnings = _capped(pod.warnings)
+    response.warnings = capped(pod.warnings)
     return AdmissionReviewResponse(response=response)

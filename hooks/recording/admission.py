@@ -39,6 +39,8 @@ from hooks.binding.admission import (
     AdmissionResponse,
     AdmissionReviewRequest,
     AdmissionReviewResponse,
+    capped,
+    is_pod_create,
 )
 from hooks.logs import about
 from hooks.recording import podannotations, selectors
@@ -46,8 +48,6 @@ from hooks.recording.table import Recording, RecordingTable
 
 log = logging.getLogger(__name__)
 
-MAX_WARNINGS = 10
-MAX_WARNING_CHARS = 240
 _CONTAINER_LISTS = ("initContainers", "containers")
 SECCOMP = api.RecordingKind.SECCOMP_PROFILE
 SELINUX = api.RecordingKind.SELINUX_PROFILE
@@ -188,32 +188,11 @@ def _record(pod: _Pod, recording: Recording, table: RecordingTable) -> None:
             pod.warn(f"spo: container {name!r} is privileged: recording {recording.name!r} will not see what it does")
 
 
-def _capped(warnings: list[str]) -> list[str] | None:
-    """At most ``MAX_WARNINGS`` short warnings: the API server truncates long or many ones."""
-    if not warnings:
-        return None
-    shown = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings]
-    if len(shown) > MAX_WARNINGS:
-        shown = [*shown[: MAX_WARNINGS - 1], f"spo: {len(shown) - MAX_WARNINGS + 1} more recording warnings"]
-    return shown
-
-
-def _is_pod_create(review: AdmissionReviewRequest) -> bool:
-    request = review.request
-    resource = request.resource
-    return (
-        request.operation == "CREATE"
-        and (resource is None or (resource.group == "" and resource.resource == "pods"))
-        and not request.subResource
-        and isinstance(request.object, dict)
-    )
-
-
 def admit(review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded: bool = True) -> AdmissionReviewResponse:
     """The answer to one AdmissionReview: always allowed, with a JSONPatch when a recording selects the pod."""
     request = review.request
     response = AdmissionResponse(uid=request.uid, allowed=True)
-    if not _is_pod_create(review):
+    if not is_pod_create(review.request) or not isinstance(review.request.object, dict):
         return AdmissionReviewResponse(response=response)
     pod_object = _dict(request.object)
     metadata = _dict(pod_object.get("metadata"))
@@ -240,5 +219,5 @@ def admit(review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded
             len(pod.annotations),
             extra=about(namespace=namespace, name=metadata.get("name") or metadata.get("generateName")),
         )
-    response.warnings = _capped(pod.warnings)
+    response.warnings = capped(pod.warnings, "recording")
     return AdmissionReviewResponse(response=response)
