@@ -17,15 +17,14 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nodesync.plan import FILE_MODE
+from nodesync.plan import FILE_MODE, Perms
 from nodesync.selinux_policies import CIL_EXTENSION
-from nodesync.writing import TEMP_SUFFIX, temp_name
+from nodesync.writing import TEMP_SUFFIX, write_atomically
 
 log = logging.getLogger(__name__)
 
 STAGING = ".spo-staging"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class DropDir:
@@ -67,22 +66,9 @@ class DropDir:
             return False
         name = policy + CIL_EXTENSION
         with self._fds() as (drop, staging):
-            temporary = temp_name(name)
-            fd = os.open(temporary, _NEW, self.mode, dir_fd=staging)
-            try:
-                try:
-                    view = memoryview(content)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fchmod(fd, self.mode)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.rename(temporary, name, src_dir_fd=staging, dst_dir_fd=drop)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary, dir_fd=staging)
-                raise
+            # Staged outside the watched folder: selinuxd would pick up a temporary file.
+            perms = Perms(uid=os.geteuid(), gid=os.getegid(), file_mode=self.mode)
+            write_atomically(staging, name, content, perms, into=drop)
             os.fsync(drop)
         return True
 

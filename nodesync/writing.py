@@ -59,8 +59,10 @@ def _set_perms(fd: int, mode: int, perms: Perms) -> None:
         os.fchmod(fd, mode)
 
 
-def write_atomically(dir_fd: int, name: str, content: bytes, perms: Perms) -> None:
-    """Replace ``name`` in ``dir_fd`` with ``content``; the caller fsyncs the directory."""
+def write_atomically(dir_fd: int, name: str, content: bytes, perms: Perms, *, into: int | None = None) -> None:
+    """Replace ``name`` in ``dir_fd`` (or in ``into``, the temporary file staying in ``dir_fd``
+    until the rename) with ``content``; the caller fsyncs the directory."""
+    target = dir_fd if into is None else into
     temporary = temp_name(name)
     fd = os.open(temporary, _NEW, 0o600, dir_fd=dir_fd)
     try:
@@ -72,7 +74,7 @@ def write_atomically(dir_fd: int, name: str, content: bytes, perms: Perms) -> No
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary, dir_fd=dir_fd)
