@@ -58,6 +58,12 @@ def _nodesync(args: argparse.Namespace) -> int:
     return command.run(args)
 
 
+def _log_enricher(args: argparse.Namespace) -> int:
+    from nodesync import enricher_command
+
+    return enricher_command.run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="spo",
@@ -85,6 +91,14 @@ def parser() -> argparse.ArgumentParser:
 
     command.add_arguments(nodesync)
     nodesync.set_defaults(func=_nodesync)
+
+    enricher = sub.add_parser("log-enricher", help="enrich this node's audit records and record profiles from them",
+                              description="Follow the audit log: log each seccomp/AVC record with its pod, and create the "
+                              "profiles of the containers the recording webhook marked.")
+    from nodesync import enricher_command
+
+    enricher_command.add_arguments(enricher)
+    enricher.set_defaults(func=_log_enricher)
 
     render = sub.add_parser("render", help="compute profiles offline, as a single node would get them",
                             description="Run the hooks on YAML files of custom resources with a simulated single node: "

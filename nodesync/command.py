@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KUBELET_DIR = "/var/lib/kubelet"
 DEFAULT_METRICS_BIND = "0.0.0.0:8085"
-DEFAULT_AUDIT_LOG = "/var/log/audit/audit.log"
 DEFAULT_SELINUX_DIR = "/etc/selinux.d"  # where the spod's DaemonSet mounts the drop directory
 INSTALLERS = ("selinuxd", "batch")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -121,34 +120,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NS",
         help="watch ConfigMaps and write node statuses in NS only "
         "(env WATCH_NAMESPACE; default: every namespace)",
-    )
-    record = parser.add_argument_group("recording")
-    record.add_argument(
-        "--record",
-        action=argparse.BooleanOptionalAction,
-        default=os.environ.get("ENABLE_RECORDING", "").strip().lower() in ("1", "true", "yes"),
-        help="record seccomp profiles from the audit log for the pods of this node that the "
-        "recording webhook marked (env ENABLE_RECORDING)",
-    )
-    record.add_argument(
-        "--audit-log",
-        default=DEFAULT_AUDIT_LOG,
-        metavar="PATH",
-        help=f"the audit log to follow (default {DEFAULT_AUDIT_LOG})",
-    )
-    record.add_argument(
-        "--recorder-state",
-        default=None,
-        metavar="DIR",
-        help="where the position in the audit log is saved (default: not saved; a restart "
-        "starts at the end of the log)",
-    )
-    record.add_argument(
-        "--record-poll-interval",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="how often this node's pods are listed while recording",
     )
     selinux = parser.add_argument_group("SELinux")
     selinux.add_argument(
@@ -354,12 +325,6 @@ def run_api(
             poll_loop, selinux, stop, args.selinux_poll_interval
         )
 
-    if args.record:
-        # its own client, as each watcher has: requests from another thread
-        recorder_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
-        clusters.append(recorder_cluster)
-        loops.update(recording_loops(args, recorder_cluster, stop))
-
     def interrupt() -> None:
         for each in clusters:
             each.interrupt()
@@ -378,36 +343,6 @@ def run_api(
     finally:
         if server is not None:
             server.shutdown()
-
-
-def recording_loops(
-    args: argparse.Namespace, cluster: Any, stop: threading.Event
-) -> dict[str, Callable[[], None]]:
-    """The recorder's two loops: follow the audit log, list this node's pods.
-
-    ``cluster`` is a ``KubernetesCluster``; its plain requests (no watch) may
-    share the connection pool of the seccomp watcher's client."""
-    from nodesync.containers import ContainerResolver
-    from nodesync.following import Follower, StateFile
-    from nodesync.recording import Recorder
-    from nodesync.recording_agent import RecordingAgent, follow_loop, pods_loop
-
-    state = StateFile(Path(args.recorder_state) / "audit-log.json") if args.recorder_state else None
-    if state is not None:
-        Path(args.recorder_state).mkdir(parents=True, exist_ok=True)
-    follower = Follower(Path(args.audit_log), state)
-    recorder = Recorder(ContainerResolver(args.proc_dir).lookup)
-    agent = RecordingAgent(
-        recorder, cluster.create_seccomp_profile, recording=cluster.get_profile_recording
-    )
-    log.info("recording from %s", args.audit_log, extra=about("", ""))
-    node = args.node_name
-    return {
-        "record-follow": lambda: follow_loop(follower.batches(stop), agent),
-        "record-pods": lambda: pods_loop(
-            lambda: cluster.list_node_pods(node), agent, stop, args.record_poll_interval
-        ),
-    }
 
 
 class Loops:

@@ -39,7 +39,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,22 @@ class StateFile:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
 
-    def load(self) -> tuple[Position, ...]:
+    def load_document(self) -> dict[str, Any]:
+        """The saved document ({} when there is none or it cannot be read)."""
         try:
             document = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            log.warning("ignoring the unreadable follower state %s: %s", self.path, error)
+            return {}
+        return document if isinstance(document, dict) else {}
+
+    def load(self) -> tuple[Position, ...]:
+        document = self.load_document()
+        if not document:
+            return ()
+        try:
             return tuple(
                 Position(
                     int(entry["device"]),
@@ -77,16 +90,18 @@ class StateFile:
                 )
                 for entry in document["files"]
             )
-        except FileNotFoundError:
-            return ()
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             log.warning("ignoring the unreadable follower state %s: %s", self.path, error)
             return ()
+
+    def document(self, positions: Sequence[Position]) -> dict[str, Any]:
+        """What :meth:`save` writes (a subclass may add to it)."""
+        return {"files": [asdict(position) for position in positions]}
 
     def save(self, positions: Sequence[Position]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        data = json.dumps({"files": [asdict(position) for position in positions]}).encode()
+        data = json.dumps(self.document(positions)).encode()
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
@@ -457,7 +472,8 @@ class Follower:
         self._saved = positions
         self._last_checkpoint = self._clock()
 
-    def _maybe_checkpoint(self) -> None:
+    def maybe_checkpoint(self) -> None:
+        """Save the positions if the last save is ``checkpoint_interval`` old."""
         if self._clock() - self._last_checkpoint >= self.checkpoint_interval:
             self.checkpoint()
 
@@ -469,9 +485,9 @@ class Follower:
                 if batch:
                     yield batch
                     self.commit()
-                    self._maybe_checkpoint()
+                    self.maybe_checkpoint()
                 else:
-                    self._maybe_checkpoint()
+                    self.maybe_checkpoint()
                     stop.wait(self.poll_interval)
         finally:
             self.checkpoint()

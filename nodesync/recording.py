@@ -25,9 +25,9 @@ import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from hooks.seccomp import syscalls
 from nodesync.auditlog import AuditRecord, AvcRecord, SeccompRecord, parse, scan
@@ -442,3 +442,51 @@ class Recorder:
         """Drop a container's traces (its profile was written, or it is not recorded)."""
         self._seccomp.pop(container_id, None)
         self._avc.pop(container_id, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What was accumulated, as JSON (saved with the audit log position by the log enricher)."""
+        seccomp = {
+            container_id: sorted([arch, number] for arch, number in trace.pairs())
+            for container_id, trace in self._seccomp.items()
+        }
+        avc = {
+            container_id: {
+                "allow": sorted(
+                    [ttype, tclass, sorted(perms)] for (ttype, tclass), perms in trace.allow.items()
+                ),
+                "sources": sorted(trace.source_types),
+            }
+            for container_id, trace in self._avc.items()
+        }
+        return {"seccomp": seccomp, "avc": avc, "losses": [asdict(loss) for loss in self.detector.losses]}
+
+    def restore(self, saved: Mapping[str, Any]) -> int:
+        """Add a :meth:`snapshot` back; how many containers it named. Bad entries are skipped."""
+        containers: set[str] = set()
+        for container_id, pairs in (saved.get("seccomp") or {}).items():
+            try:
+                calls = {(int(arch), int(number)) for arch, number in pairs}
+            except (TypeError, ValueError):
+                log.warning("skipping the unreadable saved trace of container %s", container_id)
+                continue
+            trace = self._seccomp.setdefault(str(container_id), SeccompTrace())
+            trace.calls.update(calls)
+            containers.add(str(container_id))
+        for container_id, entry in (saved.get("avc") or {}).items():
+            try:
+                allow = [(str(t), str(c), {str(p) for p in perms}) for t, c, perms in entry["allow"]]
+                sources = {str(source) for source in entry.get("sources") or ()}
+            except (TypeError, ValueError, KeyError):
+                log.warning("skipping the unreadable saved AVCs of container %s", container_id)
+                continue
+            avc = self._avc.setdefault(str(container_id), AvcTrace())
+            for ttype, tclass, perms in allow:
+                avc.allow.setdefault((ttype, tclass), set()).update(perms)
+            avc.source_types.update(sources)
+            containers.add(str(container_id))
+        for loss in saved.get("losses") or ():
+            try:
+                self.detector.add(Loss(str(loss["reason"]), str(loss["detail"]), int(loss.get("count", 0))))
+            except (TypeError, ValueError, KeyError):
+                continue
+        return len(containers)

@@ -1,24 +1,48 @@
-"""Turn what the recorder saw into SeccompProfile objects when a recorded pod is done.
+"""Turn what the recorder saw into SeccompProfile and SelinuxProfile objects when a recorded pod is done.
 
-The recording webhook marks each recorded container ``<c>`` of a pod with the
-annotation ``io.containers.trace-logs/<c>: <recording>_<c>_<nonce>_<stamp>``.
-When such a pod has phase ``Succeeded`` or is deleted, each of its marked
-containers yields one SeccompProfile in the pod's namespace, named
-``<recording>-<container>`` (plus ``-<suffix>`` for a pod made from
-``metadata.generateName``: the part of its name after that prefix, so that the
-replicas of a workload do not overwrite each other), labelled with the
-recording's and the container's names, denying by default (``SCMP_ACT_ERRNO``)
-and allowing exactly the syscalls recorded, sorted, for this node's
-architecture. It is created ``disabled`` when its ProfileRecording says
-``disableProfileAfterRecording``.
+The recording webhook marks each recorded container ``<c>`` of a pod with an
+annotation ``<prefix><c>: <recording>_<c>_<nonce>_<stamp>``: the prefix
+``io.containers.trace-logs/`` asks for a SeccompProfile, ``io.containers.trace-avcs/``
+for a SelinuxProfile. When such a pod has phase ``Succeeded`` or is deleted,
+each of its marked containers yields one profile of that kind in the pod's
+namespace, named ``<recording>-<container>`` (plus ``-<suffix>`` for a pod made
+from ``metadata.generateName``: the part of its name after that prefix, so that
+the replicas of a workload do not overwrite each other) and labelled with the
+recording's and the container's names. It is created ``disabled`` when its
+ProfileRecording says ``disableProfileAfterRecording``.
+
+- A SeccompProfile denies by default (``SCMP_ACT_ERRNO``) and allows exactly
+  the syscalls recorded, sorted, for this node's architecture. A container
+  with no syscall recorded is an error: an empty allow list would break it.
+- A SelinuxProfile inherits the system policy ``container`` and allows what
+  the AVC records of the container asked for: target type -> class -> sorted
+  permissions. The recording's own process type (``selinuxrecording.process``,
+  or any source type of the container's records) becomes ``@self``. Every rule
+  goes through the operator's own SelinuxProfile checks
+  (:func:`hooks.selinux.validation.check_allow`): a type, class or permission
+  the SelinuxProfile controller would refuse (a malformed name, or one on the
+  deny list such as ``kernel_t``, ``security_t``, class ``security`` or
+  permission ``relabelto``) is left out and logged as a warning, so that the
+  recorded profile is one the controller installs; the workload may then need
+  those rights from elsewhere. A container with no AVC recorded gets a profile
+  with no ``allow``: the ``container`` policy was all it needed.
+
+When the ProfileRecording has ``mergeStrategy: containers`` the profile is
+partial: labelled ``spo.x-k8s.io/partial: "true"``, never installed, named
+``<recording>-<container>-<suffix>`` with the pod's name as the suffix of a pod
+not made from ``generateName`` (so that a partial never takes the name of the
+merged profile, ``<recording>-<container>``), and without ``disabled`` (the
+merged profile carries it). :mod:`nodesync.recording_merge` merges them.
 
 Lost audit records make an incomplete profile that would break the workload
 it is meant for: when the loss detector saw any, no profile is created and the
 outcome is an error that says so.
 
-The decisions (:func:`recorded_targets`, :func:`decide`, :func:`seccomp_profile`)
-are pure functions; :class:`RecordingAgent` is the thin part that keeps the pods
-it was shown and creates the profiles through a ``create(obj)`` callable.
+The decisions (:func:`recorded_targets`, :func:`decide`, :func:`seccomp_profile`,
+:func:`selinux_profile`, :func:`selinux_allow`) are pure functions;
+:class:`RecordingAgent` is the thin part that keeps the pods it was shown and
+creates the profiles through a ``create(obj)`` callable, which posts by the
+object's ``kind``.
 """
 
 from __future__ import annotations
@@ -31,42 +55,86 @@ from typing import Any, Final
 
 from hooks.api import GROUP
 from hooks.api.profilerecording import (
+    PROFILE_PARTIAL_LABEL,
     PROFILE_TO_CONTAINER_LABEL,
     PROFILE_TO_RECORDING_LABEL,
     SECCOMP_RECORD_LOGS_ANNOTATION,
+    SELINUX_RECORD_LOGS_ANNOTATION,
+    MergeStrategy,
 )
+from hooks.api.selinuxprofile import ALLOW_SELF, PolicyKind
+from hooks.problems import ProfileProblem
+from hooks.recording.podannotations import SELINUX_RECORDING_TYPE
 from hooks.seccomp.syscalls import native_arch
+from hooks.selinux import validation
 from nodesync.containers import ContainerRef, container_index
 from nodesync.logs import about
-from nodesync.recording import LossDetector, RecordedSyscalls, Recorder, RecordsLost
+from nodesync.recording import (
+    LossDetector,
+    RecordedAvcs,
+    RecordedSyscalls,
+    Recorder,
+    RecordsLost,
+)
 
 log = logging.getLogger(__name__)
 
 API_VERSION: Final = f"{GROUP}/v1beta1"
 KIND: Final = "SeccompProfile"
+SELINUX_API_VERSION: Final = f"{GROUP}/v1alpha2"
+SELINUX_KIND: Final = "SelinuxProfile"
 DEFAULT_ACTION: Final = "SCMP_ACT_ERRNO"
 ALLOW: Final = "SCMP_ACT_ALLOW"
+INHERIT_SYSTEM: Final = "container"
+PARTIAL_VALUE: Final = "true"
 _ID_PARTS: Final = 4
+_PREFIXES: Final = (
+    (SECCOMP_RECORD_LOGS_ANNOTATION, KIND),
+    (SELINUX_RECORD_LOGS_ANNOTATION, SELINUX_KIND),
+)
 
 Json = dict[str, Any]
+Allow = dict[str, dict[str, list[str]]]
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Target:
-    """A recorded container of a pod, and the profile its recording makes."""
+    """A recorded container of a pod, and the profile its recording makes.
+
+    ``profile`` is the name of the profile; ``replica`` the ``generateName``
+    suffix of the pod ("" for a pod named in full).
+    """
 
     ref: ContainerRef
     recording: str
     profile: str
+    kind: str = KIND
+    replica: str = ""
+
+    @property
+    def partial_profile(self) -> str:
+        """The name of the target's partial profile: always with a suffix (the pod's name by default)."""
+        return f"{self.recording}-{self.ref.container}-{self.replica or self.ref.pod}"
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do for one target: create ``profile``, or nothing because of ``error``."""
+    """What to do for one target: create ``profile``, or nothing because of ``error``.
+
+    ``warnings`` say what was recorded but left out of the profile.
+    """
 
     target: Target
     profile: Json | None = None
     error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The name of the profile created (or that would have been)."""
+        if self.profile is not None:
+            return str(self.profile["metadata"]["name"])
+        return self.target.profile
 
 
 def _metadata(pod: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -78,14 +146,19 @@ def pod_key(pod: Mapping[str, Any]) -> tuple[str, str]:
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
+def replica_of(metadata: Mapping[str, Any]) -> str:
+    """The part of the pod's name after its ``generateName``, "" for a pod named in full."""
+    prefix = str(metadata.get("generateName") or "")
+    if not prefix:
+        return ""
+    pod = str(metadata.get("name") or "")
+    return pod[len(prefix) :] if pod.startswith(prefix) else pod
+
+
 def profile_name(recording: str, container: str, metadata: Mapping[str, Any]) -> str:
     """``<recording>-<container>``, with ``-<suffix>`` for a pod named from ``generateName``."""
     name = f"{recording}-{container}"
-    prefix = str(metadata.get("generateName") or "")
-    if not prefix:
-        return name
-    pod = str(metadata.get("name") or "")
-    suffix = pod[len(prefix) :] if pod.startswith(prefix) else pod
+    suffix = replica_of(metadata)
     return f"{name}-{suffix}" if suffix else name
 
 
@@ -99,16 +172,26 @@ def recording_of(value: object) -> str | None:
     return parts[0]
 
 
+def _kind_of(key: str) -> tuple[str, str] | None:
+    """(profile kind, container) of a recording annotation key, None for any other key."""
+    for prefix, kind in _PREFIXES:
+        if key.startswith(prefix):
+            return kind, key[len(prefix) :]
+    return None
+
+
 def recorded_targets(pod: Mapping[str, Any]) -> list[Target]:
-    """The containers of ``pod`` recorded for a SeccompProfile from the audit log, sorted."""
+    """The containers of ``pod`` recorded from the audit log (seccomp and SELinux), sorted."""
     metadata = _metadata(pod)
     namespace, name = pod_key(pod)
     annotations = metadata.get("annotations") or {}
+    replica = replica_of(metadata)
     targets: list[Target] = []
     for key, value in annotations.items():
-        if not key.startswith(SECCOMP_RECORD_LOGS_ANNOTATION):
+        found = _kind_of(key)
+        if found is None:
             continue
-        container = key[len(SECCOMP_RECORD_LOGS_ANNOTATION) :]
+        kind, container = found
         recording = recording_of(value)
         if not container or recording is None:
             log.warning(
@@ -123,6 +206,8 @@ def recorded_targets(pod: Mapping[str, Any]) -> list[Target]:
                 ContainerRef(namespace, name, container),
                 recording,
                 profile_name(recording, container, metadata),
+                kind,
+                replica,
             )
         )
     return sorted(targets)
@@ -140,28 +225,154 @@ def disabled_by(recording: Mapping[str, Any] | None) -> bool:
     return (recording.get("spec") or {}).get("disableProfileAfterRecording") is True
 
 
-def seccomp_profile(target: Target, names: Iterable[str], arch: str, disabled: bool) -> Json:
-    """The SeccompProfile object to create for ``target``, allowing ``names``."""
+def merging_by(recording: Mapping[str, Any] | None) -> bool:
+    """Whether the ProfileRecording object merges its profiles per container (partial profiles)."""
+    if not recording:
+        return False
+    return (recording.get("spec") or {}).get("mergeStrategy") == MergeStrategy.CONTAINERS.value
+
+
+def profile_object(
+    kind: str,
+    name: str,
+    namespace: str,
+    spec: Json,
+    *,
+    recording: str,
+    container: str,
+    partial: bool = False,
+) -> Json:
+    """A recorded profile of ``kind``, labelled with its recording and container (and partial)."""
+    labels = {PROFILE_TO_RECORDING_LABEL: recording, PROFILE_TO_CONTAINER_LABEL: container}
+    if partial:
+        labels[PROFILE_PARTIAL_LABEL] = PARTIAL_VALUE
+    return {
+        "apiVersion": SELINUX_API_VERSION if kind == SELINUX_KIND else API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
+def seccomp_spec(
+    names: Iterable[str],
+    architectures: Iterable[str],
+    disabled: bool,
+    default_action: str = DEFAULT_ACTION,
+) -> Json:
+    """Deny by default, allow ``names`` (sorted, once each) on ``architectures`` (sorted)."""
     spec: Json = {
-        "defaultAction": DEFAULT_ACTION,
-        "architectures": [arch],
+        "defaultAction": default_action,
+        "architectures": sorted(set(architectures)),
         "syscalls": [{"action": ALLOW, "names": sorted(set(names))}],
     }
     if disabled:
         spec["disabled"] = True
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": target.profile,
-            "namespace": target.ref.namespace,
-            "labels": {
-                PROFILE_TO_RECORDING_LABEL: target.recording,
-                PROFILE_TO_CONTAINER_LABEL: target.ref.container,
-            },
-        },
-        "spec": spec,
+    return spec
+
+
+def selinux_spec(allow: Mapping[str, Mapping[str, Iterable[str]]], disabled: bool) -> Json:
+    """Inherit the system policy ``container``; allow ``allow`` (sorted; omitted when empty)."""
+    spec: Json = {"inherit": [{"kind": PolicyKind.SYSTEM.value, "name": INHERIT_SYSTEM}]}
+    rules = {
+        target: {cls: sorted(set(perms)) for cls, perms in sorted(classes.items()) if perms}
+        for target, classes in sorted(allow.items())
     }
+    rules = {target: classes for target, classes in rules.items() if classes}
+    if rules:
+        spec["allow"] = rules
+    if disabled:
+        spec["disabled"] = True
+    return spec
+
+
+def _target_object(target: Target, spec: Json, partial: bool) -> Json:
+    return profile_object(
+        target.kind,
+        target.partial_profile if partial else target.profile,
+        target.ref.namespace,
+        spec,
+        recording=target.recording,
+        container=target.ref.container,
+        partial=partial,
+    )
+
+
+def seccomp_profile(
+    target: Target, names: Iterable[str], arch: str, disabled: bool, *, partial: bool = False
+) -> Json:
+    """The SeccompProfile object to create for ``target``, allowing ``names``.
+
+    A partial one never says ``disabled``: it is not installed, the merged one is.
+    """
+    return _target_object(target, seccomp_spec(names, [arch], disabled and not partial), partial)
+
+
+def selinux_profile(
+    target: Target,
+    allow: Mapping[str, Mapping[str, Iterable[str]]],
+    disabled: bool,
+    *,
+    partial: bool = False,
+) -> Json:
+    """The SelinuxProfile object to create for ``target``, allowing ``allow`` (already checked)."""
+    return _target_object(target, selinux_spec(allow, disabled and not partial), partial)
+
+
+def checked_allow(
+    allow: Mapping[str, Mapping[str, Iterable[str]]],
+) -> tuple[Allow, tuple[str, ...]]:
+    """The rules of ``allow`` that the SelinuxProfile checks accept, and why the others were left out.
+
+    Each type, then each (type, class, permission), is put through
+    :func:`hooks.selinux.validation.check_allow`, so that what is kept passes
+    it as a whole. The reasons are sorted and given once each.
+    """
+    kept: Allow = {}
+    reasons: set[str] = set()
+    for target in sorted(allow):
+        try:
+            validation.check_allow({target: {}})
+        except ProfileProblem as problem:
+            reasons.add(problem.message)
+            continue
+        for cls in sorted(allow[target]):
+            for perm in sorted(set(allow[target][cls])):
+                try:
+                    validation.check_allow({target: {cls: [perm]}})
+                except ProfileProblem as problem:
+                    reasons.add(problem.message)
+                    continue
+                kept.setdefault(target, {}).setdefault(cls, []).append(perm)
+    return kept, tuple(sorted(reasons))
+
+
+def selinux_allow(recorded: RecordedAvcs | None) -> tuple[Allow, tuple[str, ...]]:
+    """The ``spec.allow`` of what a container was denied, and what was left out of it (see module doc).
+
+    The recording's own process type and the container's source types are ``@self``.
+    """
+    if recorded is None:
+        return {}, ()
+    own = {SELINUX_RECORDING_TYPE, *recorded.source_types}
+    merged: dict[str, dict[str, set[str]]] = {}
+    for target, classes in recorded.allow.items():
+        key = ALLOW_SELF if target in own else target
+        for cls, perms in classes.items():
+            merged.setdefault(key, {}).setdefault(cls, set()).update(perms)
+    return checked_allow(merged)
+
+
+def selinux_name_problem(name: str, namespace: str) -> str | None:
+    """Why the SelinuxProfile controller would refuse a profile called ``name``, None if it would not."""
+    try:
+        validation.check_name(name, namespace)
+    except ProfileProblem as problem:
+        return (
+            f"the SelinuxProfile controller will reject this profile ({problem.message}); "
+            "its recorded rules can be copied into a profile with a valid name"
+        )
+    return None
 
 
 def decide(
@@ -171,12 +382,14 @@ def decide(
     *,
     arch: str,
     recordings: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    avcs: Mapping[ContainerRef, RecordedAvcs] | None = None,
 ) -> list[Decision]:
     """The profiles to create for ``pods``, whose recording is over.
 
-    ``recorded`` is what the recorder saw per container, ``recordings`` the
-    ProfileRecording objects by (namespace, name) when known. When the
-    detector saw lost records, every target is an error and nothing is created.
+    ``recorded`` is what the recorder saw per container (syscalls), ``avcs``
+    its AVC records, ``recordings`` the ProfileRecording objects by
+    (namespace, name) when known. When the detector saw lost records, every
+    target is an error and nothing is created.
     """
     targets = [target for pod in pods for target in recorded_targets(pod)]
     try:
@@ -186,23 +399,48 @@ def decide(
         return [Decision(target, error=message) for target in targets]
     decisions: list[Decision] = []
     for target in targets:
+        recording = (recordings or {}).get((target.ref.namespace, target.recording))
+        disabled, partial = disabled_by(recording), merging_by(recording)
+        if target.kind == SELINUX_KIND:
+            allow, left_out = selinux_allow((avcs or {}).get(target.ref))
+            obj = selinux_profile(target, allow, disabled, partial=partial)
+            problem = (
+                None if partial else selinux_name_problem(target.profile, target.ref.namespace)
+            )
+            warnings = left_out + ((problem,) if problem else ())
+            decisions.append(Decision(target, obj, warnings=warnings))
+            continue
         calls = recorded.get(target.ref)
         if calls is None or not calls.names:
             decisions.append(Decision(target, error="no syscalls were recorded for this container"))
             continue
-        recording = (recordings or {}).get((target.ref.namespace, target.recording))
         decisions.append(
-            Decision(target, seccomp_profile(target, calls.names, arch, disabled_by(recording)))
+            Decision(target, seccomp_profile(target, calls.names, arch, disabled, partial=partial))
         )
     return decisions
+
+
+def rule_count(profile: Mapping[str, Any]) -> int:
+    """How many syscalls (SeccompProfile) or permissions (SelinuxProfile) ``profile`` allows."""
+    spec = profile.get("spec") or {}
+    if profile.get("kind") == SELINUX_KIND:
+        return sum(
+            len(perms)
+            for classes in (spec.get("allow") or {}).values()
+            for perms in classes.values()
+        )
+    return sum(len(rule.get("names") or []) for rule in spec.get("syscalls") or [])
 
 
 class RecordingAgent:
     """Keeps the recorded pods of this node; creates their profiles when they are done.
 
-    ``create(obj)`` creates one SeccompProfile (raising on failure);
-    ``recording(namespace, name)`` returns the ProfileRecording object, or None.
-    Calls may come from several threads (a pod watch, the log follower): one lock.
+    ``create(obj)`` creates one SeccompProfile or SelinuxProfile, by the
+    object's ``kind`` (raising on failure); ``recording(namespace, name)``
+    returns the ProfileRecording object, or None. Calls may come from several
+    threads (a pod watch, the log follower): the recorder is only touched under
+    ``lock``, which the thread feeding the recorder shares (one of its own by
+    default).
     """
 
     def __init__(
@@ -212,6 +450,7 @@ class RecordingAgent:
         *,
         recording: Callable[[str, str], Mapping[str, Any] | None] | None = None,
         arch: str | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.recorder = recorder
         self._create = create
@@ -220,7 +459,8 @@ class RecordingAgent:
         self._pods: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._done: set[tuple[str, str, str]] = set()  # (namespace, name, uid)
         self._lock = threading.Lock()
-        self._recorder_lock = threading.Lock()  # the recorder is not thread-safe
+        # the recorder is not thread-safe
+        self._recorder_lock = lock if lock is not None else threading.Lock()
 
     @staticmethod
     def _identity(pod: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -272,14 +512,18 @@ class RecordingAgent:
         namespace = pod_key(pod)[0]
         recordings: dict[tuple[str, str], Mapping[str, Any]] = {}
         if self._recording is not None:
-            for target in recorded_targets(pod):
-                found = self._recording(namespace, target.recording)
+            for name in sorted({target.recording for target in recorded_targets(pod)}):
+                found = self._recording(namespace, name)
                 if found is not None:
-                    recordings[(namespace, target.recording)] = found
+                    recordings[(namespace, name)] = found
         with self._recorder_lock:
-            recorded = self.recorder.seccomp(index)
             decisions = decide(
-                [pod], recorded, self.recorder.detector, arch=self.arch, recordings=recordings
+                [pod],
+                self.recorder.seccomp(index),
+                self.recorder.detector,
+                arch=self.arch,
+                recordings=recordings,
+                avcs=self.recorder.selinux(index),
             )
             for container_id in index:
                 self.recorder.forget(container_id)
@@ -292,27 +536,41 @@ class RecordingAgent:
 
     def _apply(self, decision: Decision) -> Decision:
         ref = decision.target.ref
-        where = about(ref.namespace, decision.target.profile)
+        kind = decision.target.kind
+        where = about(ref.namespace, decision.name)
         if decision.profile is None:
             log.error(
-                "NOT creating the recorded profile %s of container %s of pod %s: %s",
-                decision.target.profile,
+                "NOT creating the recorded %s %s of container %s of pod %s: %s",
+                kind,
+                decision.name,
                 ref.container,
                 ref.pod,
                 decision.error,
                 extra=where,
             )
             return decision
+        for warning in decision.warnings:
+            log.warning(
+                "recorded %s %s of container %s of pod %s: %s",
+                kind,
+                decision.name,
+                ref.container,
+                ref.pod,
+                warning,
+                extra=where,
+            )
         try:
             self._create(decision.profile)
         except Exception as error:  # the caller's client: any failure is reported, not raised
-            message = f"creating the recorded profile failed: {error}"
+            message = f"creating the recorded {kind} failed: {error}"
             log.error("%s", message, extra=where)
-            return Decision(decision.target, error=message)
+            return Decision(decision.target, error=message, warnings=decision.warnings)
         log.info(
-            "created the recorded profile %s (%d syscalls) of container %s of pod %s",
-            decision.target.profile,
-            len(decision.profile["spec"]["syscalls"][0]["names"]),
+            "created the recorded %s %s (%d %s) of container %s of pod %s",
+            kind,
+            decision.name,
+            rule_count(decision.profile),
+            "permissions" if kind == SELINUX_KIND else "syscalls",
             ref.container,
             ref.pod,
             extra=where,

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 PAGE = 500
 _CONNECT_TIMEOUT = 10.0
 _STATUSES = f"/apis/{GROUP}/{KIND.storage_version}"
+_PROFILE_VERSIONS = {"seccompprofiles": "v1beta1", "selinuxprofiles": "v1alpha2"}
+_PLURALS = {"SeccompProfile": "seccompprofiles", "SelinuxProfile": "selinuxprofiles"}
 
 
 class KubernetesCluster:
@@ -98,20 +100,20 @@ class KubernetesCluster:
 
     # -- ConfigMaps ---------------------------------------------------------------------------
 
-    def _configmaps_path(self) -> str:
-        if self.namespace is None:
-            return "/api/v1/configmaps"
-        return f"/api/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/configmaps"
+    def _collection(self, resource: str, namespace: str | None = None) -> str:
+        """The core API collection of ``resource`` in ``namespace`` (or the watched scope)."""
+        scope = namespace or self.namespace
+        if scope is None:
+            return f"/api/v1/{resource}"
+        return f"/api/v1/namespaces/{urllib.parse.quote(scope, safe='')}/{resource}"
 
-    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+    def _list(self, path: str, query: dict[str, Any]) -> tuple[list[Json], str]:
+        """Every item of a paginated list, and the list's resourceVersion."""
         items: list[Json] = []
         token: str | None = None
         while True:
             page = self._json(
-                "GET",
-                self._configmaps_path(),
-                {"labelSelector": selector, "limit": PAGE, "continue": token},
-                read_timeout=120.0,
+                "GET", path, {**query, "limit": PAGE, "continue": token}, read_timeout=120.0
             )
             items.extend(page.get("items") or [])
             metadata = page.get("metadata") or {}
@@ -119,17 +121,17 @@ class KubernetesCluster:
             if token is None:
                 return items, str(metadata.get("resourceVersion") or "")
 
-    def watch_configmaps(
-        self, selector: str, resource_version: str, timeout: int
+    def _watch_path(
+        self, path: str, query: dict[str, Any], resource_version: str, timeout: int
     ) -> Iterator[Json]:
         query = {
-            "labelSelector": selector,
+            **query,
             "watch": "true",
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout,
         }
-        raw = self._send("GET", self._configmaps_path(), query, read_timeout=timeout + 30.0)
+        raw = self._send("GET", path, query, read_timeout=timeout + 30.0)
         self._watch = raw
         buffer = b""
         finished = False
@@ -152,6 +154,16 @@ class KubernetesCluster:
                 # rest of the stream is still on the connection, which must not be reused.
                 raw.close()
             raw.release_conn()
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        return self._list(self._collection("configmaps"), {"labelSelector": selector})
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        return self._watch_path(
+            self._collection("configmaps"), {"labelSelector": selector}, resource_version, timeout
+        )
 
     def interrupt(self) -> None:
         """End the watch being read now (safe from a signal handler or another thread).
@@ -210,45 +222,54 @@ class KubernetesCluster:
         ns = urllib.parse.quote(namespace, safe="")
         self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)
 
-    # -- recording ----------------------------------------------------------------------------
+    # -- recording (the log enricher's identity, not nodesync's) ------------------------------
 
-    def list_node_pods(self, node_name: str) -> list[Json]:
+    def pods_of_node(self, node_name: str, selector: str = "") -> PodSource:
+        """The pods scheduled to ``node_name`` (and matching ``selector``), for a ``Watcher``."""
+        return PodSource(self, node_name, selector)
+
+    def list_node_pods(self, node_name: str, selector: str = "") -> list[Json]:
         """The pods scheduled to ``node_name`` (in the watched namespace when restricted)."""
-        path = (
-            "/api/v1/pods"
-            if self.namespace is None
-            else f"/api/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/pods"
-        )
-        items: list[Json] = []
-        token: str | None = None
-        while True:
-            page = self._json(
-                "GET",
-                path,
-                {"fieldSelector": f"spec.nodeName={node_name}", "limit": PAGE, "continue": token},
-                read_timeout=120.0,
-            )
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue") or None
-            if token is None:
-                return items
+        return self.pods_of_node(node_name, selector).list_configmaps("")[0]
+
+    def _profiles_path(self, plural: str, namespace: str, name: str = "") -> str:
+        version = _PROFILE_VERSIONS.get(plural)
+        if version is None:
+            raise ValueError(f"not a recorded profile kind: {plural!r}")
+        self._confine(namespace)
+        base = f"/apis/{GROUP}/{version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{plural}"
+        return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
+
+    def create_profile(self, body: Json) -> Json:
+        """POST a SeccompProfile or SelinuxProfile into the namespace its metadata names."""
+        plural = _PLURALS.get(str(body.get("kind")))
+        if plural is None:
+            raise ValueError(f"not a recorded profile kind: {body.get('kind')!r}")
+        namespace = str((body.get("metadata") or {}).get("namespace") or "")
+        return self._json("POST", self._profiles_path(plural, namespace), body=body)
 
     def create_seccomp_profile(self, body: Json) -> Json:
-        """POST a SeccompProfile (v1beta1) into the namespace its metadata names."""
-        namespace = str((body.get("metadata") or {}).get("namespace") or "")
-        self._confine(namespace)
-        ns = urllib.parse.quote(namespace, safe="")
-        return self._json(
-            "POST", f"/apis/{GROUP}/v1beta1/namespaces/{ns}/seccompprofiles", body=body
-        )
+        return self.create_profile(body)
+
+    def list_profiles(self, plural: str, namespace: str, selector: str) -> list[Json]:
+        return self._list(self._profiles_path(plural, namespace), {"labelSelector": selector})[0]
+
+    def delete_profile(self, plural: str, namespace: str, name: str) -> None:
+        self._json("DELETE", self._profiles_path(plural, namespace, name))
+
+    def _recordings_path(self, namespace: str | None) -> str:
+        scope = namespace or self.namespace
+        if scope is None:
+            return f"/apis/{GROUP}/v1alpha1/profilerecordings"
+        return f"/apis/{GROUP}/v1alpha1/namespaces/{urllib.parse.quote(scope, safe='')}/profilerecordings"
+
+    def list_profile_recordings(self) -> list[Json]:
+        """The ProfileRecordings of the watched scope."""
+        return self._list(self._recordings_path(None), {})[0]
 
     def get_profile_recording(self, namespace: str, name: str) -> Json | None:
         """The ProfileRecording ``namespace/name``, None when there is none (or it cannot be read)."""
-        ns = urllib.parse.quote(namespace, safe="")
-        path = (
-            f"/apis/{GROUP}/v1alpha1/namespaces/{ns}/profilerecordings/"
-            f"{urllib.parse.quote(name, safe='')}"
-        )
+        path = f"{self._recordings_path(namespace)}/{urllib.parse.quote(name, safe='')}"
         try:
             return self._json("GET", path)
         except ApiError as error:
@@ -259,3 +280,26 @@ class KubernetesCluster:
                     extra=about(namespace, name),
                 )
             return None
+
+
+class PodSource:
+    """The pods of one node, with the ``list_configmaps``/``watch_configmaps`` shape a ``Watcher`` reads."""
+
+    def __init__(self, cluster: KubernetesCluster, node_name: str, selector: str) -> None:
+        self.cluster = cluster
+        self.query: dict[str, Any] = {"fieldSelector": f"spec.nodeName={node_name}"}
+        if selector:
+            self.query["labelSelector"] = selector
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        return self.cluster._list(self.cluster._collection("pods"), self.query)
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        return self.cluster._watch_path(
+            self.cluster._collection("pods"), self.query, resource_version, timeout
+        )
+
+    def interrupt(self) -> None:
+        self.cluster.interrupt()

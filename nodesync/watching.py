@@ -19,18 +19,29 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hooks.api.configmaps import SECCOMP_KIND
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
-from nodesync.cluster import ApiError, Cluster, Expired
+from nodesync.cluster import ApiError, Expired, Json
 from nodesync.logs import about
 
 log = logging.getLogger(__name__)
 
 SELECTOR = f"{PROFILE_KIND_LABEL}={SECCOMP_KIND}"
+
+
+class Source(Protocol):
+    """What a watcher lists and watches: a ``Cluster``'s ConfigMaps, or a node's pods
+    (``requesting.PodSource``, which keeps the names)."""
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]: ...
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]: ...
 
 
 class Fed(Protocol):
@@ -72,7 +83,7 @@ class Backoff:
 class Watcher:
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: Source,
         agent: Fed,
         stop: threading.Event,
         *,

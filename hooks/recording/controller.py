@@ -17,6 +17,17 @@ is terminating, is waited for. A pod that is gone is no longer seen, so it
 cannot hold the recording: deleting a pod is also how a user gives up on its
 profile.
 
+With ``mergeStrategy: containers`` the recorder writes partial profiles
+(labelled ``spo.x-k8s.io/partial``), which the recorders merge into one
+profile per container once the recording is being deleted
+(``nodesync.recording_merge``). A partial profile proves that its container
+was collected, so finalize first waits, as above, for every recorded pod to
+finish and have a profile of some sort; then, while a container of a finished
+pod or of a partial profile has no merged (not partial) profile, it answers
+with the reason ``WaitingForMerge``: the signal the merge waits for, given only
+when no recorded pod runs any more, so that no replica's partial profile comes
+after the merge. It finalizes when every such container has its merged profile.
+
 The Ready condition says whether the recording can record: False with
 ``InvalidProfileRecording`` (an unusable selector), ``RecorderNotSupported``
 (``bpf``) or ``LoggingProfileNotInstalled``; True with ``Recording`` otherwise.
@@ -56,6 +67,7 @@ RECORDING = "Recording"
 RECORDER_NOT_SUPPORTED = "RecorderNotSupported"
 LOGGING_PROFILE_NOT_INSTALLED = "LoggingProfileNotInstalled"
 DELETING = "Deleting"
+WAITING_FOR_MERGE = "WaitingForMerge"
 FINALIZE_RESYNC_SECONDS = 10.0
 MAX_LISTED = 5
 _FINISHED = ("Succeeded", "Failed")
@@ -121,17 +133,35 @@ def recorded_pods(pods: list[dict[str, Any]], recording: api.ProfileRecording) -
     return sorted(found, key=lambda p: p.name)
 
 
-def collected_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> set[str]:
-    """The container names for which a profile labelled as recorded by ``recording`` exists."""
-    found = set()
+def _recorded_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> list[tuple[str, bool]]:
+    """(container, partial) of every profile labelled as recorded by ``recording`` for a container."""
+    found = []
     for profile in profiles:
         meta = profile.get("metadata") or {}
         labels = meta.get("labels") or {}
         if meta.get("namespace", recording.namespace) != recording.namespace:
             continue
         if labels.get(api.PROFILE_TO_RECORDING_LABEL) == recording.name and labels.get(api.PROFILE_TO_CONTAINER_LABEL):
-            found.add(str(labels[api.PROFILE_TO_CONTAINER_LABEL]))
+            found.append((str(labels[api.PROFILE_TO_CONTAINER_LABEL]), api.PROFILE_PARTIAL_LABEL in labels))
     return found
+
+
+def collected_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> set[str]:
+    """The container names for which a profile labelled as recorded by ``recording`` exists (partial or not)."""
+    return {container for container, _ in _recorded_containers(profiles, recording)}
+
+
+def merged_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> set[str]:
+    """The container names for which a profile of ``recording`` that is not partial exists."""
+    return {container for container, partial in _recorded_containers(profiles, recording) if not partial}
+
+
+def unmerged(pods: list[RecordedPod], profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> list[str]:
+    """The containers, sorted, of finished pods or of partial profiles that have no merged profile yet."""
+    recorded = _recorded_containers(profiles, recording)
+    containers = {container for pod in pods if pod.finished for container in pod.containers}
+    containers |= {container for container, partial in recorded if partial}
+    return sorted(containers - {container for container, partial in recorded if not partial})
 
 
 def not_collected(pods: list[RecordedPod], collected: set[str]) -> list[str]:
@@ -178,16 +208,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     finalized: bool | None = None
     resync: float | None = None
     if request.finalizing:
-        pending = not_collected(pods, collected_containers(profiles, recording))
-        finalized = not pending
+        condition, finalized = _finalize(pods, profiles, recording, observed, now)
         resync = None if finalized else FINALIZE_RESYNC_SECONDS
-        message = (
-            f"waiting for the profiles of {_count(len(pending), 'recorded container')} "
-            f"(delete a pod to give up on it): {_listed(pending)}"
-            if pending
-            else "every recorded container was collected"
-        )
-        condition = _condition(False, DELETING, message, observed, now)
     elif spec.recorder is not api.Recorder.LOGS:
         message = f"the {spec.recorder.value} recorder is not available in this operator; pods are not recorded"
         condition = _condition(False, RECORDER_NOT_SUPPORTED, message, observed, now)
@@ -202,3 +224,24 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
         condition = _condition(True, RECORDING, message, observed, now)
     status = api.ProfileRecordingStatus(activeWorkloads=active or None, conditions=[condition])
     return SyncResponse(status=status.to_wire(), resyncAfterSeconds=resync, finalized=finalized)
+
+
+def _finalize(
+    pods: list[RecordedPod], profiles: list[dict[str, Any]], recording: api.ProfileRecording, observed: Any, now: str
+) -> tuple[Condition, bool]:
+    """The Deleting (or WaitingForMerge) condition, and whether the recording can go."""
+    pending = not_collected(pods, collected_containers(profiles, recording))
+    if pending:
+        message = (
+            f"waiting for the profiles of {_count(len(pending), 'recorded container')} "
+            f"(delete a pod to give up on it): {_listed(pending)}"
+        )
+        return _condition(False, DELETING, message, observed, now), False
+    waiting = unmerged(pods, profiles, recording) if recording.spec.mergeStrategy is api.MergeStrategy.CONTAINERS else []
+    if waiting:
+        message = (
+            "every recorded container was collected; waiting for the recorder to merge the partial profiles "
+            f"of {_count(len(waiting), 'container')}: {_listed(waiting)}"
+        )
+        return _condition(False, WAITING_FOR_MERGE, message, observed, now), False
+    return _condition(False, DELETING, "every recorded container was collected", observed, now), True

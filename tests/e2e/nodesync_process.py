@@ -37,6 +37,9 @@ ENV = (
     "SELINUX_POLICY_DIR",
     "SELINUXD_SOCKET",
     "WATCH_NAMESPACE",
+    "ENABLE_MEMORY_OPTIMIZATION",
+    "AUDIT_LOG_PATH",
+    "STATE_DIR",
 )
 
 
@@ -59,9 +62,8 @@ class NodeSync:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ENV}
-        argv = [
+    def argv(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "nodesync",
@@ -75,6 +77,10 @@ class NodeSync:
             f"127.0.0.1:{self.port}",
             *self.extra,
         ]
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ENV}
+        argv = self.argv()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv,

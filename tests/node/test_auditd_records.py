@@ -16,10 +16,8 @@ be mapped to its container through ``/proc`` (the recorder counts those as
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import struct
-import subprocess
 import threading
 import time
 import uuid
@@ -27,7 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oci import Bundle, Run, missing
+from auditing import AUDIT_LOG, auditd_running
+from oci import Bundle, Run
 from prometheus_client import CollectorRegistry
 
 from nodesync.auditlog import SeccompRecord, parse
@@ -38,7 +37,6 @@ from nodesync.recording import Recorder
 
 pytestmark = pytest.mark.node
 
-AUDIT_LOG = Path("/var/log/audit/audit.log")
 AUDITD_PIDFILE = Path("/run/auditd.pid")
 WAIT = 30.0  # seconds before a missing record is a failure, not a measurement
 
@@ -83,53 +81,11 @@ def mkdir_sleep_rmdir_elf(path: bytes, seconds: int) -> bytes:
     return header + program + bytes(code)
 
 
-def running_auditd() -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "auditd":
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
 @pytest.fixture
 def auditd() -> Iterator[int]:
     """The pid of a running auditd; started (and stopped afterwards) if none runs."""
-    if os.uname().machine != "x86_64":
-        reason = "the workload program is x86-64 machine code"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    binary = shutil.which("auditd") or (
-        "/usr/sbin/auditd" if Path("/usr/sbin/auditd").exists() else None
-    )
-    if binary is None:
-        missing("auditd is not installed")
-    if os.geteuid() != 0:
-        missing("auditd needs root")
-    pid = running_auditd()
-    started = False
-    if pid is None:
-        done = subprocess.run([binary], capture_output=True, text=True, check=False, timeout=30)
-        deadline = time.monotonic() + WAIT
-        while pid is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            pid = running_auditd()
-        if pid is None:
-            missing(f"auditd did not start: {done.stderr.strip()}")
-        started = True
-        while not AUDIT_LOG.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    try:
+    with auditd_running() as pid:
         yield pid
-    finally:
-        if started:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + WAIT
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
 
 
 def serials_of(lines: list[str], pids: set[int]) -> set[int]:

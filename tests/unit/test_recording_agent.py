@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from hooks.api.profilerecording import PROFILE_TO_CONTAINER_LABEL, PROFILE_TO_RECORDING_LABEL
+from hooks.api.profilerecording import (
+    PROFILE_PARTIAL_LABEL,
+    PROFILE_TO_CONTAINER_LABEL,
+    PROFILE_TO_RECORDING_LABEL,
+)
+from hooks.api.selinuxprofile import SelinuxProfile
+from hooks.selinux import validation
+from hooks.selinux.translation import translate
 from nodesync.containers import ContainerRef, Lookup, Unknown
-from nodesync.recording import LossDetector, RecordedSyscalls, Recorder
+from nodesync.recording import LossDetector, RecordedAvcs, RecordedSyscalls, Recorder
 from nodesync.recording_agent import (
     Decision,
     RecordingAgent,
@@ -15,6 +23,7 @@ from nodesync.recording_agent import (
     profile_name,
     recorded_targets,
     seccomp_profile,
+    selinux_allow,
 )
 
 ARCH = "SCMP_ARCH_X86_64"
@@ -22,6 +31,7 @@ X86_64 = 0xC000003E
 WEB = "a" * 64
 SIDE = "b" * 64
 TRACE = "io.containers.trace-logs/"
+AVCS = "io.containers.trace-avcs/"
 
 
 def pod(
@@ -69,17 +79,19 @@ def test_profile_name_without_and_with_generate_name() -> None:
     )
 
 
-def test_targets_come_from_trace_logs_annotations_only() -> None:
+def test_targets_come_from_trace_logs_and_trace_avcs_annotations() -> None:
     annotated = pod(
         annotations={
             TRACE + "nginx": "rec_nginx_abcde_123456",
             TRACE + "broken": "not-an-id",
-            "io.containers.trace-avcs/side": "rec_side_abcde_123456",
+            AVCS + "side": "srec_side_abcde_123456",
+            "io.containers.trace-bpf/bpf": "rec_bpf_abcde_123456",
             "unrelated": "x",
         }
     )
     assert recorded_targets(annotated) == [
-        Target(ContainerRef("shop", "web", "nginx"), "rec", "rec-nginx")
+        Target(ContainerRef("shop", "web", "nginx"), "rec", "rec-nginx"),
+        Target(ContainerRef("shop", "web", "side"), "srec", "srec-side", "SelinuxProfile"),
     ]
     assert recorded_targets(pod()) == []
 
@@ -219,28 +231,6 @@ def test_agent_does_not_create_after_lost_records_and_reports_create_failures() 
     assert isinstance(failed, Decision) and failed.error and "409" in failed.error
 
 
-def test_record_flags_and_env(monkeypatch: Any) -> None:
-    import argparse
-
-    from nodesync.command import add_arguments
-
-    def parse(*argv: str) -> argparse.Namespace:
-        parser = argparse.ArgumentParser()
-        add_arguments(parser)
-        return parser.parse_args(list(argv))
-
-    monkeypatch.delenv("ENABLE_RECORDING", raising=False)
-    default = parse()
-    assert default.record is False
-    assert default.audit_log == "/var/log/audit/audit.log"
-    assert default.recorder_state is None
-    given = parse("--record", "--audit-log", "/x/audit.log", "--recorder-state", "/state")
-    assert (given.record, given.audit_log, given.recorder_state) == (True, "/x/audit.log", "/state")
-    monkeypatch.setenv("ENABLE_RECORDING", "true")
-    assert parse().record is True
-    assert parse("--no-record").record is False
-
-
 def test_pods_loop_survives_a_failed_list_and_relists() -> None:
     import threading
 
@@ -263,3 +253,209 @@ def test_pods_loop_survives_a_failed_list_and_relists() -> None:
 
     pods_loop(list_pods, agent, stop, 0.0)
     assert [c["metadata"]["name"] for c in created] == ["rec-nginx"]
+
+
+# -- SELinux ------------------------------------------------------------------------------------
+
+
+def avcs(allow: dict[str, dict[str, tuple[str, ...]]], *sources: str) -> RecordedAvcs:
+    return RecordedAvcs(allow, tuple(sources) or ("selinuxrecording.process",), 1)
+
+
+def avc_line(pid: int, perms: str, ttype: str, tclass: str, serial: int = 1) -> str:
+    return (
+        f"type=AVC msg=audit(1700000000.200:{serial}): avc:  denied  {{ {perms} }} for  pid={pid} "
+        'comm="c" scontext=system_u:system_r:selinuxrecording.process:s0:c1,c2 '
+        f"tcontext=system_u:object_r:{ttype}:s0 tclass={tclass} permissive=1"
+    )
+
+
+def test_selinux_allow_makes_own_types_self_and_sorts() -> None:
+    recorded = avcs(
+        {
+            "selinuxrecording.process": {"process": ("signal",)},
+            "container_t": {"process": ("sigchld",)},  # a source type of the container's records
+            "http_port_t": {"tcp_socket": ("name_bind",)},
+            "var_lib_t": {"file": ("write", "open", "read"), "dir": ("search",)},
+        },
+        "selinuxrecording.process",
+        "container_t",
+    )
+    allow, left_out = selinux_allow(recorded)
+    assert left_out == ()
+    assert allow == {
+        "@self": {"process": ["sigchld", "signal"]},
+        "http_port_t": {"tcp_socket": ["name_bind"]},
+        "var_lib_t": {"dir": ["search"], "file": ["open", "read", "write"]},
+    }
+    assert selinux_allow(None) == ({}, ())
+
+
+def test_selinux_allow_drops_what_the_selinuxprofile_checks_refuse_with_a_reason() -> None:
+    recorded = avcs(
+        {
+            "kernel_t": {"system": ("module_request",)},
+            "security_t": {"security": ("compute_av",)},
+            "proc_t": {"security": ("check_context",), "file": ("read",)},
+            "var_lib_t": {"file": ("read", "relabelto", "relabelfrom")},
+            "bad type!": {"file": ("read",)},
+            "tmp_t": {"Bad-Class": ("read",)},
+        }
+    )
+    allow, left_out = selinux_allow(recorded)
+    assert allow == {"proc_t": {"file": ["read"]}, "var_lib_t": {"file": ["read", "relabelfrom"]}}
+    joined = "\n".join(left_out)
+    for dropped in ("'kernel_t'", "'security_t'", "class 'security'", "'relabelto'", "'bad type!'"):
+        assert dropped in joined, dropped
+    assert "'Bad-Class'" in joined
+    assert len(left_out) == len(set(left_out)) == 6  # one reason each, not one per permission
+    validation.check_allow(allow)  # what is kept passes the controller's own check
+
+
+def test_decide_selinux_profile_object_passes_the_translator() -> None:
+    annotated = pod(
+        "web-x2k4q",
+        generate_name="web-",
+        annotations={AVCS + "app": "rec_app_abcde_1", TRACE + "app": "rec_app_abcde_1"},
+    )
+    ref = ContainerRef("shop", "web-x2k4q", "app")
+    recorded_avcs = {
+        ref: avcs({"http_port_t": {"tcp_socket": ("name_bind",)}, "kernel_t": {"file": ("read",)}})
+    }
+    on = {("shop", "rec"): {"spec": {"disableProfileAfterRecording": True}}}
+    decisions = decide(
+        [annotated], {ref: calls("read")}, LossDetector(), arch=ARCH, recordings=on, avcs=recorded_avcs
+    )
+    by_kind = {d.target.kind: d for d in decisions}
+    assert set(by_kind) == {"SeccompProfile", "SelinuxProfile"}
+    selinux = by_kind["SelinuxProfile"]
+    assert selinux.error is None and selinux.profile is not None
+    assert selinux.profile == {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha2",
+        "kind": "SelinuxProfile",
+        "metadata": {
+            "name": "rec-app-x2k4q",
+            "namespace": "shop",
+            "labels": {PROFILE_TO_RECORDING_LABEL: "rec", PROFILE_TO_CONTAINER_LABEL: "app"},
+        },
+        "spec": {
+            "inherit": [{"kind": "System", "name": "container"}],
+            "allow": {"http_port_t": {"tcp_socket": ["name_bind"]}},
+            "disabled": True,
+        },
+    }
+    assert len(selinux.warnings) == 1 and "kernel_t" in selinux.warnings[0]
+    cil = translate(SelinuxProfile.model_validate(selinux.profile))
+    assert "(allow process http_port_t ( tcp_socket ( name_bind )))" in cil
+    assert "kernel_t" not in cil
+
+
+def test_decide_selinux_without_avcs_is_the_container_policy_but_lost_records_are_an_error() -> None:
+    annotated = pod(annotations={AVCS + "app": "rec_app_abcde_1"})
+    (decision,) = decide([annotated], {}, LossDetector(), arch=ARCH)
+    assert decision.error is None and decision.profile is not None
+    assert decision.profile["spec"] == {"inherit": [{"kind": "System", "name": "container"}]}
+    detector = LossDetector()
+    detector.observe("audit: backlog limit exceeded")
+    (lost,) = decide([annotated], {}, detector, arch=ARCH, avcs={})
+    assert lost.profile is None and lost.error and "not created" in lost.error
+
+
+def test_selinux_profile_name_the_controller_would_reject_is_warned_about() -> None:
+    annotated = pod(annotations={AVCS + "app": "my.rec_app_abcde_1"})
+    (decision,) = decide([annotated], {}, LossDetector(), arch=ARCH)
+    assert decision.profile is not None and decision.profile["metadata"]["name"] == "my.rec-app"
+    assert any("will reject" in w and "'my.rec-app'" in w for w in decision.warnings)
+
+
+# -- mergeStrategy containers -------------------------------------------------------------------
+
+
+def test_merging_recording_makes_partial_profiles_that_never_take_the_merged_name() -> None:
+    merging = {("shop", "rec"): {"spec": {"mergeStrategy": "containers", "disableProfileAfterRecording": True}}}
+    bare = pod(annotations={TRACE + "app": "rec_app_abcde_1", AVCS + "app": "rec_app_abcde_1"})
+    replica = pod("web-x2k4q", generate_name="web-", annotations={TRACE + "app": "rec_app_abcde_1"})
+    recorded = {
+        ContainerRef("shop", "web", "app"): calls("read"),
+        ContainerRef("shop", "web-x2k4q", "app"): calls("write"),
+    }
+    decisions = decide([bare, replica], recorded, LossDetector(), arch=ARCH, recordings=merging)
+    names = sorted((d.target.kind, d.name) for d in decisions)
+    assert names == [
+        ("SeccompProfile", "rec-app-web"),  # the pod's own name: "rec-app" is the merged one
+        ("SeccompProfile", "rec-app-x2k4q"),
+        ("SelinuxProfile", "rec-app-web"),
+    ]
+    for decision in decisions:
+        assert decision.profile is not None
+        assert decision.profile["metadata"]["labels"] == {
+            PROFILE_TO_RECORDING_LABEL: "rec",
+            PROFILE_TO_CONTAINER_LABEL: "app",
+            PROFILE_PARTIAL_LABEL: "true",
+        }
+        assert "disabled" not in decision.profile["spec"]  # the merged profile is the disabled one
+    unmerged = decide([bare], recorded, LossDetector(), arch=ARCH, recordings={("shop", "rec"): {"spec": {}}})
+    assert {d.name for d in unmerged} == {"rec-app"}
+    assert all(PROFILE_PARTIAL_LABEL not in (d.profile or {})["metadata"]["labels"] for d in unmerged)
+
+
+def test_agent_creates_both_kinds_from_the_audit_log_and_reads_each_recording_once() -> None:
+    created: list[dict[str, Any]] = []
+    asked: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    pids = {10: WEB}
+    recorder = Recorder(lambda pid: Lookup(pids.get(pid), "" if pid in pids else Unknown.HOST))
+
+    def recording(namespace: str, name: str) -> dict[str, Any]:
+        asked.append((namespace, name))
+        return {"spec": {"mergeStrategy": "containers"}}
+
+    agent = RecordingAgent(recorder, created.append, recording=recording, arch=ARCH, lock=lock)
+    running = pod(
+        annotations={TRACE + "nginx": "rec_nginx_abcde_1", AVCS + "nginx": "rec_nginx_abcde_1"},
+        statuses={"nginx": WEB},
+    )
+    agent.observe(running)
+    agent.consume(
+        [
+            seccomp_line(10, 0, 1),
+            avc_line(10, "name_bind", "http_port_t", "tcp_socket", 2),
+            avc_line(10, "signal", "selinuxrecording.process", "process", 3),
+            avc_line(10, "load_policy", "security_t", "security", 4),
+        ]
+    )
+    decisions = agent.deleted(running)
+    assert [d.error for d in decisions] == [None, None]
+    assert asked == [("shop", "rec")]
+    by_kind = {c["kind"]: c for c in created}
+    assert by_kind["SeccompProfile"]["spec"]["syscalls"][0]["names"] == ["read"]
+    assert by_kind["SelinuxProfile"]["spec"]["allow"] == {
+        "@self": {"process": ["signal"]},
+        "http_port_t": {"tcp_socket": ["name_bind"]},
+    }
+    assert all(c["metadata"]["name"] == "rec-nginx-web" for c in created)
+    assert all(c["metadata"]["labels"][PROFILE_PARTIAL_LABEL] == "true" for c in created)
+    assert agent.recorder.selinux_of(WEB) is None  # forgotten
+
+
+def test_agent_blocks_on_the_shared_lock_while_the_recorder_is_fed() -> None:
+    lock = threading.Lock()
+    created: list[dict[str, Any]] = []
+    pids = {10: WEB}
+    recorder = Recorder(lambda pid: Lookup(pids.get(pid), "" if pid in pids else Unknown.HOST))
+    agent = RecordingAgent(recorder, created.append, arch=ARCH, lock=lock)
+    running = pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB})
+    agent.consume([seccomp_line(10, 0)])
+    done = threading.Event()
+
+    def finish() -> None:
+        agent.deleted(running)
+        done.set()
+
+    with lock:
+        worker = threading.Thread(target=finish)
+        worker.start()
+        assert not done.wait(0.2)  # waits for the lock the follower holds
+        assert created == []
+    worker.join(5)
+    assert done.is_set() and [c["metadata"]["name"] for c in created] == ["rec-nginx"]

@@ -165,3 +165,74 @@ def test_customize_asks_for_pods_recorded_profiles_and_the_logging_profile() -> 
     assert "labelSelector" not in _customize(long_name)[1]
     unknown = {**parent, "spec": {**parent["spec"], "kind": "AppArmorProfile"}}
     assert [r["resource"] for r in _customize(unknown)] == ["pods"]
+
+
+def _condition(case: str) -> dict[str, Any]:
+    return dict(_sync(_load(case))["status"]["conditions"][0])
+
+
+def test_merge_waits_for_every_replica_before_signalling_the_merge() -> None:
+    # Partial profiles prove the finished replica was collected, but a running one holds the merge back.
+    got = _sync(_load("finalize-merge-waits-for-running-replicas-before-the-merge"))
+    assert got["finalized"] is False
+    condition = got["status"]["conditions"][0]
+    assert condition["reason"] == controller.DELETING
+    assert "web-7d9f-p9m3z/app" in condition["message"]
+    assert "web-7d9f-x2k4q/app" not in condition["message"]
+    assert _condition("finalize-merge-waits-for-a-finished-pod-without-any-profile")["reason"] == "Deleting"
+
+
+def test_partial_profiles_alone_do_not_finalize_a_merging_recording() -> None:
+    got = _sync(_load("finalize-merge-waits-for-the-merge-of-partials"))
+    assert got["finalized"] is False
+    assert got["resyncAfterSeconds"] == controller.FINALIZE_RESYNC_SECONDS
+    condition = got["status"]["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "WaitingForMerge")
+    assert condition["message"].endswith("waiting for the recorder to merge the partial profiles of 2 containers: app, side")
+    # The same profiles without the partial label are merged ones: the recording can go.
+    raw = _load("finalize-merge-waits-for-the-merge-of-partials")
+    for profile in raw["related"]["SeccompProfile.security-profiles-operator.x-k8s.io/v1beta1"].values():
+        profile["metadata"].get("labels", {}).pop("spo.x-k8s.io/partial", None)
+    assert _sync(raw)["finalized"] is True
+    # With mergeStrategy none, partial profiles count as collected as before.
+    raw = _load("finalize-merge-waits-for-the-merge-of-partials")
+    raw["parent"]["spec"]["mergeStrategy"] = "none"
+    assert _sync(raw)["finalized"] is True
+
+
+def test_merge_signal_comes_from_partial_profiles_when_the_pods_are_gone() -> None:
+    got = _sync(_load("finalize-merge-selinux-partials-without-pods"))
+    assert got["finalized"] is False
+    condition = got["status"]["conditions"][0]
+    assert condition["reason"] == "WaitingForMerge"
+    assert condition["message"].endswith("of 1 container: app")  # side has its merged profile
+    done = _sync(_load("finalize-merge-done-when-merged"))
+    assert done["finalized"] is True
+    assert done["status"]["conditions"][0]["reason"] == "Deleting"
+
+
+def test_unmerged_counts_finished_pods_and_partials_but_not_running_pods() -> None:
+    recording = controller.parse(_load("finalize-merge-waits-for-the-merge-of-partials")["parent"])[0]
+    assert recording is not None
+
+    def labelled(container: str, partial: bool, namespace: str = "team-a", name: str = "web-recording") -> dict[str, Any]:
+        labels = {"spo.x-k8s.io/recording-id": name, "spo.x-k8s.io/container-id": container}
+        if partial:
+            labels["spo.x-k8s.io/partial"] = "true"
+        return {"metadata": {"namespace": namespace, "labels": labels}}
+
+    pods = [
+        controller.RecordedPod("done", ("app", "side"), running=False, finished=True),
+        controller.RecordedPod("running", ("web",), running=True, finished=False),
+    ]
+    profiles = [
+        labelled("app", True),
+        labelled("late", True),  # a partial whose pod is gone
+        labelled("side", False),
+        labelled("side", True),  # a partial next to a merged profile does not hold the recording
+        labelled("other", True, namespace="team-b"),
+        labelled("another", True, name="another-recording"),
+    ]
+    assert controller.unmerged(pods, profiles, recording) == ["app", "late"]
+    assert controller.merged_containers(profiles, recording) == {"side"}
+    assert controller.collected_containers(profiles, recording) == {"app", "late", "side"}

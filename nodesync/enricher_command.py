@@ -1,0 +1,320 @@
+"""``spo log-enricher``: the log enricher and the recorder of one node (``enableLogEnricher``).
+
+One process per node, in the spod's ``<spod>-log-enricher`` DaemonSet (its own
+ServiceAccount: nodesync stays unable to write profiles or read pods). It
+follows the audit log (:mod:`nodesync.following`) and, for every SECCOMP or AVC
+record of a process in a pod's container:
+
+- prints one JSON line telling the record with its pod (:mod:`nodesync.enriching`)
+  and counts it in ``security_profiles_operator_seccomp_profile_audit_total``;
+- accumulates what the containers marked by the recording webhook did
+  (:mod:`nodesync.recording`) and, when such a pod has Succeeded or is gone,
+  creates its recorded SeccompProfile or SelinuxProfile
+  (:mod:`nodesync.recording_agent`); recordings with ``mergeStrategy:
+  containers`` are merged when they are deleted (:mod:`nodesync.recording_merge`).
+
+Three threads: the audit log, the watch of this node's pods
+(:mod:`nodesync.nodepods`), the merge poll. The pod watch does not finish a pod
+itself: it queues the pod, and the audit-log thread finishes it once it has
+read what auditd wrote up to ``--finish-delay`` seconds after the pod was seen
+done, so that a container's last records are in its profile.
+
+Nothing is lost on a restart: the position in the audit log and what the
+recorder accumulated are saved together, atomically, in ``--state-dir``.
+
+Without auditd the kernel rate-limits the audit records it logs; the recorder
+then says so at ERROR and refuses to create any profile (an incomplete profile
+breaks the workload it is meant for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nodesync import serving
+from nodesync.command import Loops, _env_namespace, _namespace, _stop_on_signals
+from nodesync.containers import ContainerResolver
+from nodesync.enriching import LogEnricher
+from nodesync.following import Follower, StateFile
+from nodesync.logs import about, configure
+from nodesync.metrics import Metrics
+from nodesync.nodepods import NodePods, selector
+from nodesync.recording import Loss, Recorder
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRICS_BIND = "0.0.0.0:8086"
+STATE_FILE = "audit-log.json"
+DEFAULT_AUDIT_LOG = "/var/log/audit/audit.log"
+NO_AUDITD = (
+    "auditd is not running on this node: audit records go to the kernel log, which "
+    "rate-limits them, so recordings would miss syscalls; no recorded profile is created "
+    "until the log enricher runs on a node with auditd"
+)
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--node-name",
+        default=os.environ.get("NODE_NAME", ""),
+        help="this node's name (env NODE_NAME; required)",
+    )
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
+    parser.add_argument(
+        "--namespace",
+        type=_namespace,
+        default=_env_namespace(),
+        metavar="NS",
+        help="record and merge in NS only (env WATCH_NAMESPACE; default: every namespace)",
+    )
+    parser.add_argument(
+        "--audit-log",
+        default=os.environ.get("AUDIT_LOG_PATH") or DEFAULT_AUDIT_LOG,
+        metavar="PATH",
+        help=f"the audit log to follow (env AUDIT_LOG_PATH; default {DEFAULT_AUDIT_LOG})",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("STATE_DIR") or None,
+        metavar="DIR",
+        help="where the position in the audit log and the recording so far are saved "
+        "(default: not saved; a restart starts at the end of the log)",
+    )
+    parser.add_argument("--proc-dir", default="/proc", help="where the host's /proc is mounted")
+    parser.add_argument(
+        "--memory-optimization",
+        action=argparse.BooleanOptionalAction,
+        default=_flag("ENABLE_MEMORY_OPTIMIZATION"),
+        help="cache only the pods labelled spo.x-k8s.io/enable-recording "
+        "(env ENABLE_MEMORY_OPTIMIZATION)",
+    )
+    parser.add_argument(
+        "--metrics-bind",
+        default=os.environ.get("METRICS_BIND", DEFAULT_METRICS_BIND),
+        metavar="HOST:PORT",
+        help="where to serve /healthz, /readyz and /metrics ('' to disable)",
+    )
+    parser.add_argument(
+        "--finish-delay",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long after a recorded pod is done its last audit records are waited for",
+    )
+    parser.add_argument(
+        "--merge-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often deleted recordings with mergeStrategy containers are looked for",
+    )
+    parser.add_argument("--watch-timeout", type=int, default=300, help="seconds per watch request")
+    parser.add_argument(
+        "--require-auditd",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refuse to record when no auditd process runs on the node (default on)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+
+
+def auditd_running(proc_root: Path | str = "/proc") -> bool:
+    """Whether a process named ``auditd`` runs (the host's, with hostPID)."""
+    for entry in Path(proc_root).iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "auditd":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+class Deferred:
+    """Pod events from the watch thread, replayed in the audit-log thread ``delay`` seconds later."""
+
+    def __init__(self, delay: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.delay = delay
+        self._clock = clock
+        self._queue: list[tuple[float, int, Callable[[], object]]] = []
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+
+    def later(self, call: Callable[[], object]) -> None:
+        with self._lock:
+            heapq.heappush(self._queue, (self._clock() + self.delay, next(self._order), call))
+
+    def run_due(self) -> int:
+        """Run every call whose time has come, in order; how many ran."""
+        ran = 0
+        while True:
+            with self._lock:
+                if not self._queue or self._queue[0][0] > self._clock():
+                    return ran
+                _, _, call = heapq.heappop(self._queue)
+            call()
+            ran += 1
+
+
+class DeferredRecording:
+    """The recording agent seen from the pod watch: every call is deferred (see :class:`Deferred`)."""
+
+    def __init__(self, agent: Any, deferred: Deferred) -> None:
+        self.agent = agent
+        self.deferred = deferred
+
+    def observe(self, pod: Mapping[str, Any]) -> None:
+        self.deferred.later(lambda: self.agent.observe(pod))
+
+    def deleted(self, pod: Mapping[str, Any]) -> None:
+        self.deferred.later(lambda: self.agent.deleted(pod))
+
+    def relist(self, pods: Iterable[Mapping[str, Any]]) -> None:
+        listed = list(pods)
+        self.deferred.later(lambda: self.agent.relist(listed))
+
+
+class RecorderState(StateFile):
+    """The follower's positions and the recorder's traces, in one file written atomically."""
+
+    def __init__(self, path: Path | str, recorder: Recorder) -> None:
+        super().__init__(path)
+        self.recorder = recorder
+
+    def document(self, positions: Any) -> dict[str, Any]:
+        document = super().document(positions)
+        document["recorded"] = self.recorder.snapshot()
+        return document
+
+    def restore(self) -> int:
+        """Put the saved traces back into the recorder; how many containers they cover."""
+        loaded = self.load_document()
+        recorded = loaded.get("recorded") if loaded else None
+        if not isinstance(recorded, dict):
+            return 0
+        return self.recorder.restore(recorded)
+
+
+def follow(
+    follower: Follower,
+    recorder: Recorder,
+    enricher: LogEnricher,
+    deferred: Deferred,
+    stop: threading.Event,
+    *,
+    lock: threading.Lock,
+) -> None:
+    """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
+    try:
+        while not stop.is_set():
+            batch = follower.poll()
+            if batch:
+                with lock:
+                    recorder.consume(batch, each=enricher)
+                sys.stdout.flush()  # the enriched lines of a batch leave together
+                follower.commit()
+            deferred.run_due()
+            follower.maybe_checkpoint()
+            if not batch:
+                stop.wait(follower.poll_interval)
+    finally:
+        follower.checkpoint()
+        follower.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    configure(args.node_name, getattr(logging, str(args.log_level).upper(), logging.INFO))
+    if not args.node_name:
+        log.error("--node-name (or NODE_NAME) is required", extra=about("", ""))
+        return 2
+
+    from nodesync.recording_agent import RecordingAgent
+    from nodesync.recording_merge import merge_loop
+    from nodesync.requesting import KubernetesCluster
+    from nodesync.watching import Watcher
+
+    stop = threading.Event()
+    metrics = Metrics()
+    recorder = Recorder(ContainerResolver(args.proc_dir).lookup)
+    if args.require_auditd and not auditd_running(args.proc_dir):
+        log.error("%s", NO_AUDITD, extra=about("", ""))
+        recorder.detector.add(Loss("no-auditd", NO_AUDITD))
+
+    state: RecorderState | None = None
+    if args.state_dir:
+        Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+        state = RecorderState(Path(args.state_dir) / STATE_FILE, recorder)
+        restored = state.restore()
+        if restored:
+            log.info("restored the recording of %d containers", restored, extra=about("", ""))
+    follower = Follower(Path(args.audit_log), state)
+    if not Path(args.audit_log).exists():
+        log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))
+
+    pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
+    api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
+    lock = threading.Lock()  # the recorder is read by the agent and fed by the follower
+    agent = RecordingAgent(
+        recorder, api.create_profile, recording=api.get_profile_recording, lock=lock
+    )
+    deferred = Deferred(args.finish_delay)
+    pods = NodePods(DeferredRecording(agent, deferred))
+    enricher = LogEnricher(args.node_name, metrics.registry, pods.lookup)
+    source = pods_cluster.pods_of_node(args.node_name, selector(args.memory_optimization))
+    log.info(
+        "following %s; pods of node %s%s",
+        args.audit_log,
+        args.node_name,
+        " labelled spo.x-k8s.io/enable-recording" if args.memory_optimization else "",
+        extra=about(args.namespace or "", ""),
+    )
+
+    def interrupt() -> None:
+        pods_cluster.interrupt()
+        api.interrupt()
+
+    _stop_on_signals(stop, interrupt)
+    loops: dict[str, Callable[[], None]] = {
+        "audit-log": lambda: follow(follower, recorder, enricher, deferred, stop, lock=lock),
+        "pods": Watcher(source, pods, stop, timeout=args.watch_timeout).run,
+        "merge": lambda: merge_loop(
+            api.list_profile_recordings,
+            api.list_profiles,
+            api.create_profile,
+            api.delete_profile,
+            stop,
+            args.merge_interval,
+        ),
+    }
+    runner = Loops(loops, stop, interrupt)
+    server = (
+        serving.start(args.metrics_bind, metrics, pods.ready, runner.healthy)
+        if args.metrics_bind
+        else None
+    )
+    try:
+        return runner.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spo log-enricher", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,163 @@
+"""The log enricher's own parts: the pod index, the deferred finishing, the saved recording."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hooks.cli import parser
+from nodesync.containers import ContainerRef, Lookup
+from nodesync.enricher_command import Deferred, DeferredRecording, RecorderState, auditd_running
+from nodesync.following import Position
+from nodesync.nodepods import NodePods, selector
+from nodesync.recording import Loss, Recorder
+
+CID_A = "a" * 64
+CID_B = "b" * 64
+X86_64 = 0xC000003E
+
+
+def pod(name: str, *ids: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", "annotations": annotations or {}},
+        "status": {
+            "containerStatuses": [{"name": f"c{i}", "containerID": f"containerd://{cid}"} for i, cid in enumerate(ids)]
+        },
+    }
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def observe(self, pod: Any) -> None:
+        self.calls.append(("observe", pod["metadata"]["name"]))
+
+    def deleted(self, pod: Any) -> None:
+        self.calls.append(("deleted", pod["metadata"]["name"]))
+
+    def relist(self, pods: Any) -> None:
+        self.calls.append(("relist", ",".join(p["metadata"]["name"] for p in pods)))
+
+
+def test_node_pods_index_follows_list_and_events() -> None:
+    calls = Calls()
+    pods = NodePods(calls)
+    assert not pods.ready.is_set()
+    pods.relist([pod("web", CID_A)])
+    assert pods.ready.is_set()
+    assert pods.lookup(CID_A) == ContainerRef("ns", "web", "c0")
+    pods.event("ADDED", pod("db", CID_B))
+    assert pods.lookup(CID_B) == ContainerRef("ns", "db", "c0")
+    pods.event("MODIFIED", pod("web"))  # the container is gone from the status
+    assert pods.lookup(CID_A) is None
+    pods.event("DELETED", pod("db", CID_B))
+    assert pods.lookup(CID_B) is None and len(pods) == 1
+    assert calls.calls == [("relist", "web"), ("observe", "db"), ("observe", "web"), ("deleted", "db")]
+    assert not pods.pending()
+
+
+def test_memory_optimisation_selects_the_labelled_pods_only() -> None:
+    assert selector(True) == "spo.x-k8s.io/enable-recording"
+    assert selector(False) == ""
+
+
+def test_deferred_calls_run_in_order_once_due() -> None:
+    now = [100.0]
+    deferred = Deferred(2.0, clock=lambda: now[0])
+    calls = Calls()
+    recording = DeferredRecording(calls, deferred)
+    recording.observe(pod("a"))
+    now[0] += 1.0
+    recording.deleted(pod("b"))
+    assert deferred.run_due() == 0 and calls.calls == []
+    now[0] += 1.0
+    assert deferred.run_due() == 1 and calls.calls == [("observe", "a")]
+    now[0] += 5.0
+    recording.relist([pod("c")])
+    assert deferred.run_due() == 1
+    now[0] += 2.0
+    assert deferred.run_due() == 1
+    assert calls.calls == [("observe", "a"), ("deleted", "b"), ("relist", "c")]
+
+
+def _recorder() -> Recorder:
+    return Recorder(lambda pid: Lookup(CID_A if pid == 7 else None, "" if pid == 7 else "host"))
+
+
+SECCOMP = (
+    'type=SECCOMP msg=audit(1700000000.123:{serial}): auid=4294967295 uid=0 gid=0 ses=4294967295 '
+    'subj=unconfined pid=7 comm="sh" exe="/bin/busybox" sig=0 arch=c000003e syscall={nr} compat=0 '
+    "ip=0x4a1c3b code=0x7ffc0000"
+)
+AVC = (
+    'type=AVC msg=audit(1700000000.200:{serial}): avc:  denied  {{ read write }} for  pid=7 comm="sh" '
+    'name="x" scontext=system_u:system_r:selinuxrecording.process:s0 '
+    "tcontext=system_u:object_r:var_t:s0 tclass=file permissive=1"
+)
+
+
+def test_recorder_snapshot_restores_what_was_recorded(tmp_path: Path) -> None:
+    recorder = _recorder()
+    recorder.consume([SECCOMP.format(serial=1, nr=83), SECCOMP.format(serial=2, nr=0), AVC.format(serial=3)])
+    recorder.detector.add(Loss("rate-limit", "audit: rate limit exceeded"))
+    state = RecorderState(tmp_path / "audit-log.json", recorder)
+    state.save([Position(1, 2, 300, "0a")])
+
+    fresh = _recorder()
+    assert RecorderState(tmp_path / "audit-log.json", fresh).restore() == 1
+    assert RecorderState(tmp_path / "audit-log.json", fresh).load() == (Position(1, 2, 300, "0a"),)
+    index = {CID_A: ContainerRef("ns", "web", "c0")}
+    assert fresh.seccomp(index)[index[CID_A]].names == ("mkdir", "read")
+    assert fresh.selinux(index)[index[CID_A]].allow == {"var_t": {"file": ("read", "write")}}
+    assert [loss.reason for loss in fresh.detector.losses] == ["rate-limit"]
+
+
+def test_a_damaged_saved_recording_is_skipped_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "audit-log.json"
+    path.write_text('{"files": [], "recorded": {"seccomp": {"x": [["not", "numbers"]], "y": [[1, 2]]}, "avc": {"z": {}}}}')
+    recorder = _recorder()
+    assert RecorderState(path, recorder).restore() == 1
+    assert recorder.container_ids() == {"y"}
+
+
+def test_auditd_is_found_by_its_process_name(tmp_path: Path) -> None:
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "comm").write_text("systemd\n")
+    (tmp_path / "self").mkdir()
+    assert not auditd_running(tmp_path)
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "comm").write_text("auditd\n")
+    assert auditd_running(tmp_path)
+
+
+def test_the_command_line_reads_the_daemonsets_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_NAME", "n1")
+    monkeypatch.setenv("ENABLE_MEMORY_OPTIMIZATION", "true")
+    monkeypatch.setenv("WATCH_NAMESPACE", "team")
+    monkeypatch.setenv("METRICS_BIND", "127.0.0.1:9999")
+    args = parser().parse_args(["log-enricher", "--state-dir", "/state"])
+    assert (args.node_name, args.memory_optimization, args.namespace) == ("n1", True, "team")
+    assert (args.metrics_bind, args.state_dir, args.audit_log) == ("127.0.0.1:9999", "/state", "/var/log/audit/audit.log")
+    monkeypatch.setenv("ENABLE_MEMORY_OPTIMIZATION", "false")
+    assert parser().parse_args(["log-enricher"]).memory_optimization is False
+
+
+def test_the_deferred_queue_is_safe_across_threads() -> None:
+    deferred = Deferred(0.0)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def add(i: int) -> None:
+        with lock:
+            seen.append(i)
+
+    threads = [threading.Thread(target=lambda i=i: deferred.later(lambda: add(i))) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert deferred.run_due() == 50 and sorted(seen) == list(range(50))
