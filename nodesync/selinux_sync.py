@@ -2,7 +2,10 @@
 
 ``SelinuxSync`` writes ``<policy>.cil`` into the drop directory (only on
 change) and removes the files of deleted ConfigMaps; an installer backend turns
-the files into modules and says how each one went:
+the files into modules and says how each one went. The operator's own policies
+(``selinux_recording_policy``) are part of every convergence, whatever the
+ConfigMaps say: written like the others, never removed, and only logged (no
+profile owns them, so there is no node status to report):
 
 - ``SelinuxdBackend``: selinuxd watches the directory and installs one policy at
   a time; the outcome is read from its status API (404 = still pending).
@@ -40,6 +43,7 @@ from nodesync.selinux_policies import (
     read_policies,
     read_policy,
 )
+from nodesync.selinux_recording_policy import OPERATOR_POLICIES
 from nodesync.selinuxd_client import PolicyStatus, SelinuxdClient, SelinuxdError
 
 log = logging.getLogger(__name__)
@@ -157,10 +161,19 @@ def outcome_of(
 
 
 class SelinuxSync:
-    def __init__(self, drop: DropDir, backend: Backend, *, keep: Iterable[str] = TEMPLATES) -> None:
+    def __init__(
+        self,
+        drop: DropDir,
+        backend: Backend,
+        *,
+        keep: Iterable[str] = TEMPLATES,
+        own: Mapping[str, bytes] = OPERATOR_POLICIES,
+    ) -> None:
         self.drop = drop
         self.backend = backend
         self.keep = frozenset(keep)
+        self.own = dict(own)  # policy -> CIL: the operator's, wanted whatever the ConfigMaps say
+        self.awaiting = set(self.own)  # own policies whose installation is still to be logged
         self.sources: dict[str, Source] = {}  # policy -> the ConfigMap it came from
         self.by_configmap: dict[tuple[str, str], str] = {}  # ConfigMap key -> policy
         self.rejected: dict[tuple[str, str], Outcome] = {}
@@ -172,6 +185,7 @@ class SelinuxSync:
     def converge(self, configmaps: Iterable[Mapping[str, Any]]) -> list[Outcome]:
         items = read_policies(configmaps)
         wanted = {item.name: item.content for item in items if isinstance(item, Policy)}
+        wanted.update(self.own)
         keep = self.keep | {
             item.name for item in items if isinstance(item, PolicyRejection) and item.name
         }
@@ -181,6 +195,8 @@ class SelinuxSync:
             log.error("cannot write policies: %s", error, extra=about("", ""))
             return [self._reject_all(item, error) for item in items]
         self.backend.apply(self.drop, written, removed)
+        self.awaiting |= written & self.own.keys()
+        self._log_own()
         self.sources.clear()
         self.by_configmap.clear()
         self.rejected.clear()
@@ -200,6 +216,8 @@ class SelinuxSync:
             outcomes.append(self._read(item.name, changed=item.name in written))
         for policy in set(self.reported) - set(self.sources):
             del self.reported[policy]
+        for policy in set(self.unsettled) - set(self.sources):
+            del self.unsettled[policy]  # removed before it settled: nothing left to ask
         return outcomes
 
     def _reject_all(self, item: Policy | PolicyRejection, error: OSError) -> Outcome:
@@ -288,11 +306,34 @@ class SelinuxSync:
         self.reported[policy] = outcome
         return outcome
 
+    def _log_own(self) -> None:
+        """Log how the installation of the operator's own policies went, once it is known."""
+        for policy in sorted(self.awaiting):
+            try:
+                status = self.backend.status(policy)
+            except SelinuxdError:
+                return  # asked again at the next poll
+            if status is None:
+                continue
+            self.awaiting.discard(policy)
+            extra = {**about("", ""), "path": policy + ".cil"}
+            if status.installed:
+                log.info("operator policy %s installed", policy, extra=extra)
+            else:
+                extra["reason"] = CANNOT_INSTALL_POLICY
+                log.error(
+                    "operator policy %s could not be installed: %s",
+                    policy,
+                    status.message or "no message",
+                    extra=extra,
+                )
+
     def outcomes(self) -> list[Outcome]:
         return [*self.reported.values(), *self.rejected.values()]
 
     def poll(self) -> list[Outcome]:
         """Ask again about the policies still pending or recently written; return what changed."""
+        self._log_own()
         changed: list[Outcome] = []
         for policy in sorted(self.sources):
             before = self.reported.get(policy)
@@ -309,7 +350,7 @@ class SelinuxSync:
 
     def needs_poll(self) -> bool:
         """Whether ``poll()`` has something to ask: a policy pending or recently written."""
-        return bool(self.unsettled) or not self.settled()
+        return bool(self.unsettled) or bool(self.awaiting) or not self.settled()
 
     def settled(self) -> bool:
         """Whether every policy has a final status (nothing pending)."""

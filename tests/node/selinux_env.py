@@ -14,6 +14,10 @@
   attributes); and its ``node`` and ``tcp_socket`` classes no longer have the
   legacy network permissions (``tcp_recv`` ...), which are dropped from the
   templates when they are read.
+- the compiled (kernel) policy is read back with libsepol itself
+  (``sepol_kernel_policydb_to_cil``, through ctypes): ``libsepol2`` is what
+  ``semodule`` links against, and setools (``seinfo``, ``sesearch``) is not
+  among the packages the tests install.
 - selinuxd: ``go install -tags policycoreutils github.com/containers/selinuxd@<v>``
   into ``.cache/selinuxd/<v>``. Here the Go module proxy refuses that module
   (HTTP 403, "This module version is not available"), so the tests run
@@ -23,6 +27,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import re
 import shutil
@@ -31,7 +38,7 @@ import sys
 import tarfile
 from functools import cache
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -149,6 +156,64 @@ def install_base(root: Path, semodule: str, folder: Path) -> None:
     ok, output = installer.transaction(files)
     if not ok:
         pytest.fail(f"the shim and udica templates do not install: {output}")
+
+
+def compiled_policy(root: Path) -> Path:
+    """The kernel policy ``semodule`` built in the private root (``policy.<version>``)."""
+    found = sorted((root / "etc/selinux" / STORE.name / "policy").glob("policy.[0-9]*"))
+    if not found:
+        pytest.fail(f"semodule built no kernel policy under {root}")
+    return found[-1]
+
+
+def _c(library: ctypes.CDLL, name: str, *argtypes: object, restype: object = ctypes.c_int) -> Any:
+    function = getattr(library, name)
+    function.argtypes = list(argtypes)
+    function.restype = restype
+    return function
+
+
+def kernel_policy_cil(policy: Path, out: Path) -> str:
+    """A binary kernel policy written back as CIL by libsepol (one statement a line).
+
+    Every type is a ``(type T)`` line and every permissive one a
+    ``(typepermissive T)`` line, with the block's prefix (``selinuxrecording.process``).
+    A ``sepol_policydb_t`` holds the ``policydb`` as its only member, so it is
+    passed as the ``struct policydb *`` that ``sepol_kernel_policydb_to_cil`` takes.
+    """
+    try:
+        sepol = ctypes.CDLL(ctypes.util.find_library("sepol") or "libsepol.so.2")
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError as error:
+        missing(f"libsepol cannot be loaded: {error}")
+    handle = ctypes.POINTER(ctypes.c_void_p)
+    fopen = _c(libc, "fopen", ctypes.c_char_p, ctypes.c_char_p, restype=ctypes.c_void_p)
+    fclose = _c(libc, "fclose", ctypes.c_void_p)
+    with contextlib.ExitStack() as cleanup:  # undone in reverse: files closed, then freed
+        db, source = ctypes.c_void_p(), ctypes.c_void_p()
+        if _c(sepol, "sepol_policydb_create", handle)(ctypes.byref(db)) != 0:
+            pytest.fail("sepol_policydb_create failed")
+        cleanup.callback(_c(sepol, "sepol_policydb_free", ctypes.c_void_p, restype=None), db)
+        if _c(sepol, "sepol_policy_file_create", handle)(ctypes.byref(source)) != 0:
+            pytest.fail("sepol_policy_file_create failed")
+        cleanup.callback(_c(sepol, "sepol_policy_file_free", ctypes.c_void_p, restype=None), source)
+        files = []
+        for path, mode in ((policy, b"rb"), (out, b"w")):
+            opened = fopen(str(path).encode(), mode)
+            if not opened:
+                pytest.fail(f"cannot open {path}")
+            cleanup.callback(fclose, opened)
+            files.append(opened)
+        reading, writing = files
+        _c(sepol, "sepol_policy_file_set_fp", ctypes.c_void_p, ctypes.c_void_p, restype=None)(
+            source, reading
+        )
+        if _c(sepol, "sepol_policydb_read", ctypes.c_void_p, ctypes.c_void_p)(db, source) != 0:
+            pytest.fail(f"libsepol cannot read {policy}")
+        to_cil = _c(sepol, "sepol_kernel_policydb_to_cil", ctypes.c_void_p, ctypes.c_void_p)
+        if to_cil(writing, db) != 0:
+            pytest.fail(f"libsepol cannot write {policy} as CIL")
+    return out.read_text()
 
 
 @cache

@@ -7,7 +7,9 @@ holds the container shim and udica's templates; nothing touches the machine's.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +17,22 @@ from typing import Any
 
 import pytest
 import yaml
-from selinux_env import ROOT, copy_store, find_semodule, install_base, selinuxd_unavailable
+from selinux_env import (
+    ROOT,
+    compiled_policy,
+    copy_store,
+    find_semodule,
+    install_base,
+    kernel_policy_cil,
+    selinuxd_unavailable,
+)
 from selinuxd_double import SelinuxdDouble
 
 from hooks.api.profilestate import ProfileState
 from nodesync import reports
 from nodesync.selinux_batch import SemoduleInstaller
 from nodesync.selinux_files import DropDir
+from nodesync.selinux_recording_policy import RECORDING_POLICY, RECORDING_TYPE
 from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync
 from nodesync.selinuxd_client import SelinuxdClient
 
@@ -160,6 +171,47 @@ def test_nodesync_batch_backend_installs_into_the_store(
     assert outcomes["typo"].state is ProfileState.ERROR
     assert "Failed to resolve allow statement" in (outcomes["typo"].message or "")
     assert {f"app{i}_default" for i in range(4)} <= store.installed()
+
+
+def semodule_list(store: SemoduleInstaller) -> set[str]:
+    """The module names ``semodule -l`` lists in the store (every priority)."""
+    done = subprocess.run(
+        [store.semodule, "-p", str(store.root), "-l"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
+
+
+def kernel_types(store: SemoduleInstaller, out: Path) -> tuple[set[str], set[str]]:
+    """(every type, the permissive types) of the kernel policy built in the store."""
+    cil = kernel_policy_cil(compiled_policy(Path(store.root or "")), out)
+    types = set(re.findall(r"^\(type (\S+)\)$", cil, re.MULTILINE))
+    permissive = set(re.findall(r"^\(typepermissive (\S+)\)$", cil, re.MULTILINE))
+    return types, permissive
+
+
+def test_nodesync_installs_the_recording_policy_whose_type_is_permissive(
+    store: SemoduleInstaller, tmp_path: Path
+) -> None:
+    """What the recording webhook gives a recorded container exists and logs instead of denying."""
+    before, _ = kernel_types(store, tmp_path / "before.cil")
+    assert RECORDING_TYPE not in before
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), BatchBackend(store))
+    outcomes = sync.converge([configmap("web", WEB)])
+    assert [(o.name, o.state) for o in outcomes] == [("web", ProfileState.INSTALLED)]
+    assert store.stats.transactions == 1  # with the profiles, in their transaction
+    assert RECORDING_POLICY in semodule_list(store)
+    assert RECORDING_POLICY in store.installed()  # at nodesync's priority
+    types, permissive = kernel_types(store, tmp_path / "after.cil")
+    assert RECORDING_TYPE in types
+    assert RECORDING_TYPE in permissive
+    # A profile's type without typepermissive is not: the check tells them apart.
+    assert "web_default.process" in types
+    assert "web_default.process" not in permissive
 
 
 def _cil_in(document: Any) -> Iterator[str]:

@@ -19,6 +19,7 @@ from nodesync import command
 from nodesync.cluster import ApiError
 from nodesync.selinux_batch import SemoduleInstaller
 from nodesync.selinux_files import DropDir
+from nodesync.selinux_recording_policy import OPERATOR_POLICIES
 from nodesync.selinux_sync import BatchBackend, SelinuxSync
 from nodesync.selinuxd_client import DEFAULT_SOCKET
 
@@ -162,13 +163,15 @@ def test_local_mode_writes_cil_files_next_to_the_seccomp_profiles(
         monkeypatch.delenv(name, raising=False)
     assert command.main(argv) == 1  # the ConfigMap without policy.cil is an error
     summary = json.loads(capsys.readouterr().out)
-    assert summary["profiles"] == 3
+    assert summary["profiles"] == 3  # the operator's own policy is no profile
     assert [(e["name"], e["reason"]) for e in summary["errors"]] == [
         ("empty", "InvalidSelinuxPolicy")
     ]
     assert (drop / "web_team-a.cil").read_text() == "(block web_team-a)\n"
+    assert (drop / "selinuxrecording.cil").read_bytes() == OPERATOR_POLICIES["selinuxrecording"]
     assert sorted(p.name for p in drop.iterdir() if not p.name.startswith(".")) == [
-        "web_team-a.cil"
+        "selinuxrecording.cil",
+        "web_team-a.cil",
     ]
     assert (tmp_path / "kubelet/seccomp/operator/team-a/log.json").is_file()
 

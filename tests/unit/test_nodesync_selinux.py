@@ -368,3 +368,17 @@ def test_batch_backend_through_sync(tmp_path: Path) -> None:
 
 def test_clean_output_drops_harmless_warnings() -> None:
     assert clean_output("libsemanage.add_user: user sddm not in password file\nreal\n") == "real"
+
+
+def test_a_policy_removed_before_it_settled_is_not_polled_for_ever(tmp_path: Path) -> None:
+    script = tmp_path / "semodule"
+    script.write_text(FAKE_SEMODULE.format(python=sys.executable, log=str(tmp_path / "log")))
+    script.chmod(0o755)
+    backend = BatchBackend(SemoduleInstaller(semodule=str(script)))
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), backend)
+    sync.converge([configmap("a"), configmap("b")])
+    assert sync.needs_poll()  # just written: a few more answers are read before trusting them
+    sync.converge([configmap("b")])
+    for _ in range(10):
+        sync.poll()
+    assert not sync.needs_poll()
