@@ -1,9 +1,11 @@
 """The SecurityProfilesOperatorDaemon CompositeController's sync hook, a pure function.
 
-The one child is the nodesync DaemonSet (see ``daemonset``); the status is the
-state of its rollout (see ``rollout``). An invalid spec never touches the
-running DaemonSet: the observed one is answered back as it was last applied,
-and the status is ERROR with a condition naming the field.
+The children are nodesync's DaemonSet and, with ``enableLogEnricher``, the log
+enricher's (see ``daemonset``); without it, Metacontroller deletes the log
+enricher's. The status is the state of their rollouts together (see
+``rollout``): RUNNING only when both run. An invalid spec never touches the
+running DaemonSets: the observed ones are answered back as they were last
+applied, and the status is ERROR with a condition naming the field.
 
 The hook needs no related objects, so there is no customize hook.
 """
@@ -29,7 +31,7 @@ from hooks.logs import about
 from hooks.problems import ProfileProblem
 from hooks.profilestatus import ready_conditions
 from hooks.spod import daemonset, validation
-from hooks.spod.rollout import Outcome, of_daemonset, of_state
+from hooks.spod.rollout import Outcome, combine, of_daemonset, of_state
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,10 @@ DAEMONSET = group_key("DaemonSet", "apps/v1")
 
 
 def sync(request: SyncRequest, now: str) -> SyncResponse:
-    """The desired DaemonSet and the observed status of one spod."""
+    """The desired DaemonSets and the observed status of one spod."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    observed = _observed_daemonset(request, name)
+    observed = _observed_daemonsets(request, (name, daemonset.log_enricher_name(name)))
     try:
         spod = _parse(request.parent)
         annotations = spod.metadata.annotations or {}
@@ -55,13 +57,10 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             extra=about(namespace=namespace, name=name, reason=problem.reason),
         )
         outcome = of_state(SPODState.ERROR, problem.message, reason=problem.reason)
-        children = [unchanged(observed, ('spec',))] if observed else []
+        children = [unchanged(ds, ("spec",)) for ds in observed.values()]
     else:
-        desired = daemonset.daemonset(spod)
-        applied = last_applied(observed) if observed else None
-        applied = applied if applied and isinstance(applied.get("spec"), dict) else None
-        outcome = of_daemonset(observed, name, applied and applied.get("spec"), desired["spec"])
-        children = [desired]
+        children = daemonset.daemonsets(spod)
+        outcome = combine([_rollout(observed, desired) for desired in children])
     observed_status = request.parent.get("status") or {}
     status = SPODStatus(
         state=outcome.state,
@@ -71,7 +70,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
 
 
 def conditions(outcome: Outcome, observed: Any, now: str) -> list[Condition]:
-    """The Ready condition of a spod: true once its DaemonSet runs everywhere."""
+    """The Ready condition of a spod: true once its DaemonSets run everywhere."""
     return ready_conditions(outcome.state is SPODState.RUNNING, outcome.reason, outcome.message, observed, now)
 
 
@@ -103,12 +102,18 @@ def _field(location: tuple[int | str, ...]) -> str:
     return text
 
 
-def _observed_daemonset(request: SyncRequest, name: str) -> Object | None:
-    return next(
-        (
-            ds
-            for ds in request.children_of(DAEMONSET)
-            if (ds.get("metadata") or {}).get("name") == name
-        ),
-        None,
+def _rollout(observed: dict[str, Object], desired: Object) -> Outcome:
+    """The state of the rollout of one desired DaemonSet."""
+    ds_name = desired["metadata"]["name"]
+    seen = observed.get(ds_name)
+    applied = last_applied(seen) if seen else None
+    applied_spec = applied.get("spec") if applied else None
+    return of_daemonset(
+        seen, ds_name, applied_spec if isinstance(applied_spec, dict) else None, desired["spec"]
     )
+
+
+def _observed_daemonsets(request: SyncRequest, names: tuple[str, ...]) -> dict[str, Object]:
+    """The observed DaemonSets of the spod by name, in the order of ``names``."""
+    found = {(ds.get("metadata") or {}).get("name"): ds for ds in request.children_of(DAEMONSET)}
+    return {name: found[name] for name in names if name in found}

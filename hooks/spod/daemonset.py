@@ -1,46 +1,62 @@
-"""The nodesync DaemonSet of a SecurityProfilesOperatorDaemon, built from its spec alone.
+"""The DaemonSets of a SecurityProfilesOperatorDaemon, built from its spec alone.
 
-Pure and deterministic: the same spod gives the same DaemonSet, built fresh on
+Pure and deterministic: the same spod gives the same DaemonSets, built fresh on
 every call (nothing mutable is shared between calls). With the default spod
-it is the DaemonSet of ``metacontroller/base/nodesync.yaml`` (a test keeps the two
-together), plus Go's default tolerations.
+there is one, nodesync's, which is the DaemonSet of
+``metacontroller/base/nodesync.yaml`` (a test keeps the two together), plus
+Go's default tolerations. ``enableLogEnricher`` adds a second one, the log
+enricher's (see below).
 
 What comes from where:
 
-- The DaemonSet is named after the spod (``spod``), as in the Go operator, so
-  ``kubectl -n security-profiles-operator get ds spod`` still works. Its
-  selector never changes with the spec (a DaemonSet's selector is immutable).
+- nodesync's DaemonSet is named after the spod (``spod``), as in the Go
+  operator, so ``kubectl -n security-profiles-operator get ds spod`` still
+  works. Its selector never changes with the spec (a DaemonSet's selector is
+  immutable).
 - Images: Go took the daemon's image from the operator's own Deployment and
   selinuxd's from ``RELATED_IMAGE_SELINUXD``; a pure hook sees neither. The
   annotations ``spo.x-k8s.io/image`` and ``spo.x-k8s.io/selinuxd-image`` on
   the spod choose them; without them the images are ``DEFAULT_IMAGE`` (the
   one image of this project) and ``DEFAULT_SELINUXD_IMAGE`` (Go's).
 - The annotation ``spo.x-k8s.io/watch-namespace`` on the spod (the spod has no
-  field for it) restricts nodesync to that one namespace: it gets
-  ``WATCH_NAMESPACE``, lists and watches the profile ConfigMaps there only and
-  writes node statuses there only. The install variant
-  ``metacontroller/namespaced/`` sets it, and gives nodesync a Role in that
-  namespace instead of its ClusterRole. Without it (or empty), every namespace.
+  field for it) restricts nodesync and the log enricher to that one namespace:
+  they get ``WATCH_NAMESPACE``; nodesync lists and watches the profile
+  ConfigMaps there only and writes node statuses there only, the log enricher
+  records and creates profiles there only. The install variant
+  ``metacontroller/namespaced/`` sets it, and gives both a Role in that
+  namespace instead of their ClusterRoles. Without it (or empty), every
+  namespace.
 - ``daemonResourceRequirements`` replaces the nodesync container's resources
   as a whole (as in Go); ``priorityClassName`` and ``tolerations`` go to the
-  pod, with Go's defaults when unset (an empty list means no toleration).
+  pods of both DaemonSets, with Go's defaults when unset (an empty list means
+  no toleration), and so do ``affinity`` and ``imagePullSecrets``, as given.
 - ``verbosity`` 1 or more sets ``LOG_LEVEL=debug`` on our containers (0 leaves
-  nodesync's default, info).
-- ``enableMemoryOptimization`` sets ``ENABLE_MEMORY_OPTIMIZATION=true`` on
-  nodesync: its pod cache then holds only the pods of its node labelled
-  ``spo.x-k8s.io/enable-recording``.
+  their default, info).
 - ``enableSelinux`` adds selinuxd (and an init container installing the
   policy templates selinuxd ships, which profiles inherit from), the shared
   policy drop directory and socket, and the host's SELinux directories; nodesync
   gets ``SELINUXD_SOCKET`` and ``SELINUX_POLICY_DIR``.
-- ``enableLogEnricher`` adds the log-enricher container, the host's audit log
-  directory (read-only) and ``hostPID``. A ``hostProcVolumePath`` other than
-  ``/proc`` is mounted read-only at ``/host/proc`` in the log enricher, which is
-  told so with ``--proc-dir``; without the log enricher it has no use.
 - ``selinuxTypeTag`` (default ``spc_t``) labels the root containers (selinuxd,
   its init container, the log enricher) always, and nodesync and its init
   container when the tag is set explicitly or SELinux is enabled.
-- ``affinity`` and ``imagePullSecrets`` go to the pod as given.
+
+The log enricher (``enableLogEnricher``) is the node's recorder: it creates
+the recorded SeccompProfiles and SelinuxProfiles and reads the pods of its
+node, which nodesync's ServiceAccount must not be able to do. A pod has one
+ServiceAccount, so (unlike Go, where it is a container of the spod's pods) it
+runs in a DaemonSet of its own, ``<spod>-log-enricher``, with the
+ServiceAccount ``spo-log-enricher`` (``metacontroller/base/log-enricher.yaml``)
+and its own fixed selector. Turning it on or off leaves nodesync's DaemonSet
+as it is. Its one container runs ``spo log-enricher`` as root without any
+capability, in the host's PID namespace (``hostPID``), and reads the host's
+audit log directory read-only; it saves its position in the audit log under
+``ENRICHER_STATE_DIR`` on the host, so a restart resumes where it stopped.
+``enableMemoryOptimization`` sets ``ENABLE_MEMORY_OPTIMIZATION=true`` on it
+(its pod cache then holds only the pods of its node labelled
+``spo.x-k8s.io/enable-recording``; nodesync caches no pods, so it does not get
+it). A ``hostProcVolumePath`` other than ``/proc`` is mounted read-only at
+``/host/proc`` and passed with ``--proc-dir``; without the log enricher it has
+no use.
 """
 
 from __future__ import annotations
@@ -65,6 +81,9 @@ WATCH_NAMESPACE_ANNOTATION = "spo.x-k8s.io/watch-namespace"
 APP_NAME = "spo-nodesync"
 PART_OF = "security-profiles-operator"
 SERVICE_ACCOUNT = "spo-nodesync"
+ENRICHER_APP_NAME = "spo-log-enricher"
+ENRICHER_SERVICE_ACCOUNT = "spo-log-enricher"
+ENRICHER_SUFFIX = "-log-enricher"
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 
@@ -73,6 +92,8 @@ KUBELET_DIR = "/var/lib/kubelet"
 KUBELET_SECCOMP_DIR = f"{KUBELET_DIR}/seccomp"
 OPERATOR_DIR = f"{KUBELET_SECCOMP_DIR}/operator"
 METRICS_PORT = 8085
+ENRICHER_METRICS_PORT = 8086
+ENRICHER_STATE_DIR = "/var/lib/security-profiles-operator/log-enricher"
 
 SELINUX_POLICY_DIR = "/etc/selinux.d"
 SELINUXD_DIR = "/var/run/selinuxd"
@@ -118,18 +139,33 @@ def images(spod: SecurityProfilesOperatorDaemon) -> tuple[str, str]:
 
 
 def selector(spod_name: str) -> Object:
-    """The DaemonSet's selector: fixed for a spod, whatever its spec says."""
+    """nodesync's DaemonSet's selector: fixed for a spod, whatever its spec says."""
     return {"matchLabels": {NAME_LABEL: APP_NAME, INSTANCE_LABEL: spod_name}}
 
 
+def log_enricher_name(spod_name: str) -> str:
+    """The name of the log enricher's DaemonSet: ``spod-log-enricher`` for the spod ``spod``."""
+    return spod_name + ENRICHER_SUFFIX
+
+
+def log_enricher_selector(spod_name: str) -> Object:
+    """The log enricher's DaemonSet's selector: fixed for a spod, whatever its spec says."""
+    return {"matchLabels": {NAME_LABEL: ENRICHER_APP_NAME, INSTANCE_LABEL: spod_name}}
+
+
+def daemonsets(spod: SecurityProfilesOperatorDaemon) -> list[Object]:
+    """Every desired DaemonSet of ``spod`` (already validated): nodesync's, then the log enricher's."""
+    wanted = [daemonset(spod)]
+    if spod.spec.enableLogEnricher:
+        wanted.append(log_enricher_daemonset(spod))
+    return wanted
+
+
 def daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
-    """The desired DaemonSet of ``spod`` (already validated), with only the fields we own."""
+    """nodesync's desired DaemonSet of ``spod`` (already validated), with only the fields we own."""
     spec = spod.spec
     image, selinuxd_image = images(spod)
     selinux = bool(spec.enableSelinux)
-    enricher = bool(spec.enableLogEnricher)
-    host_proc = spec.hostProcVolumePath or DEFAULT_HOST_PROC
-    custom_proc = enricher and host_proc != DEFAULT_HOST_PROC
     type_tag = spec.selinuxTypeTag or DEFAULT_SELINUX_TYPE_TAG
     label_nodesync = spec.selinuxTypeTag is not None or selinux
     debug = (spec.verbosity or 0) >= 1
@@ -139,7 +175,7 @@ def daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
     containers = [nodesync]
     volumes = [
         _host_path("kubelet-seccomp", KUBELET_SECCOMP_DIR, "DirectoryOrCreate"),
-        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        _tmp(),
     ]
     if label_nodesync:
         for container in (*init_containers, nodesync):
@@ -154,53 +190,119 @@ def daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
             _host_path("host-var-lib-selinux", "/var/lib/selinux", "Directory"),
             _host_path("host-sys-fs-selinux", "/sys/fs/selinux", "Directory"),
         ]
-    if enricher:
-        containers.append(_log_enricher(image, type_tag, debug=debug, custom_proc=custom_proc))
-        volumes.append(_host_path("host-audit-log", AUDIT_LOG_DIR, "DirectoryOrCreate"))
-        if custom_proc:
-            volumes.append(_host_path("host-proc", host_proc, "Directory"))
 
     pod: Object = {
         "serviceAccountName": SERVICE_ACCOUNT,
+        **_scheduling(spod),
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "initContainers": init_containers,
+        "containers": containers,
+        "volumes": volumes,
+    }
+    _place(pod, spod)
+    name = spod.name
+    labels = _labels(name)
+    return _daemonset(
+        spod,
+        name,
+        labels=labels,
+        pod_selector=selector(name),
+        # Go's pod labels too, for selectors written against the Go operator.
+        pod_labels={**labels, "app": PART_OF, "name": name},
+        pod=pod,
+    )
+
+
+def log_enricher_daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
+    """The log enricher's desired DaemonSet of ``spod`` (already validated), whether or not
+    ``enableLogEnricher`` asks for it (see ``daemonsets``)."""
+    spec = spod.spec
+    image, _ = images(spod)
+    host_proc = spec.hostProcVolumePath or DEFAULT_HOST_PROC
+    custom_proc = host_proc != DEFAULT_HOST_PROC
+    volumes = [
+        _host_path("host-audit-log", AUDIT_LOG_DIR, "DirectoryOrCreate"),
+        _host_path("state", ENRICHER_STATE_DIR, "DirectoryOrCreate"),
+        _tmp(),
+    ]
+    if custom_proc:
+        volumes.append(_host_path("host-proc", host_proc, "Directory"))
+    pod: Object = {
+        "serviceAccountName": ENRICHER_SERVICE_ACCOUNT,
+        **_scheduling(spod),
+        "hostPID": True,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_log_enricher(spod, image, custom_proc=custom_proc)],
+        "volumes": volumes,
+    }
+    _place(pod, spod)
+    labels = _enricher_labels(spod.name)
+    return _daemonset(
+        spod,
+        log_enricher_name(spod.name),
+        labels=labels,
+        pod_selector=log_enricher_selector(spod.name),
+        pod_labels={**labels, "app": PART_OF},
+        pod=pod,
+    )
+
+
+def _scheduling(spod: SecurityProfilesOperatorDaemon) -> Object:
+    spec = spod.spec
+    return {
         "priorityClassName": spec.priorityClassName or DEFAULT_PRIORITY_CLASS_NAME,
         "tolerations": (
             default_tolerations()
             if spec.tolerations is None
             else [toleration.to_wire() for toleration in spec.tolerations]
         ),
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": init_containers,
-        "containers": containers,
-        "volumes": volumes,
     }
-    if enricher:
-        pod["hostPID"] = True
+
+
+def _place(pod: Object, spod: SecurityProfilesOperatorDaemon) -> None:
+    """The pod fields that go to every DaemonSet of the spod as given, when given."""
+    spec = spod.spec
     if spec.affinity is not None:
         pod["affinity"] = spec.affinity.to_wire()
     if spec.imagePullSecrets is not None:
         pod["imagePullSecrets"] = [secret.to_wire() for secret in spec.imagePullSecrets]
 
-    name = spod.name
+
+def _daemonset(
+    spod: SecurityProfilesOperatorDaemon,
+    name: str,
+    *,
+    labels: dict[str, str],
+    pod_selector: Object,
+    pod_labels: dict[str, str],
+    pod: Object,
+) -> Object:
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": spod.namespace, "labels": _labels(name)},
+        "metadata": {"name": name, "namespace": spod.namespace, "labels": labels},
         "spec": {
-            "selector": selector(name),
+            "selector": pod_selector,
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
-            "template": {
-                "metadata": {
-                    # Go's pod labels too, for selectors written against the Go operator.
-                    "labels": {**_labels(name), "app": PART_OF, "name": name},
-                },
-                "spec": pod,
-            },
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
 
 
 def _labels(spod_name: str) -> dict[str, str]:
     return {NAME_LABEL: APP_NAME, INSTANCE_LABEL: spod_name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def _enricher_labels(spod_name: str) -> dict[str, str]:
+    return {
+        NAME_LABEL: ENRICHER_APP_NAME,
+        INSTANCE_LABEL: spod_name,
+        "app.kubernetes.io/part-of": PART_OF,
+    }
+
+
+def _tmp() -> Object:
+    return {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
 
 
 def _host_path(name: str, path: str, kind: str) -> Object:
@@ -213,6 +315,22 @@ def _env(name: str, value: str) -> Object:
 
 def _node_name() -> Object:
     return {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+
+
+def _watch_namespace(spod: SecurityProfilesOperatorDaemon) -> list[Object]:
+    watch_namespace = (spod.metadata.annotations or {}).get(WATCH_NAMESPACE_ANNOTATION, "")
+    return [_env("WATCH_NAMESPACE", watch_namespace.strip())] if watch_namespace.strip() else []
+
+
+def _probes() -> Object:
+    return {
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "metrics"},
+            "periodSeconds": 20,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
+    }
 
 
 def _prepare_operator_dir(image: str) -> Object:
@@ -249,11 +367,7 @@ def _nodesync(
     env = [_node_name(), _env("KUBELET_DIR", KUBELET_DIR), _env("PYTHONDONTWRITEBYTECODE", "1")]
     if debug:
         env.append(_env("LOG_LEVEL", "debug"))
-    if spec.enableMemoryOptimization:
-        env.append(_env("ENABLE_MEMORY_OPTIMIZATION", "true"))
-    watch_namespace = (spod.metadata.annotations or {}).get(WATCH_NAMESPACE_ANNOTATION, "")
-    if watch_namespace.strip():
-        env.append(_env("WATCH_NAMESPACE", watch_namespace.strip()))
+    env += _watch_namespace(spod)
     mounts = [
         {"name": "kubelet-seccomp", "mountPath": KUBELET_SECCOMP_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -280,12 +394,7 @@ def _nodesync(
         "args": [f"--metrics-bind=0.0.0.0:{METRICS_PORT}"],
         "env": env,
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "metrics"},
-            "periodSeconds": 20,
-            "failureThreshold": 3,
-        },
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
+        **_probes(),
         "securityContext": {
             "runAsUser": NODESYNC_USER,
             "runAsGroup": NODESYNC_USER,
@@ -370,23 +479,37 @@ def _selinuxd(image: str, type_tag: str) -> Object:
     }
 
 
-def _log_enricher(image: str, type_tag: str, *, debug: bool, custom_proc: bool) -> Object:
+def _log_enricher(spod: SecurityProfilesOperatorDaemon, image: str, *, custom_proc: bool) -> Object:
     """The log enricher reads the host's audit log as root, with no capability."""
-    env = [_node_name(), _env("PYTHONDONTWRITEBYTECODE", "1")]
-    if debug:
+    spec = spod.spec
+    env = [
+        _node_name(),
+        _env("PYTHONDONTWRITEBYTECODE", "1"),
+        _env("METRICS_BIND", f"0.0.0.0:{ENRICHER_METRICS_PORT}"),
+    ]
+    if (spec.verbosity or 0) >= 1:
         env.append(_env("LOG_LEVEL", "debug"))
-    mounts = [{"name": "host-audit-log", "mountPath": AUDIT_LOG_DIR, "readOnly": True}]
-    container: Object = {
+    if spec.enableMemoryOptimization:
+        env.append(_env("ENABLE_MEMORY_OPTIMIZATION", "true"))
+    env += _watch_namespace(spod)
+    args = [f"--state-dir={ENRICHER_STATE_DIR}"]
+    mounts = [
+        {"name": "host-audit-log", "mountPath": AUDIT_LOG_DIR, "readOnly": True},
+        {"name": "state", "mountPath": ENRICHER_STATE_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if custom_proc:
+        args.append(f"--proc-dir={HOST_PROC_MOUNT}")
+        mounts.append({"name": "host-proc", "mountPath": HOST_PROC_MOUNT, "readOnly": True})
+    return {
         "name": LOG_ENRICHER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["spo", "log-enricher"],
-    }
-    if custom_proc:
-        container["args"] = [f"--proc-dir={HOST_PROC_MOUNT}"]
-        mounts.append({"name": "host-proc", "mountPath": HOST_PROC_MOUNT, "readOnly": True})
-    container |= {
+        "args": args,
         "env": env,
+        "ports": [{"name": "metrics", "containerPort": ENRICHER_METRICS_PORT, "protocol": "TCP"}],
+        **_probes(),
         "securityContext": {
             "runAsUser": 0,
             "runAsGroup": 0,
@@ -394,12 +517,11 @@ def _log_enricher(image: str, type_tag: str, *, debug: bool, custom_proc: bool) 
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
-            "seLinuxOptions": {"type": type_tag},
+            "seLinuxOptions": {"type": spec.selinuxTypeTag or DEFAULT_SELINUX_TYPE_TAG},
         },
         "resources": {
             "requests": {"cpu": "50m", "memory": "64Mi"},
-            "limits": {"cpu": "250m", "memory": "256Mi"},
+            "limits": {"cpu": "500m", "memory": "128Mi"},
         },
         "volumeMounts": mounts,
     }
-    return container

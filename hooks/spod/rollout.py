@@ -1,7 +1,13 @@
-"""The state of a spod, read from its observed DaemonSet's rollout.
+"""The state of a spod, read from the rollout of its observed DaemonSets.
 
-Only what the request shows counts, so the same DaemonSet always gives the
-same state:
+A spod has one DaemonSet (nodesync's) or two (and the log enricher's). The
+state of each is read on its own (``of_daemonset``), then ``combine`` tells
+the spod's: RUNNING only when every DaemonSet is; otherwise the least advanced
+state (PENDING, then CREATING, then UPDATING), with a message naming each
+DaemonSet that is not running yet and what it waits for.
+
+Only what the request shows counts, so the same DaemonSets always give the
+same state. For one DaemonSet:
 
 - no DaemonSet observed: CREATING (this very answer asks Metacontroller to
   create it; Go wrote PENDING only before it had done anything);
@@ -20,6 +26,7 @@ ERROR is not a rollout state: the controller decides it from the spec.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +38,8 @@ REASONS = {
     SPODState.UPDATING: "Updating",
     SPODState.RUNNING: "Available",
 }
+ADVANCE = (SPODState.PENDING, SPODState.CREATING, SPODState.UPDATING, SPODState.RUNNING)
+"""The rollout states, the least advanced first."""
 
 
 @dataclass(frozen=True)
@@ -87,3 +96,16 @@ def of_daemonset(
     if available < desired:
         return of_state(moving, f"{available} of {_pods(desired)} available in DaemonSet {name}")
     return of_state(SPODState.RUNNING, f"{_pods(available)} available in DaemonSet {name}")
+
+
+def combine(outcomes: Sequence[Outcome]) -> Outcome:
+    """The state of a spod from the states of its DaemonSets (at least one), in their order.
+
+    RUNNING when every one is running, with every message; otherwise the least
+    advanced state, with the messages of the DaemonSets that are not running.
+    """
+    if len(outcomes) == 1:
+        return outcomes[0]
+    state = min((outcome.state for outcome in outcomes), key=ADVANCE.index)
+    shown = [o for o in outcomes if o.state is not SPODState.RUNNING] or list(outcomes)
+    return of_state(state, "; ".join(outcome.message for outcome in shown))

@@ -1,6 +1,7 @@
 """The single-namespace install (metacontroller/namespaced/), as kustomize renders it: nodesync
-has a Role and a RoleBinding in one namespace and no cluster-wide rights, the spod tells the
-DaemonSet which namespace, and everything else is the default install unchanged."""
+and the log enricher have a Role and a RoleBinding each in one namespace and no cluster-wide
+rights, the spod tells their DaemonSets which namespace, and everything else is the default
+install unchanged."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ BASE = ROOT / "metacontroller"
 NAMESPACED = ROOT / "metacontroller" / "namespaced"
 OPERATOR_NS = "security-profiles-operator"
 NODESYNC = "spo-nodesync"
+LOG_ENRICHER = "spo-log-enricher"
+ACCOUNTS = (NODESYNC, LOG_ENRICHER)
 
 
 def kubectl() -> str:
@@ -61,9 +64,9 @@ def by_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, A
     return {key(doc): doc for doc in docs}
 
 
-def binds_nodesync(doc: dict[str, Any]) -> bool:
+def binds(doc: dict[str, Any], account: str) -> bool:
     return any(
-        s.get("kind") == "ServiceAccount" and s.get("name") == NODESYNC
+        s.get("kind") == "ServiceAccount" and s.get("name") == account
         for s in doc.get("subjects") or []
     )
 
@@ -78,33 +81,37 @@ def namespaced() -> list[dict[str, Any]]:
     return render(NAMESPACED)
 
 
-def test_nodesync_has_no_cluster_wide_rights(namespaced: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("account", ACCOUNTS)
+def test_the_node_agents_have_no_cluster_wide_rights(
+    namespaced: list[dict[str, Any]], account: str
+) -> None:
     cluster_wide = [
         key(doc)
         for doc in namespaced
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")
-        and (doc["metadata"]["name"] == NODESYNC or binds_nodesync(doc))
+        and (doc["metadata"]["name"] == account or binds(doc, account))
     ]
     assert cluster_wide == []
-    bindings = [doc for doc in namespaced if binds_nodesync(doc)]
-    assert [key(doc) for doc in bindings] == [("RoleBinding", OPERATOR_NS, NODESYNC)]
+    bindings = [doc for doc in namespaced if binds(doc, account)]
+    assert [key(doc) for doc in bindings] == [("RoleBinding", OPERATOR_NS, account)]
 
 
+@pytest.mark.parametrize("account", ACCOUNTS)
 def test_the_role_grants_the_cluster_roles_rules_in_one_namespace(
-    base: list[dict[str, Any]], namespaced: list[dict[str, Any]]
+    base: list[dict[str, Any]], namespaced: list[dict[str, Any]], account: str
 ) -> None:
-    cluster_role = by_key(base)[("ClusterRole", "", NODESYNC)]
+    cluster_role = by_key(base)[("ClusterRole", "", account)]
     objects = by_key(namespaced)
-    role = objects[("Role", OPERATOR_NS, NODESYNC)]
-    binding = objects[("RoleBinding", OPERATOR_NS, NODESYNC)]
+    role = objects[("Role", OPERATOR_NS, account)]
+    binding = objects[("RoleBinding", OPERATOR_NS, account)]
     assert role["rules"] == cluster_role["rules"]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
-        "name": NODESYNC,
+        "name": account,
     }
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": NODESYNC, "namespace": OPERATOR_NS}
+        {"kind": "ServiceAccount", "name": account, "namespace": OPERATOR_NS}
     ]
     for doc in (role, binding):
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
@@ -115,12 +122,12 @@ def test_everything_else_is_the_default_install(
 ) -> None:
     before, after = by_key(copy.deepcopy(base)), by_key(copy.deepcopy(namespaced))
     assert set(before) - set(after) == {
-        ("ClusterRole", "", NODESYNC),
-        ("ClusterRoleBinding", "", NODESYNC),
+        (kind, "", account)
+        for kind in ("ClusterRole", "ClusterRoleBinding")
+        for account in ACCOUNTS
     }
     assert set(after) - set(before) == {
-        ("Role", OPERATOR_NS, NODESYNC),
-        ("RoleBinding", OPERATOR_NS, NODESYNC),
+        (kind, OPERATOR_NS, account) for kind in ("Role", "RoleBinding") for account in ACCOUNTS
     }
     spod = ("SecurityProfilesOperatorDaemon", OPERATOR_NS, "spod")
     changed = [k for k in set(before) & set(after) if before[k] != after[k]]
@@ -130,17 +137,24 @@ def test_everything_else_is_the_default_install(
     assert after[spod] == before[spod]
 
 
-def test_the_spod_runs_nodesync_on_the_namespace_of_its_role(
+def test_the_spod_runs_nodesync_and_the_log_enricher_on_the_namespace_of_their_roles(
     namespaced: list[dict[str, Any]],
 ) -> None:
     [raw] = [doc for doc in namespaced if doc["kind"] == "SecurityProfilesOperatorDaemon"]
-    ds = daemonset.daemonset(SecurityProfilesOperatorDaemon.model_validate(raw))
-    [nodesync] = [
-        c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "nodesync"
-    ]
-    env = {e["name"]: e.get("value") for e in nodesync["env"]}
-    [role] = [doc for doc in namespaced if doc["kind"] == "Role"]
-    assert env["WATCH_NAMESPACE"] == role["metadata"]["namespace"] == OPERATOR_NS
+    raw = copy.deepcopy(raw)
+    raw["spec"]["enableLogEnricher"] = True
+    daemonsets = daemonset.daemonsets(SecurityProfilesOperatorDaemon.model_validate(raw))
+    roles = {
+        doc["metadata"]["name"]: doc["metadata"]["namespace"]
+        for doc in namespaced
+        if doc["kind"] == "Role"
+    }
+    assert roles == {NODESYNC: OPERATOR_NS, LOG_ENRICHER: OPERATOR_NS}
+    for ds, container in zip(daemonsets, ("nodesync", "log-enricher"), strict=True):
+        pod = ds["spec"]["template"]["spec"]
+        [agent] = [c for c in pod["containers"] if c["name"] == container]
+        env = {e["name"]: e.get("value") for e in agent["env"]}
+        assert env["WATCH_NAMESPACE"] == roles[pod["serviceAccountName"]]
 
 
 def documented_overlay() -> str:
@@ -156,7 +170,7 @@ def documented_overlay() -> str:
     return "\n".join(block) + "\n"
 
 
-def test_the_documented_overlay_moves_the_role_and_the_spod_together(tmp_path: Path) -> None:
+def test_the_documented_overlay_moves_the_roles_and_the_spod_together(tmp_path: Path) -> None:
     text = documented_overlay()
     assert "../metacontroller/namespaced" in text
     overlay = tmp_path / "my-install"
@@ -167,16 +181,16 @@ def test_the_documented_overlay_moves_the_role_and_the_spod_together(tmp_path: P
     )
     docs = render(overlay)
     objects = by_key(docs)
-    assert ("Role", "team-a", NODESYNC) in objects
-    assert ("RoleBinding", "team-a", NODESYNC) in objects
     assert not any(
         doc["kind"] in ("Role", "RoleBinding") and key(doc)[1] == OPERATOR_NS for doc in docs
     )
-    binding = objects[("RoleBinding", "team-a", NODESYNC)]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": NODESYNC, "namespace": OPERATOR_NS}
-    ]
+    for account in ACCOUNTS:
+        assert ("Role", "team-a", account) in objects
+        binding = objects[("RoleBinding", "team-a", account)]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": OPERATOR_NS}
+        ]
+        # The operator itself, and the agents' ServiceAccounts, stay where they were.
+        assert ("ServiceAccount", OPERATOR_NS, account) in objects
     spod = objects[("SecurityProfilesOperatorDaemon", OPERATOR_NS, "spod")]
     assert spod["metadata"]["annotations"] == {daemonset.WATCH_NAMESPACE_ANNOTATION: "team-a"}
-    # The operator itself stays where it was.
-    assert ("ServiceAccount", OPERATOR_NS, NODESYNC) in objects

@@ -1,9 +1,9 @@
 """The single-namespace install against the real API server and its authorizer.
 
-The Role and RoleBinding come from ``metacontroller/namespaced/`` rendered
+The Roles and RoleBindings come from ``metacontroller/namespaced/`` rendered
 through the overlay its comment documents for choosing another namespace (here
-the watched namespace of this test), bound to a fresh ServiceAccount instead of
-``spo-nodesync``, so no other right can help. ``python -m nodesync --namespace``
+the watched namespace of this test), each bound to a fresh ServiceAccount instead
+of ``spo-nodesync`` and ``spo-log-enricher``, so no other right can help. ``python -m nodesync --namespace``
 then runs with that ServiceAccount's token, with SELinux on (the selinuxd
 stand-in in its content mode: a policy with ``BROKEN`` in it fails, others are
 accepted without ``semodule``), so both watchers prove they stay in the
@@ -38,6 +38,9 @@ WATCHED = "spo-watched-e2e"
 OTHER = "spo-unwatched-e2e"
 ACCOUNT = "nodesync-namespaced-e2e"
 WHO = ["--as", f"system:serviceaccount:{OPERATOR_NS}:{ACCOUNT}"]
+ENRICHER_ACCOUNT = "log-enricher-namespaced-e2e"
+ENRICHER = ["--as", f"system:serviceaccount:{OPERATOR_NS}:{ENRICHER_ACCOUNT}"]
+BOUND_TO = {"spo-nodesync": ACCOUNT, "spo-log-enricher": ENRICHER_ACCOUNT}
 STATUSES = f"securityprofilenodestatuses.{GROUP}"
 LOG = '{"defaultAction":"SCMP_ACT_LOG"}'
 
@@ -60,7 +63,8 @@ class ContentInstalls:
 
 
 def render_rbac(plane: ControlPlane, folder: Path) -> list[dict[str, Any]]:
-    """The Role and RoleBinding of the documented overlay, watching WATCHED, bound to ACCOUNT."""
+    """The Roles and RoleBindings of the documented overlay, watching WATCHED: nodesync's
+    bound to ACCOUNT, the log enricher's to ENRICHER_ACCOUNT."""
     lines = (REPO / "metacontroller" / "namespaced" / "kustomization.yaml").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if "my-install/kustomization.yaml" in line)
     block = []
@@ -80,22 +84,26 @@ def render_rbac(plane: ControlPlane, folder: Path) -> list[dict[str, Any]]:
     [spod] = [doc for doc in docs if doc["kind"] == "SecurityProfilesOperatorDaemon"]
     assert spod["metadata"]["annotations"][daemonset.WATCH_NAMESPACE_ANNOTATION] == WATCHED
     rbac = [doc for doc in docs if doc["kind"] in ("Role", "RoleBinding")]
-    assert sorted((doc["kind"], doc["metadata"]["namespace"]) for doc in rbac) == [
-        ("Role", WATCHED),
-        ("RoleBinding", WATCHED),
+    assert sorted(
+        (doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]) for doc in rbac
+    ) == [
+        (kind, WATCHED, name)
+        for kind in ("Role", "RoleBinding")
+        for name in ("spo-log-enricher", "spo-nodesync")
     ]
     assert not [
         doc
         for doc in docs
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")
-        and doc["metadata"]["name"] == "spo-nodesync"
+        and doc["metadata"]["name"] in BOUND_TO
     ]
     for doc in rbac:
-        doc["metadata"]["name"] = ACCOUNT
+        account = BOUND_TO[doc["metadata"]["name"]]
+        doc["metadata"]["name"] = account
         if doc["kind"] == "RoleBinding":
-            doc["roleRef"]["name"] = ACCOUNT
+            doc["roleRef"]["name"] = account
             [subject] = doc["subjects"]
-            subject["name"] = ACCOUNT
+            subject["name"] = account
     return rbac
 
 
@@ -194,8 +202,8 @@ def status_is(plane: ControlPlane, name: str, state: str, words: str = "") -> Ca
     return check
 
 
-def can(plane: ControlPlane, verb: str, resource: str, *scope: str) -> bool:
-    result = plane.kubectl("auth", "can-i", verb, resource, *WHO, *scope, check=False)
+def can(plane: ControlPlane, verb: str, resource: str, *scope: str, who: list[str] = WHO) -> bool:
+    result = plane.kubectl("auth", "can-i", verb, resource, *who, *scope, check=False)
     assert result.stdout.strip() in ("yes", "no"), result.stderr
     return result.stdout.strip() == "yes"
 
@@ -252,6 +260,32 @@ def test_the_service_account_may_do_nothing_outside_its_namespace(plane: Control
     # Really refused, not only said so.
     refused = plane.kubectl("get", "configmaps", "--all-namespaces", *WHO, check=False)
     assert refused.returncode != 0 and "Forbidden" in refused.stderr, refused.stderr
+
+
+def test_the_log_enricher_may_record_in_its_namespace_only(plane: ControlPlane) -> None:
+    profiles = f"seccompprofiles.{GROUP}"
+    recordings = f"profilerecordings.{GROUP}"
+    for verb, resource in (
+        ("list", "pods"),
+        ("watch", "pods"),
+        ("create", profiles),
+        ("create", f"selinuxprofiles.{GROUP}"),
+        ("delete", profiles),
+        ("watch", recordings),
+        ("create", "events"),
+    ):
+        assert can(plane, verb, resource, "-n", WATCHED, who=ENRICHER), (verb, resource)
+        assert not can(plane, verb, resource, "-n", OTHER, who=ENRICHER), (verb, resource)
+        assert not can(plane, verb, resource, "-n", OPERATOR_NS, who=ENRICHER), (verb, resource)
+    assert not can(plane, "list", "pods", "--all-namespaces", who=ENRICHER)
+    assert not can(plane, "list", recordings, "--all-namespaces", who=ENRICHER)
+    assert not can(plane, "update", profiles, "-n", WATCHED, who=ENRICHER)
+    assert not can(plane, "get", "secrets", "-n", WATCHED, who=ENRICHER)
+    assert not can(plane, "list", "configmaps", "-n", WATCHED, who=ENRICHER)
+    # Nor does either identity have the other's rights.
+    assert not can(plane, "create", profiles, "-n", WATCHED)
+    assert not can(plane, "list", "pods", "-n", WATCHED)
+    assert not can(plane, "create", STATUSES, "-n", WATCHED, who=ENRICHER)
 
 
 def test_without_namespace_nodesync_cannot_run_on_these_rights(

@@ -1,7 +1,10 @@
-"""Least privilege, checked by the real authorizer: what nodesync's ServiceAccount may and may not do,
-and that the hooks' ServiceAccount may do nothing at all."""
+"""Least privilege, checked by the real authorizer: what nodesync's and the log enricher's
+ServiceAccounts may and may not do (the log enricher records profiles, so nodesync need not
+write profiles nor read pods), and that the hooks' ServiceAccount may do nothing at all."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from controlplane import ControlPlane
@@ -9,8 +12,12 @@ from controlplane import ControlPlane
 pytestmark = pytest.mark.e2e
 NAMESPACE = "security-profiles-operator"
 NODESYNC = ControlPlane.impersonate_service_account(NAMESPACE, "spo-nodesync")
+LOG_ENRICHER = ControlPlane.impersonate_service_account(NAMESPACE, "spo-log-enricher")
 HOOKS = ControlPlane.impersonate_service_account(NAMESPACE, "spo-hooks")
 STATUSES = "securityprofilenodestatuses.security-profiles-operator.x-k8s.io"
+SECCOMP = "seccompprofiles.security-profiles-operator.x-k8s.io"
+SELINUX = "selinuxprofiles.security-profiles-operator.x-k8s.io"
+RECORDINGS = "profilerecordings.security-profiles-operator.x-k8s.io"
 
 ALLOWED = [
     ("list", "configmaps", "--all-namespaces"),
@@ -30,12 +37,58 @@ DENIED = [
     ("create", "configmaps", "-n=team-a"),
     ("update", "configmaps", "-n=team-a"),
     ("delete", "configmaps", "-n=team-a"),
-    ("create", "seccompprofiles.security-profiles-operator.x-k8s.io", "-n=team-a"),
-    ("update", "seccompprofiles.security-profiles-operator.x-k8s.io", "-n=team-a"),
-    ("patch", "seccompprofiles.security-profiles-operator.x-k8s.io/status", "-n=team-a"),
-    ("create", "selinuxprofiles.security-profiles-operator.x-k8s.io", "-n=team-a"),
+    ("create", SECCOMP, "-n=team-a"),
+    ("update", SECCOMP, "-n=team-a"),
+    ("delete", SECCOMP, "-n=team-a"),
+    ("patch", f"{SECCOMP}/status", "-n=team-a"),
+    ("create", SELINUX, "-n=team-a"),
+    ("delete", SELINUX, "-n=team-a"),
+    ("get", "pods", "-n=team-a"),
+    ("list", "pods", "--all-namespaces"),
+    ("watch", "pods", "--all-namespaces"),
     ("create", "pods", "-n=team-a"),
+    ("list", RECORDINGS, "--all-namespaces"),
     ("list", "nodes", ""),
+]
+
+ENRICHER_ALLOWED = [
+    ("create", SECCOMP, "-n=team-a"),
+    ("create", SELINUX, "-n=team-a"),
+    ("get", SECCOMP, "-n=team-a"),
+    ("list", SECCOMP, "--all-namespaces"),
+    ("delete", SECCOMP, "-n=team-a"),
+    ("delete", SELINUX, "-n=team-a"),
+    ("get", "pods", "-n=team-a"),
+    ("list", "pods", "--all-namespaces"),
+    ("watch", "pods", "--all-namespaces"),
+    ("get", RECORDINGS, "-n=team-a"),
+    ("list", RECORDINGS, "--all-namespaces"),
+    ("watch", RECORDINGS, "--all-namespaces"),
+    ("create", "events", "-n=team-a"),
+]
+ENRICHER_DENIED = [
+    ("get", "secrets", "-n=team-a"),
+    ("list", "secrets", "--all-namespaces"),
+    ("update", SECCOMP, "-n=team-a"),
+    ("patch", SECCOMP, "-n=team-a"),
+    ("update", f"{SECCOMP}/status", "-n=team-a"),
+    ("update", SELINUX, "-n=team-a"),
+    ("patch", SELINUX, "-n=team-a"),
+    ("create", "rawselinuxprofiles.security-profiles-operator.x-k8s.io", "-n=team-a"),
+    ("create", RECORDINGS, "-n=team-a"),
+    ("update", RECORDINGS, "-n=team-a"),
+    ("create", STATUSES, "-n=team-a"),
+    ("update", f"{STATUSES}/status", "-n=team-a"),
+    ("list", "configmaps", "--all-namespaces"),
+    ("get", "configmaps", "-n=team-a"),
+    ("create", "configmaps", "-n=team-a"),
+    ("create", "pods", "-n=team-a"),
+    ("delete", "pods", "-n=team-a"),
+    ("patch", "pods", "-n=team-a"),
+    ("create", "pods/exec", "-n=team-a"),
+    ("list", "nodes", ""),
+    ("get", "nodes", ""),
+    ("patch", "nodes/status", ""),
 ]
 
 
@@ -56,13 +109,52 @@ def test_nodesync_cannot_do_more(installed: ControlPlane, verb: str, resource: s
     assert not _can(installed, NODESYNC, verb, resource, scope)
 
 
-def test_nodesync_is_really_refused_a_secret(installed: ControlPlane) -> None:
+@pytest.mark.parametrize(("verb", "resource", "scope"), ENRICHER_ALLOWED)
+def test_the_log_enricher_can_do_what_it_needs(installed: ControlPlane, verb: str, resource: str, scope: str) -> None:
+    assert _can(installed, LOG_ENRICHER, verb, resource, scope)
+
+
+@pytest.mark.parametrize(("verb", "resource", "scope"), ENRICHER_DENIED)
+def test_the_log_enricher_cannot_do_more(installed: ControlPlane, verb: str, resource: str, scope: str) -> None:
+    assert not _can(installed, LOG_ENRICHER, verb, resource, scope)
+
+
+@pytest.mark.parametrize("who", [NODESYNC, LOG_ENRICHER], ids=["nodesync", "log-enricher"])
+def test_the_node_agents_are_really_refused_a_secret(installed: ControlPlane, who: list[str]) -> None:
     installed.kubectl("create", "secret", "generic", "s3cret", "-n", NAMESPACE, "--from-literal=k=v", check=False)
-    result = installed.kubectl("get", "secret", "s3cret", "-n", NAMESPACE, *NODESYNC, check=False)
+    result = installed.kubectl("get", "secret", "s3cret", "-n", NAMESPACE, *who, check=False)
     assert result.returncode != 0
     assert "Forbidden" in result.stderr
 
 
-@pytest.mark.parametrize("resource", ["configmaps", "pods", "seccompprofiles.security-profiles-operator.x-k8s.io"])
+def test_the_log_enricher_really_creates_a_profile_but_cannot_change_it(installed: ControlPlane) -> None:
+    """Not only the authorizer's word: a create goes through, an update is refused."""
+    name = "recorded-by-the-log-enricher"
+    profile = json.dumps(
+        {
+            "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+            "kind": "SeccompProfile",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"defaultAction": "SCMP_ACT_LOG"},
+        }
+    )
+    installed.kubectl("delete", SECCOMP, name, "-n", NAMESPACE, "--ignore-not-found", check=False)
+    created = installed.kubectl("create", "-f", "-", *LOG_ENRICHER, input=profile, check=False)
+    try:
+        assert created.returncode == 0, created.stderr
+        patched = installed.kubectl(
+            "patch", SECCOMP, name, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"defaultAction": "SCMP_ACT_ALLOW"}}',
+            *LOG_ENRICHER, check=False,
+        )
+        assert patched.returncode != 0
+        assert "Forbidden" in patched.stderr
+        refused = installed.kubectl("create", "-f", "-", *NODESYNC, input=profile.replace(name, name + "-2"), check=False)
+        assert refused.returncode != 0
+        assert "Forbidden" in refused.stderr
+    finally:
+        installed.kubectl("delete", SECCOMP, name, "-n", NAMESPACE, "--ignore-not-found", check=False)
+
+
+@pytest.mark.parametrize("resource", ["configmaps", "pods", SECCOMP])
 def test_the_hooks_service_account_has_no_rights(installed: ControlPlane, resource: str) -> None:
     assert not _can(installed, HOOKS, "list", resource, "--all-namespaces")

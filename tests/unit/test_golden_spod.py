@@ -77,18 +77,18 @@ def test_invalid_spec_is_an_error_that_keeps_the_running_daemonset(case: str) ->
     # The message names the field that is wrong.
     assert condition["message"].split(":")[0].startswith(("spec.", "metadata."))
     observed = _observed(raw)
-    if not observed:
-        assert response["children"] == []
-        return
-    [child] = response["children"]
-    [ds] = observed
-    annotations = ds["metadata"]["annotations"]
-    if LAST_APPLIED in annotations:
-        assert child == json.loads(annotations[LAST_APPLIED])
-    else:
-        assert child["spec"] == ds["spec"]
-        assert LAST_APPLIED not in child["metadata"].get("annotations", {})
-    assert "status" not in child
+    # Every observed DaemonSet (nodesync's, the log enricher's) is kept, in that order.
+    assert [child["metadata"]["name"] for child in response["children"]] == [
+        ds["metadata"]["name"] for ds in observed
+    ]
+    for child, ds in zip(response["children"], observed, strict=True):
+        annotations = ds["metadata"]["annotations"]
+        if LAST_APPLIED in annotations:
+            assert child == json.loads(annotations[LAST_APPLIED])
+        else:
+            assert child["spec"] == ds["spec"]
+            assert LAST_APPLIED not in child["metadata"].get("annotations", {})
+        assert "status" not in child
 
 
 def test_every_invalid_case_names_the_field_it_is_about() -> None:
@@ -156,6 +156,7 @@ def test_every_invalid_case_names_the_field_it_is_about() -> None:
             validation.INVALID_VERBOSITY,
         ),
         "invalid-keeps-transition-time": ("spec.verbosity", validation.INVALID_VERBOSITY),
+        "invalid-keeps-both-daemonsets": ("spec.verbosity", validation.INVALID_VERBOSITY),
     }
     assert set(fields) == set(INVALID)
     for case, (field, reason) in fields.items():
@@ -188,10 +189,53 @@ def test_every_state_is_covered() -> None:
         ),
         ("updating-pods-rolling", "UPDATING", "1 of 3 pods up to date in DaemonSet spod"),
         ("updating-pod-unavailable", "UPDATING", "2 of 3 pods available in DaemonSet spod"),
+        # With the log enricher, both DaemonSets count: the least advanced state, naming
+        # every DaemonSet that is not running yet.
         (
             "updating-spec-changed-every-feature",
+            "CREATING",
+            "applying the new spec to DaemonSet spod; creating DaemonSet spod-log-enricher",
+        ),
+        (
+            "log-enricher-enabled",
+            "CREATING",
+            "creating DaemonSet spod; creating DaemonSet spod-log-enricher",
+        ),
+        (
+            "creating-log-enricher-while-nodesync-runs",
+            "CREATING",
+            "creating DaemonSet spod-log-enricher",
+        ),
+        (
+            "creating-log-enricher-pods-starting",
+            "CREATING",
+            "1 of 3 pods available in DaemonSet spod-log-enricher",
+        ),
+        (
+            "creating-log-enricher-while-nodesync-updates",
+            "CREATING",
+            "1 of 3 pods up to date in DaemonSet spod; "
+            "0 of 3 pods available in DaemonSet spod-log-enricher",
+        ),
+        (
+            "updating-log-enricher-pods-rolling",
             "UPDATING",
-            "applying the new spec to DaemonSet spod",
+            "2 of 3 pods up to date in DaemonSet spod-log-enricher",
+        ),
+        (
+            "updating-log-enricher-spec-changed",
+            "UPDATING",
+            "applying the new spec to DaemonSet spod-log-enricher",
+        ),
+        (
+            "running-with-log-enricher",
+            "RUNNING",
+            "3 pods available in DaemonSet spod; 3 pods available in DaemonSet spod-log-enricher",
+        ),
+        (
+            "log-enricher-disabled-deletes-its-daemonset",
+            "RUNNING",
+            "3 pods available in DaemonSet spod",
         ),
     ],
 )
@@ -214,12 +258,24 @@ def test_ready_transition_time_is_kept_while_nothing_changes() -> None:
 
 
 @pytest.mark.parametrize("case", VALID)
-def test_valid_spod_has_exactly_one_daemonset_with_a_fixed_name_and_selector(case: str) -> None:
-    """A spec change is an in-place DaemonSet update: its name and (immutable) selector never move."""
-    [child] = _response(case)["children"]
-    assert child["kind"] == "DaemonSet"
-    assert child["metadata"]["name"] == "spod"
-    assert child["metadata"]["namespace"] == "security-profiles-operator"
-    assert child["spec"]["selector"] == daemonset.selector("spod")
-    labels = child["spec"]["template"]["metadata"]["labels"]
-    assert child["spec"]["selector"]["matchLabels"].items() <= labels.items()
+def test_valid_spod_has_its_daemonsets_with_fixed_names_and_selectors(case: str) -> None:
+    """A spec change is an in-place DaemonSet update: names and (immutable) selectors never move.
+
+    nodesync's DaemonSet always; the log enricher's exactly when ``enableLogEnricher``
+    (without it, Metacontroller deletes the one it observed)."""
+    enricher = bool(_request(case)["parent"]["spec"].get("enableLogEnricher"))
+    children = _response(case)["children"]
+    assert [child["metadata"]["name"] for child in children] == (
+        ["spod", "spod-log-enricher"] if enricher else ["spod"]
+    )
+    selectors = [daemonset.selector("spod"), daemonset.log_enricher_selector("spod")]
+    accounts = ["spo-nodesync", "spo-log-enricher"]
+    for child, selector, account in zip(children, selectors, accounts, strict=False):
+        assert child["kind"] == "DaemonSet"
+        assert child["metadata"]["namespace"] == "security-profiles-operator"
+        assert child["spec"]["selector"] == selector
+        labels = child["spec"]["template"]["metadata"]["labels"]
+        assert child["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        pod = child["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == account
+        assert pod.get("hostPID", False) is (account == "spo-log-enricher")

@@ -1,4 +1,4 @@
-"""The nodesync DaemonSet computed from a SecurityProfilesOperatorDaemon."""
+"""The DaemonSets computed from a SecurityProfilesOperatorDaemon: nodesync's and the log enricher's."""
 
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ def container(ds: dict[str, Any], name: str) -> dict[str, Any]:
 
 def env_of(ds: dict[str, Any], name: str = "nodesync") -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container(ds, name).get("env", [])}
+
+
+def enricher(spec: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The log enricher's DaemonSet of a spod with ``enableLogEnricher`` (and ``spec``)."""
+    wanted = daemonset.daemonsets(spod({"enableLogEnricher": True, **(spec or {})}, **kwargs))
+    [nodesync, log_enricher] = wanted
+    assert nodesync == daemonset.daemonset(
+        spod({"enableLogEnricher": True, **(spec or {})}, **kwargs)
+    )
+    return log_enricher
 
 
 def changed_parts(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
@@ -89,22 +99,73 @@ def test_an_empty_spec_computes_the_same_daemonset_as_the_default_spod() -> None
     assert daemonset.daemonset(empty) == daemonset.daemonset(spod())
 
 
-def test_daemonset_is_deterministic_and_shares_nothing_between_calls() -> None:
-    first = daemonset.daemonset(spod({"enableSelinux": True, "enableLogEnricher": True}))
-    second = daemonset.daemonset(spod({"enableSelinux": True, "enableLogEnricher": True}))
+def test_daemonsets_are_deterministic_and_share_nothing_between_calls() -> None:
+    every = spod({"enableSelinux": True, "enableLogEnricher": True})
+    first = daemonset.daemonsets(every)
+    second = daemonset.daemonsets(every)
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
-    pod_of(first)["tolerations"].append({"operator": "Exists"})
-    container(first, "nodesync")["resources"]["limits"]["cpu"] = "9"
-    pod_of(first)["containers"][0]["securityContext"]["capabilities"]["drop"].clear()
-    third = daemonset.daemonset(spod({"enableSelinux": True, "enableLogEnricher": True}))
+    for ds in first:
+        pod_of(ds)["tolerations"].append({"operator": "Exists"})
+        pod_of(ds)["containers"][0]["securityContext"]["capabilities"]["drop"].clear()
+        pod_of(ds)["containers"][0]["env"].clear()
+    container(first[0], "nodesync")["resources"]["limits"]["cpu"] = "9"
+    container(first[1], "log-enricher")["resources"]["limits"]["cpu"] = "9"
+    third = daemonset.daemonsets(every)
     assert third == second
-    assert daemonset.default_tolerations() == pod_of(third)["tolerations"]
+    for ds in third:
+        assert daemonset.default_tolerations() == pod_of(ds)["tolerations"]
+
+
+def test_the_log_enricher_is_a_second_daemonset_only_when_enabled() -> None:
+    assert daemonset.daemonsets(spod()) == [daemonset.daemonset(spod())]
+    assert daemonset.daemonsets(spod({"enableLogEnricher": False})) == [daemonset.daemonset(spod())]
+    nodesync, log_enricher = daemonset.daemonsets(spod({"enableLogEnricher": True}))
+    # Turning the log enricher on does not touch (nor roll) nodesync's DaemonSet.
+    assert nodesync == daemonset.daemonset(spod())
+    assert log_enricher == daemonset.log_enricher_daemonset(spod())
+    assert log_enricher["metadata"] == {
+        "name": "spod-log-enricher",
+        "namespace": "security-profiles-operator",
+        "labels": {
+            "app.kubernetes.io/name": "spo-log-enricher",
+            "app.kubernetes.io/instance": "spod",
+            "app.kubernetes.io/part-of": "security-profiles-operator",
+        },
+    }
+    assert log_enricher["spec"]["selector"] == daemonset.log_enricher_selector("spod")
+    assert log_enricher["spec"]["updateStrategy"] == nodesync["spec"]["updateStrategy"]
+
+
+def test_each_daemonset_selects_its_own_pods_only() -> None:
+    nodesync, log_enricher = daemonset.daemonsets(spod({"enableLogEnricher": True}))
+
+    def selects(ds: dict[str, Any], pod_labels: dict[str, str]) -> bool:
+        return bool(ds["spec"]["selector"]["matchLabels"].items() <= pod_labels.items())
+
+    nodesync_pods = nodesync["spec"]["template"]["metadata"]["labels"]
+    enricher_pods = log_enricher["spec"]["template"]["metadata"]["labels"]
+    assert selects(nodesync, nodesync_pods) and selects(log_enricher, enricher_pods)
+    assert not selects(nodesync, enricher_pods) and not selects(log_enricher, nodesync_pods)
+
+
+def test_the_log_enricher_selector_is_fixed_whatever_the_spec() -> None:
+    for spec in (
+        {},
+        {"enableSelinux": True, "verbosity": 1, "hostProcVolumePath": "/hostproc"},
+        {"tolerations": [], "enableMemoryOptimization": True},
+    ):
+        assert enricher(spec)["spec"]["selector"] == {
+            "matchLabels": {
+                "app.kubernetes.io/name": "spo-log-enricher",
+                "app.kubernetes.io/instance": "spod",
+            }
+        }
 
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ({"enableMemoryOptimization": True}, {"containers/nodesync/env"}),
+        ({"enableMemoryOptimization": True}, set()),
         ({"verbosity": 1}, {"containers/nodesync/env"}),
         ({"verbosity": 0}, set()),
         ({"priorityClassName": "spo-critical"}, {"priorityClassName"}),
@@ -122,10 +183,7 @@ def test_daemonset_is_deterministic_and_shares_nothing_between_calls() -> None:
                 "initContainers/prepare-operator-dir/securityContext",
             },
         ),
-        (
-            {"enableLogEnricher": True},
-            {"containers/log-enricher/added", "volumes/host-audit-log/added", "hostPID"},
-        ),
+        ({"enableLogEnricher": True}, set()),
         (
             {"enableSelinux": True},
             {
@@ -150,23 +208,24 @@ def test_changing_one_field_changes_only_its_part_of_the_daemonset(
     assert changed_parts(daemonset.daemonset(spod()), daemonset.daemonset(spod(spec))) == expected
 
 
-def test_memory_optimisation_is_an_env_var_of_nodesync() -> None:
-    assert (
-        env_of(daemonset.daemonset(spod({"enableMemoryOptimization": True})))[
-            "ENABLE_MEMORY_OPTIMIZATION"
-        ]
-        == "true"
-    )
+def test_memory_optimisation_is_an_env_var_of_the_log_enricher_only() -> None:
+    """nodesync caches no pods: the log enricher's pod cache is what the flag makes small."""
+    on = enricher({"enableMemoryOptimization": True})
+    assert env_of(on, "log-enricher")["ENABLE_MEMORY_OPTIMIZATION"] == "true"
+    off = enricher({"enableMemoryOptimization": False})
+    assert "ENABLE_MEMORY_OPTIMIZATION" not in env_of(off, "log-enricher")
     assert "ENABLE_MEMORY_OPTIMIZATION" not in env_of(
-        daemonset.daemonset(spod({"enableMemoryOptimization": False}))
+        daemonset.daemonset(spod({"enableMemoryOptimization": True}))
     )
+    assert changed_parts(off, on) == {"containers/log-enricher/env"}
 
 
 def test_verbosity_turns_on_debug_logs_of_our_containers() -> None:
-    ds = daemonset.daemonset(spod({"verbosity": 1, "enableLogEnricher": True}))
-    assert env_of(ds)["LOG_LEVEL"] == "debug"
-    assert env_of(ds, "log-enricher")["LOG_LEVEL"] == "debug"
+    nodesync, log_enricher = daemonset.daemonsets(spod({"verbosity": 1, "enableLogEnricher": True}))
+    assert env_of(nodesync)["LOG_LEVEL"] == "debug"
+    assert env_of(log_enricher, "log-enricher")["LOG_LEVEL"] == "debug"
     assert "LOG_LEVEL" not in env_of(daemonset.daemonset(spod({"verbosity": 0})))
+    assert "LOG_LEVEL" not in env_of(enricher({"verbosity": 0}), "log-enricher")
 
 
 def test_selinux_shares_the_policy_dir_and_socket_between_nodesync_and_selinuxd() -> None:
@@ -202,34 +261,133 @@ def test_selinux_off_has_no_selinuxd_and_no_host_selinux_dirs() -> None:
 
 
 def test_log_enricher_reads_the_audit_log_read_only_with_host_pid() -> None:
-    ds = daemonset.daemonset(spod({"enableLogEnricher": True}))
-    enricher = container(ds, "log-enricher")
-    assert enricher["command"] == ["spo", "log-enricher"]
-    assert "args" not in enricher
-    assert pod_of(ds)["hostPID"] is True
-    [mount] = enricher["volumeMounts"]
-    assert mount == {"name": "host-audit-log", "mountPath": "/var/log/audit", "readOnly": True}
-    assert enricher["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert enricher["securityContext"]["allowPrivilegeEscalation"] is False
-    off = daemonset.daemonset(spod({"enableLogEnricher": False}))
-    assert "hostPID" not in pod_of(off)
-    assert [c["name"] for c in pod_of(off)["containers"]] == ["nodesync"]
+    ds = enricher()
+    pod = pod_of(ds)
+    assert pod["serviceAccountName"] == "spo-log-enricher"
+    assert pod["hostPID"] is True
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert "initContainers" not in pod
+    [log_enricher] = pod["containers"]
+    assert log_enricher["name"] == "log-enricher"
+    assert log_enricher["command"] == ["spo", "log-enricher"]
+    assert log_enricher["args"] == ["--state-dir=/var/lib/security-profiles-operator/log-enricher"]
+    mounts = {m["name"]: m for m in log_enricher["volumeMounts"]}
+    assert mounts["host-audit-log"] == {
+        "name": "host-audit-log",
+        "mountPath": "/var/log/audit",
+        "readOnly": True,
+    }
+    # The saved position in the audit log outlives the pod: a host directory, read-write.
+    assert mounts["state"] == {
+        "name": "state",
+        "mountPath": "/var/lib/security-profiles-operator/log-enricher",
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["state"]["hostPath"] == {
+        "path": "/var/lib/security-profiles-operator/log-enricher",
+        "type": "DirectoryOrCreate",
+    }
+    assert volumes["host-audit-log"]["hostPath"]["path"] == "/var/log/audit"
+    assert set(mounts) == set(volumes) == {"host-audit-log", "state", "tmp"}
+    assert log_enricher["securityContext"] == {
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seLinuxOptions": {"type": "spc_t"},
+    }
+    assert log_enricher["resources"] == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+    }
+    env = {e["name"]: e for e in log_enricher["env"]}
+    assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert env["METRICS_BIND"]["value"] == "0.0.0.0:8086"
+    assert set(env) == {"NODE_NAME", "METRICS_BIND", "PYTHONDONTWRITEBYTECODE"}
+    assert log_enricher["ports"] == [{"name": "metrics", "containerPort": 8086, "protocol": "TCP"}]
+    assert log_enricher["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert log_enricher["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+
+
+def test_nodesync_never_shares_the_host_pid_namespace_nor_reads_the_audit_log() -> None:
+    for spec in (
+        {},
+        {"enableLogEnricher": True},
+        {"enableLogEnricher": True, "enableSelinux": True},
+    ):
+        pod = pod_of(daemonset.daemonset(spod(spec)))
+        assert "hostPID" not in pod
+        assert [c["name"] for c in pod["containers"]] in (["nodesync"], ["nodesync", "selinuxd"])
+        assert not any(v["name"] in ("host-audit-log", "host-proc") for v in pod["volumes"])
+
+
+def test_the_log_enricher_is_scheduled_as_nodesync() -> None:
+    spec = {
+        "enableLogEnricher": True,
+        "priorityClassName": "spo-critical",
+        "tolerations": [{"operator": "Exists"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "audit", "operator": "Exists"}]}
+                    ]
+                }
+            }
+        },
+        "imagePullSecrets": [{"name": "pull"}],
+    }
+    nodesync, log_enricher = daemonset.daemonsets(spod(spec))
+    for field in ("priorityClassName", "tolerations", "affinity", "imagePullSecrets"):
+        assert pod_of(log_enricher)[field] == pod_of(nodesync)[field], field
+    default_nodesync, default_enricher = daemonset.daemonsets(spod({"enableLogEnricher": True}))
+    for field in ("priorityClassName", "tolerations"):
+        assert pod_of(default_enricher)[field] == pod_of(default_nodesync)[field], field
+    assert "affinity" not in pod_of(default_enricher)
+    assert "imagePullSecrets" not in pod_of(default_enricher)
+
+
+def test_the_log_enricher_takes_the_type_tag_and_the_watched_namespace() -> None:
+    tagged = enricher({"selinuxTypeTag": "unconfined_t"})
+    assert container(tagged, "log-enricher")["securityContext"]["seLinuxOptions"] == {
+        "type": "unconfined_t"
+    }
+    restricted = enricher(annotations={daemonset.WATCH_NAMESPACE_ANNOTATION: " team-a "})
+    assert env_of(restricted, "log-enricher")["WATCH_NAMESPACE"] == "team-a"
+    assert changed_parts(enricher(), restricted) == {"containers/log-enricher/env"}
+    blank = enricher(annotations={daemonset.WATCH_NAMESPACE_ANNOTATION: " "})
+    assert "WATCH_NAMESPACE" not in env_of(blank, "log-enricher")
 
 
 def test_custom_host_proc_is_mounted_for_the_log_enricher_only() -> None:
-    ds = daemonset.daemonset(spod({"enableLogEnricher": True, "hostProcVolumePath": "/hostproc"}))
-    enricher = container(ds, "log-enricher")
-    assert enricher["args"] == ["--proc-dir=/host/proc"]
-    assert {"name": "host-proc", "mountPath": "/host/proc", "readOnly": True} in enricher[
+    ds = enricher({"hostProcVolumePath": "/hostproc"})
+    log_enricher = container(ds, "log-enricher")
+    assert log_enricher["args"] == [
+        "--state-dir=/var/lib/security-profiles-operator/log-enricher",
+        "--proc-dir=/host/proc",
+    ]
+    assert {"name": "host-proc", "mountPath": "/host/proc", "readOnly": True} in log_enricher[
         "volumeMounts"
     ]
     [volume] = [v for v in pod_of(ds)["volumes"] if v["name"] == "host-proc"]
     assert volume["hostPath"] == {"path": "/hostproc", "type": "Directory"}
-    assert not any(m["name"] == "host-proc" for m in container(ds, "nodesync")["volumeMounts"])
+    assert changed_parts(enricher(), ds) == {
+        "containers/log-enricher/args",
+        "containers/log-enricher/volumeMounts",
+        "volumes/host-proc/added",
+    }
+    nodesync = daemonset.daemonset(
+        spod({"enableLogEnricher": True, "hostProcVolumePath": "/hostproc"})
+    )
+    assert not any(
+        m["name"] == "host-proc" for m in container(nodesync, "nodesync")["volumeMounts"]
+    )
 
 
 def test_images_come_from_annotations_or_defaults() -> None:
-    ds = daemonset.daemonset(
+    wanted = daemonset.daemonsets(
         spod(
             {"enableSelinux": True, "enableLogEnricher": True},
             annotations={
@@ -238,8 +396,11 @@ def test_images_come_from_annotations_or_defaults() -> None:
             },
         )
     )
-    pod = pod_of(ds)
-    images = {c["name"]: c["image"] for c in pod["containers"] + pod["initContainers"]}
+    images = {
+        c["name"]: c["image"]
+        for ds in wanted
+        for c in pod_of(ds)["containers"] + pod_of(ds).get("initContainers", [])
+    }
     assert images == {
         "nodesync": "r.example/spo:1",
         "log-enricher": "r.example/spo:1",
@@ -284,10 +445,9 @@ def test_resources_replace_the_defaults_as_a_whole() -> None:
         },
     ],
 )
-def test_daemonset_validates_against_the_kubernetes_schema(spec: dict[str, Any]) -> None:
-    kubernetes_validate.validate(
-        daemonset.daemonset(spod(spec)), kubernetes_validate.latest_version(), strict=True
-    )
+def test_daemonsets_validate_against_the_kubernetes_schema(spec: dict[str, Any]) -> None:
+    for ds in [daemonset.daemonset(spod(spec)), daemonset.log_enricher_daemonset(spod(spec))]:
+        kubernetes_validate.validate(ds, kubernetes_validate.latest_version(), strict=True)
 
 
 def test_watch_namespace_annotation_restricts_nodesync_to_one_namespace() -> None:
