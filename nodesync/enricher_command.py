@@ -30,6 +30,7 @@ breaks the workload it is meant for).
 from __future__ import annotations
 
 import argparse
+import datetime
 import heapq
 import itertools
 import logging
@@ -41,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hooks.api import GROUP
 from nodesync import serving
 from nodesync.command import Loops, _env_namespace, _namespace, _stop_on_signals
 from nodesync.containers import ContainerResolver
@@ -49,11 +51,12 @@ from nodesync.following import Follower, StateFile
 from nodesync.logs import about, configure
 from nodesync.metrics import Metrics
 from nodesync.nodepods import NodePods, selector
-from nodesync.recording import Loss, Recorder
+from nodesync.recording import Loss, LossDetector, Recorder
 
 log = logging.getLogger(__name__)
 
 DEFAULT_METRICS_BIND = "0.0.0.0:8086"
+COMPONENT = "spo-log-enricher"
 STATE_FILE = "audit-log.json"
 DEFAULT_AUDIT_LOG = "/var/log/audit/audit.log"
 NO_AUDITD = (
@@ -145,6 +148,48 @@ def auditd_running(proc_root: Path | str = "/proc") -> bool:
     return False
 
 
+class AuditdWatch:
+    """Looks every ``interval`` seconds whether auditd runs: while it does not, records are being
+    lost (an ongoing loss, which refuses every profile); once it runs again, the recordings that
+    start from then on are complete."""
+
+    REASON = "no-auditd"
+
+    def __init__(
+        self,
+        detector: LossDetector,
+        proc_root: Path | str = "/proc",
+        interval: float = 5.0,
+        *,
+        running: Callable[[Path | str], bool] = auditd_running,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.proc_root = proc_root
+        self.interval = interval
+        self._running = running
+        self._clock = clock
+        self._last: float | None = None
+
+    def check(self) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return
+        self._last = now
+        missing = self.detector.ongoing(self.REASON)
+        if self._running(self.proc_root):
+            if missing:
+                self.detector.end(self.REASON)
+                log.warning(
+                    "auditd runs now: pods recorded from now on get their profiles; those "
+                    "recorded while it did not run do not",
+                    extra=about("", ""),
+                )
+        elif not missing:
+            log.error("%s", NO_AUDITD, extra={**about("", ""), "reason": self.REASON})
+            self.detector.add(Loss(self.REASON, NO_AUDITD, ongoing=True))
+
+
 class Deferred:
     """Pod events from the watch thread, replayed in the audit-log thread ``delay`` seconds later."""
 
@@ -190,24 +235,62 @@ class DeferredRecording:
 
 
 class RecorderState(StateFile):
-    """The follower's positions and the recorder's traces, in one file written atomically."""
+    """The follower's positions, the recorder's traces and the recorded pods not finished yet,
+    in one file written atomically: whatever a restart resumes from, it is one moment's."""
 
-    def __init__(self, path: Path | str, recorder: Recorder) -> None:
+    def __init__(self, path: Path | str, recorder: Recorder, agent: Any = None) -> None:
         super().__init__(path)
         self.recorder = recorder
+        self.agent = agent  # a recording_agent.RecordingAgent, or None
 
     def document(self, positions: Any) -> dict[str, Any]:
         document = super().document(positions)
         document["recorded"] = self.recorder.snapshot()
+        if self.agent is not None:
+            document["pods"] = self.agent.snapshot()
         return document
 
     def restore(self) -> int:
-        """Put the saved traces back into the recorder; how many containers they cover."""
+        """Put the saved traces and pods back; how many containers the traces cover."""
         loaded = self.load_document()
-        recorded = loaded.get("recorded") if loaded else None
+        pods = loaded.get("pods")
+        if self.agent is not None and isinstance(pods, list):
+            self.agent.restore(pods)
+        recorded = loaded.get("recorded")
         if not isinstance(recorded, dict):
             return 0
         return self.recorder.restore(recorded)
+
+
+def event(node: str, decision: Any) -> dict[str, Any]:
+    """The Event telling a ProfileRecording what became of one of its containers' profiles."""
+    target = decision.target
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    failed = decision.profile is None
+    if failed:
+        message = f"{target.kind} {decision.name} of container {target.ref.container} of pod {target.ref.pod} was not created: {decision.error}"
+    else:
+        message = f"recorded {target.kind} {decision.name} from container {target.ref.container} of pod {target.ref.pod}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{target.recording}.", "namespace": target.ref.namespace},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "ProfileRecording",
+            "name": target.recording,
+            "namespace": target.ref.namespace,
+        },
+        "reason": "ProfileNotRecorded" if failed else "ProfileRecorded",
+        "message": message[:1024],
+        "type": "Warning" if failed else "Normal",
+        "source": {"component": COMPONENT, "host": node},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": node,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
 
 
 def follow(
@@ -218,10 +301,13 @@ def follow(
     stop: threading.Event,
     *,
     lock: threading.Lock,
+    auditd: AuditdWatch | None = None,
 ) -> None:
     """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
     try:
         while not stop.is_set():
+            if auditd is not None:
+                auditd.check()
             batch = follower.poll()
             if batch:
                 with lock:
@@ -251,27 +337,32 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     metrics = Metrics()
     recorder = Recorder(ContainerResolver(args.proc_dir).lookup)
-    if args.require_auditd and not auditd_running(args.proc_dir):
-        log.error("%s", NO_AUDITD, extra=about("", ""))
-        recorder.detector.add(Loss("no-auditd", NO_AUDITD))
-
-    state: RecorderState | None = None
-    if args.state_dir:
-        Path(args.state_dir).mkdir(parents=True, exist_ok=True)
-        state = RecorderState(Path(args.state_dir) / STATE_FILE, recorder)
-        restored = state.restore()
-        if restored:
-            log.info("restored the recording of %d containers", restored, extra=about("", ""))
-    follower = Follower(Path(args.audit_log), state)
-    if not Path(args.audit_log).exists():
-        log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))
 
     pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     lock = threading.Lock()  # the recorder is read by the agent and fed by the follower
     agent = RecordingAgent(
-        recorder, api.create_profile, recording=api.get_profile_recording, lock=lock
+        recorder,
+        api.create_profile,
+        recording=api.get_profile_recording,
+        lock=lock,
+        report=lambda decision: api.create_event(
+            decision.target.ref.namespace, event(args.node_name, decision)
+        ),
     )
+    state: RecorderState | None = None
+    if args.state_dir:
+        Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+        state = RecorderState(Path(args.state_dir) / STATE_FILE, recorder, agent)
+        restored = state.restore()
+        if restored:
+            log.info("restored the recording of %d containers", restored, extra=about("", ""))
+    follower = Follower(Path(args.audit_log), state)
+    auditd = AuditdWatch(recorder.detector, args.proc_dir) if args.require_auditd else None
+    if auditd is not None:
+        auditd.check()  # now, so that the log says it at start
+    if not Path(args.audit_log).exists():
+        log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))
     deferred = Deferred(args.finish_delay)
     pods = NodePods(DeferredRecording(agent, deferred))
     enricher = LogEnricher(args.node_name, metrics.registry, pods.lookup)
@@ -290,7 +381,9 @@ def run(args: argparse.Namespace) -> int:
 
     _stop_on_signals(stop, interrupt)
     loops: dict[str, Callable[[], None]] = {
-        "audit-log": lambda: follow(follower, recorder, enricher, deferred, stop, lock=lock),
+        "audit-log": lambda: follow(
+            follower, recorder, enricher, deferred, stop, lock=lock, auditd=auditd
+        ),
         "pods": Watcher(source, pods, stop, timeout=args.watch_timeout).run,
         "merge": lambda: merge_loop(
             api.list_profile_recordings,

@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,9 +49,14 @@ class RecordsLost(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Loss:
-    reason: str  # rate-limit, backlog-limit, printk-limit, lost-counter, suppressed, kernel-log
+    """Records were lost: at ``at`` (seconds since the epoch, when it was noticed; 0: not yet
+    stamped), or for as long as a condition lasts (``ongoing``: no auditd, the kernel log)."""
+
+    reason: str  # rate-limit, backlog-limit, printk-limit, lost-counter, suppressed, kernel-log, no-auditd
     detail: str
     count: int = 0  # records known lost (0: unknown)
+    at: float = 0.0
+    ongoing: bool = False
 
 
 _LINE_REASONS: Final = (
@@ -117,19 +123,34 @@ def printk_ratelimited(proc_root: Path | str = "/proc") -> bool:
 
 
 class LossDetector:
-    """Collects every sign of lost audit records; logs each kind once, at ERROR."""
+    """Collects every sign of lost audit records; logs each kind once, at ERROR.
 
-    def __init__(self) -> None:
+    A loss makes incomplete the recordings that were under way when it was
+    noticed (:meth:`ensure_complete` with the recording's start), not the later
+    ones; an ongoing loss (no auditd) makes every recording incomplete until it
+    :meth:`ends <end>`. Only the newest ``KEEP`` losses are kept: dropping older
+    ones never changes whether a loss happened since some moment.
+    """
+
+    KEEP: Final = 100
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.losses: list[Loss] = []
         self._said: set[str] = set()
         self._counter: int | None = None
+        self._clock = clock
 
     @property
     def lost(self) -> bool:
         return bool(self.losses)
 
     def add(self, loss: Loss) -> None:
+        if not loss.at:
+            loss = replace(loss, at=self._clock())
         self.losses.append(loss)
+        ongoing = [each for each in self.losses if each.ongoing]
+        points = [each for each in self.losses if not each.ongoing]
+        self.losses = ongoing + points[-self.KEEP :]
         if loss.reason not in self._said:
             self._said.add(loss.reason)
             log.error(
@@ -189,9 +210,23 @@ class LossDetector:
             os.close(fd)
         return len(self.losses) - before
 
-    def ensure_complete(self) -> None:
-        if self.losses:
-            reasons = ", ".join(sorted({loss.reason for loss in self.losses}))
+    def ongoing(self, reason: str) -> bool:
+        return any(loss.ongoing and loss.reason == reason for loss in self.losses)
+
+    def end(self, reason: str) -> None:
+        """An ongoing loss is over: it stays a loss of the recordings under way until now."""
+        now = self._clock()
+        self.losses = [
+            replace(loss, ongoing=False, at=now) if loss.ongoing and loss.reason == reason else loss
+            for loss in self.losses
+        ]
+        self._said.discard(reason)
+
+    def ensure_complete(self, since: float = 0.0) -> None:
+        """Raise RecordsLost if records were lost since ``since`` (epoch seconds; 0: ever)."""
+        found = [loss for loss in self.losses if loss.ongoing or loss.at >= since]
+        if found:
+            reasons = ", ".join(sorted({loss.reason for loss in found}))
             raise RecordsLost(f"audit records were lost while recording ({reasons})")
 
 
@@ -486,7 +521,15 @@ class Recorder:
             containers.add(str(container_id))
         for loss in saved.get("losses") or ():
             try:
-                self.detector.add(Loss(str(loss["reason"]), str(loss["detail"]), int(loss.get("count", 0))))
+                self.detector.add(
+                    Loss(
+                        str(loss["reason"]),
+                        str(loss["detail"]),
+                        int(loss.get("count", 0)),
+                        float(loss.get("at", 0.0)),
+                        bool(loss.get("ongoing", False)),
+                    )
+                )
             except (TypeError, ValueError, KeyError):
                 continue
         return len(containers)

@@ -35,8 +35,9 @@ merged profile, ``<recording>-<container>``), and without ``disabled`` (the
 merged profile carries it). :mod:`nodesync.recording_merge` merges them.
 
 Lost audit records make an incomplete profile that would break the workload
-it is meant for: when the loss detector saw any, no profile is created and the
-outcome is an error that says so.
+it is meant for: when the loss detector saw any since the pod was created (or
+while auditd did not run), no profile is created for its containers and the
+outcome is an error that says so (logged, and an Event on the recording).
 
 The decisions (:func:`recorded_targets`, :func:`decide`, :func:`seccomp_profile`,
 :func:`selinux_profile`, :func:`selinux_allow`) are pure functions;
@@ -47,6 +48,7 @@ object's ``kind``.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -92,6 +94,7 @@ _PREFIXES: Final = (
     (SECCOMP_RECORD_LOGS_ANNOTATION, KIND),
     (SELINUX_RECORD_LOGS_ANNOTATION, SELINUX_KIND),
 )
+_RECORDING_PREFIXES: Final = tuple(prefix for prefix, _ in _PREFIXES)
 
 Json = dict[str, Any]
 Allow = dict[str, dict[str, list[str]]]
@@ -375,6 +378,21 @@ def selinux_name_problem(name: str, namespace: str) -> str | None:
     return None
 
 
+CLOCK_SKEW: Final = 30.0  # seconds between the API server's clock and this node's, at most
+
+
+def started(pod: Mapping[str, Any]) -> float:
+    """When the pod's recording may have begun (epoch seconds, less ``CLOCK_SKEW``); 0 unknown."""
+    stamp = str(_metadata(pod).get("creationTimestamp") or "")
+    try:
+        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return max(0.0, moment.timestamp() - CLOCK_SKEW)
+
+
 def decide(
     pods: Iterable[Mapping[str, Any]],
     recorded: Mapping[ContainerRef, RecordedSyscalls],
@@ -388,16 +406,19 @@ def decide(
 
     ``recorded`` is what the recorder saw per container (syscalls), ``avcs``
     its AVC records, ``recordings`` the ProfileRecording objects by
-    (namespace, name) when known. When the detector saw lost records, every
-    target is an error and nothing is created.
+    (namespace, name) when known. When the detector saw records lost since a
+    pod was created (:func:`started`), its targets are errors: nothing is created for them.
     """
-    targets = [target for pod in pods for target in recorded_targets(pod)]
-    try:
-        detector.ensure_complete()
-    except RecordsLost as error:
-        message = f"{error}: the recorded profile would be incomplete, so it is not created"
-        return [Decision(target, error=message) for target in targets]
+    targets: list[Target] = []
     decisions: list[Decision] = []
+    for pod in pods:
+        try:
+            detector.ensure_complete(started(pod))
+        except RecordsLost as error:
+            message = f"{error}: the recorded profile would be incomplete, so it is not created"
+            decisions += [Decision(target, error=message) for target in recorded_targets(pod)]
+        else:
+            targets += recorded_targets(pod)
     for target in targets:
         recording = (recordings or {}).get((target.ref.namespace, target.recording))
         disabled, partial = disabled_by(recording), merging_by(recording)
@@ -432,6 +453,39 @@ def rule_count(profile: Mapping[str, Any]) -> int:
     return sum(len(rule.get("names") or []) for rule in spec.get("syscalls") or [])
 
 
+_STATUS_LISTS: Final = ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses")
+
+
+def essential(pod: Mapping[str, Any]) -> Json:
+    """What finishing ``pod`` reads: its names, recording annotations, phase and container ids."""
+    metadata = _metadata(pod)
+    status = pod.get("status") or {}
+    kept: Json = {
+        "metadata": {
+            key: metadata[key]
+            for key in ("namespace", "name", "uid", "generateName", "creationTimestamp")
+            if metadata.get(key)
+        },
+        "status": {"phase": status.get("phase")} if status.get("phase") else {},
+    }
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if str(key).startswith(_RECORDING_PREFIXES)
+    }
+    if annotations:
+        kept["metadata"]["annotations"] = annotations
+    for key in _STATUS_LISTS:
+        entries = [
+            {"name": entry.get("name"), "containerID": entry.get("containerID")}
+            for entry in status.get(key) or ()
+            if entry.get("containerID")
+        ]
+        if entries:
+            kept["status"][key] = entries
+    return kept
+
+
 class RecordingAgent:
     """Keeps the recorded pods of this node; creates their profiles when they are done.
 
@@ -451,9 +505,11 @@ class RecordingAgent:
         recording: Callable[[str, str], Mapping[str, Any] | None] | None = None,
         arch: str | None = None,
         lock: threading.Lock | None = None,
+        report: Callable[[Decision], object] | None = None,
     ) -> None:
         self.recorder = recorder
         self._create = create
+        self._report = report
         self._recording = recording
         self.arch = arch if arch is not None else native_arch()
         self._pods: dict[tuple[str, str], Mapping[str, Any]] = {}
@@ -470,6 +526,23 @@ class RecordingAgent:
     def pods(self) -> list[Mapping[str, Any]]:
         with self._lock:
             return list(self._pods.values())
+
+    def snapshot(self) -> list[Json]:
+        """The recorded pods not finished yet, cut to what finishing them needs (saved with the
+        recording, so that a pod deleted while the log enricher was down is still finished)."""
+        with self._lock:
+            return [essential(pod) for pod in self._pods.values()]
+
+    def restore(self, pods: Iterable[Mapping[str, Any]]) -> int:
+        """Know ``pods`` again (a :meth:`snapshot`); the next relist finishes those that are gone."""
+        restored = 0
+        for pod in pods:
+            if not isinstance(pod, Mapping) or not recorded_targets(pod):
+                continue
+            with self._lock:
+                self._pods.setdefault(pod_key(pod), pod)
+            restored += 1
+        return restored
 
     def observe(self, pod: Mapping[str, Any]) -> list[Decision]:
         """A pod was added or changed: remember it if recorded; finish it if it Succeeded."""
@@ -527,7 +600,14 @@ class RecordingAgent:
             )
             for container_id in index:
                 self.recorder.forget(container_id)
-        return [self._apply(decision) for decision in decisions]
+        applied = [self._apply(decision) for decision in decisions]
+        if self._report is not None:
+            for decision in applied:
+                try:
+                    self._report(decision)
+                except Exception as error:  # best effort: an Event is not worth a crash
+                    log.debug("cannot report %s: %s", decision.name, error, extra=about(namespace, decision.name))
+        return applied
 
     def consume(self, lines: Iterable[str]) -> int:
         """Feed audit log lines to the recorder (safe against a concurrent :meth:`finish`)."""
@@ -576,30 +656,3 @@ class RecordingAgent:
             extra=where,
         )
         return decision
-
-
-def follow_loop(batches: Iterable[list[str]], agent: RecordingAgent) -> None:
-    """Feed every batch of audit log lines (``Follower.batches(stop)``) to the agent's recorder."""
-    for batch in batches:
-        agent.consume(batch)
-
-
-def pods_loop(
-    list_pods: Callable[[], list[Json]],
-    agent: RecordingAgent,
-    stop: threading.Event,
-    interval: float,
-) -> None:
-    """List this node's pods every ``interval`` seconds and hand them to the agent.
-
-    A failed list is logged and tried again at the next round: pods that are
-    gone are noticed by the first list that succeeds.
-    """
-    while not stop.is_set():
-        try:
-            pods = list_pods()
-        except Exception as error:  # the cluster client: log, try again next round
-            log.warning("listing this node's pods failed: %s", error, extra=about("", ""))
-        else:
-            agent.relist(pods)
-        stop.wait(interval)

@@ -10,10 +10,18 @@ import pytest
 
 from hooks.cli import parser
 from nodesync.containers import ContainerRef, Lookup
-from nodesync.enricher_command import Deferred, DeferredRecording, RecorderState, auditd_running
+from nodesync.enricher_command import (
+    AuditdWatch,
+    Deferred,
+    DeferredRecording,
+    RecorderState,
+    auditd_running,
+    event,
+)
 from nodesync.following import Position
 from nodesync.nodepods import NodePods, selector
 from nodesync.recording import Loss, Recorder
+from nodesync.recording_agent import Decision, Target
 
 CID_A = "a" * 64
 CID_B = "b" * 64
@@ -161,3 +169,42 @@ def test_the_deferred_queue_is_safe_across_threads() -> None:
     for thread in threads:
         thread.join()
     assert deferred.run_due() == 50 and sorted(seen) == list(range(50))
+
+
+def test_auditd_watch_makes_its_absence_an_ongoing_loss_and_ends_it() -> None:
+    running = [False]
+    now = [0.0]
+    recorder = _recorder()
+    watch = AuditdWatch(recorder.detector, interval=5.0, running=lambda proc: running[0], clock=lambda: now[0])
+    watch.check()
+    assert recorder.detector.ongoing("no-auditd")
+    running[0] = True
+    now[0] += 1.0
+    watch.check()  # not yet: once per interval
+    assert recorder.detector.ongoing("no-auditd")
+    now[0] += 5.0
+    watch.check()
+    assert not recorder.detector.ongoing("no-auditd")
+    assert [loss.reason for loss in recorder.detector.losses] == ["no-auditd"]  # still a past loss
+    running[0] = False
+    now[0] += 5.0
+    watch.check()
+    assert recorder.detector.ongoing("no-auditd")
+
+
+def test_the_recording_gets_an_event_for_each_profile_made_or_refused() -> None:
+    target = Target(ContainerRef("ns", "web-1", "app"), "rec", "rec-app")
+    made = event("n1", Decision(target, profile={"kind": "SeccompProfile", "metadata": {"name": "rec-app"}}))
+    assert made["involvedObject"] == {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
+        "kind": "ProfileRecording",
+        "name": "rec",
+        "namespace": "ns",
+    }
+    assert (made["type"], made["reason"]) == ("Normal", "ProfileRecorded")
+    assert "rec-app" in made["message"] and "web-1" in made["message"]
+    refused = event("n1", Decision(target, error="audit records were lost (no-auditd)"))
+    assert (refused["type"], refused["reason"]) == ("Warning", "ProfileNotRecorded")
+    assert "no-auditd" in refused["message"]
+    assert refused["metadata"] == {"generateName": "rec.", "namespace": "ns"}
+    assert refused["source"] == {"component": "spo-log-enricher", "host": "n1"}

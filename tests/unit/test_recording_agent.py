@@ -14,7 +14,14 @@ from hooks.api.selinuxprofile import SelinuxProfile
 from hooks.selinux import validation
 from hooks.selinux.translation import translate
 from nodesync.containers import ContainerRef, Lookup, Unknown
-from nodesync.recording import LossDetector, RecordedAvcs, RecordedSyscalls, Recorder
+from nodesync.recording import (
+    Loss,
+    LossDetector,
+    RecordedAvcs,
+    RecordedSyscalls,
+    Recorder,
+    RecordsLost,
+)
 from nodesync.recording_agent import (
     Decision,
     RecordingAgent,
@@ -231,33 +238,6 @@ def test_agent_does_not_create_after_lost_records_and_reports_create_failures() 
     assert isinstance(failed, Decision) and failed.error and "409" in failed.error
 
 
-def test_pods_loop_survives_a_failed_list_and_relists() -> None:
-    import threading
-
-    from nodesync.recording_agent import pods_loop
-
-    created: list[dict[str, Any]] = []
-    agent = make_agent(created)
-    running = pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB})
-    agent.consume([seccomp_line(10, 0)])
-    stop = threading.Event()
-    answers: list[Any] = [[running], RuntimeError("apiserver down"), []]
-
-    def list_pods() -> list[dict[str, Any]]:
-        answer = answers.pop(0)
-        if not answers:
-            stop.set()
-        if isinstance(answer, Exception):
-            raise answer
-        return list(answer)
-
-    pods_loop(list_pods, agent, stop, 0.0)
-    assert [c["metadata"]["name"] for c in created] == ["rec-nginx"]
-
-
-# -- SELinux ------------------------------------------------------------------------------------
-
-
 def avcs(allow: dict[str, dict[str, tuple[str, ...]]], *sources: str) -> RecordedAvcs:
     return RecordedAvcs(allow, tuple(sources) or ("selinuxrecording.process",), 1)
 
@@ -459,3 +439,121 @@ def test_agent_blocks_on_the_shared_lock_while_the_recorder_is_fed() -> None:
         assert created == []
     worker.join(5)
     assert done.is_set() and [c["metadata"]["name"] for c in created] == ["rec-nginx"]
+
+
+def created_at(stamp: str, **kwargs: Any) -> dict[str, Any]:
+    made = pod(**kwargs)
+    made["metadata"]["creationTimestamp"] = stamp
+    return made
+
+
+def test_a_loss_before_a_pod_was_created_does_not_spoil_its_profile() -> None:
+    clock = [1_700_000_000.0]  # 2023-11-14T22:13:20Z
+    detector = LossDetector(clock=lambda: clock[0])
+    assert detector.observe("audit: rate limit exceeded")
+    recorded = {ContainerRef("shop", "web", "nginx"): calls("read")}
+    annotations = {TRACE + "nginx": "rec_nginx_abcde_1"}
+    # created an hour after the loss (beyond the allowed clock skew): complete
+    later = created_at("2023-11-14T23:13:20Z", annotations=annotations)
+    (decision,) = decide([later], recorded, detector, arch=ARCH)
+    assert decision.profile is not None, decision.error
+    # created before the loss, or a moment after it (clock skew): incomplete
+    for stamp in ("2023-11-14T22:00:00Z", "2023-11-14T22:13:40Z"):
+        earlier = created_at(stamp, annotations=annotations)
+        (refused,) = decide([earlier], recorded, detector, arch=ARCH)
+        assert refused.profile is None and refused.error and "rate-limit" in refused.error
+    # no creation time: any loss counts
+    (unknown,) = decide([pod(annotations=annotations)], recorded, detector, arch=ARCH)
+    assert unknown.profile is None
+
+
+def test_an_ongoing_loss_spoils_every_recording_until_it_ends() -> None:
+    clock = [1_700_000_000.0]
+    detector = LossDetector(clock=lambda: clock[0])
+    detector.add(Loss("no-auditd", "auditd is not running", ongoing=True))
+    recorded = {ContainerRef("shop", "web", "nginx"): calls("read")}
+    annotations = {TRACE + "nginx": "rec_nginx_abcde_1"}
+    far_later = created_at("2030-01-01T00:00:00Z", annotations=annotations)
+    (refused,) = decide([far_later], recorded, detector, arch=ARCH)
+    assert refused.error and "no-auditd" in refused.error
+    clock[0] += 3600
+    detector.end("no-auditd")
+    assert not detector.ongoing("no-auditd")
+    (made,) = decide([far_later], recorded, detector, arch=ARCH)
+    assert made.profile is not None
+    during = created_at("2023-11-14T22:30:00Z", annotations=annotations)  # before it ended
+    (still,) = decide([during], recorded, detector, arch=ARCH)
+    assert still.profile is None
+
+
+def test_the_detector_keeps_the_newest_losses_and_every_ongoing_one() -> None:
+    clock = [0.0]
+
+    def tick() -> float:
+        clock[0] += 1.0
+        return clock[0]
+
+    detector = LossDetector(clock=tick)
+    detector.add(Loss("no-auditd", "x", ongoing=True))
+    for _ in range(LossDetector.KEEP + 50):
+        detector.observe("audit: backlog limit exceeded")
+    assert len(detector.losses) == LossDetector.KEEP + 1
+    assert detector.ongoing("no-auditd")
+    newest = max(loss.at for loss in detector.losses)
+    try:
+        detector.ensure_complete(since=newest)
+    except RecordsLost:
+        pass
+    else:
+        raise AssertionError("the newest loss was dropped")
+
+
+def test_agent_snapshot_finishes_a_pod_deleted_while_the_agent_was_down() -> None:
+    created: list[dict[str, Any]] = []
+    agent = make_agent(created)
+    running = pod(
+        annotations={TRACE + "nginx": "rec_nginx_abcde_1", "unrelated": "x" * 1000},
+        statuses={"nginx": WEB},
+    )
+    running["metadata"]["labels"] = {"app": "web"}
+    running["spec"] = {"containers": [{"name": "nginx", "image": "nginx"}]}
+    agent.observe(running)
+    agent.consume([seccomp_line(10, 0), seccomp_line(10, 1, 2)])
+    saved_pods = agent.snapshot()
+    saved_traces = agent.recorder.snapshot()
+    assert saved_pods == [
+        {
+            "metadata": {
+                "namespace": "shop",
+                "name": "web",
+                "uid": "uid-1",
+                "annotations": {TRACE + "nginx": "rec_nginx_abcde_1"},
+            },
+            "status": {"phase": "Running", "containerStatuses": [{"name": "nginx", "containerID": f"containerd://{WEB}"}]},
+        }
+    ]
+
+    # a new process: the pod was deleted meanwhile, so the first list does not have it
+    again = make_agent(created)
+    again.recorder.restore(saved_traces)
+    assert again.restore(saved_pods) == 1
+    assert again.restore([{"metadata": {"name": "not-recorded"}}, "junk"]) == 0  # type: ignore[list-item]
+    (decision,) = again.relist([])
+    assert decision.error is None
+    assert created[0]["metadata"]["name"] == "rec-nginx"
+    assert created[0]["spec"]["syscalls"][0]["names"] == ["read", "write"]
+
+
+def test_agent_reports_every_decision_and_survives_a_failing_report() -> None:
+    created: list[dict[str, Any]] = []
+    reported: list[Decision] = []
+
+    def report(decision: Decision) -> None:
+        reported.append(decision)
+        raise RuntimeError("events are forbidden")
+
+    agent = RecordingAgent(make_agent(created).recorder, created.append, arch=ARCH, report=report)
+    running = pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB})
+    agent.consume([seccomp_line(10, 0)])
+    (decision,) = agent.deleted(running)
+    assert decision.profile is not None and reported == [decision]
