@@ -51,7 +51,7 @@ from nodesync.following import Follower, StateFile
 from nodesync.logs import about, configure
 from nodesync.metrics import Metrics
 from nodesync.nodepods import NodePods, selector
-from nodesync.recording import Loss, LossDetector, Recorder
+from nodesync.recording import Loss, LossDetector, Recorder, read_lost_counter
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="refuse to record when no auditd process runs on the node (default on)",
     )
+    parser.add_argument(
+        "--kernel-log",
+        default="/dev/kmsg",
+        metavar="PATH",
+        help="the kernel log, read for reports of dropped audit records ('' not to read it)",
+    )
+    parser.add_argument(
+        "--lost-counter",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="watch the kernel's lost audit records counter with auditctl -s, where it works",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
 
 
@@ -188,6 +200,66 @@ class AuditdWatch:
         elif not missing:
             log.error("%s", NO_AUDITD, extra={**about("", ""), "reason": self.REASON})
             self.detector.add(Loss(self.REASON, NO_AUDITD, ongoing=True))
+
+
+class KernelLogWatch:
+    """The kernel's own reports of dropped audit records (``audit: backlog limit exceeded``,
+    ``audit_lost=``, rate limits), read from ``/dev/kmsg`` as they come; and the kernel's lost
+    counter (``auditctl -s``) where it can be read. Each is optional: without them, only what
+    the audit log itself says is seen, and the log says so once."""
+
+    def __init__(
+        self,
+        detector: LossDetector,
+        kmsg: Path | str | None = "/dev/kmsg",
+        *,
+        counter: Callable[[], int | None] | None = read_lost_counter,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._fd: int | None = None
+        if kmsg is not None:
+            try:
+                self._fd = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK)
+                os.lseek(self._fd, 0, os.SEEK_END)  # what the kernel says from now on
+            except OSError as error:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+                log.warning(
+                    "cannot read the kernel log %s (%s): audit records the kernel drops are "
+                    "noticed only through its lost counter",
+                    kmsg,
+                    error.strerror or error,
+                    extra=about("", ""),
+                )
+        self._counter = counter
+        if counter is not None:
+            first = counter()
+            if first is None:
+                self._counter = None
+                log.info("the kernel's lost counter cannot be read here (auditctl -s)", extra=about("", ""))
+            else:
+                detector.counter(first)
+
+    def check(self) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return
+        self._last = now
+        if self._fd is not None:
+            self.detector.read_kmsg(self._fd)
+        if self._counter is not None:
+            self.detector.counter(self._counter())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Deferred:
@@ -302,12 +374,15 @@ def follow(
     *,
     lock: threading.Lock,
     auditd: AuditdWatch | None = None,
+    kernel: KernelLogWatch | None = None,
 ) -> None:
     """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
     try:
         while not stop.is_set():
             if auditd is not None:
                 auditd.check()
+            if kernel is not None:
+                kernel.check()
             batch = follower.poll()
             if batch:
                 with lock:
@@ -321,6 +396,8 @@ def follow(
     finally:
         follower.checkpoint()
         follower.close()
+        if kernel is not None:
+            kernel.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -361,6 +438,9 @@ def run(args: argparse.Namespace) -> int:
     auditd = AuditdWatch(recorder.detector, args.proc_dir) if args.require_auditd else None
     if auditd is not None:
         auditd.check()  # now, so that the log says it at start
+    kernel = KernelLogWatch(
+        recorder.detector, args.kernel_log or None, counter=read_lost_counter if args.lost_counter else None
+    )
     if not Path(args.audit_log).exists():
         log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))
     deferred = Deferred(args.finish_delay)
@@ -382,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
     _stop_on_signals(stop, interrupt)
     loops: dict[str, Callable[[], None]] = {
         "audit-log": lambda: follow(
-            follower, recorder, enricher, deferred, stop, lock=lock, auditd=auditd
+            follower, recorder, enricher, deferred, stop, lock=lock, auditd=auditd, kernel=kernel
         ),
         "pods": Watcher(source, pods, stop, timeout=args.watch_timeout).run,
         "merge": lambda: merge_loop(

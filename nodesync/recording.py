@@ -192,22 +192,26 @@ class LossDetector:
 
     def scan_kmsg(self, path: Path | str = "/dev/kmsg") -> int:
         """Read what ``path`` (``/dev/kmsg`` or a copy of it) holds now; the losses it reports."""
-        before = len(self.losses)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            while True:
-                try:
-                    chunk = os.read(fd, 8192)
-                except BlockingIOError:
-                    break
-                except BrokenPipeError:  # /dev/kmsg: a record was overwritten; go on
-                    continue
-                if not chunk:
-                    break
-                for line in chunk.decode("utf-8", "replace").splitlines():
-                    self.observe(line.partition(";")[2] or line)
+            return self.read_kmsg(fd)
         finally:
             os.close(fd)
+
+    def read_kmsg(self, fd: int) -> int:
+        """Read the kernel log records ``fd`` has ready (non-blocking); the losses they report."""
+        before = len(self.losses)
+        while True:
+            try:
+                chunk = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # /dev/kmsg: a record was overwritten; go on
+                continue
+            if not chunk:
+                break
+            for line in chunk.decode("utf-8", "replace").splitlines():
+                self.observe(line.partition(";")[2] or line)
         return len(self.losses) - before
 
     def ongoing(self, reason: str) -> bool:

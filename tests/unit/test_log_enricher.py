@@ -14,6 +14,7 @@ from nodesync.enricher_command import (
     AuditdWatch,
     Deferred,
     DeferredRecording,
+    KernelLogWatch,
     RecorderState,
     auditd_running,
     event,
@@ -208,3 +209,29 @@ def test_the_recording_gets_an_event_for_each_profile_made_or_refused() -> None:
     assert "no-auditd" in refused["message"]
     assert refused["metadata"] == {"generateName": "rec.", "namespace": "ns"}
     assert refused["source"] == {"component": "spo-log-enricher", "host": "n1"}
+
+
+def test_kernel_log_watch_reads_only_what_comes_after_it_started(tmp_path: Path) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("4,100,5,-;audit: backlog limit exceeded\n")  # before: not this run's
+    counter = iter([7, 7, 9])
+    recorder = _recorder()
+    now = [0.0]
+    watch = KernelLogWatch(recorder.detector, kmsg, counter=lambda: next(counter), clock=lambda: now[0])
+    watch.check()
+    assert recorder.detector.losses == []
+    with kmsg.open("a") as log:
+        log.write("6,101,6,-;eth0: link up\n4,102,7,-;audit: rate limit exceeded\n")
+    now[0] += 5.0
+    watch.check()
+    assert [loss.reason for loss in recorder.detector.losses] == ["rate-limit", "lost-counter"]
+    watch.close()
+
+
+def test_kernel_log_watch_without_the_kernel_log_or_auditctl_watches_nothing(tmp_path: Path) -> None:
+    recorder = _recorder()
+    watch = KernelLogWatch(recorder.detector, tmp_path / "missing", counter=lambda: None)
+    watch.check()
+    watch.check()
+    assert recorder.detector.losses == []
+    watch.close()
