@@ -75,16 +75,43 @@ def _env_namespace() -> str | None:
     return value or None
 
 
+def add_agent_arguments(
+    parser: argparse.ArgumentParser, *, metrics_bind: str, node_help: str, namespace_help: str
+) -> None:
+    """The arguments of both node agents (``spo nodesync``, ``spo log-enricher``)."""
+    parser.add_argument(
+        "--node-name", default=os.environ.get("NODE_NAME", ""), help=f"this node's name {node_help}"
+    )
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
+    parser.add_argument(
+        "--namespace",
+        type=_namespace,
+        default=_env_namespace(),
+        metavar="NS",
+        help=f"{namespace_help} (env WATCH_NAMESPACE; default: every namespace)",
+    )
+    parser.add_argument(
+        "--metrics-bind",
+        default=os.environ.get("METRICS_BIND", metrics_bind),
+        metavar="HOST:PORT",
+        help="where to serve /healthz, /readyz and /metrics ('' to disable)",
+    )
+    parser.add_argument("--proc-dir", default="/proc", help="where the kernel's /proc is mounted")
+    parser.add_argument("--watch-timeout", type=int, default=300, help="seconds per watch request")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_agent_arguments(
+        parser,
+        metrics_bind=DEFAULT_METRICS_BIND,
+        node_help="(env NODE_NAME; required unless --from-dir)",
+        namespace_help="watch ConfigMaps and write node statuses in NS only",
+    )
     parser.add_argument(
         "--kubelet-dir",
         default=os.environ.get("KUBELET_DIR", DEFAULT_KUBELET_DIR),
         help="the kubelet's root; profiles go to <dir>/seccomp/operator (env KUBELET_DIR)",
-    )
-    parser.add_argument(
-        "--node-name",
-        default=os.environ.get("NODE_NAME", ""),
-        help="this node's name (env NODE_NAME; required unless --from-dir)",
     )
     parser.add_argument(
         "--from-dir", metavar="DIR", help="read ConfigMap YAML/JSON from DIR, not the API"
@@ -92,14 +119,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once", action="store_true", help="converge once and exit (with --from-dir)"
     )
-    parser.add_argument(
-        "--metrics-bind",
-        default=os.environ.get("METRICS_BIND", DEFAULT_METRICS_BIND),
-        metavar="HOST:PORT",
-        help="where to serve /healthz, /readyz and /metrics ('' to disable)",
-    )
-    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
-    parser.add_argument("--proc-dir", default="/proc", help="where the kernel's /proc is mounted")
     parser.add_argument(
         "--file-owner",
         type=_owner,
@@ -110,17 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval", type=float, default=1.0, help="--from-dir polling, seconds"
     )
-    parser.add_argument("--watch-timeout", type=int, default=300, help="seconds per watch request")
     parser.add_argument("--workers", type=int, default=16, help="parallel file writes")
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
-    parser.add_argument(
-        "--namespace",
-        type=_namespace,
-        default=_env_namespace(),
-        metavar="NS",
-        help="watch ConfigMaps and write node statuses in NS only "
-        "(env WATCH_NAMESPACE; default: every namespace)",
-    )
     selinux = parser.add_argument_group("SELinux")
     selinux.add_argument(
         "--selinux",
@@ -177,7 +186,7 @@ def _summary(outcomes: Sequence[Outcome]) -> dict[str, object]:
     }
 
 
-def _stop_on_signals(stop: threading.Event, interrupt: Callable[[], None] | None = None) -> None:
+def stop_on_signals(stop: threading.Event, interrupt: Callable[[], None] | None = None) -> None:
     """SIGTERM and SIGINT set ``stop``; ``interrupt`` ends a blocking read (an idle watch)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -273,7 +282,7 @@ def run_local(
         sys.stdout.write(json.dumps(summary) + "\n")
         return 1 if summary["errors"] else 0
     stop = threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     server = (
         serving.start(args.metrics_bind, metrics, lambda: all(a.ready.is_set() for a in agents))
         if args.metrics_bind
@@ -329,7 +338,7 @@ def run_api(
         for each in clusters:
             each.interrupt()
 
-    _stop_on_signals(stop, interrupt)
+    stop_on_signals(stop, interrupt)
     runner = Loops(loops, stop, interrupt)
     server = (
         serving.start(

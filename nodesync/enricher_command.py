@@ -44,7 +44,7 @@ from typing import Any
 
 from hooks.api import GROUP
 from nodesync import serving
-from nodesync.command import Loops, _env_namespace, _namespace, _stop_on_signals
+from nodesync.command import Loops, add_agent_arguments, stop_on_signals
 from nodesync.containers import ContainerResolver
 from nodesync.enriching import LogEnricher
 from nodesync.following import Follower, StateFile
@@ -71,18 +71,11 @@ def _flag(name: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--node-name",
-        default=os.environ.get("NODE_NAME", ""),
-        help="this node's name (env NODE_NAME; required)",
-    )
-    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
-    parser.add_argument(
-        "--namespace",
-        type=_namespace,
-        default=_env_namespace(),
-        metavar="NS",
-        help="record and merge in NS only (env WATCH_NAMESPACE; default: every namespace)",
+    add_agent_arguments(
+        parser,
+        metrics_bind=DEFAULT_METRICS_BIND,
+        node_help="(env NODE_NAME; required)",
+        namespace_help="record and merge in NS only",
     )
     parser.add_argument(
         "--audit-log",
@@ -97,19 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the position in the audit log and the recording so far are saved "
         "(default: not saved; a restart starts at the end of the log)",
     )
-    parser.add_argument("--proc-dir", default="/proc", help="where the host's /proc is mounted")
     parser.add_argument(
         "--memory-optimization",
         action=argparse.BooleanOptionalAction,
         default=_flag("ENABLE_MEMORY_OPTIMIZATION"),
         help="cache only the pods labelled spo.x-k8s.io/enable-recording "
         "(env ENABLE_MEMORY_OPTIMIZATION)",
-    )
-    parser.add_argument(
-        "--metrics-bind",
-        default=os.environ.get("METRICS_BIND", DEFAULT_METRICS_BIND),
-        metavar="HOST:PORT",
-        help="where to serve /healthz, /readyz and /metrics ('' to disable)",
     )
     parser.add_argument(
         "--finish-delay",
@@ -125,7 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often deleted recordings with mergeStrategy containers are looked for",
     )
-    parser.add_argument("--watch-timeout", type=int, default=300, help="seconds per watch request")
     parser.add_argument(
         "--require-auditd",
         action=argparse.BooleanOptionalAction,
@@ -144,7 +129,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="watch the kernel's lost audit records counter with auditctl -s, where it works",
     )
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
 
 
 def auditd_running(proc_root: Path | str = "/proc") -> bool:
@@ -459,7 +443,7 @@ def run(args: argparse.Namespace) -> int:
         pods_cluster.interrupt()
         api.interrupt()
 
-    _stop_on_signals(stop, interrupt)
+    stop_on_signals(stop, interrupt)
     loops: dict[str, Callable[[], None]] = {
         "audit-log": lambda: follow(
             follower, recorder, enricher, deferred, stop, lock=lock, auditd=auditd, kernel=kernel
