@@ -282,3 +282,60 @@ def test_project_policies_install(store: SemoduleInstaller, tmp_path: Path, sour
         failed = {p: (r.message, files[p].read_text()) for p, r in results.items() if not r.ok}
         assert failed == {}
         assert set(files) <= store.installed()
+
+
+def avc(serial: int, perms: str, ttype: str, tclass: str) -> str:
+    """An AVC record as the kernel logs it for a container running as selinuxrecording.process."""
+    return (
+        f"type=AVC msg=audit(1700000000.{serial:03d}:{serial}): avc:  denied  {{ {perms} }} for  "
+        f'pid=4242 comm="nginx" name="x" dev="overlay" ino=1 '
+        f"scontext=system_u:system_r:{RECORDING_TYPE}:s0:c1,c2 "
+        f"tcontext=system_u:object_r:{ttype}:s0 tclass={tclass} permissive=1"
+    )
+
+
+def test_a_profile_recorded_from_avcs_installs(store: SemoduleInstaller, tmp_path: Path) -> None:
+    """AVCs of a recorded container -> the log enricher's SelinuxProfile -> the hook's CIL -> the store."""
+    from hooks.api.selinuxprofile import SelinuxProfile
+    from hooks.selinux.translation import translate
+    from nodesync.containers import Lookup
+    from nodesync.recording import Recorder
+    from nodesync.recording_agent import RecordingAgent
+
+    container_id = "c" * 64
+    recorder = Recorder(lambda pid: Lookup(container_id if pid == 4242 else None, "host"))
+    created: list[dict[str, Any]] = []
+    agent = RecordingAgent(recorder, created.append, arch="SCMP_ARCH_X86_64")
+    recorder.consume(
+        [
+            avc(1, "name_bind", "http_port_t", "tcp_socket"),
+            avc(2, "search getattr", "var_log_t", "dir"),
+            avc(3, "read open", "proc_t", "file"),
+            avc(4, "read", "kernel_t", "system"),  # refused by the profile checks: left out
+            avc(5, "write", RECORDING_TYPE, "fifo_file"),  # its own type: @self
+        ]
+    )
+    pod = {
+        "metadata": {
+            "namespace": "web",
+            "name": "nginx",
+            "uid": "u1",
+            "annotations": {"io.containers.trace-avcs/nginx": "rec_nginx_abcde_1"},
+        },
+        "status": {
+            "phase": "Succeeded",
+            "containerStatuses": [{"name": "nginx", "containerID": f"cri-o://{container_id}"}],
+        },
+    }
+    (decision,) = agent.observe(pod)
+    assert decision.error is None and created == [decision.profile]
+    profile = SelinuxProfile.model_validate(created[0])
+    cil = translate(profile)
+    assert "kernel_t" not in cil
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), BatchBackend(store))
+    document = configmap("rec-nginx", "", "web")
+    document["data"]["policy.cil"] = cil
+    outcomes = sync.converge([document])
+    assert [(o.name, o.state) for o in outcomes] == [("rec-nginx", ProfileState.INSTALLED)], outcomes
+    assert profile.spec.allow is not None and set(profile.spec.allow) == {"http_port_t", "var_log_t", "proc_t", "@self"}
+    assert "rec-nginx_web" in semodule_list(store)
