@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_METRICS_BIND = "0.0.0.0:8086"
 COMPONENT = "spo-log-enricher"
+RETRY_SECONDS = 10.0  # a recorded pod whose ProfileRecording could not be read waits this long
 STATE_FILE = "audit-log.json"
 DEFAULT_AUDIT_LOG = "/var/log/audit/audit.log"
 NO_AUDITD = (
@@ -256,9 +257,11 @@ class Deferred:
         self._order = itertools.count()
         self._lock = threading.Lock()
 
-    def later(self, call: Callable[[], object]) -> None:
+    def later(self, call: Callable[[], object], delay: float | None = None) -> None:
+        """Run ``call`` in ``delay`` seconds (default: this queue's)."""
+        wait = self.delay if delay is None else delay
         with self._lock:
-            heapq.heappush(self._queue, (self._clock() + self.delay, next(self._order), call))
+            heapq.heappush(self._queue, (self._clock() + wait, next(self._order), call))
 
     def run_due(self) -> int:
         """Run every call whose time has come, in order; how many ran."""
@@ -273,13 +276,20 @@ class Deferred:
 
 
 class DeferredRecording:
-    """The recording agent seen from the pod watch: every call is deferred (see :class:`Deferred`)."""
+    """The recording agent seen from the pod watch.
+
+    What the agent knows changes at once (a recorded pod is remembered, and so
+    saved, as soon as it is seen; the pods a fresh list lacks are decided gone
+    against what was known at that moment), while finishing a pod, which reads
+    what the recorder has, waits ``deferred``'s delay for the pod's last records.
+    """
 
     def __init__(self, agent: Any, deferred: Deferred) -> None:
         self.agent = agent
         self.deferred = deferred
 
     def observe(self, pod: Mapping[str, Any]) -> None:
+        self.agent.remember(pod)
         self.deferred.later(lambda: self.agent.observe(pod))
 
     def deleted(self, pod: Mapping[str, Any]) -> None:
@@ -287,7 +297,17 @@ class DeferredRecording:
 
     def relist(self, pods: Iterable[Mapping[str, Any]]) -> None:
         listed = list(pods)
-        self.deferred.later(lambda: self.agent.relist(listed))
+        present = {_pod_key(pod) for pod in listed}
+        gone = [pod for pod in self.agent.pods() if _pod_key(pod) not in present]
+        for pod in listed:
+            self.observe(pod)
+        for pod in gone:
+            self.deleted(pod)
+
+
+def _pod_key(pod: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = pod.get("metadata") or {}
+    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
 class RecorderState(StateFile):
@@ -402,6 +422,7 @@ def run(args: argparse.Namespace) -> int:
     pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     lock = threading.Lock()  # the recorder is read by the agent and fed by the follower
+    deferred = Deferred(args.finish_delay)
     agent = RecordingAgent(
         recorder,
         api.create_profile,
@@ -410,6 +431,7 @@ def run(args: argparse.Namespace) -> int:
         report=lambda decision: api.create_event(
             decision.target.ref.namespace, event(args.node_name, decision)
         ),
+        retry=lambda call: deferred.later(call, RETRY_SECONDS),
     )
     state: RecorderState | None = None
     if args.state_dir:
@@ -427,7 +449,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if not Path(args.audit_log).exists():
         log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))
-    deferred = Deferred(args.finish_delay)
     pods = NodePods(DeferredRecording(agent, deferred))
     enricher = LogEnricher(args.node_name, metrics.registry, pods.lookup)
     source = pods_cluster.pods_of_node(args.node_name, selector(args.memory_optimization))

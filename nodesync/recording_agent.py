@@ -506,10 +506,12 @@ class RecordingAgent:
         arch: str | None = None,
         lock: threading.Lock | None = None,
         report: Callable[[Decision], object] | None = None,
+        retry: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
         self.recorder = recorder
         self._create = create
         self._report = report
+        self._retry = retry
         self._recording = recording
         self.arch = arch if arch is not None else native_arch()
         self._pods: dict[tuple[str, str], Mapping[str, Any]] = {}
@@ -544,12 +546,18 @@ class RecordingAgent:
             restored += 1
         return restored
 
-    def observe(self, pod: Mapping[str, Any]) -> list[Decision]:
-        """A pod was added or changed: remember it if recorded; finish it if it Succeeded."""
+    def remember(self, pod: Mapping[str, Any]) -> bool:
+        """Keep ``pod`` if it is recorded and not finished yet (so that it is saved); whether kept."""
         if not recorded_targets(pod) or self._identity(pod) in self._done:
-            return []
+            return False
         with self._lock:
             self._pods[pod_key(pod)] = pod
+        return True
+
+    def observe(self, pod: Mapping[str, Any]) -> list[Decision]:
+        """A pod was added or changed: remember it if recorded; finish it if it Succeeded."""
+        if not self.remember(pod):
+            return []
         return self.finish(pod) if finished(pod) else []
 
     def deleted(self, pod: Mapping[str, Any]) -> list[Decision]:
@@ -579,16 +587,22 @@ class RecordingAgent:
         with self._lock:
             if identity in self._done:
                 return []
-            self._done.add(identity)
-            self._pods.pop(pod_key(pod), None)
         index = container_index([pod])
         namespace = pod_key(pod)[0]
         recordings: dict[tuple[str, str], Mapping[str, Any]] = {}
         if self._recording is not None:
             for name in sorted({target.recording for target in recorded_targets(pod)}):
-                found = self._recording(namespace, name)
+                try:
+                    found = self._recording(namespace, name)
+                except Exception as error:  # the caller's client: the recording decides too much
+                    return self._later(pod, f"reading the ProfileRecording {name} failed: {error}")
                 if found is not None:
                     recordings[(namespace, name)] = found
+        with self._lock:
+            if identity in self._done:
+                return []
+            self._done.add(identity)
+            self._pods.pop(pod_key(pod), None)
         with self._recorder_lock:
             decisions = decide(
                 [pod],
@@ -608,6 +622,19 @@ class RecordingAgent:
                 except Exception as error:  # best effort: an Event is not worth a crash
                     log.debug("cannot report %s: %s", decision.name, error, extra=about(namespace, decision.name))
         return applied
+
+    def _later(self, pod: Mapping[str, Any], why: str) -> list[Decision]:
+        """Finishing ``pod`` must wait (its recording could not be read): try again later.
+
+        Its merge strategy and ``disableProfileAfterRecording`` decide the profile's
+        name and content, so guessing them is worse than waiting."""
+        namespace, name = pod_key(pod)
+        log.warning("%s: the profiles of pod %s wait; trying again", why, name, extra=about(namespace, name))
+        with self._lock:
+            self._pods.setdefault(pod_key(pod), pod)
+        if self._retry is not None:
+            self._retry(lambda: self.finish(pod))
+        return []
 
     def consume(self, lines: Iterable[str]) -> int:
         """Feed audit log lines to the recorder (safe against a concurrent :meth:`finish`)."""

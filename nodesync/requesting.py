@@ -25,7 +25,6 @@ from urllib3.exceptions import HTTPError
 from hooks.api import GROUP
 from hooks.api.nodestatus import KIND
 from nodesync.cluster import ApiError, Expired, Json
-from nodesync.logs import about
 
 log = logging.getLogger(__name__)
 
@@ -268,18 +267,14 @@ class KubernetesCluster:
         return self._list(self._recordings_path(None), {})[0]
 
     def get_profile_recording(self, namespace: str, name: str) -> Json | None:
-        """The ProfileRecording ``namespace/name``, None when there is none (or it cannot be read)."""
+        """The ProfileRecording ``namespace/name``, None when there is none; ApiError otherwise."""
         path = f"{self._recordings_path(namespace)}/{urllib.parse.quote(name, safe='')}"
         try:
             return self._json("GET", path)
         except ApiError as error:
-            if error.status != 404:
-                log.warning(
-                    "reading the ProfileRecording failed (%s): its profiles are created enabled",
-                    error.message,
-                    extra=about(namespace, name),
-                )
-            return None
+            if error.status == 404:
+                return None
+            raise
 
 
 class PodSource:

@@ -22,7 +22,7 @@ from nodesync.enricher_command import (
 from nodesync.following import Position
 from nodesync.nodepods import NodePods, selector
 from nodesync.recording import Loss, Recorder
-from nodesync.recording_agent import Decision, Target
+from nodesync.recording_agent import Decision, RecordingAgent, Target
 
 CID_A = "a" * 64
 CID_B = "b" * 64
@@ -44,6 +44,12 @@ class Calls:
 
     def observe(self, pod: Any) -> None:
         self.calls.append(("observe", pod["metadata"]["name"]))
+
+    def remember(self, pod: Any) -> None:
+        self.calls.append(("remember", pod["metadata"]["name"]))
+
+    def pods(self) -> list[Any]:
+        return []
 
     def deleted(self, pod: Any) -> None:
         self.calls.append(("deleted", pod["metadata"]["name"]))
@@ -80,6 +86,8 @@ def test_deferred_calls_run_in_order_once_due() -> None:
     calls = Calls()
     recording = DeferredRecording(calls, deferred)
     recording.observe(pod("a"))
+    assert calls.calls == [("remember", "a")]  # known at once (and so saved), finished later
+    calls.calls.clear()
     now[0] += 1.0
     recording.deleted(pod("b"))
     assert deferred.run_due() == 0 and calls.calls == []
@@ -87,10 +95,33 @@ def test_deferred_calls_run_in_order_once_due() -> None:
     assert deferred.run_due() == 1 and calls.calls == [("observe", "a")]
     now[0] += 5.0
     recording.relist([pod("c")])
+    assert calls.calls[-1] == ("remember", "c")
     assert deferred.run_due() == 1
     now[0] += 2.0
     assert deferred.run_due() == 1
-    assert calls.calls == [("observe", "a"), ("deleted", "b"), ("relist", "c")]
+    assert calls.calls == [("observe", "a"), ("remember", "c"), ("deleted", "b"), ("observe", "c")]
+
+
+def test_a_list_taken_before_a_pod_was_added_does_not_finish_it() -> None:
+    """The watch lists (the pod is not there yet), then the pod is ADDED; the list's turn
+    comes later in the queue, but it must not read as the pod being gone."""
+    now = [0.0]
+    deferred = Deferred(1.0, clock=lambda: now[0])
+    created: list[Any] = []
+    recorder = _recorder()
+    agent = RecordingAgent(recorder, created.append, arch="SCMP_ARCH_X86_64")
+    pods = NodePods(DeferredRecording(agent, deferred))
+    pods.relist([])
+    recorded = pod("web", CID_A, annotations={"io.containers.trace-logs/c0": "rec_c0_abcde_1"})
+    pods.event("ADDED", recorded)
+    recorder.consume([SECCOMP.format(serial=1, nr=0)])
+    now[0] += 5.0
+    deferred.run_due()
+    assert created == [] and [p["metadata"]["name"] for p in agent.pods()] == ["web"]
+    pods.relist([])  # now it is gone
+    now[0] += 5.0
+    deferred.run_due()
+    assert [c["metadata"]["name"] for c in created] == ["rec-c0"]
 
 
 def _recorder() -> Recorder:
@@ -153,6 +184,18 @@ def test_the_command_line_reads_the_daemonsets_environment(monkeypatch: pytest.M
     assert (args.metrics_bind, args.state_dir, args.audit_log) == ("127.0.0.1:9999", "/state", "/var/log/audit/audit.log")
     monkeypatch.setenv("ENABLE_MEMORY_OPTIMIZATION", "false")
     assert parser().parse_args(["log-enricher"]).memory_optimization is False
+
+
+def test_a_call_can_be_deferred_longer_than_the_queue_says() -> None:
+    now = [0.0]
+    deferred = Deferred(2.0, clock=lambda: now[0])
+    ran: list[str] = []
+    deferred.later(lambda: ran.append("retry"), 10.0)
+    deferred.later(lambda: ran.append("finish"))
+    now[0] = 2.0
+    assert deferred.run_due() == 1 and ran == ["finish"]
+    now[0] = 10.0
+    assert deferred.run_due() == 1 and ran == ["finish", "retry"]
 
 
 def test_the_deferred_queue_is_safe_across_threads() -> None:

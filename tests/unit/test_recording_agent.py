@@ -557,3 +557,35 @@ def test_agent_reports_every_decision_and_survives_a_failing_report() -> None:
     agent.consume([seccomp_line(10, 0)])
     (decision,) = agent.deleted(running)
     assert decision.profile is not None and reported == [decision]
+
+
+def test_a_recording_that_cannot_be_read_makes_the_pod_wait_not_guess() -> None:
+    created: list[dict[str, Any]] = []
+    retries: list[Any] = []
+    answers: list[Any] = [RuntimeError("503: etcd is down"), {"spec": {"mergeStrategy": "containers"}}]
+
+    def recording(namespace: str, name: str) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    agent = RecordingAgent(make_agent([]).recorder, created.append, recording=recording, arch=ARCH, retry=retries.append)
+    running = pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB})
+    agent.consume([seccomp_line(10, 0)])
+    assert agent.deleted(running) == []
+    assert created == [] and len(retries) == 1
+    assert [saved["metadata"]["name"] for saved in agent.snapshot()] == ["web"]  # still known, still saved
+    (decision,) = retries[0]()
+    assert decision.error is None
+    # the merge strategy was read this time: a partial profile, suffixed with the pod's name
+    assert created[0]["metadata"]["name"] == "rec-nginx-web"
+    assert created[0]["metadata"]["labels"]["spo.x-k8s.io/partial"] == "true"
+    assert agent.snapshot() == [] and retries[0]() == []  # finished once
+
+
+def test_remember_keeps_a_recorded_pod_before_it_is_finished() -> None:
+    agent = make_agent([])
+    assert agent.remember(pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB}))
+    assert not agent.remember(pod("plain", statuses={"x": SIDE}, uid="uid-2"))
+    assert [saved["metadata"]["name"] for saved in agent.snapshot()] == ["web"]
