@@ -6,9 +6,12 @@ PATH, PROCTITLE, EOE and USER_* records around them), then, each in a fresh
 process so that peak RSS is its own:
 
 - ``baseline``: a plain ``for line in file`` loop over the same file (Python too);
-- ``recorder``: what nodesync runs: the follower (from offset 0, 1 MiB reads),
+- ``recorder``: the recorder alone: the follower (from offset 0, 1 MiB reads),
   the parser, the pid -> container resolver with its cache (the ``/proc`` read is
   a stub with a fixed mapping), and the per-container accumulation;
+- ``enricher``: what ``spo log-enricher`` runs: the same, plus one JSON line
+  (written to /dev/null) and one counter increment per attributed record
+  (every container is a known pod's: the worst case);
 
 at two log lengths (default 1M and 4M lines). Reports records/s (SECCOMP+AVC
 records parsed and attributed per second), lines/s, the ratio recorder/baseline
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -37,8 +41,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from prometheus_client import CollectorRegistry  # noqa: E402
+
 from nodesync.auditlog import SeccompRecord, parse  # noqa: E402
-from nodesync.containers import ContainerResolver  # noqa: E402
+from nodesync.containers import ContainerRef, ContainerResolver  # noqa: E402
+from nodesync.enriching import LogEnricher  # noqa: E402
 from nodesync.following import Follower, Position, StateFile  # noqa: E402
 from nodesync.recording import Recorder  # noqa: E402
 
@@ -175,18 +182,27 @@ def run_baseline(path: Path) -> dict[str, Any]:
     return {"lines": count, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
 
 
-def run_recorder(path: Path, state_dir: Path) -> dict[str, Any]:
+def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[str, Any]:
     stat = path.stat()
     state = StateFile(state_dir / "offset.json")
     state.save([Position(stat.st_dev, stat.st_ino, 0, "")])  # resume from the beginning
     started = time.perf_counter()
     follower = Follower(path, state)
     recorder = Recorder(ContainerResolver(read=stub_cgroup).lookup)
+    sink = open(os.devnull, "w")  # noqa: SIM115 (closed below)
+    index = {
+        f"{pid:064x}": ContainerRef("team", f"pod-{pid}", "app") for pid in CONTAINER_PIDS
+    }
+    enricher = LogEnricher("node-1", CollectorRegistry(), index.get, lambda line: sink.write(line + "\n"))
     while True:
         batch = follower.poll()
         if not batch:
             break
-        recorder.consume(batch)
+        if enrich:  # what spo log-enricher runs: every record told and counted too
+            recorder.consume(batch, each=enricher)
+        else:
+            recorder.consume(batch)
+    sink.close()
     follower.commit()
     follower.checkpoint()
     follower.close()
@@ -270,7 +286,10 @@ def parser_choice(path: Path, sample: int = 200_000) -> dict[str, Any]:
 
 
 def child(mode: str, path: Path, state_dir: Path) -> None:
-    result = run_baseline(path) if mode == "baseline" else run_recorder(path, state_dir)
+    if mode == "baseline":
+        result = run_baseline(path)
+    else:
+        result = run_recorder(path, state_dir, enrich=mode == "enricher")
     print(json.dumps(result))
 
 
@@ -288,7 +307,7 @@ def in_child(mode: str, path: Path, state_dir: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 4_000_000])
-    parser.add_argument("--child", choices=["baseline", "recorder"])
+    parser.add_argument("--child", choices=["baseline", "recorder", "enricher"])
     parser.add_argument("--file", type=Path)
     parser.add_argument("--state", type=Path)
     args = parser.parse_args()
@@ -303,12 +322,15 @@ def main() -> None:
             kinds = generate(log, lines)
             baseline = in_child("baseline", log, Path(folder))
             recorder = in_child("recorder", log, Path(folder))
+            enricher = in_child("enricher", log, Path(folder))
             runs[str(lines)] = {
                 "file_mib": round(log.stat().st_size / 2**20, 1),
                 "generated": kinds,
                 "baseline": baseline,
                 "recorder": recorder,
+                "enricher": enricher,
                 "ratio_recorder_over_baseline_time": recorder["seconds"] / baseline["seconds"],
+                "ratio_enricher_over_baseline_time": enricher["seconds"] / baseline["seconds"],
             }
             if lines == args.lines[0]:
                 report["parser"] = parser_choice(log)
@@ -323,6 +345,10 @@ def main() -> None:
         "ratio_recorder_over_baseline_time": max(
             run["ratio_recorder_over_baseline_time"] for run in runs.values()
         ),
+        "enricher_records_per_second": min(
+            run["enricher"]["records_per_second"] for run in runs.values()
+        ),
+        "enricher_peak_rss_mib": max(run["enricher"]["peak_rss_mib"] for run in runs.values()),
     }
     summary = report["summary"]
     report["meets_targets"] = (

@@ -20,11 +20,13 @@ Each SECCOMP record also counts in
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from hooks.seccomp import syscalls
 from nodesync.auditlog import AuditRecord, SeccompRecord
@@ -33,6 +35,23 @@ from nodesync.containers import ContainerRef
 METRIC_NAMESPACE: Final = "security_profiles_operator"
 METRIC_NAME: Final = "seccomp_profile_audit"  # exposed with the _total suffix
 LABELS: Final = ("node", "namespace", "pod", "container", "syscall")
+
+
+class _Counts(Collector):
+    """``security_profiles_operator_seccomp_profile_audit_total`` from a dict of counts."""
+
+    def __init__(self, counts: dict[tuple[str, str, str, str, str], int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            f"{METRIC_NAMESPACE}_{METRIC_NAME}",
+            "Counter of seccomp audit records, by the container that made them.",
+            labels=list(LABELS),
+        )
+        for labels, value in list(self.counts.items()):  # one C-level copy: safe against the writer
+            family.add_metric(list(labels), value)
+        yield family
 
 
 def _stdout(line: str) -> None:
@@ -60,13 +79,10 @@ class LogEnricher:
         self._write = write
         self._include_unattributed = include_unattributed
         self._names: dict[tuple[int, int], str] = {}
-        self.counter = Counter(
-            METRIC_NAME,
-            "Counter of seccomp audit records, by the container that made them.",
-            list(LABELS),
-            namespace=METRIC_NAMESPACE,
-            registry=registry,
-        )
+        # Counted in a plain dict and exposed when scraped: a prometheus_client child's
+        # labels() and inc() cost a fifth of the time of a record.
+        self.counts: dict[tuple[str, str, str, str, str], int] = {}
+        registry.register(_Counts(self.counts))
 
     def syscall_name(self, arch: int, number: int) -> str:
         key = (arch, number)
@@ -108,13 +124,8 @@ class LogEnricher:
         line = self.fields(record, ref)
         self._write(orjson.dumps(line).decode())
         if isinstance(record, SeccompRecord):
-            self.counter.labels(
-                node=self.node,
-                namespace=line["namespace"],
-                pod=line["pod"],
-                container=line["container"],
-                syscall=line["syscallName"],
-            ).inc()
+            key = (self.node, line["namespace"], line["pod"], line["container"], line["syscallName"])
+            self.counts[key] = self.counts.get(key, 0) + 1
         return line
 
     def __call__(self, record: AuditRecord, container_id: str | None) -> None:
