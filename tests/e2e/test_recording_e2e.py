@@ -40,6 +40,7 @@ from pathlib import Path
 import pytest
 from controlplane import ControlPlane
 from nodesync_process import NODE, eventually
+from prometheus_client.parser import text_string_to_metric_families
 from recording_env import (
     CONTAINER,
     DEADLINE,
@@ -120,6 +121,8 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
             # 4. the pod is done: the log enricher makes its profile
             demo.succeeded()
             profile = eventually("the recorded profile exists", lambda: profile_of(plane, NS, f"demo-{CONTAINER}"), agent, timeout=DEADLINE)
+            code, exposition = agent.get("/metrics")
+            assert code == 200
         finally:
             agent.stop(30)
 
@@ -135,6 +138,14 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
     assert "mkdir" not in names and "mkdirat" not in names
 
     # the enricher counted what it told
+    samples = {
+        (sample.labels.get("pod"), sample.labels.get("container"), sample.labels.get("syscall")): sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "security_profiles_operator_seccomp_profile_audit"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert samples.get(("demo-1", CONTAINER, "chdir"), 0) >= 1, sorted(samples)[:20]
     lines = agent.audit_lines("demo-1")
     assert {line["namespace"] for line in lines} == {NS} and {line["container"] for line in lines} == {CONTAINER}
     assert {line["node"] for line in lines} == {NODE}
