@@ -278,3 +278,24 @@ def test_kernel_log_watch_without_the_kernel_log_or_auditctl_watches_nothing(tmp
     watch.check()
     assert recorder.detector.losses == []
     watch.close()
+
+
+def test_the_pod_watch_asks_the_api_for_this_node_and_with_the_optimisation_the_label() -> None:
+    from nodesync.requesting import KubernetesCluster, PodSource
+
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorded(KubernetesCluster):
+        def __init__(self, namespace: str | None) -> None:  # no kubeconfig needed
+            self.namespace = namespace
+
+        def _list(self, path: str, query: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+            asked.append((path, query))
+            return [], "1"
+
+    PodSource(Recorded(None), "n1", selector(True)).list_configmaps("")
+    PodSource(Recorded("team"), "n1", selector(False)).list_configmaps("")
+    assert asked == [
+        ("/api/v1/pods", {"fieldSelector": "spec.nodeName=n1", "labelSelector": "spo.x-k8s.io/enable-recording"}),
+        ("/api/v1/namespaces/team/pods", {"fieldSelector": "spec.nodeName=n1"}),
+    ]
