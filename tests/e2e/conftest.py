@@ -9,19 +9,17 @@ reason, or fail when the CI environment variable is set.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 from controlplane import ControlPlane, ControlPlaneUnavailable, ensure_binaries
+from unavailable import unavailable as any_test_unavailable
 
 
 def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"control plane unavailable (CI is set): {reason}", pytrace=False)
-    pytest.skip(f"control plane unavailable: {reason}")
+    any_test_unavailable(f"control plane unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")

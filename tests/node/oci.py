@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pytest
+from unavailable import unavailable
 
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
 APPLETS = ("sh", "echo", "mkdir", "ls", "cat", "true", "sleep")
@@ -27,10 +27,7 @@ RUN_TIMEOUT = 60  # a hang is a failure, not a measurement
 
 def missing(what: str) -> NoReturn:
     """Fail under CI (where .ci/run installs it), skip with the reason elsewhere."""
-    message = f"{what} (Debian: apt-get install runc busybox-static auditd)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(f"{what} (Debian: apt-get install runc busybox-static auditd)")
 
 
 def is_static_elf(path: Path) -> bool:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from unavailable import unavailable
 
 from nodesync.selinux_batch import SemoduleInstaller
 
@@ -68,10 +69,7 @@ LEGACY_PERMS = ("tcp_recv", "tcp_send", "udp_recv", "udp_send", "recv_msg", "sen
 
 def missing(what: str) -> NoReturn:
     """Fail under CI (where .ci/run installs it), skip with the reason elsewhere."""
-    message = f"{what} (Debian: {APT})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(f"{what} (Debian: {APT})")
 
 
 def find_semodule() -> str:
