@@ -209,6 +209,12 @@ def strip_runtime(container_id: str) -> str:
     return rest if sep else container_id
 
 
+def pod_key(pod: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of a pod object."""
+    metadata = pod.get("metadata") or {}
+    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
 def container_index(pods: Iterable[Mapping[str, Any]]) -> dict[str, ContainerRef]:
     """container id -> (namespace, pod, container) from pod objects' container statuses.
 

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hooks.api import GROUP
 from nodesync import serving
@@ -52,6 +52,9 @@ from nodesync.logs import about, configure
 from nodesync.metrics import Metrics
 from nodesync.nodepods import NodePods, selector
 from nodesync.recording import Loss, LossDetector, Recorder, read_lost_counter
+
+if TYPE_CHECKING:  # imported when run: it is not needed to parse the arguments
+    from nodesync.recording_agent import RecordingAgent
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +287,7 @@ class DeferredRecording:
     what the recorder has, waits ``deferred``'s delay for the pod's last records.
     """
 
-    def __init__(self, agent: Any, deferred: Deferred) -> None:
+    def __init__(self, agent: RecordingAgent, deferred: Deferred) -> None:
         self.agent = agent
         self.deferred = deferred
 
@@ -297,27 +300,23 @@ class DeferredRecording:
 
     def relist(self, pods: Iterable[Mapping[str, Any]]) -> None:
         listed = list(pods)
-        present = {_pod_key(pod) for pod in listed}
-        gone = [pod for pod in self.agent.pods() if _pod_key(pod) not in present]
+        gone = self.agent.gone(listed)  # against what is known now, not when the list's turn comes
         for pod in listed:
             self.observe(pod)
         for pod in gone:
             self.deleted(pod)
 
 
-def _pod_key(pod: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = pod.get("metadata") or {}
-    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
-
-
 class RecorderState(StateFile):
     """The follower's positions, the recorder's traces and the recorded pods not finished yet,
     in one file written atomically: whatever a restart resumes from, it is one moment's."""
 
-    def __init__(self, path: Path | str, recorder: Recorder, agent: Any = None) -> None:
+    def __init__(
+        self, path: Path | str, recorder: Recorder, agent: RecordingAgent | None = None
+    ) -> None:
         super().__init__(path)
         self.recorder = recorder
-        self.agent = agent  # a recording_agent.RecordingAgent, or None
+        self.agent = agent
 
     def document(self, positions: Any) -> dict[str, Any]:
         document = super().document(positions)
@@ -371,12 +370,11 @@ def event(node: str, decision: Any) -> dict[str, Any]:
 
 def follow(
     follower: Follower,
-    recorder: Recorder,
+    agent: RecordingAgent,
     enricher: LogEnricher,
     deferred: Deferred,
     stop: threading.Event,
     *,
-    lock: threading.Lock,
     auditd: AuditdWatch | None = None,
     kernel: KernelLogWatch | None = None,
 ) -> None:
@@ -389,8 +387,7 @@ def follow(
                 kernel.check()
             batch = follower.poll()
             if batch:
-                with lock:
-                    recorder.consume(batch, each=enricher)
+                agent.consume(batch, each=enricher)
                 sys.stdout.flush()  # the enriched lines of a batch leave together
                 follower.commit()
             deferred.run_due()
@@ -421,13 +418,11 @@ def run(args: argparse.Namespace) -> int:
 
     pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
-    lock = threading.Lock()  # the recorder is read by the agent and fed by the follower
     deferred = Deferred(args.finish_delay)
     agent = RecordingAgent(
         recorder,
         api.create_profile,
         recording=api.get_profile_recording,
-        lock=lock,
         report=lambda decision: api.create_event(
             decision.target.ref.namespace, event(args.node_name, decision)
         ),
@@ -467,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals(stop, interrupt)
     loops: dict[str, Callable[[], None]] = {
         "audit-log": lambda: follow(
-            follower, recorder, enricher, deferred, stop, lock=lock, auditd=auditd, kernel=kernel
+            follower, agent, enricher, deferred, stop, auditd=auditd, kernel=kernel
         ),
         "pods": Watcher(source, pods, stop, timeout=args.watch_timeout).run,
         "merge": lambda: merge_loop(

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from hooks.api.profilerecording import ENABLE_RECORDING_LABEL
-from nodesync.containers import ContainerRef, container_index
+from nodesync.containers import ContainerRef, container_index, pod_key
 
 
 class Recording(Protocol):
@@ -39,11 +39,6 @@ def selector(memory_optimization: bool) -> str:
     return ENABLE_RECORDING_LABEL if memory_optimization else ""
 
 
-def _key(pod: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = pod.get("metadata") or {}
-    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
-
-
 class NodePods:
     """The container index of the watched pods; a ``watching.Fed``."""
 
@@ -57,9 +52,6 @@ class NodePods:
     def lookup(self, container_id: str) -> ContainerRef | None:
         return self._index.get(container_id)
 
-    def index(self) -> dict[str, ContainerRef]:
-        return self._index
-
     def __len__(self) -> int:
         return len(self._by_pod)
 
@@ -72,14 +64,14 @@ class NodePods:
     def relist(self, pods: Iterable[Mapping[str, Any]]) -> None:
         listed = list(pods)
         with self._lock:
-            self._by_pod = {_key(pod): container_index([pod]) for pod in listed}
+            self._by_pod = {pod_key(pod): container_index([pod]) for pod in listed}
             self._rebuild()
         if self._recording is not None:
             self._recording.relist(listed)
         self.ready.set()
 
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
-        key = _key(obj)
+        key = pod_key(obj)
         if kind == "DELETED":
             # the pod's ids stay known until the recording is read out: its last records
             # may still be on their way through the audit log

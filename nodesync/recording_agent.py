@@ -69,7 +69,8 @@ from hooks.problems import ProfileProblem
 from hooks.recording.podannotations import SELINUX_RECORDING_TYPE
 from hooks.seccomp.syscalls import native_arch
 from hooks.selinux import validation
-from nodesync.containers import ContainerRef, container_index
+from nodesync.auditlog import AuditRecord
+from nodesync.containers import ContainerRef, container_index, pod_key
 from nodesync.logs import about
 from nodesync.recording import (
     LossDetector,
@@ -142,11 +143,6 @@ class Decision:
 
 def _metadata(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return pod.get("metadata") or {}
-
-
-def pod_key(pod: Mapping[str, Any]) -> tuple[str, str]:
-    metadata = _metadata(pod)
-    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
 def replica_of(metadata: Mapping[str, Any]) -> str:
@@ -525,9 +521,11 @@ class RecordingAgent:
         namespace, name = pod_key(pod)
         return namespace, name, str(_metadata(pod).get("uid") or "")
 
-    def pods(self) -> list[Mapping[str, Any]]:
+    def gone(self, listed: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The recorded pods known now that a fresh list of the node's pods lacks."""
+        present = {pod_key(pod) for pod in listed}
         with self._lock:
-            return list(self._pods.values())
+            return [pod for key, pod in self._pods.items() if key not in present]
 
     def snapshot(self) -> list[Json]:
         """The recorded pods not finished yet, cut to what finishing them needs (saved with the
@@ -574,10 +572,7 @@ class RecordingAgent:
         """A fresh list of this node's pods: known recorded pods missing from it were deleted."""
         listed = list(pods)
         decisions = [d for pod in listed for d in self.observe(pod)]
-        present = {pod_key(pod) for pod in listed}
-        with self._lock:
-            gone = [pod for key, pod in self._pods.items() if key not in present]
-        for pod in gone:
+        for pod in self.gone(listed):
             decisions.extend(self.deleted(pod))
         return decisions
 
@@ -636,10 +631,13 @@ class RecordingAgent:
             self._retry(lambda: self.finish(pod))
         return []
 
-    def consume(self, lines: Iterable[str]) -> int:
-        """Feed audit log lines to the recorder (safe against a concurrent :meth:`finish`)."""
+    def consume(
+        self, lines: Iterable[str], each: Callable[[AuditRecord, str | None], None] | None = None
+    ) -> int:
+        """Feed audit log lines to the recorder (safe against a concurrent :meth:`finish`);
+        ``each`` as in :meth:`nodesync.recording.Recorder.consume`."""
         with self._recorder_lock:
-            return self.recorder.consume(lines)
+            return self.recorder.consume(lines, each)
 
     def _apply(self, decision: Decision) -> Decision:
         ref = decision.target.ref

@@ -227,10 +227,6 @@ class KubernetesCluster:
         """The pods scheduled to ``node_name`` (and matching ``selector``), for a ``Watcher``."""
         return PodSource(self, node_name, selector)
 
-    def list_node_pods(self, node_name: str, selector: str = "") -> list[Json]:
-        """The pods scheduled to ``node_name`` (in the watched namespace when restricted)."""
-        return self.pods_of_node(node_name, selector).list_configmaps("")[0]
-
     def _profiles_path(self, plural: str, namespace: str, name: str = "") -> str:
         version = _PROFILE_VERSIONS.get(plural)
         if version is None:
@@ -246,9 +242,6 @@ class KubernetesCluster:
             raise ValueError(f"not a recorded profile kind: {body.get('kind')!r}")
         namespace = str((body.get("metadata") or {}).get("namespace") or "")
         return self._json("POST", self._profiles_path(plural, namespace), body=body)
-
-    def create_seccomp_profile(self, body: Json) -> Json:
-        return self.create_profile(body)
 
     def list_profiles(self, plural: str, namespace: str, selector: str) -> list[Json]:
         return self._list(self._profiles_path(plural, namespace), {"labelSelector": selector})[0]

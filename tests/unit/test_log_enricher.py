@@ -48,7 +48,7 @@ class Calls:
     def remember(self, pod: Any) -> None:
         self.calls.append(("remember", pod["metadata"]["name"]))
 
-    def pods(self) -> list[Any]:
+    def gone(self, listed: Any) -> list[Any]:
         return []
 
     def deleted(self, pod: Any) -> None:
@@ -117,7 +117,7 @@ def test_a_list_taken_before_a_pod_was_added_does_not_finish_it() -> None:
     recorder.consume([SECCOMP.format(serial=1, nr=0)])
     now[0] += 5.0
     deferred.run_due()
-    assert created == [] and [p["metadata"]["name"] for p in agent.pods()] == ["web"]
+    assert created == [] and [p["metadata"]["name"] for p in agent.snapshot()] == ["web"]
     pods.relist([])  # now it is gone
     now[0] += 5.0
     deferred.run_due()
