@@ -30,7 +30,6 @@ breaks the workload it is meant for).
 from __future__ import annotations
 
 import argparse
-import datetime
 import heapq
 import itertools
 import logging
@@ -52,9 +51,10 @@ from nodesync.logs import about, configure
 from nodesync.metrics import Metrics
 from nodesync.nodepods import NodePods, selector
 from nodesync.recording import Loss, LossDetector, Recorder, read_lost_counter
+from nodesync.reporting import event_body
 
 if TYPE_CHECKING:  # imported when run: it is not needed to parse the arguments
-    from nodesync.recording_agent import RecordingAgent
+    from nodesync.recording_agent import Decision, RecordingAgent
 
 log = logging.getLogger(__name__)
 
@@ -337,35 +337,28 @@ class RecorderState(StateFile):
         return self.recorder.restore(recorded)
 
 
-def event(node: str, decision: Any) -> dict[str, Any]:
+def event(node: str, decision: Decision) -> dict[str, Any]:
     """The Event telling a ProfileRecording what became of one of its containers' profiles."""
     target = decision.target
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = decision.profile is None
     if failed:
         message = f"{target.kind} {decision.name} of container {target.ref.container} of pod {target.ref.pod} was not created: {decision.error}"
     else:
         message = f"recorded {target.kind} {decision.name} from container {target.ref.container} of pod {target.ref.pod}"
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{target.recording}.", "namespace": target.ref.namespace},
-        "involvedObject": {
-            "apiVersion": f"{GROUP}/v1alpha1",
-            "kind": "ProfileRecording",
-            "name": target.recording,
-            "namespace": target.ref.namespace,
-        },
-        "reason": "ProfileNotRecorded" if failed else "ProfileRecorded",
-        "message": message[:1024],
-        "type": "Warning" if failed else "Normal",
-        "source": {"component": COMPONENT, "host": node},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": node,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
+    involved = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "ProfileRecording",
+        "name": target.recording,
+        "namespace": target.ref.namespace,
     }
+    return event_body(
+        involved,
+        "ProfileNotRecorded" if failed else "ProfileRecorded",
+        message[:1024],
+        warning=failed,
+        component=COMPONENT,
+        node=node,
+    )
 
 
 def follow(

@@ -27,6 +27,34 @@ log = logging.getLogger(__name__)
 COMPONENT = "spo-nodesync"
 
 
+def event_body(
+    involved: dict[str, Any],
+    reason: str,
+    message: str,
+    *,
+    warning: bool,
+    component: str,
+    node: str,
+) -> dict[str, Any]:
+    """A core/v1 Event about ``involved`` (which names its namespace), from ``component`` on ``node``."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message,
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": component, "host": node},
+        "reportingComponent": component,
+        "reportingInstance": node,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
 class StatusSink(Protocol):
     """Where outcomes go: node statuses in the API (``NodeStatusReporter``) or nowhere (local mode)."""
 
@@ -177,24 +205,15 @@ class NodeStatusReporter:
         else:
             involved = {"apiVersion": "v1", "kind": "ConfigMap", "name": outcome.configmap}
         involved["namespace"] = outcome.namespace
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        error = outcome.state is ProfileState.ERROR
         what = "seccomp profile" if outcome.kind == SECCOMP_KIND else "SELinux policy"
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{outcome.name}.", "namespace": outcome.namespace},
-            "involvedObject": involved,
-            "reason": outcome.reason,
-            "message": outcome.message or f"{what} {outcome.state} on node {self.node}",
-            "type": "Warning" if error else "Normal",
-            "source": {"component": COMPONENT, "host": self.node},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self.node,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        body = event_body(
+            involved,
+            outcome.reason,
+            outcome.message or f"{what} {outcome.state} on node {self.node}",
+            warning=outcome.state is ProfileState.ERROR,
+            component=COMPONENT,
+            node=self.node,
+        )
         try:
             self.cluster.create_event(outcome.namespace, body)
         except ApiError as failure:
