@@ -135,17 +135,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def auditd_running(proc_root: Path | str = "/proc") -> bool:
-    """Whether a process named ``auditd`` runs (the host's, with hostPID)."""
+def auditd_pid(proc_root: Path | str = "/proc") -> int | None:
+    """The pid of a process named ``auditd`` (the host's, with hostPID), None when none runs."""
     for entry in Path(proc_root).iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() == "auditd":
-                return True
+                return int(entry.name)
         except OSError:
             continue
-    return False
+    return None
+
+
+def auditd_running(proc_root: Path | str = "/proc") -> bool:
+    return auditd_pid(proc_root) is not None
+
+
+class Every:
+    """True when called first, then at most once per ``interval`` seconds of ``clock``."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
 
 
 class AuditdWatch:
@@ -166,16 +186,12 @@ class AuditdWatch:
     ) -> None:
         self.detector = detector
         self.proc_root = proc_root
-        self.interval = interval
         self._running = running
-        self._clock = clock
-        self._last: float | None = None
+        self._due = Every(interval, clock)
 
     def check(self) -> None:
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval:
+        if not self._due():
             return
-        self._last = now
         missing = self.detector.ongoing(self.REASON)
         if self._running(self.proc_root):
             if missing:
@@ -206,9 +222,7 @@ class KernelLogWatch:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.detector = detector
-        self.interval = interval
-        self._clock = clock
-        self._last: float | None = None
+        self._due = Every(interval, clock)
         self._fd: int | None = None
         if kmsg is not None:
             try:
@@ -235,10 +249,8 @@ class KernelLogWatch:
                 detector.counter(first)
 
     def check(self) -> None:
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval:
+        if not self._due():
             return
-        self._last = now
         if self._fd is not None:
             self.detector.read_kmsg(self._fd)
         if self._counter is not None:

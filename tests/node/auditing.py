@@ -18,20 +18,15 @@ from pathlib import Path
 from oci import missing
 from unavailable import unavailable
 
+from nodesync.enricher_command import auditd_pid
+
 AUDIT_LOG = Path("/var/log/audit/audit.log")
 WAIT = 30.0
 
 
 def running_auditd() -> int | None:
     """The pid of the running auditd, None when there is none."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "auditd":
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
+    return auditd_pid()
 
 
 def _binary() -> str:
