@@ -43,7 +43,7 @@ from loadgen import (  # bench/ is on sys.path when run as a script
     wait_ready,
 )
 
-from hooks.binding import admission, table
+from hooks.cluster.binding import admission, table
 
 NS = "bench"
 BINDINGS = 1000
@@ -53,8 +53,8 @@ HERE = Path(__file__).resolve().parent
 
 def app() -> Flask:
     """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow baseline."""
-    from hooks.app import create_app
-    from hooks.web import binding
+    from hooks.cluster.app import create_app
+    from hooks.cluster.web import binding
 
     flask_app = create_app({"ECHO_ROUTE": True})
     if binding.blueprint.name not in flask_app.blueprints:

@@ -31,7 +31,7 @@ from loadgen import (  # bench/ is on sys.path when run as a script
     wait_ready,
 )
 
-from hooks.seccomp import syscalls
+from hooks.api import syscalls
 
 GROUP = "security-profiles-operator.x-k8s.io"
 NS = "bench"

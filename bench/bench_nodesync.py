@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hooks.api.configmaps import configmap_metadata  # noqa: E402
-from nodesync.materialising import materialise  # noqa: E402
-from nodesync.paths import profile_path  # noqa: E402
+from nodesync.seccomp.materialising import materialise  # noqa: E402
+from nodesync.seccomp.paths import profile_path  # noqa: E402
 
 SYSCALLS = [
     "accept4",

@@ -43,11 +43,21 @@ sys.path.insert(0, str(REPO))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from nodesync.auditlog import SeccompRecord, parse  # noqa: E402
-from nodesync.containers import ContainerRef, ContainerResolver  # noqa: E402
-from nodesync.enriching import LogEnricher  # noqa: E402
-from nodesync.following import Follower, Position, StateFile  # noqa: E402
-from nodesync.recording import Recorder  # noqa: E402
+from nodesync.enricher.auditlog import (  # noqa: E402
+    SeccompRecord,
+    parse,
+)
+from nodesync.enricher.containers import (  # noqa: E402
+    ContainerRef,
+    ContainerResolver,
+)
+from nodesync.enricher.enriching import LogEnricher  # noqa: E402
+from nodesync.enricher.following import (  # noqa: E402
+    Follower,
+    Position,
+    StateFile,
+)
+from nodesync.enricher.recorder import Recorder  # noqa: E402
 
 CONTAINER_PIDS = range(20000, 20200)
 HOST_PIDS = range(100, 110)

@@ -38,10 +38,14 @@ from selinux_env import copy_store, find_semodule, install_base  # noqa: E402
 from selinuxd_double import SelinuxdDouble  # noqa: E402
 
 from hooks.api.profilestate import ProfileState  # noqa: E402
-from nodesync.selinux_batch import SemoduleInstaller  # noqa: E402
-from nodesync.selinux_files import DropDir  # noqa: E402
-from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync  # noqa: E402
-from nodesync.selinuxd_client import SelinuxdClient  # noqa: E402
+from nodesync.selinux.batch import SemoduleInstaller  # noqa: E402
+from nodesync.selinux.dropdir import DropDir  # noqa: E402
+from nodesync.selinux.selinuxd import SelinuxdClient  # noqa: E402
+from nodesync.selinux.sync import (  # noqa: E402
+    BatchBackend,
+    SelinuxdBackend,
+    SelinuxSync,
+)
 
 POLICY = """\
 (block {name}

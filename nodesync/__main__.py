@@ -2,6 +2,6 @@
 
 import sys
 
-from nodesync.command import main
+from nodesync.command.nodesync import main
 
 sys.exit(main(sys.argv[1:]))

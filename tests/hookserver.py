@@ -63,7 +63,7 @@ def running_hooks(workers: int = 2) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "hooks.cli", "hooks", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    argv = [sys.executable, "-m", "hooks.command.cli", "hooks", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     with serving(argv, base, env=env):
         yield base
 

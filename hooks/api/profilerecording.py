@@ -55,6 +55,9 @@ SECCOMP_RECORD_BPF_ANNOTATION = "io.containers.trace-bpf/"
 SELINUX_RECORD_LOGS_ANNOTATION = "io.containers.trace-avcs/"
 
 LOG_ENRICHER_PROFILE = "log-enricher-trace"
+# The Ready condition's reason while a recording with mergeStrategy containers waits
+# for the log enricher to merge its partial profiles.
+WAITING_FOR_MERGE = "WaitingForMerge"
 """The seccomp profile (in the operator's namespace) that a container recorded from the logs runs under."""
 
 

@@ -9,8 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hooks.contract import SyncRequest
-from hooks.seccomp import controller
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.seccomp import controller
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 RESPONSES = sorted(GOLDEN.rglob("response.json"))

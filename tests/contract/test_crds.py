@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hooks import crdfiles
+from hooks.command import crdfiles
 
 ROOT = Path(__file__).parent.parent.parent
 CRDS = ROOT / "crds"

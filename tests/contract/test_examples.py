@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from hooks import crdfiles
 from hooks.api.crdgen import all_kinds
+from hooks.command import crdfiles
 
 ROOT = Path(__file__).parent.parent.parent
 EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))

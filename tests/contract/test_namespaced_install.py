@@ -19,7 +19,7 @@ import yaml
 from unavailable import unavailable
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
-from hooks.spod import daemonset
+from hooks.cluster.spod import daemonset
 
 ROOT = Path(__file__).parents[2]
 BASE = ROOT / "metacontroller"

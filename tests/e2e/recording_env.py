@@ -46,7 +46,7 @@ from oci import Bundle, Run, localhost_seccomp
 
 from hooks.api import GROUP
 from hooks.api.seccompprofile import SeccompProfileSpec
-from hooks.seccomp.oci import encode, runtime_profile
+from hooks.cluster.seccomp.oci import encode, runtime_profile
 
 PROFILES = f"seccompprofiles.{GROUP}"
 RECORDINGS = f"profilerecordings.{GROUP}"
@@ -66,7 +66,7 @@ class LogEnricher(NodeSync):
         return [
             sys.executable,
             "-m",
-            "hooks.cli",
+            "hooks.command.cli",
             "log-enricher",
             "--kubeconfig",
             str(self.kubeconfig),

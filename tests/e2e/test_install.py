@@ -12,8 +12,8 @@ from controlplane import ControlPlane
 
 from hooks.api import GROUP
 from hooks.api.crdgen import all_kinds
-from hooks.contract import SyncRequest
-from hooks.seccomp import controller
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.seccomp import controller
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent

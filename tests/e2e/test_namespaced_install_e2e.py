@@ -26,7 +26,7 @@ from nodesync_process import NodeSync, eventually, node_status
 
 from hooks.api import GROUP
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, SELINUX_KEY, configmap_metadata
-from hooks.spod import daemonset
+from hooks.cluster.spod import daemonset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 from selinuxd_double import SelinuxdDouble

@@ -27,8 +27,8 @@ from hooks.api import GROUP
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
 from hooks.api.nodestatus import PROFILE_STATE_LABEL
 from hooks.api.seccompprofile import SeccompProfileSpec
-from hooks.seccomp.oci import encode, runtime_profile
-from nodesync import reasons
+from hooks.cluster.seccomp.oci import encode, runtime_profile
+from nodesync.nodeio import reasons
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent

@@ -38,8 +38,8 @@ from hooks.api.configmaps import (
 from hooks.api.nodestatus import PROFILE_KIND_LABEL, PROFILE_STATE_LABEL
 from hooks.api.rawselinuxprofile import RawSelinuxProfile
 from hooks.api.selinuxprofile import SelinuxProfile
-from hooks.selinux.translation import translate
-from nodesync.selinux_batch import SemoduleInstaller
+from hooks.cluster.selinux.translation import translate
+from nodesync.selinux.batch import SemoduleInstaller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 from selinux_env import copy_store, find_semodule, install_base, selinuxd_unavailable

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the 
 from auditing import auditd_running
 from oci import Bundle, find_busybox, find_runc
 
-from hooks.recording.controller import WAITING_FOR_MERGE
+from hooks.api.profilerecording import WAITING_FOR_MERGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the 
 from auditing import AUDIT_LOG, auditd_running
 from oci import Bundle, find_busybox, find_runc
 
-from hooks.seccomp import syscalls
-from nodesync.enricher_command import STATE_FILE
+from hooks.api import syscalls
+from nodesync.command.logenricher import STATE_FILE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 

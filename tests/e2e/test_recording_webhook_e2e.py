@@ -36,7 +36,7 @@ from webhooks import (
 )
 
 from hooks.api import GROUP
-from hooks.recording import table as recording_table
+from hooks.cluster.recording import table as recording_table
 
 pytestmark = pytest.mark.e2e
 RECORDING_NS = "rec-e2e"

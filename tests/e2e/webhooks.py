@@ -41,8 +41,8 @@ def webhook_app() -> Flask:
     """What gunicorn serves: the hook app, with the binding and recording blueprints until
     hooks/app.py registers them (and the recording route, until hooks/web/binding.py drops its
     placeholder for the same path: the first rule registered for a path wins)."""
-    from hooks.app import create_app
-    from hooks.web import binding, recording
+    from hooks.cluster.app import create_app
+    from hooks.cluster.web import binding, recording
 
     app = create_app()
     for blueprint in (binding.blueprint, recording.blueprint):

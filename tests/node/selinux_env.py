@@ -43,7 +43,7 @@ from typing import Any, NoReturn
 import pytest
 from unavailable import unavailable
 
-from nodesync.selinux_batch import SemoduleInstaller
+from nodesync.selinux.batch import SemoduleInstaller
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"

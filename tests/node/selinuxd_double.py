@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodesync.selinux_batch import SemoduleInstaller
+from nodesync.selinux.batch import SemoduleInstaller
 
 Install = Callable[[Path], tuple[bool, str]]
 Remove = Callable[[str], tuple[bool, str]]

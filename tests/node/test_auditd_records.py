@@ -29,11 +29,11 @@ from auditing import AUDIT_LOG, auditd_running
 from oci import Bundle, Run
 from prometheus_client import CollectorRegistry
 
-from nodesync.auditlog import SeccompRecord, parse
-from nodesync.containers import ContainerRef, ContainerResolver, container_index
-from nodesync.enriching import LogEnricher
-from nodesync.following import Follower, StateFile
-from nodesync.recording import Recorder
+from nodesync.enricher.auditlog import SeccompRecord, parse
+from nodesync.enricher.containers import ContainerRef, ContainerResolver, container_index
+from nodesync.enricher.enriching import LogEnricher
+from nodesync.enricher.following import Follower, StateFile
+from nodesync.enricher.recorder import Recorder
 
 pytestmark = pytest.mark.node
 

@@ -186,6 +186,6 @@ def test_node_without_seccomp_installs_nothing(tmp_path: Path) -> None:
 
 
 def test_this_kernel_has_seccomp() -> None:
-    from nodesync.seccompsupport import seccomp_supported
+    from nodesync.seccomp.support import seccomp_supported
 
     assert seccomp_supported(Path("/proc"))

@@ -29,12 +29,12 @@ from selinux_env import (
 from selinuxd_double import SelinuxdDouble
 
 from hooks.api.profilestate import ProfileState
-from nodesync import reports
-from nodesync.selinux_batch import SemoduleInstaller
-from nodesync.selinux_files import DropDir
-from nodesync.selinux_recording_policy import RECORDING_POLICY, RECORDING_TYPE
-from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync
-from nodesync.selinuxd_client import SelinuxdClient
+from nodesync.nodeio import reports
+from nodesync.selinux.batch import SemoduleInstaller
+from nodesync.selinux.dropdir import DropDir
+from nodesync.selinux.recordingpolicy import RECORDING_POLICY, RECORDING_TYPE
+from nodesync.selinux.selinuxd import SelinuxdClient
+from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
 
 pytestmark = pytest.mark.node
 
@@ -243,7 +243,7 @@ def example_policies() -> list[str]:
     """The CIL the hooks make of every example in examples/selinux."""
     from hooks.api.rawselinuxprofile import RawSelinuxProfile
     from hooks.api.selinuxprofile import SelinuxProfile
-    from hooks.selinux.translation import translate
+    from hooks.cluster.selinux.translation import translate
 
     profiles: list[SelinuxProfile | RawSelinuxProfile] = []
     for path in sorted((ROOT / "examples/selinux").glob("*.yaml")):
@@ -297,10 +297,10 @@ def avc(serial: int, perms: str, ttype: str, tclass: str) -> str:
 def test_a_profile_recorded_from_avcs_installs(store: SemoduleInstaller, tmp_path: Path) -> None:
     """AVCs of a recorded container -> the log enricher's SelinuxProfile -> the hook's CIL -> the store."""
     from hooks.api.selinuxprofile import SelinuxProfile
-    from hooks.selinux.translation import translate
-    from nodesync.containers import Lookup
-    from nodesync.recording import Recorder
-    from nodesync.recording_agent import RecordingAgent
+    from hooks.cluster.selinux.translation import translate
+    from nodesync.enricher.containers import Lookup
+    from nodesync.enricher.recorder import Recorder
+    from nodesync.enricher.recordingagent import RecordingAgent
 
     container_id = "c" * 64
     recorder = Recorder(lambda pid: Lookup(container_id if pid == 4242 else None, "host"))

@@ -11,9 +11,9 @@ from typing import NoReturn
 import pytest
 from unavailable import unavailable
 
+from hooks.api import syscalls
 from hooks.api.seccompprofile import Arch
-from hooks.seccomp import syscalls
-from hooks.seccomp.syscalltable import (
+from tools.syscalltable import (
     DATA_FILE,
     Libseccomp,
     LibseccompMissingError,
@@ -62,7 +62,7 @@ def _sample(names: frozenset[str]) -> list[str]:
 def test_committed_table_is_what_libseccomp_generates(lib: Libseccomp) -> None:
     generated = render(build_table(lib))
     committed = DATA_FILE.read_text(encoding="utf-8")
-    assert generated == committed, "run: python -m hooks.seccomp.syscalltable --write"
+    assert generated == committed, "run: python -m tools.syscalltable --write"
     assert syscalls.libseccomp_version() == lib.version()
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodesync.auditlog import (
+from nodesync.enricher.auditlog import (
     AvcRecord,
     SeccompRecord,
     context_type,

@@ -18,8 +18,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hooks.binding import admission
-from hooks.binding.table import EMPTY, decode
+from hooks.cluster.binding import admission
+from hooks.cluster.binding.table import EMPTY, decode
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "binding" / "admission"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from hooks.binding import controller
-from hooks.contract import CustomizeRequest, SyncRequest
+from hooks.cluster.binding import controller
+from hooks.cluster.contract import CustomizeRequest, SyncRequest
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "binding" / "controller"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())

@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hooks.app import create_app
-from hooks.binding import loading, table
-from hooks.web import binding
+from hooks.cluster.app import create_app
+from hooks.cluster.binding import loading, table
+from hooks.cluster.web import binding
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "binding" / "admission"
 BOUND = GOLDEN / "seccomp-container-without-security-context-bound"

@@ -15,8 +15,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hooks.binding import decorator, table, webhookconfig
-from hooks.contract import CustomizeRequest
+from hooks.cluster.binding import decorator, table, webhookconfig
+from hooks.cluster.contract import CustomizeRequest
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "namespace"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nodesync.containers import (
+from nodesync.enricher.containers import (
     ContainerRef,
     ContainerResolver,
     Lookup,

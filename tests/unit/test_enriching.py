@@ -6,10 +6,10 @@ import json
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from nodesync.auditlog import parse
-from nodesync.containers import ContainerRef, Lookup, Unknown
-from nodesync.enriching import LogEnricher
-from nodesync.recording import Recorder
+from nodesync.enricher.auditlog import parse
+from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
+from nodesync.enricher.enriching import LogEnricher
+from nodesync.enricher.recorder import Recorder
 
 WEB = "a" * 64
 INDEX = {WEB: ContainerRef("shop", "web-1", "nginx")}

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from nodesync.following import Follower, Position, StateFile
+from nodesync.enricher.following import Follower, Position, StateFile
 
 
 def append(path: Path, text: str) -> None:

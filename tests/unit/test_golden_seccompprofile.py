@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hooks.contract import SyncRequest
-from hooks.seccomp import controller
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.seccomp import controller
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "seccompprofile"
 NOW = "2026-01-01T00:00:00Z"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from hooks.contract import SyncRequest
-from hooks.selinux import controller
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.selinux import controller
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 KINDS = {"selinuxprofile": controller.SELINUX_KIND, "rawselinuxprofile": controller.RAW_KIND}

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from hooks.contract import LAST_APPLIED, SyncRequest
-from hooks.spod import controller, daemonset, validation
+from hooks.cluster.contract import LAST_APPLIED, SyncRequest
+from hooks.cluster.spod import controller, daemonset, validation
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "spod"
 NOW = "2026-01-01T00:00:00Z"

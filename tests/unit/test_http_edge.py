@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from hooks.app import create_app
+from hooks.cluster.app import create_app
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "seccompprofile"
 PARENT = {

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from hooks.cli import parser
-from nodesync.containers import ContainerRef, Lookup
-from nodesync.enricher_command import (
+from hooks.command.cli import parser
+from nodesync.command.logenricher import (
     AuditdWatch,
     Deferred,
     DeferredRecording,
@@ -19,10 +18,11 @@ from nodesync.enricher_command import (
     auditd_running,
     event,
 )
-from nodesync.following import Position
-from nodesync.nodepods import NodePods, selector
-from nodesync.recording import Loss, Recorder
-from nodesync.recording_agent import Decision, RecordingAgent, Target
+from nodesync.enricher.containers import ContainerRef, Lookup
+from nodesync.enricher.following import Position
+from nodesync.enricher.nodepods import NodePods, selector
+from nodesync.enricher.recorder import Loss, Recorder
+from nodesync.enricher.recordingagent import Decision, RecordingAgent, Target
 
 CID_A = "a" * 64
 CID_B = "b" * 64
@@ -281,7 +281,7 @@ def test_kernel_log_watch_without_the_kernel_log_or_auditctl_watches_nothing(tmp
 
 
 def test_the_pod_watch_asks_the_api_for_this_node_and_with_the_optimisation_the_label() -> None:
-    from nodesync.requesting import KubernetesCluster, PodSource
+    from nodesync.nodeio.requesting import KubernetesCluster, PodSource
 
     asked: list[tuple[str, dict[str, Any]]] = []
 

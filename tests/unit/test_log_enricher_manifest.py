@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks import cli
 from hooks.api.spod import SecurityProfilesOperatorDaemon
-from hooks.spod import daemonset
+from hooks.cluster.spod import daemonset
+from hooks.command import cli
 
 ROOT = Path(__file__).parents[2]
 MANIFEST = ROOT / "metacontroller/base/log-enricher.yaml"

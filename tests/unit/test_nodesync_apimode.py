@@ -1,6 +1,6 @@
 """The API mode against a small in-memory fake of the API server: watch, node statuses, retries.
 
-The fake implements ``nodesync.cluster.Cluster`` with the API server's rules that
+The fake implements ``nodesync.nodeio.cluster.Cluster`` with the API server's rules that
 matter here: a watch that can expire (410) or drop, create conflicts (409),
 merge patches, and a status subresource (``.status`` changes only via /status).
 """
@@ -17,13 +17,13 @@ import pytest
 
 from hooks.api.configmaps import configmap_metadata
 from hooks.api.nodestatus import status_name
-from nodesync import reasons
-from nodesync.agent import Agent
-from nodesync.cluster import ApiError, Json
-from nodesync.materialising import Materialiser
-from nodesync.metrics import Metrics
-from nodesync.reporting import NodeStatusReporter
-from nodesync.watching import SELECTOR, Backoff, Watcher
+from nodesync.nodeio import reasons
+from nodesync.nodeio.agent import Agent
+from nodesync.nodeio.cluster import ApiError, Json
+from nodesync.nodeio.metrics import Metrics
+from nodesync.nodeio.reporting import NodeStatusReporter
+from nodesync.nodeio.watching import SELECTOR, Backoff, Watcher
+from nodesync.seccomp.materialising import Materialiser
 
 NODE = "node-1"
 OWNER = {

@@ -14,14 +14,14 @@ import pytest
 import yaml
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
-from hooks.spod import daemonset
-from nodesync import command
-from nodesync.cluster import ApiError
-from nodesync.selinux_batch import SemoduleInstaller
-from nodesync.selinux_files import DropDir
-from nodesync.selinux_recording_policy import OPERATOR_POLICIES
-from nodesync.selinux_sync import BatchBackend, SelinuxSync
-from nodesync.selinuxd_client import DEFAULT_SOCKET
+from hooks.cluster.spod import daemonset
+from nodesync.command import nodesync as command
+from nodesync.nodeio.cluster import ApiError
+from nodesync.selinux.batch import SemoduleInstaller
+from nodesync.selinux.dropdir import DropDir
+from nodesync.selinux.recordingpolicy import OPERATOR_POLICIES
+from nodesync.selinux.selinuxd import DEFAULT_SOCKET
+from nodesync.selinux.sync import BatchBackend, SelinuxSync
 
 ROOT = Path(__file__).parents[2]
 ENV = ("SELINUX_POLICY_DIR", "SELINUXD_SOCKET", "WATCH_NAMESPACE", "NODE_NAME", "KUBELET_DIR")
@@ -298,7 +298,7 @@ def kubeconfig(tmp_path: Path) -> str:
 def test_a_namespaced_cluster_uses_namespaced_paths_and_writes_nowhere_else(
     tmp_path: Path,
 ) -> None:
-    from nodesync.requesting import KubernetesCluster
+    from nodesync.nodeio.requesting import KubernetesCluster
 
     paths: list[tuple[str, str]] = []
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from nodesync import command
+from nodesync.command import nodesync as command
 
 CONFIGMAP = {
     "apiVersion": "v1",

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
-from hooks.spod.daemonset import daemonset as build_daemonset
+from hooks.cluster.spod.daemonset import daemonset as build_daemonset
 
 MANIFEST = Path(__file__).parents[2] / "metacontroller/base/nodesync.yaml"
 SPOD = Path(__file__).parents[2] / "metacontroller/base/spod.yaml"

@@ -13,11 +13,11 @@ from unavailable import unavailable
 
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, configmap_metadata
 from hooks.api.profilestate import ProfileState
-from nodesync import reasons
-from nodesync.materialising import Materialiser, materialise
-from nodesync.metrics import Metrics
-from nodesync.plan import Perms
-from nodesync.profiles import read_configmaps
+from nodesync.nodeio import reasons
+from nodesync.nodeio.metrics import Metrics
+from nodesync.nodeio.plan import Perms
+from nodesync.nodeio.sources import read_configmaps
+from nodesync.seccomp.materialising import Materialiser, materialise
 
 ALLOW = json.dumps({"defaultAction": "SCMP_ACT_ALLOW"})
 

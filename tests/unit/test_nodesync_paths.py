@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodesync.paths import PathError, localhost_profile, operator_root, profile_path, relative_path
+from nodesync.seccomp.paths import (
+    PathError,
+    localhost_profile,
+    operator_root,
+    profile_path,
+    relative_path,
+)
 
 ROOT = Path("/var/lib/kubelet")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nodesync.plan import (
+from nodesync.nodeio.plan import (
     EntryType,
     FixDir,
     Observed,
@@ -13,7 +13,7 @@ from nodesync.plan import (
     Write,
     plan,
 )
-from nodesync.profiles import digest_of
+from nodesync.nodeio.sources import digest_of
 
 PERMS = Perms(uid=65535, gid=65535)
 

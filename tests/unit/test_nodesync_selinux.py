@@ -18,20 +18,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 from selinuxd_double import SelinuxdDouble
 
 from hooks.api.profilestate import ProfileState
-from nodesync import reports
-from nodesync.outcomes import Outcome
-from nodesync.selinux_agent import SELECTOR, SelinuxAgent, node_selector
-from nodesync.selinux_batch import SemoduleInstaller, clean_output
-from nodesync.selinux_files import STAGING, DropDir
-from nodesync.selinux_policies import (
+from nodesync.nodeio import reports
+from nodesync.nodeio.outcomes import Outcome
+from nodesync.selinux.batch import SemoduleInstaller, clean_output
+from nodesync.selinux.dropdir import STAGING, DropDir
+from nodesync.selinux.policies import (
     INVALID_POLICY,
     Policy,
     PolicyRejection,
     read_policies,
     read_policy,
 )
-from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync
-from nodesync.selinuxd_client import SelinuxdClient, SelinuxdError
+from nodesync.selinux.reporter import SELECTOR, SelinuxAgent, node_selector
+from nodesync.selinux.selinuxd import SelinuxdClient, SelinuxdError
+from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
 
 
 def configmap(

@@ -20,20 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 
 from selinuxd_double import SelinuxdDouble
 
-from hooks.recording.podannotations import SELINUX_RECORDING_TYPE
-from nodesync import command
-from nodesync.outcomes import Outcome
-from nodesync.selinux_agent import SelinuxAgent
-from nodesync.selinux_batch import SemoduleInstaller
-from nodesync.selinux_files import STAGING, DropDir
-from nodesync.selinux_recording_policy import (
+from hooks.api.podannotations import SELINUX_RECORDING_TYPE
+from nodesync.command import nodesync as command
+from nodesync.nodeio.outcomes import Outcome
+from nodesync.selinux.batch import SemoduleInstaller
+from nodesync.selinux.dropdir import STAGING, DropDir
+from nodesync.selinux.recordingpolicy import (
     OPERATOR_POLICIES,
     RECORDING_CIL,
     RECORDING_POLICY,
     RECORDING_TYPE,
 )
-from nodesync.selinux_sync import BatchBackend, SelinuxdBackend, SelinuxSync
-from nodesync.selinuxd_client import SelinuxdClient
+from nodesync.selinux.reporter import SelinuxAgent
+from nodesync.selinux.selinuxd import SelinuxdClient
+from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
 
 RECORDING_FILE = RECORDING_POLICY + ".cil"
 
@@ -215,7 +215,7 @@ def test_it_is_installed_with_the_profiles_but_never_reported(tmp_path: Path) ->
 def test_its_outcome_is_logged_once_and_a_failure_as_an_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="nodesync.selinux_sync")
+    caplog.set_level(logging.INFO, logger="nodesync.selinux.sync")
     sync, _ = batch_sync(tmp_path, own={RECORDING_POLICY: b"(block selinuxrecording BROKEN)\n"})
     outcomes = sync.converge([configmap("a")])
     assert [(o.name, o.state.value) for o in outcomes] == [("a", "Installed")]
@@ -254,7 +254,7 @@ def test_through_selinuxd_it_is_polled_until_installed_then_logged(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="nodesync.selinux_sync")
+    caplog.set_level(logging.INFO, logger="nodesync.selinux.sync")
     double, gate = selinuxd
     client = SelinuxdClient(str(double.socket_path))
     sync = SelinuxSync(DropDir(tmp_path / "drop"), SelinuxdBackend(client))

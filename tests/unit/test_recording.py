@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nodesync.containers import ContainerRef, ContainerResolver, Lookup, Unknown
-from nodesync.recording import (
+from nodesync.enricher.containers import ContainerRef, ContainerResolver, Lookup, Unknown
+from nodesync.enricher.recorder import (
     LossDetector,
     Recorder,
     RecordsLost,

@@ -18,9 +18,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hooks.binding.admission import MAX_WARNING_CHARS, AdmissionReviewRequest
-from hooks.recording import admission, podannotations
-from hooks.recording.table import EMPTY, decode
+from hooks.api import podannotations
+from hooks.cluster.binding.admission import MAX_WARNING_CHARS, AdmissionReviewRequest
+from hooks.cluster.recording import admission
+from hooks.cluster.recording.table import EMPTY, decode
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "admission"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())

@@ -5,16 +5,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from hooks.api import selinuxrules as validation
 from hooks.api.profilerecording import (
     PROFILE_PARTIAL_LABEL,
     PROFILE_TO_CONTAINER_LABEL,
     PROFILE_TO_RECORDING_LABEL,
 )
 from hooks.api.selinuxprofile import SelinuxProfile
-from hooks.selinux import validation
-from hooks.selinux.translation import translate
-from nodesync.containers import ContainerRef, Lookup, Unknown
-from nodesync.recording import (
+from hooks.cluster.selinux.translation import translate
+from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
+from nodesync.enricher.recorder import (
     Loss,
     LossDetector,
     RecordedAvcs,
@@ -22,7 +22,7 @@ from nodesync.recording import (
     Recorder,
     RecordsLost,
 )
-from nodesync.recording_agent import (
+from nodesync.enricher.recordingagent import (
     Decision,
     RecordingAgent,
     Target,

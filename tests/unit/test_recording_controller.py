@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from hooks.contract import CustomizeRequest, SyncRequest
-from hooks.recording import controller
+from hooks.cluster.contract import CustomizeRequest, SyncRequest
+from hooks.cluster.recording import controller
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "controller"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())

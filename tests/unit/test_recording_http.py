@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hooks.app import create_app
-from hooks.binding import loading as binding_loading
-from hooks.recording import loading, table
-from hooks.web import recording
+from hooks.cluster.app import create_app
+from hooks.cluster.binding import loading as binding_loading
+from hooks.cluster.recording import loading, table
+from hooks.cluster.web import recording
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "recording"
 RECORDED = GOLDEN / "admission" / "seccomp-container-recorded"

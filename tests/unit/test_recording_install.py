@@ -11,8 +11,8 @@ from flask import Flask
 from hooks.api import profilerecording as api
 from hooks.api import seccompprofile as seccomp_api
 from hooks.api.spod import OPERATOR_NAMESPACE
-from hooks.recording.table import LOGGING_PROFILE_PATH
-from hooks.web import recording
+from hooks.cluster.recording.table import LOGGING_PROFILE_PATH
+from hooks.cluster.web import recording
 
 INSTALL = Path(__file__).resolve().parent.parent.parent / "metacontroller" / "base"
 

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from hooks.api.selinuxprofile import SelinuxProfile
-from hooks.contract import SyncRequest
-from hooks.recording import controller
-from hooks.selinux.translation import translate
-from nodesync.cluster import ApiError
-from nodesync.recording_merge import (
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.recording import controller
+from hooks.cluster.selinux.translation import translate
+from nodesync.enricher.merging import (
     MergeResult,
     merge_loop,
     merge_plan,
@@ -23,6 +22,7 @@ from nodesync.recording_merge import (
     merged_profiles,
     waiting_for_merge,
 )
+from nodesync.nodeio.cluster import ApiError
 
 GROUP = "security-profiles-operator.x-k8s.io"
 RECORDING_LABEL = "spo.x-k8s.io/recording-id"

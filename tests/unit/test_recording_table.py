@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hooks.api import podannotations
 from hooks.api import profilerecording as api
-from hooks.recording import podannotations, selectors
-from hooks.recording.table import (
+from hooks.cluster.recording import selectors
+from hooks.cluster.recording.table import (
     EMPTY,
     LOGGING_PROFILE_PATH,
     RELATED_RULE,

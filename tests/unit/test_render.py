@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hooks import cli
+from hooks.command import cli
 
 ROOT = Path(__file__).parent.parent.parent
 EXAMPLES = ROOT / "examples"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hooks.contract import SyncRequest
-from hooks.seccomp import controller
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.seccomp import controller
 
 
 def _request(spec: dict[str, Any], children: dict[str, Any] | None = None) -> SyncRequest:

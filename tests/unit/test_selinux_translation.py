@@ -12,11 +12,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooks.api import selinuxrules as validation
+from hooks.api.problems import ProfileProblem
 from hooks.api.rawselinuxprofile import RawSelinuxProfile
 from hooks.api.selinuxprofile import SelinuxProfile
-from hooks.problems import ProfileProblem
-from hooks.selinux import validation
-from hooks.selinux.translation import allow_rules, raw_cil, translate
+from hooks.cluster.selinux.translation import allow_rules, raw_cil, translate
 
 NS = "team-a"
 EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "selinux"

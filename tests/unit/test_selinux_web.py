@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
-from hooks.metrics import HookMetrics
-from hooks.web import edge, selinuxprofile
-from hooks.web.jsoncodec import OrjsonProvider
+from hooks.cluster.metrics import HookMetrics
+from hooks.cluster.web import edge, selinuxprofile
+from hooks.cluster.web.jsoncodec import OrjsonProvider
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 GROUP = "security-profiles-operator.x-k8s.io"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
-from hooks.spod import daemonset
+from hooks.cluster.spod import daemonset
 
 ROOT = Path(__file__).parents[2]
 DEFAULT_SPOD = yaml.safe_load((ROOT / "metacontroller/base/spod.yaml").read_text())

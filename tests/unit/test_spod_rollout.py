@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from hooks.api.spod import SPODState
-from hooks.spod import rollout
+from hooks.cluster.spod import rollout
 
 NODESYNC = rollout.of_state(SPODState.RUNNING, "3 pods available in DaemonSet spod")
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hooks.api.problems import ProfileProblem
 from hooks.api.spod import ResourceRequirements, Toleration
-from hooks.problems import ProfileProblem
-from hooks.spod import validation
+from hooks.cluster.spod import validation
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
-import hooks.metrics
-import hooks.web.edge
-from hooks.web import spod
+import hooks.cluster.metrics
+import hooks.cluster.web.edge
+from hooks.cluster.web import spod
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "spod"
 
@@ -22,8 +22,8 @@ def app() -> Flask:
     app = Flask(__name__)
     app.config["TESTING"] = True
     app.register_blueprint(spod.blueprint)
-    app.extensions["spo_metrics"] = hooks.metrics.HookMetrics()
-    app.register_error_handler(HTTPException, hooks.web.edge.json_error)
+    app.extensions["spo_metrics"] = hooks.cluster.metrics.HookMetrics()
+    app.register_error_handler(HTTPException, hooks.cluster.web.edge.json_error)
     return app
 
 

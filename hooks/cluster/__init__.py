@@ -1,0 +1,1 @@
+"""The cluster side: the controllers Metacontroller calls, the admission webhooks, the web layer."""

@@ -1,0 +1,148 @@
+"""The DecoratorController on the operator's Namespace: the webhook configuration and the binding table.
+
+A MutatingWebhookConfiguration is cluster-scoped, so the namespaced spod
+cannot own it; the operator's Namespace (cluster-scoped) can, through a
+DecoratorController that receives the spod, every ProfileBinding and every
+profile as related objects (hook version v2). The sync hook attaches:
+
+- ``spo-mutating-webhook-configuration``, from the spod's ``webhookOptions``
+  (``hooks.cluster.binding.webhookconfig``);
+- the ConfigMap ``spo-bindings`` with the resolved binding table
+  (``hooks.cluster.binding.table``), which the hook Deployment mounts and the binding
+  webhook reads, so the admission path never calls the Kubernetes API.
+
+Consistency: a new or changed binding (or a profile becoming Installed)
+reaches the webhook after Metacontroller's sync of the Namespace plus the
+kubelet's refresh of the mounted ConfigMap (its sync period plus cache TTL,
+about a minute by default). Until then pods are bound by the previous table;
+the webhook warns instead of failing, so a pod created in that window runs
+without the new profile and must be recreated to get it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import Field, ValidationError
+
+from hooks.api import profilebinding as binding_api
+from hooks.api import seccompprofile as seccomp_api
+from hooks.api import selinuxprofile as selinux_api
+from hooks.api import spod as spod_api
+from hooks.api.base import Open, Wire
+from hooks.api.spod import OPERATOR_NAMESPACE
+from hooks.cluster.binding import table as binding_table
+from hooks.cluster.binding import webhookconfig
+from hooks.cluster.contract import (
+    CustomizeRequest,
+    CustomizeResponse,
+    Object,
+    ObjectMap,
+    ResourceRule,
+    group_key,
+)
+from hooks.cluster.recording import table as recording_table
+from hooks.logs import about
+
+log = logging.getLogger(__name__)
+
+CONFIGMAP_NAME = "spo-bindings"
+BINDINGS = group_key(binding_api.KIND.kind, binding_api.KIND.api_version)
+SECCOMP_PROFILES = group_key(seccomp_api.KIND.kind, seccomp_api.KIND.api_version)
+SELINUX_PROFILES = group_key(selinux_api.KIND.kind, selinux_api.KIND.api_version)
+DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
+
+
+class DecoratorSyncRequest(Open):
+    """A DecoratorController sync request: the target ``object`` and what is attached to it."""
+
+    controller: Object = Field(default_factory=dict)
+    object: Object
+    attachments: ObjectMap | None = None
+    related: ObjectMap | None = None
+    finalizing: bool = False
+
+    def related_of(self, key: str) -> list[Object]:
+        found = (self.related or {}).get(key) or {}
+        return [found[name] for name in sorted(found)]
+
+
+class DecoratorSyncResponse(Wire):
+    """What a decorator's sync hook answers; ``attachments`` is the complete desired set."""
+
+    attachments: list[Object] = Field(default_factory=list)
+    resyncAfterSeconds: float | None = None
+
+
+def customize(request: CustomizeRequest) -> CustomizeResponse:
+    """The spod, and every ProfileBinding, ProfileRecording, SeccompProfile and SelinuxProfile of the cluster."""
+    del request  # the same for the one Namespace this decorator selects
+    return CustomizeResponse(
+        relatedResources=[
+            ResourceRule(
+                apiVersion=spod_api.KIND.api_version,
+                resource=spod_api.KIND.plural,
+                namespace=OPERATOR_NAMESPACE,
+                names=[spod_api.DEFAULT_SPOD_NAME],
+            ),
+            ResourceRule(apiVersion=binding_api.KIND.api_version, resource=binding_api.KIND.plural),
+            ResourceRule(apiVersion=seccomp_api.KIND.api_version, resource=seccomp_api.KIND.plural),
+            ResourceRule(apiVersion=selinux_api.KIND.api_version, resource=selinux_api.KIND.plural),
+            recording_table.RELATED_RULE,
+        ]
+    )
+
+
+def _spod_spec(request: DecoratorSyncRequest) -> spod_api.SPODSpec | None:
+    for raw in request.related_of(DAEMONS):
+        meta = raw.get("metadata") or {}
+        if meta.get("name") != spod_api.DEFAULT_SPOD_NAME:
+            continue
+        try:
+            return spod_api.SecurityProfilesOperatorDaemon.model_validate(raw).spec
+        except ValidationError as error:
+            # The API server's schema makes this rare; the defaults are the safe answer.
+            log.warning(
+                "spod unreadable, webhook defaults used: %s",
+                error.errors()[0]["msg"],
+                extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason="InvalidSpod"),
+            )
+    return None
+
+
+def bindings_configmap(table: binding_table.BindingTable, recordings: recording_table.RecordingTable) -> Object:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CONFIGMAP_NAME,
+            "namespace": OPERATOR_NAMESPACE,
+            "labels": {"app.kubernetes.io/name": "security-profiles-operator", "app.kubernetes.io/component": "webhook"},
+        },
+        "data": {
+            binding_table.FILE_KEY: binding_table.encode(table),
+            recording_table.FILE_KEY: recording_table.encode(recordings),
+        },
+    }
+
+
+def sync(request: DecoratorSyncRequest) -> DecoratorSyncResponse:
+    """The webhook configuration and the binding table, attached to the operator's Namespace."""
+    name = (request.object.get("metadata") or {}).get("name")
+    if name != OPERATOR_NAMESPACE:
+        # Another namespace that happens to carry the selector label gets nothing: the
+        # attachments are singletons of the operator's namespace.
+        log.warning("namespace is not the operator's; nothing attached", extra=about(name=name))
+        return DecoratorSyncResponse()
+    table = binding_table.resolve(
+        request.related_of(BINDINGS), request.related_of(SECCOMP_PROFILES), request.related_of(SELINUX_PROFILES)
+    )
+    attachments: list[Object] = []
+    configuration = webhookconfig.desired(_spod_spec(request))
+    if configuration is not None:
+        attachments.append(configuration)
+    recordings = recording_table.resolve(
+        request.related_of(recording_table.RECORDINGS), request.related_of(SECCOMP_PROFILES)
+    )
+    attachments.append(bindings_configmap(table, recordings))
+    return DecoratorSyncResponse(attachments=attachments)

@@ -1,0 +1,138 @@
+"""The ``spo`` command: serve the hooks, run nodesync, render offline, generate CRDs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from hooks import logs
+
+DEFAULT_BIND = "0.0.0.0:8080"
+
+
+def _hooks(args: argparse.Namespace) -> int:
+    from hooks.cluster import serving
+
+    if (args.certfile is None) != (args.keyfile is None):
+        print("spo hooks: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    if args.bindings_file:
+        os.environ["SPO_BINDINGS_FILE"] = args.bindings_file  # read by the binding blueprint in each worker
+    serving.serve(bind=args.bind, workers=args.workers, certfile=args.certfile, keyfile=args.keyfile)
+    return 0
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from hooks.command import crdfiles
+
+    if args.out is None:
+        sys.stdout.write(crdfiles.render_all())
+        return 0
+    for path in crdfiles.write_all(Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from hooks.command import render
+
+    try:
+        report = render.render_paths([Path(p) for p in args.paths], Path(args.out))
+    except (OSError, yaml.YAMLError) as error:
+        print(f"spo render: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(report.text())
+    return 1 if report.failed else 0
+
+
+def _nodesync(args: argparse.Namespace) -> int:
+    from nodesync.command import nodesync as command
+
+    return command.run(args)
+
+
+def _log_enricher(args: argparse.Namespace) -> int:
+    from nodesync.command import logenricher as enricher_command
+
+    return enricher_command.run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="spo",
+        description="Security Profiles Operator for Kubernetes, driven by Metacontroller.",
+    )
+    top.add_argument("--log-level", default=None, help="logging level (default INFO; WARNING for render)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    hooks = sub.add_parser("hooks", help="serve the Metacontroller hooks over HTTP (gunicorn)",
+                           description="Serve the Metacontroller hooks, /healthz, /readyz and /metrics with gunicorn.")
+    hooks.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_BIND})")
+    hooks.add_argument("--workers", type=int, default=2, metavar="N", help="gunicorn worker processes (default 2)")
+    hooks.add_argument("--certfile", metavar="PATH", help="serve HTTPS with this certificate (PEM); needs --keyfile")
+    hooks.add_argument("--keyfile", metavar="PATH", help="the private key of --certfile (PEM)")
+    hooks.add_argument(
+        "--bindings-file",
+        metavar="PATH",
+        help="the binding table the binding webhook reads (default $SPO_BINDINGS_FILE, else /etc/spo/bindings/bindings.json)",
+    )
+    hooks.set_defaults(func=_hooks)
+
+    nodesync = sub.add_parser("nodesync", help="run the node agent that installs profiles on this node",
+                              description="Install the profiles of the cluster's ConfigMaps on this node and report per-node status.")
+    from nodesync.command import nodesync as command
+
+    command.add_arguments(nodesync)
+    nodesync.set_defaults(func=_nodesync)
+
+    enricher = sub.add_parser("log-enricher", help="enrich this node's audit records and record profiles from them",
+                              description="Follow the audit log: log each seccomp/AVC record with its pod, and create the "
+                              "profiles of the containers the recording webhook marked.")
+    from nodesync.command import logenricher as enricher_command
+
+    enricher_command.add_arguments(enricher)
+    enricher.set_defaults(func=_log_enricher)
+
+    render = sub.add_parser("render", help="compute profiles offline, as a single node would get them",
+                            description="Run the hooks on YAML files of custom resources with a simulated single node: "
+                            "print each profile's status and write the node's files into --out.")
+    render.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders of custom resources")
+    render.add_argument("--out", required=True, metavar="DIR", help="folder that plays the node's kubelet directory")
+    render.set_defaults(func=_render)
+
+    crds = sub.add_parser("crds", help="print or write the CustomResourceDefinitions",
+                          description="Generate the CustomResourceDefinitions from the API models.")
+    crds.add_argument("--out", metavar="DIR", help="write one file per CRD into DIR instead of printing them")
+    crds.set_defaults(func=_crds)
+    return top
+
+
+def _share_metrics_between_workers(argv: Sequence[str]) -> None:
+    """Give gunicorn's workers a shared metrics folder, before prometheus_client is imported.
+
+    prometheus_client picks its storage when it is first imported, and building
+    the parser imports it (through nodesync), so this must come first.
+    """
+    words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")]
+    if words[:1] == ["hooks"] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spo-metrics-")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _share_metrics_between_workers(argv)
+    args = parser().parse_args(argv)
+    logs.configure(args.log_level or ("WARNING" if args.command == "render" else "INFO"))
+    logging.getLogger(__name__).debug("running %s", args.command)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

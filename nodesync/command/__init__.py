@@ -1,0 +1,1 @@
+"""The node programs' command lines: ``spo nodesync`` and ``spo log-enricher``."""

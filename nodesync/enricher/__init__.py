@@ -1,0 +1,1 @@
+"""The log enricher and recorder: audit records told with their pod, recorded profiles."""

@@ -1,0 +1,539 @@
+"""What recorded containers did, accumulated from audit records; and whether records were lost.
+
+The recorder keeps, per container id, the distinct (audit arch, syscall number)
+pairs of its SECCOMP records and the (target type, class) -> permissions of its
+AVC records. Ids, not pods, are the key on the hot path: a container's first
+records often arrive before the kubelet has put its id in the pod's status, so
+the id is mapped to (namespace, pod, container) when the recording is read out
+(:meth:`Recorder.seccomp` / :meth:`Recorder.selinux`) with the index of
+:func:`nodesync.enricher.containers.container_index`. Syscall numbers are named then too,
+with the libseccomp table of :mod:`hooks.api.syscalls`.
+
+Lost records make a silently incomplete profile, the worst outcome of a
+recording. :class:`LossDetector` recognises what the kernel says when it drops
+audit records (``audit: rate limit exceeded``, ``audit: backlog limit exceeded``,
+``audit: printk limit exceeded``, ``audit: audit_lost=N ...``,
+``kauditd_printk_skb: N callbacks suppressed``), in the audit log, the kernel
+log or ``/dev/kmsg``, and the growth of the kernel's lost counter
+(``auditctl -s``). Without auditd, audit records go through printk, which is
+rate-limited: reading them from the kernel log is flagged from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+from hooks.api import syscalls
+from nodesync.enricher.auditlog import AuditRecord, AvcRecord, SeccompRecord, parse, scan
+from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
+
+log = logging.getLogger(__name__)
+
+KERNEL_LOG_WARNING: Final = (
+    "audit records are read from the kernel log: without auditd the kernel rate-limits "
+    "them (printk_ratelimit) and drops records, so a recorded profile can miss syscalls; "
+    "run auditd on the node (or set kernel.printk_ratelimit=0) for a complete recording"
+)
+
+
+class RecordsLost(RuntimeError):
+    """Audit records were dropped while recording: the recording is incomplete."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Records were lost: at ``at`` (seconds since the epoch, when it was noticed; 0: not yet
+    stamped), or for as long as a condition lasts (``ongoing``: no auditd, the kernel log)."""
+
+    reason: str  # rate-limit, backlog-limit, printk-limit, lost-counter, suppressed, kernel-log, no-auditd
+    detail: str
+    count: int = 0  # records known lost (0: unknown)
+    at: float = 0.0
+    ongoing: bool = False
+
+
+_LINE_REASONS: Final = (
+    ("rate limit exceeded", "rate-limit"),
+    ("backlog limit exceeded", "backlog-limit"),
+    ("printk limit exceeded", "printk-limit"),
+)
+
+
+def _number_before(line: str, marker: str) -> int:
+    words = line[: line.find(marker)].split()
+    return int(words[-1]) if words and words[-1].isdigit() else 0
+
+
+def _number_after(line: str, key: str) -> int:
+    at = line.find(key) + len(key)
+    end = at
+    while end < len(line) and line[end].isdigit():
+        end += 1
+    return int(line[at:end]) if end > at else 0
+
+
+def loss_of_line(line: str) -> Loss | None:
+    """The loss a kernel message on ``line`` reports (any log form), None for other lines."""
+    if "audit" not in line:
+        return None
+    for marker, reason in _LINE_REASONS:
+        if marker in line:
+            return Loss(reason, line.strip())
+    if "audit_lost=" in line:
+        return Loss("lost-counter", line.strip(), _number_after(line, "audit_lost="))
+    if "callbacks suppressed" in line and "kauditd" in line:
+        return Loss("suppressed", line.strip(), _number_before(line, " callbacks suppressed"))
+    return None
+
+
+def lost_counter(auditctl_status: str) -> int | None:
+    """The ``lost`` value of ``auditctl -s`` output, None if it has none."""
+    for line in auditctl_status.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "lost" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def read_lost_counter(auditctl: str = "auditctl") -> int | None:
+    """The kernel's count of lost audit records (``auditctl -s``), None if it cannot be read."""
+    try:
+        done = subprocess.run(
+            [auditctl, "-s"], capture_output=True, text=True, check=False, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return lost_counter(done.stdout) if done.returncode == 0 else None
+
+
+def printk_ratelimited(proc_root: Path | str = "/proc") -> bool:
+    """Whether the kernel rate-limits printk (``kernel.printk_ratelimit`` > 0)."""
+    try:
+        text = Path(proc_root, "sys/kernel/printk_ratelimit").read_text()
+    except OSError:
+        return True
+    return text.strip() != "0"
+
+
+class LossDetector:
+    """Collects every sign of lost audit records; logs each kind once, at ERROR.
+
+    A loss makes incomplete the recordings that were under way when it was
+    noticed (:meth:`ensure_complete` with the recording's start), not the later
+    ones; an ongoing loss (no auditd) makes every recording incomplete until it
+    :meth:`ends <end>`. Only the newest ``KEEP`` losses are kept: dropping older
+    ones never changes whether a loss happened since some moment.
+    """
+
+    KEEP: Final = 100
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.losses: list[Loss] = []
+        self._said: set[str] = set()
+        self._counter: int | None = None
+        self._clock = clock
+
+    @property
+    def lost(self) -> bool:
+        return bool(self.losses)
+
+    def add(self, loss: Loss) -> None:
+        if not loss.at:
+            loss = replace(loss, at=self._clock())
+        self.losses.append(loss)
+        ongoing = [each for each in self.losses if each.ongoing]
+        points = [each for each in self.losses if not each.ongoing]
+        self.losses = ongoing + points[-self.KEEP :]
+        if loss.reason not in self._said:
+            self._said.add(loss.reason)
+            log.error(
+                "audit records were lost: the recording is incomplete (%s: %s)",
+                loss.reason,
+                loss.detail,
+                extra={"reason": loss.reason},
+            )
+
+    def observe(self, line: str) -> bool:
+        """Check one line that is not a SECCOMP/AVC record; True if it reports a loss."""
+        loss = loss_of_line(line)
+        if loss is None:
+            return False
+        self.add(loss)
+        return True
+
+    def kernel_log_source(self, proc_root: Path | str = "/proc") -> None:
+        """Records come from the kernel log: flag it unless printk is not rate-limited."""
+        if printk_ratelimited(proc_root):
+            self.add(Loss("kernel-log", KERNEL_LOG_WARNING))
+        else:
+            log.warning("audit records are read from the kernel log (printk_ratelimit is 0)")
+
+    def counter(self, value: int | None) -> None:
+        """Feed the kernel's lost counter; a rise since the first value is a loss."""
+        if value is None:
+            return
+        if self._counter is not None and value > self._counter:
+            self.add(
+                Loss(
+                    "lost-counter",
+                    f"audit lost counter {self._counter} -> {value}",
+                    value - self._counter,
+                )
+            )
+        if self._counter is None or value > self._counter:
+            self._counter = value
+
+    def scan_kmsg(self, path: Path | str = "/dev/kmsg") -> int:
+        """Read what ``path`` (``/dev/kmsg`` or a copy of it) holds now; the losses it reports."""
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            return self.read_kmsg(fd)
+        finally:
+            os.close(fd)
+
+    def read_kmsg(self, fd: int) -> int:
+        """Read the kernel log records ``fd`` has ready (non-blocking); the losses they report."""
+        before = len(self.losses)
+        while True:
+            try:
+                chunk = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # /dev/kmsg: a record was overwritten; go on
+                continue
+            if not chunk:
+                break
+            for line in chunk.decode("utf-8", "replace").splitlines():
+                self.observe(line.partition(";")[2] or line)
+        return len(self.losses) - before
+
+    def ongoing(self, reason: str) -> bool:
+        return any(loss.ongoing and loss.reason == reason for loss in self.losses)
+
+    def end(self, reason: str) -> None:
+        """An ongoing loss is over: it stays a loss of the recordings under way until now."""
+        now = self._clock()
+        self.losses = [
+            replace(loss, ongoing=False, at=now) if loss.ongoing and loss.reason == reason else loss
+            for loss in self.losses
+        ]
+        self._said.discard(reason)
+
+    def ensure_complete(self, since: float = 0.0) -> None:
+        """Raise RecordsLost if records were lost since ``since`` (epoch seconds; 0: ever)."""
+        found = [loss for loss in self.losses if loss.ongoing or loss.at >= since]
+        if found:
+            reasons = ", ".join(sorted({loss.reason for loss in found}))
+            raise RecordsLost(f"audit records were lost while recording ({reasons})")
+
+
+@dataclass(slots=True)
+class SeccompTrace:
+    calls: set[tuple[int, int]] = field(default_factory=set)  # (audit arch, number)
+    written: set[tuple[str, str]] = field(default_factory=set)  # the same, as logged (hex, decimal)
+    records: int = 0
+
+    def pairs(self) -> set[tuple[int, int]]:
+        """Every (audit arch, number) seen, however it was accounted."""
+        for arch, number in self.written:
+            try:
+                self.calls.add((int(arch, 16), int(number)))
+            except ValueError:  # not hex: a mangled line, not a record
+                continue
+        self.written.clear()
+        return self.calls
+
+
+@dataclass(slots=True)
+class AvcTrace:
+    allow: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (ttype, tclass)
+    source_types: set[str] = field(default_factory=set)
+    records: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSyscalls:
+    """What one container called: names, and the SCMP_ARCH_* they were called in."""
+
+    names: tuple[str, ...]
+    architectures: tuple[str, ...]
+    unknown: tuple[str, ...]  # "arch=c000003e syscall=999" for numbers the table lacks
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAvcs:
+    """What one container was denied: target type -> class -> permissions."""
+
+    allow: Mapping[str, Mapping[str, tuple[str, ...]]]
+    source_types: tuple[str, ...]
+    records: int
+
+
+@dataclass(slots=True)
+class Counts:
+    lines: int = 0
+    seccomp: int = 0
+    avc: int = 0
+    attributed: int = 0
+    vanished: int = 0  # the process was gone before its cgroup could be read
+    host: int = 0  # not a container process
+
+
+class Recorder:
+    """Accumulates SECCOMP and AVC records per container id.
+
+    ``resolve`` maps a pid to its container (``ContainerResolver.lookup``).
+    """
+
+    def __init__(
+        self, resolve: Callable[[int], Lookup], detector: LossDetector | None = None
+    ) -> None:
+        self._resolve = resolve
+        self.detector = detector if detector is not None else LossDetector()
+        self.counts = Counts()
+        self._seccomp: dict[str, SeccompTrace] = {}
+        self._avc: dict[str, AvcTrace] = {}
+
+    def _count_unknown(self, found: Lookup) -> None:
+        if found.reason == Unknown.VANISHED:
+            self.counts.vanished += 1
+        else:
+            self.counts.host += 1
+
+    def add(self, record: AuditRecord) -> str | None:
+        """Account one record; the container id it was attributed to (None: not a container's)."""
+        found = self._resolve(record.pid) if record.pid else Lookup(None, Unknown.HOST)
+        self._account(record, found)
+        return found.container_id
+
+    def _account(self, record: AuditRecord, found: Lookup) -> None:
+        container_id = found.container_id
+        if isinstance(record, SeccompRecord):
+            self.counts.seccomp += 1
+            if container_id is None:
+                self._count_unknown(found)
+                return
+            self.counts.attributed += 1
+            trace = self._seccomp.get(container_id)
+            if trace is None:
+                trace = self._seccomp[container_id] = SeccompTrace()
+            trace.calls.add((record.arch, record.syscall))
+            trace.records += 1
+            return
+        self.counts.avc += 1
+        if container_id is None:
+            self._count_unknown(found)
+            return
+        self.counts.attributed += 1
+        avc = self._avc.get(container_id)
+        if avc is None:
+            avc = self._avc[container_id] = AvcTrace()
+        avc.allow.setdefault((record.target_type, record.tclass), set()).update(record.perms)
+        avc.source_types.add(record.source_type)
+        avc.records += 1
+
+    def consume(
+        self, lines: Iterable[str], each: Callable[[AuditRecord, str | None], None] | None = None
+    ) -> int:
+        """Parse and account ``lines``; ``each(record, container_id)`` sees every record.
+
+        Lines that are not records are checked for reports of lost records.
+        Returns how many records were accounted. This is the hot path: without
+        ``each``, SECCOMP records (the bulk) are scanned for their pid, arch and
+        number only and accounted inline; each pid is resolved once per call.
+        """
+        if each is not None:
+            return self._consume_records(lines, each)
+        resolve = self._resolve
+        traces = self._seccomp
+        observe = self.detector.observe
+        by_text: dict[str, Lookup] = {}
+        host = Lookup(None, Unknown.HOST)
+        total = seccomp = attributed = counted = 0
+        for line in lines:
+            total += 1
+            scanned = scan(line)
+            if scanned is None:
+                if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
+                    observe(line)
+                continue
+            counted += 1
+            if isinstance(scanned, AvcRecord):
+                self.add(scanned)
+                continue
+            pid, arch, number = scanned
+            seccomp += 1
+            found = by_text.get(pid)
+            if found is None:
+                number_of_pid = int(pid)
+                found = by_text[pid] = resolve(number_of_pid) if number_of_pid else host
+            container_id = found.container_id
+            if container_id is None:
+                self._count_unknown(found)
+                continue
+            attributed += 1
+            trace = traces.get(container_id)
+            if trace is None:
+                trace = traces[container_id] = SeccompTrace()
+            trace.written.add((arch, number))
+            trace.records += 1
+        self.counts.lines += total
+        self.counts.seccomp += seccomp
+        self.counts.attributed += attributed
+        return counted
+
+    def _consume_records(
+        self, lines: Iterable[str], each: Callable[[AuditRecord, str | None], None]
+    ) -> int:
+        observe = self.detector.observe
+        seen: dict[int, Lookup] = {}
+        host = Lookup(None, Unknown.HOST)
+        total = counted = 0
+        for line in lines:
+            total += 1
+            record = parse(line)
+            if record is None:
+                if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
+                    observe(line)
+                continue
+            counted += 1
+            pid = record.pid
+            found = seen.get(pid)
+            if found is None:
+                found = seen[pid] = self._resolve(pid) if pid else host
+            self._account(record, found)
+            each(record, found.container_id)
+        self.counts.lines += total
+        return counted
+
+    def container_ids(self) -> set[str]:
+        return set(self._seccomp) | set(self._avc)
+
+    def seccomp_of(self, container_id: str) -> RecordedSyscalls | None:
+        trace = self._seccomp.get(container_id)
+        if trace is None:
+            return None
+        names: set[str] = set()
+        arches: set[str] = set()
+        unknown: list[str] = []
+        for arch, number in sorted(trace.pairs()):
+            name = syscalls.name_of(arch, number)
+            scmp_arch = syscalls.scmp_arch_of(arch, number)
+            if name is None:
+                unknown.append(f"arch={arch:x} syscall={number}")
+                continue
+            names.add(name)
+            if scmp_arch is not None:
+                arches.add(scmp_arch)
+        return RecordedSyscalls(
+            tuple(sorted(names)), tuple(sorted(arches)), tuple(unknown), trace.records
+        )
+
+    def selinux_of(self, container_id: str) -> RecordedAvcs | None:
+        trace = self._avc.get(container_id)
+        if trace is None:
+            return None
+        allow: dict[str, dict[str, tuple[str, ...]]] = {}
+        for (ttype, tclass), perms in sorted(trace.allow.items()):
+            allow.setdefault(ttype, {})[tclass] = tuple(sorted(perms))
+        return RecordedAvcs(allow, tuple(sorted(trace.source_types)), trace.records)
+
+    def seccomp(
+        self,
+        index: Mapping[str, ContainerRef],
+        wanted: Callable[[ContainerRef], bool] | None = None,
+    ) -> dict[ContainerRef, RecordedSyscalls]:
+        """The recorded syscalls of every container the index knows (and ``wanted`` accepts)."""
+        found: dict[ContainerRef, RecordedSyscalls] = {}
+        for container_id in self._seccomp:
+            ref = index.get(container_id)
+            if ref is None or (wanted is not None and not wanted(ref)):
+                continue
+            recorded = self.seccomp_of(container_id)
+            if recorded is not None:
+                found[ref] = recorded
+        return found
+
+    def selinux(
+        self,
+        index: Mapping[str, ContainerRef],
+        wanted: Callable[[ContainerRef], bool] | None = None,
+    ) -> dict[ContainerRef, RecordedAvcs]:
+        found: dict[ContainerRef, RecordedAvcs] = {}
+        for container_id in self._avc:
+            ref = index.get(container_id)
+            if ref is None or (wanted is not None and not wanted(ref)):
+                continue
+            recorded = self.selinux_of(container_id)
+            if recorded is not None:
+                found[ref] = recorded
+        return found
+
+    def forget(self, container_id: str) -> None:
+        """Drop a container's traces (its profile was written, or it is not recorded)."""
+        self._seccomp.pop(container_id, None)
+        self._avc.pop(container_id, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What was accumulated, as JSON (saved with the audit log position by the log enricher)."""
+        seccomp = {
+            container_id: sorted([arch, number] for arch, number in trace.pairs())
+            for container_id, trace in self._seccomp.items()
+        }
+        avc = {
+            container_id: {
+                "allow": sorted(
+                    [ttype, tclass, sorted(perms)] for (ttype, tclass), perms in trace.allow.items()
+                ),
+                "sources": sorted(trace.source_types),
+            }
+            for container_id, trace in self._avc.items()
+        }
+        return {"seccomp": seccomp, "avc": avc, "losses": [asdict(loss) for loss in self.detector.losses]}
+
+    def restore(self, saved: Mapping[str, Any]) -> int:
+        """Add a :meth:`snapshot` back; how many containers it named. Bad entries are skipped."""
+        containers: set[str] = set()
+        for container_id, pairs in (saved.get("seccomp") or {}).items():
+            try:
+                calls = {(int(arch), int(number)) for arch, number in pairs}
+            except (TypeError, ValueError):
+                log.warning("skipping the unreadable saved trace of container %s", container_id)
+                continue
+            trace = self._seccomp.setdefault(str(container_id), SeccompTrace())
+            trace.calls.update(calls)
+            containers.add(str(container_id))
+        for container_id, entry in (saved.get("avc") or {}).items():
+            try:
+                allow = [(str(t), str(c), {str(p) for p in perms}) for t, c, perms in entry["allow"]]
+                sources = {str(source) for source in entry.get("sources") or ()}
+            except (TypeError, ValueError, KeyError):
+                log.warning("skipping the unreadable saved AVCs of container %s", container_id)
+                continue
+            avc = self._avc.setdefault(str(container_id), AvcTrace())
+            for ttype, tclass, perms in allow:
+                avc.allow.setdefault((ttype, tclass), set()).update(perms)
+            avc.source_types.update(sources)
+            containers.add(str(container_id))
+        for loss in saved.get("losses") or ():
+            try:
+                self.detector.add(
+                    Loss(
+                        str(loss["reason"]),
+                        str(loss["detail"]),
+                        int(loss.get("count", 0)),
+                        float(loss.get("at", 0.0)),
+                        bool(loss.get("ongoing", False)),
+                    )
+                )
+            except (TypeError, ValueError, KeyError):
+                continue
+        return len(containers)

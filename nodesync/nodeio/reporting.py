@@ -1,0 +1,222 @@
+"""Report outcomes as SecurityProfileNodeStatus objects, writing only when something changed.
+
+The reporter remembers what the API server holds for this node (primed from a
+list after every re-list of ConfigMaps), so an unchanged outcome costs no
+request. A failed request is logged, counted as ``CannotUpdateNodeStatus``
+and retried on the next ``retry()``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from hooks.api.configmaps import SECCOMP_KIND
+from hooks.api.profilestate import ProfileState
+from nodesync.nodeio import reasons, reports
+from nodesync.nodeio.cluster import ApiError, Cluster
+from nodesync.nodeio.logs import about
+from nodesync.nodeio.metrics import Metrics
+from nodesync.nodeio.outcomes import Outcome
+from nodesync.nodeio.reports import Report
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "spo-nodesync"
+
+
+def event_body(
+    involved: dict[str, Any],
+    reason: str,
+    message: str,
+    *,
+    warning: bool,
+    component: str,
+    node: str,
+) -> dict[str, Any]:
+    """A core/v1 Event about ``involved`` (which names its namespace), from ``component`` on ``node``."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message,
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": component, "host": node},
+        "reportingComponent": component,
+        "reportingInstance": node,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+class StatusSink(Protocol):
+    """Where outcomes go: node statuses in the API (``NodeStatusReporter``) or nowhere (local mode)."""
+
+    def sync(self, outcomes: Iterable[Outcome]) -> None:
+        """Report every outcome and drop the statuses of profiles no longer present."""
+        ...
+
+    def report(self, outcome: Outcome) -> None: ...
+
+    def forget(self, outcome: Outcome) -> None: ...
+
+    def retry(self) -> None: ...
+
+
+class NoStatus:
+    """The local mode's sink: outcomes are only logged (by the materialiser)."""
+
+    def sync(self, outcomes: Iterable[Outcome]) -> None:
+        pass
+
+    def report(self, outcome: Outcome) -> None:
+        pass
+
+    def forget(self, outcome: Outcome) -> None:
+        pass
+
+    def retry(self) -> None:
+        pass
+
+
+class NodeStatusReporter:
+    def __init__(
+        self, cluster: Cluster, node: str, metrics: Metrics, *, events: bool = True
+    ) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.metrics = metrics
+        self.events = events
+        self.known: dict[tuple[str, str], Report] = {}  # by (namespace, object name)
+        self.pending: dict[tuple[str, str], Outcome] = {}  # failed reports, to retry
+
+    def prime(self) -> None:
+        """Learn what the API server holds for this node."""
+        selector = reports.node_selector(self.node, SECCOMP_KIND)
+        items = self.cluster.list_node_statuses(selector)
+        self.known = {
+            (str(item["metadata"]["namespace"]), str(item["metadata"]["name"])): reports.report_of(
+                item
+            )
+            for item in items
+        }
+
+    def sync(self, outcomes: Iterable[Outcome]) -> None:
+        try:
+            self.prime()
+        except ApiError as error:
+            self._failed("", "", "cannot list node statuses", error)
+        wanted: set[tuple[str, str]] = set()
+        self.pending.clear()
+        for outcome in outcomes:
+            wanted.add(reports.key_of(outcome, self.node))
+            self.report(outcome)
+        for namespace, name in sorted(set(self.known) - wanted):
+            self._delete(namespace, name, "")
+
+    def report(self, outcome: Outcome) -> None:
+        key = reports.key_of(outcome, self.node)
+        want = reports.report_for(outcome, self.node)
+        have = self.known.get(key)
+        if have == want:
+            self.pending.pop(key, None)
+            return
+        try:
+            if have is None:
+                self._create(outcome)
+            else:
+                self._patch(key, have, want)
+        except ApiError as error:
+            self.pending[key] = outcome
+            self._failed(
+                outcome.namespace, outcome.name, f"cannot update node status {key[1]}", error
+            )
+            return
+        self.known[key] = want
+        self.pending.pop(key, None)
+        log.info(
+            "node status %s is %s",
+            key[1],
+            outcome.state,
+            extra={**about(outcome.namespace, outcome.name), "reason": outcome.reason},
+        )
+        if self.events and (have is None or have.state != want.state):
+            self._event(outcome)
+
+    def forget(self, outcome: Outcome) -> None:
+        namespace, name = reports.key_of(outcome, self.node)
+        self.pending.pop((namespace, name), None)
+        self._delete(namespace, name, outcome.name)
+
+    def retry(self) -> None:
+        for outcome in list(self.pending.values()):
+            self.report(outcome)
+
+    def _create(self, outcome: Outcome) -> None:
+        body = reports.desired(outcome, self.node).to_wire()
+        namespace = outcome.namespace
+        try:
+            created = self.cluster.create_node_status(namespace, body)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            have = Report(labels=(), node="", state=None, message=None)  # exists: patch all of it
+            self._patch((namespace, body["metadata"]["name"]), have, reports.report_of(body))
+            return
+        if created.get("status") != body.get("status"):
+            name = body["metadata"]["name"]
+            self.cluster.patch_node_status(namespace, name, {"status": body["status"]}, status=True)
+
+    def _patch(self, key: tuple[str, str], have: Report, want: Report) -> None:
+        main, status = reports.patches(have, want)
+        if main is not None:
+            self.cluster.patch_node_status(key[0], key[1], main)
+        if status is not None:
+            self.cluster.patch_node_status(key[0], key[1], status, status=True)
+
+    def _delete(self, namespace: str, name: str, profile: str) -> None:
+        try:
+            self.cluster.delete_node_status(namespace, name)
+        except ApiError as error:
+            if error.status != 404:
+                self._failed(namespace, profile, f"cannot delete node status {name}", error)
+                return
+        self.known.pop((namespace, name), None)
+        log.info("node status %s deleted", name, extra=about(namespace, profile))
+
+    def _failed(self, namespace: str, name: str, what: str, error: ApiError) -> None:
+        self.metrics.error(reasons.CANNOT_UPDATE_STATUS)
+        extra = {**about(namespace, name), "reason": reasons.CANNOT_UPDATE_STATUS}
+        log.error("%s: %s", what, error, extra=extra)
+
+    def _event(self, outcome: Outcome) -> None:
+        """Best effort: an Event on the profile (or the ConfigMap) when the state changes."""
+        involved: dict[str, Any]
+        if outcome.owner is not None:
+            owner = outcome.owner
+            involved = {"apiVersion": owner.apiVersion, "kind": owner.kind, "name": owner.name}
+            involved["uid"] = owner.uid
+        else:
+            involved = {"apiVersion": "v1", "kind": "ConfigMap", "name": outcome.configmap}
+        involved["namespace"] = outcome.namespace
+        what = "seccomp profile" if outcome.kind == SECCOMP_KIND else "SELinux policy"
+        body = event_body(
+            involved,
+            outcome.reason,
+            outcome.message or f"{what} {outcome.state} on node {self.node}",
+            warning=outcome.state is ProfileState.ERROR,
+            component=COMPONENT,
+            node=self.node,
+        )
+        try:
+            self.cluster.create_event(outcome.namespace, body)
+        except ApiError as failure:
+            log.debug(
+                "cannot create event: %s", failure, extra=about(outcome.namespace, outcome.name)
+            )

@@ -1,0 +1,293 @@
+"""The real ``Cluster``: raw JSON requests through the kubernetes client's configuration and auth.
+
+With ``namespace``, every request stays in that namespace (the namespaced API
+paths), so a Role there is all the rights it needs.
+
+The generated API classes are bypassed on purpose: lists and watches are read
+as JSON straight from the response (a ConfigMap stays a dict, never a model),
+which keeps memory and CPU low with thousands of profiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+from urllib3.exceptions import HTTPError
+
+from hooks.api import GROUP
+from hooks.api.nodestatus import KIND
+from nodesync.nodeio.cluster import ApiError, Expired, Json
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+_CONNECT_TIMEOUT = 10.0
+_STATUSES = f"/apis/{GROUP}/{KIND.storage_version}"
+_PROFILE_VERSIONS = {"seccompprofiles": "v1beta1", "selinuxprofiles": "v1alpha2"}
+_PLURALS = {"SeccompProfile": "seccompprofiles", "SelinuxProfile": "selinuxprofiles"}
+
+
+class KubernetesCluster:
+    def __init__(self, kubeconfig: str | None = None, *, namespace: str | None = None) -> None:
+        self.namespace = namespace or None
+        config: Any = kube_config  # untyped library
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig)
+        else:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+        self.api = kube_client.ApiClient()
+        self._watch: Any = None  # the urllib3 response of the watch being read, if any
+        self._interrupted = False
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Json | None = None,
+        *,
+        content_type: str = "application/json",
+        read_timeout: float = 30.0,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        try:
+            request = self.api.param_serialize(
+                method,
+                path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(
+                *request, _request_timeout=(_CONNECT_TIMEOUT, read_timeout)
+            )
+        except (HTTPError, OSError) as error:
+            raise ApiError(0, str(error)) from error
+        raw = response.response
+        if raw.status >= 400:
+            data = raw.data
+            try:
+                message = str(json.loads(data).get("message") or data)
+            except ValueError:
+                message = data.decode(errors="replace")
+            if raw.status == 410:
+                raise Expired(message)
+            raise ApiError(raw.status, message)
+        return raw
+
+    def _json(self, method: str, path: str, query: dict[str, Any] | None = None, **kw: Any) -> Json:
+        raw = self._send(method, path, query, **kw)
+        data = raw.data
+        return json.loads(data) if data else {}
+
+    # -- ConfigMaps ---------------------------------------------------------------------------
+
+    def _collection(self, resource: str, namespace: str | None = None) -> str:
+        """The core API collection of ``resource`` in ``namespace`` (or the watched scope)."""
+        scope = namespace or self.namespace
+        if scope is None:
+            return f"/api/v1/{resource}"
+        return f"/api/v1/namespaces/{urllib.parse.quote(scope, safe='')}/{resource}"
+
+    def _list(self, path: str, query: dict[str, Any]) -> tuple[list[Json], str]:
+        """Every item of a paginated list, and the list's resourceVersion."""
+        items: list[Json] = []
+        token: str | None = None
+        while True:
+            page = self._json(
+                "GET", path, {**query, "limit": PAGE, "continue": token}, read_timeout=120.0
+            )
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or None
+            if token is None:
+                return items, str(metadata.get("resourceVersion") or "")
+
+    def _watch_path(
+        self, path: str, query: dict[str, Any], resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        query = {
+            **query,
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout,
+        }
+        raw = self._send("GET", path, query, read_timeout=timeout + 30.0)
+        self._watch = raw
+        buffer = b""
+        finished = False
+        try:
+            if self._interrupted:
+                raise ApiError(0, "watch interrupted: stopping")
+            for chunk in raw.stream(1 << 16, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            finished = True
+        except (HTTPError, OSError) as error:
+            raise ApiError(0, f"watch interrupted: {error}") from error
+        finally:
+            self._watch = None
+            if not finished:
+                # Left before the server ended it (an ERROR event, a stop, a failure): the
+                # rest of the stream is still on the connection, which must not be reused.
+                raw.close()
+            raw.release_conn()
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        return self._list(self._collection("configmaps"), {"labelSelector": selector})
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        return self._watch_path(
+            self._collection("configmaps"), {"labelSelector": selector}, resource_version, timeout
+        )
+
+    def interrupt(self) -> None:
+        """End the watch being read now (safe from a signal handler or another thread).
+
+        A watch can sit idle for minutes between events; without this, a stop
+        request would wait for the server to end it. Later watches end at once."""
+        self._interrupted = True
+        raw = self._watch
+        if raw is None:
+            return
+        try:
+            raw.shutdown()  # urllib3 >= 2.3: shuts the socket's read side, the read returns
+        except (AttributeError, ValueError, RuntimeError, OSError):
+            with contextlib.suppress(AttributeError, OSError):
+                raw._connection.sock.shutdown(socket.SHUT_RDWR)
+
+    # -- node statuses and events -------------------------------------------------------------
+
+    def list_node_statuses(self, selector: str) -> list[Json]:
+        path = (
+            f"{_STATUSES}/{KIND.plural}"
+            if self.namespace is None
+            else self._status_path(self.namespace)
+        )
+        page = self._json("GET", path, {"labelSelector": selector})
+        return list(page.get("items") or [])
+
+    def _confine(self, namespace: str) -> None:
+        """Restricted to a namespace, nodesync never writes outside it."""
+        if self.namespace is not None and namespace != self.namespace:
+            raise ApiError(
+                403, f"namespace {namespace!r} is outside the watched namespace {self.namespace!r}"
+            )
+
+    def _status_path(self, namespace: str, name: str = "") -> str:
+        base = f"{_STATUSES}/namespaces/{urllib.parse.quote(namespace, safe='')}/{KIND.plural}"
+        return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
+
+    def create_node_status(self, namespace: str, body: Json) -> Json:
+        self._confine(namespace)
+        return self._json("POST", self._status_path(namespace), body=body)
+
+    def patch_node_status(
+        self, namespace: str, name: str, patch: Json, *, status: bool = False
+    ) -> Json:
+        self._confine(namespace)
+        path = self._status_path(namespace, name) + ("/status" if status else "")
+        return self._json("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+    def delete_node_status(self, namespace: str, name: str) -> None:
+        self._confine(namespace)
+        self._json("DELETE", self._status_path(namespace, name))
+
+    def create_event(self, namespace: str, body: Json) -> None:
+        self._confine(namespace)
+        ns = urllib.parse.quote(namespace, safe="")
+        self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)
+
+    # -- recording (the log enricher's identity, not nodesync's) ------------------------------
+
+    def pods_of_node(self, node_name: str, selector: str = "") -> PodSource:
+        """The pods scheduled to ``node_name`` (and matching ``selector``), for a ``Watcher``."""
+        return PodSource(self, node_name, selector)
+
+    def _profiles_path(self, plural: str, namespace: str, name: str = "") -> str:
+        version = _PROFILE_VERSIONS.get(plural)
+        if version is None:
+            raise ValueError(f"not a recorded profile kind: {plural!r}")
+        self._confine(namespace)
+        base = f"/apis/{GROUP}/{version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{plural}"
+        return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
+
+    def create_profile(self, body: Json) -> Json:
+        """POST a SeccompProfile or SelinuxProfile into the namespace its metadata names."""
+        plural = _PLURALS.get(str(body.get("kind")))
+        if plural is None:
+            raise ValueError(f"not a recorded profile kind: {body.get('kind')!r}")
+        namespace = str((body.get("metadata") or {}).get("namespace") or "")
+        return self._json("POST", self._profiles_path(plural, namespace), body=body)
+
+    def list_profiles(self, plural: str, namespace: str, selector: str) -> list[Json]:
+        return self._list(self._profiles_path(plural, namespace), {"labelSelector": selector})[0]
+
+    def delete_profile(self, plural: str, namespace: str, name: str) -> None:
+        self._json("DELETE", self._profiles_path(plural, namespace, name))
+
+    def _recordings_path(self, namespace: str | None) -> str:
+        scope = namespace or self.namespace
+        if scope is None:
+            return f"/apis/{GROUP}/v1alpha1/profilerecordings"
+        return f"/apis/{GROUP}/v1alpha1/namespaces/{urllib.parse.quote(scope, safe='')}/profilerecordings"
+
+    def list_profile_recordings(self) -> list[Json]:
+        """The ProfileRecordings of the watched scope."""
+        return self._list(self._recordings_path(None), {})[0]
+
+    def get_profile_recording(self, namespace: str, name: str) -> Json | None:
+        """The ProfileRecording ``namespace/name``, None when there is none; ApiError otherwise."""
+        path = f"{self._recordings_path(namespace)}/{urllib.parse.quote(name, safe='')}"
+        try:
+            return self._json("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+
+class PodSource:
+    """The pods of one node, with the ``list_configmaps``/``watch_configmaps`` shape a ``Watcher`` reads."""
+
+    def __init__(self, cluster: KubernetesCluster, node_name: str, selector: str) -> None:
+        self.cluster = cluster
+        self.query: dict[str, Any] = {"fieldSelector": f"spec.nodeName={node_name}"}
+        if selector:
+            self.query["labelSelector"] = selector
+
+    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+        return self.cluster._list(self.cluster._collection("pods"), self.query)
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Json]:
+        return self.cluster._watch_path(
+            self.cluster._collection("pods"), self.query, resource_version, timeout
+        )
+
+    def interrupt(self) -> None:
+        self.cluster.interrupt()

@@ -1,0 +1,106 @@
+"""What an SELinux ConfigMap asks a node for: a CIL policy to install, or an error to report.
+
+Pure. The hooks name the policy (and the CIL block in ``policy.cil``)
+``<profile>_<namespace>``; nodesync installs it byte for byte as
+``<policy>.cil`` and never interprets the CIL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, SELINUX_KEY
+from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from nodesync.nodeio.sources import Source, digest_of, source_of
+
+SELINUX_KINDS = ("SelinuxProfile", "RawSelinuxProfile")
+CIL_EXTENSION = ".cil"
+
+# Reasons, in the Go operator's CamelCase style.
+INVALID_POLICY = "InvalidSelinuxPolicy"
+CANNOT_SAVE_POLICY = "CannotSaveSelinuxPolicy"
+CANNOT_INSTALL_POLICY = "CannotInstallSelinuxPolicy"
+INSTALLED_POLICY = "InstalledSelinuxPolicy"
+PENDING_POLICY = "SelinuxPolicyPending"
+SELINUXD_UNAVAILABLE = "SelinuxdUnavailable"
+
+# A module name as libsemanage accepts it, and a safe file name.
+_POLICY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+MAX_POLICY_NAME = 255 - len(CIL_EXTENSION)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    source: Source
+    name: str  # <profile>_<namespace>: module name and CIL block name
+    content: bytes
+    digest: str
+
+    @property
+    def filename(self) -> str:
+        return self.name + CIL_EXTENSION
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRejection:
+    source: Source
+    reason: str
+    message: str
+    name: str | None = None  # the policy name, when it could be computed
+
+
+def policy_name(profile: str, namespace: str) -> str:
+    return f"{profile}_{namespace}"
+
+
+def is_selinux_configmap(obj: Mapping[str, Any]) -> bool:
+    if obj.get("kind", "ConfigMap") != "ConfigMap":
+        return False
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(PROFILE_KIND_LABEL) in SELINUX_KINDS
+
+
+def read_policy(obj: Mapping[str, Any]) -> Policy | PolicyRejection:
+    """Turn one SELinux ConfigMap into the policy it asks for, or the reason it cannot be."""
+    source = source_of(obj)
+    name = policy_name(source.name, source.namespace)
+    if len(name) > MAX_POLICY_NAME or not _POLICY_NAME.match(name):
+        return PolicyRejection(
+            source, INVALID_POLICY, f"{name!r} is not a valid SELinux module name"
+        )
+    data = obj.get("data") or {}
+    text = data.get(SELINUX_KEY) if isinstance(data, Mapping) else None
+    if not isinstance(text, str) or not text.strip():
+        message = f"the ConfigMap has no data key {SELINUX_KEY!r}"
+        return PolicyRejection(source, INVALID_POLICY, message, name)
+    content = text.encode("utf-8", "surrogatepass")
+    if len(content) > MAX_CONFIGMAP_BYTES:
+        message = (
+            f"{SELINUX_KEY} is {len(content)} bytes, more than the limit of {MAX_CONFIGMAP_BYTES}"
+        )
+        return PolicyRejection(source, INVALID_POLICY, message, name)
+    return Policy(source, name, content, digest_of(content))
+
+
+def read_policies(objs: Iterable[Mapping[str, Any]]) -> list[Policy | PolicyRejection]:
+    """Read every SELinux ConfigMap, sorted by (namespace, ConfigMap); the first of two
+    ConfigMaps that ask for the same policy name wins, the other is rejected."""
+    read = [read_policy(obj) for obj in objs if is_selinux_configmap(obj)]
+    read.sort(key=lambda item: item.source.key)
+    holders: dict[str, Source] = {}
+    result: list[Policy | PolicyRejection] = []
+    for item in read:
+        if isinstance(item, Policy):
+            holder = holders.setdefault(item.name, item.source)
+            if holder is not item.source:
+                message = (
+                    f"policy {item.name} is already installed for ConfigMap "
+                    f"{holder.namespace}/{holder.configmap}"
+                )
+                result.append(PolicyRejection(item.source, INVALID_POLICY, message))
+                continue
+        result.append(item)
+    return result
