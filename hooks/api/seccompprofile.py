@@ -125,3 +125,8 @@ KIND = Kind(
         PrinterColumn("LocalhostProfile", ".status.localhostProfile", priority=10),
     ),
 )
+
+
+def localhost_profile(namespace: str, name: str) -> str:
+    """What a pod puts in ``seccompProfile.localhostProfile`` for this profile."""
+    return f"operator/{namespace}/{name}.json"

@@ -24,18 +24,17 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import serving
-from nodesync.nodeio.agent import Agent
+from nodesync.nodeio.agent import NodeAgent, poll_loop
+from nodesync.nodeio.atomicfiles import Perms
 from nodesync.nodeio.logs import about, configure
 from nodesync.nodeio.metrics import Metrics
 from nodesync.nodeio.outcomes import Outcome
-from nodesync.nodeio.plan import Perms
 from nodesync.nodeio.reading import FolderError, folder_signature, iter_folder
 from nodesync.nodeio.reporting import NodeStatusReporter, NoStatus
 from nodesync.seccomp.materialising import Materialiser
@@ -43,7 +42,7 @@ from nodesync.seccomp.support import seccomp_supported
 from nodesync.selinux.batch import SemoduleInstaller
 from nodesync.selinux.dropdir import DropDir
 from nodesync.selinux.reporter import SELECTOR as SELINUX_SELECTOR
-from nodesync.selinux.reporter import SelinuxAgent, SelinuxStatusReporter, poll_loop
+from nodesync.selinux.reporter import SelinuxStatusReporter
 from nodesync.selinux.selinuxd import DEFAULT_SOCKET, SelinuxdClient
 from nodesync.selinux.sync import Backend, BatchBackend, SelinuxdBackend, SelinuxSync
 
@@ -199,14 +198,6 @@ def stop_on_signals(stop: threading.Event, interrupt: Callable[[], None] | None 
         signal.signal(signal.SIGINT, handler)
 
 
-class Fed(Protocol):
-    """An agent fed from a folder: ``agent.Agent`` or ``selinux_agent.SelinuxAgent``."""
-
-    ready: threading.Event
-
-    def relist(self, configmaps: Iterable[Mapping[str, Any]]) -> list[Outcome]: ...
-
-
 def selinux_dir(args: argparse.Namespace) -> Path | None:
     """The policy drop directory when SELinux is enabled, else None."""
     if args.selinux is False:
@@ -264,10 +255,10 @@ def run_local(
     reads all it is given before it changes anything, so a file that cannot be
     read (FolderError) stops the round before any change.
     """
-    agents: list[Fed] = [Agent(materialiser, NoStatus())]
+    agents: list[NodeAgent] = [NodeAgent(materialiser, NoStatus())]
     selinux = None
     if drop is not None:
-        selinux = SelinuxAgent(selinux_sync(args, drop), NoStatus())
+        selinux = NodeAgent(selinux_sync(args, drop), NoStatus())
         agents.append(selinux)
     folder = Path(args.from_dir)
     if args.once:
@@ -314,7 +305,7 @@ def run_api(
     stop = threading.Event()
     cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     clusters = [cluster]
-    agent = Agent(materialiser, NodeStatusReporter(cluster, args.node_name, metrics))
+    agent = NodeAgent(materialiser, NodeStatusReporter(cluster, args.node_name, metrics))
     ready = [agent.ready]
     loops: dict[str, Callable[[], None]] = {
         "seccomp": Watcher(cluster, agent, stop, timeout=args.watch_timeout).run
@@ -323,7 +314,7 @@ def run_api(
         # A watch being read belongs to one connection: the SELinux watcher has its own.
         other = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
         clusters.append(other)
-        selinux = SelinuxAgent(
+        selinux = NodeAgent(
             selinux_sync(args, drop), SelinuxStatusReporter(other, args.node_name, metrics)
         )
         ready.append(selinux.ready)
@@ -408,7 +399,7 @@ class Loops:
 
 def poll_folder(
     folder: Path,
-    agents: Sequence[Fed],
+    agents: Sequence[NodeAgent],
     stop: threading.Event,
     interval: float,
     *,

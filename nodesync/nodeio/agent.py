@@ -1,47 +1,103 @@
-"""The node agent: feeds ConfigMap lists and watch events to the materialiser and the reporter."""
+"""The node agent: one loop for every kind of profile, fed by a watcher (or a folder).
+
+An ``Installer`` knows one kind (the seccomp files, the SELinux policies); the
+``NodeAgent`` feeds it lists and watch events and hands what happened to a
+``StatusSink``. A lock serialises the watcher's thread and the poll loop's.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from nodesync.nodeio.logs import about
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.nodeio.reporting import StatusSink
-from nodesync.nodeio.sources import is_seccomp_configmap
-from nodesync.seccomp.materialising import Materialiser
 
 log = logging.getLogger(__name__)
 
 
-class Agent:
-    def __init__(self, materialiser: Materialiser, sink: StatusSink) -> None:
-        self.materialiser = materialiser
+class Installer(Protocol):
+    """What the agent asks of one kind of profile on this node."""
+
+    what: str  # how log lines count them: "profiles", "SELinux policies"
+
+    def accepts(self, configmap: Mapping[str, Any]) -> bool:
+        """Whether the ConfigMap is one of this kind's (else an event of it is a deletion)."""
+        ...
+
+    def converge(self, configmaps: Iterable[Mapping[str, Any]]) -> list[Outcome]:
+        """Bring the node in line with a fresh list of every ConfigMap of this kind."""
+        ...
+
+    def upsert(self, configmap: Mapping[str, Any]) -> Outcome: ...
+
+    def delete(self, configmap: Mapping[str, Any]) -> Outcome | None: ...
+
+    def needs_poll(self) -> bool:
+        """Whether installations started earlier may still finish (``poll()`` has news)."""
+        ...
+
+    def poll(self) -> list[Outcome]:
+        """The outcomes that changed since they were last reported."""
+        ...
+
+
+class NodeAgent:
+    def __init__(self, installer: Installer, sink: StatusSink) -> None:
+        self.installer = installer
         self.sink = sink
         self.ready = threading.Event()  # set after the first convergence (/readyz)
+        self.lock = threading.RLock()
 
     def relist(self, configmaps: Iterable[Mapping[str, Any]]) -> list[Outcome]:
-        """Converge the whole tree to a fresh list, then bring the node statuses in line."""
-        outcomes = self.materialiser.converge(configmaps)
-        self.sink.sync(outcomes)
+        """Converge to a fresh list, then bring the node statuses in line."""
+        with self.lock:
+            outcomes = self.installer.converge(configmaps)
+            self.sink.sync(outcomes)
         self.ready.set()
         changed = sum(1 for outcome in outcomes if outcome.changed)
-        log.info("converged %d profiles, %d written", len(outcomes), changed, extra=about("", ""))
+        log.info(
+            "converged %d %s, %d written",
+            len(outcomes),
+            self.installer.what,
+            changed,
+            extra=about("", ""),
+        )
         return outcomes
 
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
-        if kind in ("ADDED", "MODIFIED") and is_seccomp_configmap(obj):
-            self.sink.report(self.materialiser.upsert(obj))
-        elif kind in ("ADDED", "MODIFIED", "DELETED"):
-            outcome = self.materialiser.delete(obj)
-            if outcome is not None:
-                self.sink.forget(outcome)
+        with self.lock:
+            if kind in ("ADDED", "MODIFIED") and self.installer.accepts(obj):
+                self.sink.report(self.installer.upsert(obj))
+            elif kind in ("ADDED", "MODIFIED", "DELETED"):
+                outcome = self.installer.delete(obj)
+                if outcome is not None:
+                    self.sink.forget(outcome)
+
+    def poll(self) -> None:
+        """Report the installations that finished since (nothing to ask: no request)."""
+        with self.lock:
+            if self.installer.needs_poll():
+                for outcome in self.installer.poll():
+                    self.sink.report(outcome)
 
     def tick(self) -> None:
-        self.sink.retry()
+        """Called after every watch request: report what finished, retry what failed."""
+        with self.lock:
+            for outcome in self.installer.poll():
+                self.sink.report(outcome)
+            self.sink.retry()
 
     def pending(self) -> bool:
         """Whether reports failed and wait for ``tick()`` (the watcher then ticks sooner)."""
-        return bool(getattr(self.sink, "pending", None))
+        with self.lock:
+            return self.sink.waiting()
+
+
+def poll_loop(agent: NodeAgent, stop: threading.Event, interval: float) -> None:
+    """``agent.poll()`` every ``interval`` seconds until ``stop`` is set."""
+    while not stop.wait(interval):
+        agent.poll()

@@ -68,6 +68,10 @@ class StatusSink(Protocol):
 
     def retry(self) -> None: ...
 
+    def waiting(self) -> bool:
+        """Whether reports failed and wait for ``retry()``."""
+        ...
+
 
 class NoStatus:
     """The local mode's sink: outcomes are only logged (by the materialiser)."""
@@ -83,6 +87,9 @@ class NoStatus:
 
     def retry(self) -> None:
         pass
+
+    def waiting(self) -> bool:
+        return False
 
 
 class NodeStatusReporter:
@@ -157,6 +164,10 @@ class NodeStatusReporter:
     def retry(self) -> None:
         for outcome in list(self.pending.values()):
             self.report(outcome)
+
+
+    def waiting(self) -> bool:
+        return bool(self.pending)
 
     def _create(self, outcome: Outcome) -> None:
         body = reports.desired(outcome, self.node).to_wire()

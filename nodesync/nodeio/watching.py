@@ -1,8 +1,8 @@
 """List, then watch, the profile ConfigMaps of one kind (by label selector).
 
 One ``Watcher`` per kind of profile: the seccomp ConfigMaps (``SELECTOR``)
-feed ``agent.Agent``, the SELinux ones (``selinux_agent.SELECTOR``) feed
-``selinux_agent.SelinuxAgent``; each watcher has its own ``Cluster`` (a watch
+and the SELinux ones (``nodesync.selinux.reporter.SELECTOR``) each feed a
+``NodeAgent``; each watcher has its own ``Cluster`` (a watch
 being read belongs to one connection). The cluster decides the scope: every
 namespace, or the one it is restricted to.
 
@@ -45,7 +45,7 @@ class Source(Protocol):
 
 
 class Fed(Protocol):
-    """What a watcher feeds: ``agent.Agent`` and ``selinux_agent.SelinuxAgent``."""
+    """What a watcher feeds: a ``NodeAgent``, or the log enricher's pod index."""
 
     def relist(self, configmaps: Iterable[Mapping[str, Any]]) -> object:
         """Converge to a fresh list of every ConfigMap of the selector."""

@@ -16,21 +16,21 @@ from typing import Any
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import outcomes, reasons
+from nodesync.nodeio.atomicfiles import Perms
 from nodesync.nodeio.logs import about
 from nodesync.nodeio.metrics import Metrics
 from nodesync.nodeio.outcomes import Outcome
-from nodesync.nodeio.plan import Perms, Wanted, plan
-from nodesync.nodeio.sources import (
-    Profile,
-    Rejection,
-    conflict,
-    read_configmap,
-    read_configmaps,
-    source_of,
-)
-from nodesync.nodeio.writing import Executor, Result
+from nodesync.nodeio.sources import Profile, Rejection, source_of
 from nodesync.seccomp.observing import observe_files, observe_tree
 from nodesync.seccomp.paths import EXTENSION, operator_root
+from nodesync.seccomp.plan import Wanted, plan
+from nodesync.seccomp.profiles import (
+    conflict,
+    is_seccomp_configmap,
+    read_configmap,
+    read_configmaps,
+)
+from nodesync.seccomp.writing import Executor, Result
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ def _is_profile_file(relpath: str) -> bool:
 
 
 class Materialiser:
+    """The seccomp files of this node: an ``Installer`` of the node agent."""
+
+    what = "profiles"
+
     def __init__(
         self,
         kubelet_dir: Path | str,
@@ -63,6 +67,15 @@ class Materialiser:
         self.executor = Executor(self.root, self.perms, workers=workers)
         self.entries: dict[tuple[str, str], Entry] = {}  # by (namespace, ConfigMap name)
         self.claims: dict[str, tuple[str, str]] = {}  # relpath -> ConfigMap key
+
+    def accepts(self, configmap: Mapping[str, Any]) -> bool:
+        return is_seccomp_configmap(configmap)
+
+    def needs_poll(self) -> bool:
+        return False  # a file is written or not: nothing finishes later
+
+    def poll(self) -> list[Outcome]:
+        return []
 
     # -- full convergence -------------------------------------------------------------------
 

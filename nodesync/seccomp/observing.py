@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from nodesync.nodeio.plan import EntryType, Observed
+from nodesync.seccomp.plan import EntryType, Observed
 
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR = _READ | os.O_DIRECTORY

@@ -17,8 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nodesync.nodeio.plan import FILE_MODE, Perms
-from nodesync.nodeio.writing import TEMP_SUFFIX, write_atomically
+from nodesync.nodeio.atomicfiles import FILE_MODE, TEMP_SUFFIX, Perms, write_atomically
 from nodesync.selinux.policies import CIL_EXTENSION
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ from nodesync.selinux.policies import (
     SELINUXD_UNAVAILABLE,
     Policy,
     PolicyRejection,
+    is_selinux_configmap,
     policy_name,
     read_policies,
     read_policy,
@@ -161,6 +162,10 @@ def outcome_of(
 
 
 class SelinuxSync:
+    """The SELinux policies of this node: an ``Installer`` of the node agent."""
+
+    what = "SELinux policies"
+
     def __init__(
         self,
         drop: DropDir,
@@ -179,6 +184,9 @@ class SelinuxSync:
         self.rejected: dict[tuple[str, str], Outcome] = {}
         self.reported: dict[str, Outcome] = {}  # policy -> the outcome last returned
         self.unsettled: dict[str, int] = {}  # policy -> answers still to read
+
+    def accepts(self, configmap: Mapping[str, Any]) -> bool:
+        return is_selinux_configmap(configmap)
 
     # -- full convergence -------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hooks.cluster.binding import decorator, table, webhookconfig
+from hooks.cluster.binding import table
 from hooks.cluster.contract import CustomizeRequest
+from hooks.cluster.namespace import decorator, webhookconfig
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "namespace"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())

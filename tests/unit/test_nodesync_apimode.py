@@ -18,7 +18,7 @@ import pytest
 from hooks.api.configmaps import configmap_metadata
 from hooks.api.nodestatus import status_name
 from nodesync.nodeio import reasons
-from nodesync.nodeio.agent import Agent
+from nodesync.nodeio.agent import NodeAgent
 from nodesync.nodeio.cluster import ApiError, Json
 from nodesync.nodeio.metrics import Metrics
 from nodesync.nodeio.reporting import NodeStatusReporter
@@ -149,7 +149,7 @@ class Rig:
         self.metrics = Metrics()
         self.kubelet = tmp_path
         self.waits: list[float] = []
-        self.agent = Agent(
+        self.agent = NodeAgent(
             Materialiser(tmp_path, metrics=self.metrics, supported=supported),
             NodeStatusReporter(self.cluster, NODE, self.metrics),
         )

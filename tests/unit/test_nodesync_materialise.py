@@ -14,10 +14,10 @@ from unavailable import unavailable
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, configmap_metadata
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import reasons
+from nodesync.nodeio.atomicfiles import Perms
 from nodesync.nodeio.metrics import Metrics
-from nodesync.nodeio.plan import Perms
-from nodesync.nodeio.sources import read_configmaps
 from nodesync.seccomp.materialising import Materialiser, materialise
+from nodesync.seccomp.profiles import read_configmaps
 
 ALLOW = json.dumps({"defaultAction": "SCMP_ACT_ALLOW"})
 

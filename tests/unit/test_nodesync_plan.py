@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from nodesync.nodeio.plan import (
+from nodesync.nodeio.atomicfiles import Perms
+from nodesync.nodeio.sources import digest_of
+from nodesync.seccomp.plan import (
     EntryType,
     FixDir,
     Observed,
-    Perms,
     Remove,
     RemoveDir,
     Wanted,
     Write,
     plan,
 )
-from nodesync.nodeio.sources import digest_of
 
 PERMS = Perms(uid=65535, gid=65535)
 

@@ -19,6 +19,7 @@ from selinuxd_double import SelinuxdDouble
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import reports
+from nodesync.nodeio.agent import NodeAgent
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.selinux.batch import SemoduleInstaller, clean_output
 from nodesync.selinux.dropdir import STAGING, DropDir
@@ -29,7 +30,7 @@ from nodesync.selinux.policies import (
     read_policies,
     read_policy,
 )
-from nodesync.selinux.reporter import SELECTOR, SelinuxAgent, node_selector
+from nodesync.selinux.reporter import SELECTOR, node_selector
 from nodesync.selinux.selinuxd import SelinuxdClient, SelinuxdError
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
 
@@ -284,7 +285,7 @@ class Sink:
 
 def test_agent_events_and_ticks(double: Any, tmp_path: Path) -> None:
     sink = Sink()
-    agent = SelinuxAgent(
+    agent = NodeAgent(
         SelinuxSync(
             DropDir(tmp_path / "drop"), SelinuxdBackend(SelinuxdClient(str(double.socket_path)))
         ),

@@ -22,6 +22,7 @@ from selinuxd_double import SelinuxdDouble
 
 from hooks.api.podannotations import SELINUX_RECORDING_TYPE
 from nodesync.command import nodesync as command
+from nodesync.nodeio.agent import NodeAgent
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.selinux.batch import SemoduleInstaller
 from nodesync.selinux.dropdir import STAGING, DropDir
@@ -31,7 +32,6 @@ from nodesync.selinux.recordingpolicy import (
     RECORDING_POLICY,
     RECORDING_TYPE,
 )
-from nodesync.selinux.reporter import SelinuxAgent
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
 
@@ -192,7 +192,7 @@ def test_a_changed_or_deleted_file_is_restored_by_the_next_convergence(tmp_path:
 def test_it_is_installed_with_the_profiles_but_never_reported(tmp_path: Path) -> None:
     sync, log = batch_sync(tmp_path)
     sink = Sink()
-    agent = SelinuxAgent(sync, sink)
+    agent = NodeAgent(sync, sink)
     outcomes = agent.relist([configmap("a"), configmap("b")])
     assert sorted(o.name for o in outcomes) == ["a", "b"]
     [first] = log.read_text().splitlines()  # one transaction, the profiles and ours

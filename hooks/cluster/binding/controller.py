@@ -25,6 +25,7 @@ from hooks.api import seccompprofile as seccomp_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api.base import Condition
 from hooks.api.profilestate import ProfileState
+from hooks.api.seccompprofile import localhost_profile
 from hooks.cluster.binding.table import MISSING, SECCOMP, WILDCARD, Entry
 from hooks.cluster.contract import (
     POD,
@@ -36,7 +37,6 @@ from hooks.cluster.contract import (
     group_key,
 )
 from hooks.cluster.profilestatus import ready_conditions
-from hooks.cluster.seccomp.controller import localhost_profile
 from hooks.logs import about
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The binding table: what the binding webhook needs to know, resolved ahead of time.
 
-The namespace decorator (``hooks.cluster.binding.decorator``) receives every
+The namespace decorator (``hooks.cluster.namespace.decorator``) receives every
 ProfileBinding and every profile as related objects and resolves them into
 this table; Metacontroller writes it into the ConfigMap ``spo-bindings``,
 which the hook Deployment mounts; the webhook reads the file
@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from hooks.api import profilebinding as binding_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api.profilestate import ProfileState
-from hooks.cluster.seccomp.controller import localhost_profile
+from hooks.api.seccompprofile import localhost_profile
 from hooks.logs import about
 
 log = logging.getLogger(__name__)

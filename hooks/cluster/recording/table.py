@@ -37,10 +37,10 @@ from pydantic import ValidationError
 
 from hooks.api import profilerecording as api
 from hooks.api.profilestate import ProfileState
+from hooks.api.seccompprofile import localhost_profile
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.contract import ResourceRule, group_key
 from hooks.cluster.recording import selectors
-from hooks.cluster.seccomp.controller import localhost_profile
 from hooks.logs import about
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
 from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
+from hooks.api.seccompprofile import localhost_profile
 from hooks.cluster.contract import (
     CONFIGMAP,
     POD,
@@ -50,11 +51,6 @@ SECCOMP_PROFILES = group_key(api.KIND.kind, api.KIND.api_version)
 SECCOMP_PROFILES_ALPHA = group_key(api.KIND.kind, f"{GROUP}/v1alpha1")
 DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
 POLICY_REASONS = (policy.DISALLOWED_SYSCALLS, policy.DISALLOWED_ACTION)
-
-
-def localhost_profile(namespace: str, name: str) -> str:
-    """What a pod puts in ``seccompProfile.localhostProfile`` for this profile."""
-    return f"operator/{namespace}/{name}.json"
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:

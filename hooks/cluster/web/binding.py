@@ -12,8 +12,9 @@ import os
 from flask import Blueprint, Response, current_app
 from flask.blueprints import BlueprintSetupState
 
-from hooks.cluster.binding import admission, controller, decorator, loading
+from hooks.cluster.binding import admission, controller, loading
 from hooks.cluster.contract import CustomizeRequest, SyncRequest
+from hooks.cluster.namespace import decorator
 from hooks.cluster.web.edge import answer, decode, now
 
 blueprint = Blueprint("binding", __name__)

@@ -6,7 +6,7 @@ DecoratorController that receives the spod, every ProfileBinding and every
 profile as related objects (hook version v2). The sync hook attaches:
 
 - ``spo-mutating-webhook-configuration``, from the spod's ``webhookOptions``
-  (``hooks.cluster.binding.webhookconfig``);
+  (``hooks.cluster.namespace.webhookconfig``);
 - the ConfigMap ``spo-bindings`` with the resolved binding table
   (``hooks.cluster.binding.table``), which the hook Deployment mounts and the binding
   webhook reads, so the admission path never calls the Kubernetes API.
@@ -32,7 +32,6 @@ from hooks.api import spod as spod_api
 from hooks.api.base import Open, Wire
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.binding import table as binding_table
-from hooks.cluster.binding import webhookconfig
 from hooks.cluster.contract import (
     CustomizeRequest,
     CustomizeResponse,
@@ -41,6 +40,7 @@ from hooks.cluster.contract import (
     ResourceRule,
     group_key,
 )
+from hooks.cluster.namespace import webhookconfig
 from hooks.cluster.recording import table as recording_table
 from hooks.logs import about
 

@@ -15,7 +15,6 @@ import errno
 import functools
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodesync.nodeio import reasons
-from nodesync.nodeio.plan import Action, FixDir, Perms, Remove, RemoveDir, Write, namespace_of
+from nodesync.nodeio.atomicfiles import Perms, set_perms, write_atomically
+from nodesync.seccomp.plan import Action, FixDir, Remove, RemoveDir, Write, namespace_of
 
 log = logging.getLogger(__name__)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-TEMP_SUFFIX = ".tmp"
 _INLINE = 4  # fewer writes than this are not worth a thread pool
 
 
@@ -45,40 +43,6 @@ class Result:
     removed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     other_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
-def temp_name(name: str) -> str:
-    return f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-
-
-def _set_perms(fd: int, mode: int, perms: Perms) -> None:
-    st = os.fstat(fd)
-    if (st.st_uid, st.st_gid) != (perms.uid, perms.gid):
-        os.fchown(fd, perms.uid, perms.gid)
-    if st.st_mode & 0o7777 != mode:
-        os.fchmod(fd, mode)
-
-
-def write_atomically(dir_fd: int, name: str, content: bytes, perms: Perms, *, into: int | None = None) -> None:
-    """Replace ``name`` in ``dir_fd`` (or in ``into``, the temporary file staying in ``dir_fd``
-    until the rename) with ``content``; the caller fsyncs the directory."""
-    target = dir_fd if into is None else into
-    temporary = temp_name(name)
-    fd = os.open(temporary, _NEW, 0o600, dir_fd=dir_fd)
-    try:
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
-            _set_perms(fd, perms.file_mode, perms)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=dir_fd)
-        raise
 
 
 def _make_dirs(path: Path, mode: int) -> None:
@@ -98,7 +62,7 @@ def _open_namespace(root_fd: int, namespace: str, perms: Perms, *, create: bool)
             os.mkdir(namespace, perms.dir_mode, dir_fd=root_fd)
     fd = os.open(namespace, _DIR, dir_fd=root_fd)
     if create:
-        _set_perms(fd, perms.dir_mode, perms)
+        set_perms(fd, perms.dir_mode, perms)
     return fd
 
 
@@ -117,7 +81,7 @@ class Executor:
             os.mkdir(self.root, self.perms.dir_mode)
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # may be a symlink
         try:
-            _set_perms(fd, self.perms.dir_mode, self.perms)
+            set_perms(fd, self.perms.dir_mode, self.perms)
             yield fd
         finally:
             os.close(fd)
@@ -236,7 +200,7 @@ class Executor:
     def _fix(self, root_fd: int, namespace: str) -> None:
         fd = os.open(namespace, _DIR, dir_fd=root_fd)
         try:
-            _set_perms(fd, self.perms.dir_mode, self.perms)
+            set_perms(fd, self.perms.dir_mode, self.perms)
         finally:
             os.close(fd)
 

@@ -8,27 +8,11 @@ scan converges the whole tree and a scan of one path touches only that path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-FILE_MODE = 0o644
-DIR_MODE = 0o744
-
-
-@dataclass(frozen=True, slots=True)
-class Perms:
-    """The fixed mode and ownership of everything nodesync creates under the operator root."""
-
-    uid: int
-    gid: int
-    file_mode: int = FILE_MODE
-    dir_mode: int = DIR_MODE
-
-    @classmethod
-    def of_process(cls) -> Perms:
-        return cls(uid=os.geteuid(), gid=os.getegid())
+from nodesync.nodeio.atomicfiles import Perms
 
 
 class EntryType(StrEnum):

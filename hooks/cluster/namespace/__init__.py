@@ -1,0 +1,1 @@
+"""The operator Namespace DecoratorController: the binding and recording tables, the webhook configuration."""
