@@ -64,14 +64,25 @@ def app() -> Flask:
 
 def binding_table() -> table.BindingTable:
     def entry(i: int, namespace: str) -> table.Entry:
-        return table.Entry(f"b-{i:04d}", table.SECCOMP, f"p-{i:04d}", "Installed", f"operator/{namespace}/p-{i:04d}.json")
+        return table.Entry(
+            f"b-{i:04d}",
+            table.SECCOMP,
+            f"p-{i:04d}",
+            "Installed",
+            f"operator/{namespace}/p-{i:04d}.json",
+        )
 
     namespaces: dict[str, dict[str, tuple[table.Entry, ...]]] = {}
     for namespace in [NS, *(f"other-{n}" for n in range(4))]:
         images: dict[str, tuple[table.Entry, ...]] = {
-            f"registry.example.com/app-{i:04d}:1.0": (entry(i, namespace),) for i in range(BINDINGS - 1)
+            f"registry.example.com/app-{i:04d}:1.0": (entry(i, namespace),)
+            for i in range(BINDINGS - 1)
         }
-        images[table.WILDCARD] = (table.Entry("everything", table.SELINUX, "web", "Installed", f"web_{namespace}.process"),)
+        images[table.WILDCARD] = (
+            table.Entry(
+                "everything", table.SELINUX, "web", "Installed", f"web_{namespace}.process"
+            ),
+        )
         namespaces[namespace] = images
     return table.BindingTable(namespaces)
 
@@ -91,7 +102,11 @@ def review() -> dict[str, Any]:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"generateName": "web-", "namespace": NS, "labels": {"app": "web", "tier": "front"}},
+        "metadata": {
+            "generateName": "web-",
+            "namespace": NS,
+            "labels": {"app": "web", "tier": "front"},
+        },
         "spec": {
             "initContainers": [container("setup", "busybox:1.36")],
             "containers": [
@@ -140,9 +155,24 @@ def certificate(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "tls.crt", folder / "tls.key"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,
@@ -179,10 +209,24 @@ def main() -> int:
         }
         server = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{port}", "--certfile", str(cert), "--keyfile", str(key),
-                "--workers", str(args.workers), "--worker-class", "gthread", "--threads", "4",
-                "--log-level", "error", "bench_binding_webhook:app()",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--certfile",
+                str(cert),
+                "--keyfile",
+                str(key),
+                "--workers",
+                str(args.workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--log-level",
+                "error",
+                "bench_binding_webhook:app()",
             ],
             cwd=HERE,
             env=env,
@@ -191,7 +235,9 @@ def main() -> int:
         try:
             wait_ready(f"{base}/readyz", context)
             request = urllib.request.Request(
-                f"{base}/mutate-v1-pod-binding", data=body.read_bytes(), headers={"Content-Type": "application/json"}
+                f"{base}/mutate-v1-pod-binding",
+                data=body.read_bytes(),
+                headers={"Content-Type": "application/json"},
             )
             with urllib.request.urlopen(request, timeout=10, context=context) as response:
                 answer = json.loads(response.read())["response"]

@@ -151,7 +151,9 @@ def main() -> int:
             sync = run_wrk(f"{base}/seccompprofile/sync", body, args.seconds, args.connections)
             with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # loopback only
                 metrics = response.read().decode()
-            sync["server_side_p99_ms_at_most"] = histogram(metrics, "seccompprofile-sync")["p99_at_most_ms"]
+            sync["server_side_p99_ms_at_most"] = histogram(metrics, "seccompprofile-sync")[
+                "p99_at_most_ms"
+            ]
             echo["server_side_p99_ms_at_most"] = histogram(metrics, "echo")["p99_at_most_ms"]
         finally:
             server.terminate()

@@ -200,10 +200,10 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     follower = Follower(path, state)
     recorder = Recorder(ContainerResolver(read=stub_cgroup).lookup)
     sink = open(os.devnull, "w")  # noqa: SIM115 (closed below)
-    index = {
-        f"{pid:064x}": ContainerRef("team", f"pod-{pid}", "app") for pid in CONTAINER_PIDS
-    }
-    enricher = LogEnricher("node-1", CollectorRegistry(), index.get, lambda line: sink.write(line + "\n"))
+    index = {f"{pid:064x}": ContainerRef("team", f"pod-{pid}", "app") for pid in CONTAINER_PIDS}
+    enricher = LogEnricher(
+        "node-1", CollectorRegistry(), index.get, lambda line: sink.write(line + "\n")
+    )
     while True:
         batch = follower.poll()
         if not batch:

@@ -41,14 +41,23 @@ class Client:
     def __init__(self, base: str, context: Any = None) -> None:
         parts = urlsplit(base)
         if parts.scheme == "https":
-            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(parts.hostname or "", parts.port, context=context)
+            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, context=context
+            )
         else:
             self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
 
-    def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         for _ in range(30):
-            self.conn.request(method, path, body=data, headers={"Content-Type": content_type, "Accept": "application/json"})
+            self.conn.request(
+                method,
+                path,
+                body=data,
+                headers={"Content-Type": content_type, "Accept": "application/json"},
+            )
             response = self.conn.getresponse()
             raw = response.read()
             if response.status != 429:  # "storage is (re)initializing" right after a CRD appears
@@ -60,26 +69,40 @@ class Client:
 
 
 def _group(items: list[dict[str, Any]], kind: str, api_version: str) -> dict[str, dict[str, Any]]:
-    return {f"{kind}.{api_version}": {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i for i in items}}
+    return {
+        f"{kind}.{api_version}": {
+            f"{i['metadata']['namespace']}/{i['metadata']['name']}": i for i in items
+        }
+    }
 
 
 def round_trip(api: Client, hooks: Client, name: str) -> dict[str, Any]:
     base = f"/apis/{GROUP}/v1beta1/namespaces/{NS}/seccompprofiles"
     parent = api.call("GET", f"{base}/{name}")
-    rules = hooks.call("POST", "/seccompprofile/customize", {"controller": CONTROLLER, "parent": parent})["relatedResources"]
+    rules = hooks.call(
+        "POST", "/seccompprofile/customize", {"controller": CONTROLLER, "parent": parent}
+    )["relatedResources"]
     related: dict[str, dict[str, Any]] = {}
     for rule in rules:
         prefix = "/api/v1" if rule["apiVersion"] == "v1" else f"/apis/{rule['apiVersion']}"
         query = "?resourceVersion=0"
         if rule.get("labelSelector"):
-            query += "&labelSelector=" + quote(",".join(f"{k}={v}" for k, v in rule["labelSelector"]["matchLabels"].items()))
-        listed = api.call("GET", f"{prefix}/namespaces/{rule['namespace']}/{rule['resource']}{query}")
+            query += "&labelSelector=" + quote(
+                ",".join(f"{k}={v}" for k, v in rule["labelSelector"]["matchLabels"].items())
+            )
+        listed = api.call(
+            "GET", f"{prefix}/namespaces/{rule['namespace']}/{rule['resource']}{query}"
+        )
         kind = listed["kind"].removesuffix("List")
         for item in listed["items"]:
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", rule["apiVersion"])
         related.update(_group(listed["items"], kind, rule["apiVersion"]))
-    configmaps = api.call("GET", f"/api/v1/namespaces/{NS}/configmaps?resourceVersion=0&labelSelector=" + quote(f"spo.x-k8s.io/profile-id=SeccompProfile-{name}"))
+    configmaps = api.call(
+        "GET",
+        f"/api/v1/namespaces/{NS}/configmaps?resourceVersion=0&labelSelector="
+        + quote(f"spo.x-k8s.io/profile-id=SeccompProfile-{name}"),
+    )
     request = {
         "controller": CONTROLLER,
         "parent": parent,
@@ -88,7 +111,13 @@ def round_trip(api: Client, hooks: Client, name: str) -> dict[str, Any]:
         "finalizing": False,
     }
     answer = hooks.call("POST", "/seccompprofile/sync", request)
-    owner = {"apiVersion": parent["apiVersion"], "kind": "SeccompProfile", "name": name, "uid": parent["metadata"]["uid"], "controller": True}
+    owner = {
+        "apiVersion": parent["apiVersion"],
+        "kind": "SeccompProfile",
+        "name": name,
+        "uid": parent["metadata"]["uid"],
+        "controller": True,
+    }
     for child in answer["children"]:
         child["metadata"]["ownerReferences"] = [owner]
         path = f"/api/v1/namespaces/{NS}/configmaps/{child['metadata']['name']}?fieldManager=metacontroller&force=true"
@@ -116,7 +145,15 @@ def main() -> int:
                 "apiVersion": f"{GROUP}/v1beta1",
                 "kind": "SeccompProfile",
                 "metadata": {"name": f"p-{i:04d}", "namespace": NS},
-                "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "write", "openat", "close", "exit_group"], "action": "SCMP_ACT_ALLOW"}]},
+                "spec": {
+                    "defaultAction": "SCMP_ACT_ERRNO",
+                    "syscalls": [
+                        {
+                            "names": ["read", "write", "openat", "close", "exit_group"],
+                            "action": "SCMP_ACT_ALLOW",
+                        }
+                    ],
+                },
             }
             for i in range(args.profiles)
         ]
@@ -133,7 +170,9 @@ def main() -> int:
             for request in requests:
                 hooks.call("POST", "/seccompprofile/sync", request)
             hook_s = time.perf_counter() - t1
-        stored = plane.kubectl_json("get", "configmaps", "-n", NS, "-l", "spo.x-k8s.io/profile-kind=SeccompProfile")["items"]
+        stored = plane.kubectl_json(
+            "get", "configmaps", "-n", NS, "-l", "spo.x-k8s.io/profile-kind=SeccompProfile"
+        )["items"]
         assert len(stored) == args.profiles, len(stored)
     finally:
         plane.stop()

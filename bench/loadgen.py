@@ -22,7 +22,9 @@ def wait_ready(url: str, context: ssl.SSLContext | None = None, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1, context=context) as response:  # loopback only
+            with urllib.request.urlopen(
+                url, timeout=1, context=context
+            ) as response:  # loopback only
                 if response.status == 200:
                     return
         except OSError:

@@ -33,7 +33,9 @@ def serving(
     context: ssl.SSLContext | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process, wait until ``base``/readyz answers, yield it, stop it."""
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -42,8 +44,14 @@ def serving(
                     break
             except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.poll() is not None and process.stderr else ""
-                    raise RuntimeError(f"the server at {base} did not become ready: {error}\n{stderr}") from error
+                    stderr = (
+                        process.stderr.read().decode()
+                        if process.poll() is not None and process.stderr
+                        else ""
+                    )
+                    raise RuntimeError(
+                        f"the server at {base} did not become ready: {error}\n{stderr}"
+                    ) from error
                 time.sleep(0.1)
         yield process
     finally:
@@ -63,7 +71,16 @@ def running_hooks(workers: int = 2) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "hooks.command.cli", "hooks", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    argv = [
+        sys.executable,
+        "-m",
+        "hooks.command.cli",
+        "hooks",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
     with serving(argv, base, env=env):
         yield base
 

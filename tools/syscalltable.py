@@ -35,7 +35,9 @@ from typing import Any, Final
 
 from hooks.api.seccompprofile import Arch
 
-DATA_FILE: Final = Path(__file__).resolve().parent.parent / "hooks" / "api" / "data" / "syscalls.json"
+DATA_FILE: Final = (
+    Path(__file__).resolve().parent.parent / "hooks" / "api" / "data" / "syscalls.json"
+)
 LIBRARY: Final = "libseccomp.so.2"
 
 # Number ranges [start, stop) that syscall numbers live in on some architecture.
@@ -233,9 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     current = output.read_text(encoding="utf-8") if output.exists() else None
     if args.check:
         if current != text:
-            sys.stderr.write(
-                f"{output} is out of date: run python -m tools.syscalltable --write\n"
-            )
+            sys.stderr.write(f"{output} is out of date: run python -m tools.syscalltable --write\n")
             return 1
         return 0
     if current != text:

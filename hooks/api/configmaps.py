@@ -26,7 +26,11 @@ SECCOMP_KIND = "SeccompProfile"
 SECCOMP_KEY = "profile.json"
 SELINUX_KEY = "policy.cil"
 
-_PREFIX = {"SeccompProfile": "seccomp", "SelinuxProfile": "selinux", "RawSelinuxProfile": "rawselinux"}
+_PREFIX = {
+    "SeccompProfile": "seccomp",
+    "SelinuxProfile": "selinux",
+    "RawSelinuxProfile": "rawselinux",
+}
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 4096  # etcd's 1 MiB request limit, less room for metadata
 
 

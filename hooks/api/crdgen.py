@@ -58,7 +58,11 @@ def _structural(node: JSON) -> JSON:
         node["x-kubernetes-preserve-unknown-fields"] = True
     elif isinstance(additional, dict) and "properties" not in node:
         node["additionalProperties"] = additional
-    if node.get("type") == "object" and not node.get("properties") and "additionalProperties" not in node:
+    if (
+        node.get("type") == "object"
+        and not node.get("properties")
+        and "additionalProperties" not in node
+    ):
         node.pop("properties", None)
         node["x-kubernetes-preserve-unknown-fields"] = True
     if "type" not in node and "enum" not in node and not node.get("x-kubernetes-int-or-string"):

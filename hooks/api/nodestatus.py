@@ -29,8 +29,12 @@ class SecurityProfileNodeStatus(Resource):
     """SecurityProfileNodeStatus is a per-node status of a security profile."""
 
     nodeName: str = Field(description="the node this status is about")
-    status: ProfileState | None = Field(default=None, description="the state of the profile on that node")
-    message: str | None = Field(default=None, description="what went wrong on that node, when the state is Error")
+    status: ProfileState | None = Field(
+        default=None, description="the state of the profile on that node"
+    )
+    message: str | None = Field(
+        default=None, description="what went wrong on that node, when the state is Error"
+    )
 
 
 def profile_id(kind: str, name: str) -> str:

@@ -52,7 +52,9 @@ def recording_id(recording: str, container: str, uid: str) -> str:
     return f"{recording}_{container}_{token[:_NONCE]}_{token[_NONCE:]}"
 
 
-def recorded_containers(annotations: Mapping[str, str], kind: api.RecordingKind, recording: str) -> Iterator[str]:
+def recorded_containers(
+    annotations: Mapping[str, str], kind: api.RecordingKind, recording: str
+) -> Iterator[str]:
     """The names of the containers that ``annotations`` (a pod's) mark as recorded by ``recording``."""
     prefixes = [p for (k, _), p in _PREFIXES.items() if k == kind]
     for key in sorted(annotations):

@@ -67,8 +67,12 @@ class Arg(Wire):
     """A condition on one syscall argument."""
 
     index: int = Field(ge=0, le=5, description="the index for syscall arguments in seccomp")
-    value: int | None = Field(default=None, ge=0, description="the value for syscall arguments in seccomp")
-    valueTwo: int | None = Field(default=None, ge=0, description="the second value for syscall arguments in seccomp")
+    value: int | None = Field(
+        default=None, ge=0, description="the value for syscall arguments in seccomp"
+    )
+    valueTwo: int | None = Field(
+        default=None, ge=0, description="the second value for syscall arguments in seccomp"
+    )
     op: Operator = Field(description="the operator for syscall arguments in seccomp")
 
 
@@ -77,32 +81,64 @@ class Syscall(Wire):
 
     names: list[str] = Field(min_length=1, description="the names of the syscalls")
     action: Action = Field(description="the action for seccomp rules")
-    errnoRet: int | None = Field(default=None, ge=0, description="the errno return code to use. Some actions like SCMP_ACT_ERRNO and SCMP_ACT_TRACE allow to specify the errno code to return")
-    args: list[Arg] | None = Field(default=None, max_length=6, description="the specific syscall in seccomp")
+    errnoRet: int | None = Field(
+        default=None,
+        ge=0,
+        description="the errno return code to use. Some actions like SCMP_ACT_ERRNO and SCMP_ACT_TRACE allow to specify the errno code to return",
+    )
+    args: list[Arg] | None = Field(
+        default=None, max_length=6, description="the specific syscall in seccomp"
+    )
 
 
 class SeccompProfileSpec(Wire):
     """The desired seccomp profile: what runc reads, plus a base profile and a switch."""
 
-    disabled: bool | None = Field(default=None, description="whether the profile is disabled: a disabled profile is not installed on any node")
-    baseProfileName: str | None = Field(default=None, description="name of base profile (in the same namespace) what will be unioned into this profile")
+    disabled: bool | None = Field(
+        default=None,
+        description="whether the profile is disabled: a disabled profile is not installed on any node",
+    )
+    baseProfileName: str | None = Field(
+        default=None,
+        description="name of base profile (in the same namespace) what will be unioned into this profile",
+    )
     defaultAction: Action = Field(description="the default action for seccomp")
-    architectures: list[Arch] | None = Field(default=None, description="the architecture used for system calls")
-    listenerPath: str | None = Field(default=None, description="path of UNIX domain socket to contact a seccomp agent for SCMP_ACT_NOTIFY")
-    listenerMetadata: str | None = Field(default=None, description="opaque data to pass to the seccomp agent")
+    architectures: list[Arch] | None = Field(
+        default=None, description="the architecture used for system calls"
+    )
+    listenerPath: str | None = Field(
+        default=None,
+        description="path of UNIX domain socket to contact a seccomp agent for SCMP_ACT_NOTIFY",
+    )
+    listenerMetadata: str | None = Field(
+        default=None, description="opaque data to pass to the seccomp agent"
+    )
     syscalls: list[Syscall] | None = Field(default=None, description="match a syscall in seccomp")
-    flags: list[Flag] | None = Field(default=None, description="list of flags to use with seccomp(2)")
+    flags: list[Flag] | None = Field(
+        default=None, description="list of flags to use with seccomp(2)"
+    )
 
 
 class SeccompProfileStatus(Wire):
     """What was observed: the state across nodes and where the profile lives on a node."""
 
-    conditions: list[Condition] | None = Field(default=None, description="Conditions of the resource.")
-    status: ProfileState | None = Field(default=None, description="the state of the profile across nodes")
+    conditions: list[Condition] | None = Field(
+        default=None, description="Conditions of the resource."
+    )
+    status: ProfileState | None = Field(
+        default=None, description="the state of the profile across nodes"
+    )
     path: str | None = Field(default=None, description="the path of the profile file on every node")
-    activeWorkloads: list[str] | None = Field(default=None, description="pods that use this profile")
-    localhostProfile: str | None = Field(default=None, description="The path that should be provided to the `securityContext.seccompProfile.localhostProfile` field of a Pod or container spec")
-    observedGeneration: int | None = Field(default=None, description="the generation Metacontroller last synced")
+    activeWorkloads: list[str] | None = Field(
+        default=None, description="pods that use this profile"
+    )
+    localhostProfile: str | None = Field(
+        default=None,
+        description="The path that should be provided to the `securityContext.seccompProfile.localhostProfile` field of a Pod or container spec",
+    )
+    observedGeneration: int | None = Field(
+        default=None, description="the generation Metacontroller last synced"
+    )
 
 
 class SeccompProfile(Resource):

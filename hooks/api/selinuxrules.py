@@ -177,7 +177,9 @@ RESTRICTED_STATEMENTS = frozenset(
 )  # fmt: skip
 
 # The CIL compiler's symbol characters; anything else outside comments and strings is refused.
-_SYMBOL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789[].@=/*-_$%+!|&^:~`#{}'<>?,")
+_SYMBOL_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789[].@=/*-_$%+!|&^:~`#{}'<>?,"
+)
 _BLANKS = " \t"
 _LINE_ENDS = "\n\r"
 
@@ -185,7 +187,9 @@ _LINE_ENDS = "\n\r"
 def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
     """The profile's name and namespace make a valid CIL block name and a valid ConfigMap name."""
     if len(name) > MAX_NAME:
-        raise ProfileProblem(reason, f"metadata.name: at most {MAX_NAME} characters, got {len(name)}")
+        raise ProfileProblem(
+            reason, f"metadata.name: at most {MAX_NAME} characters, got {len(name)}"
+        )
     if not _NAME.fullmatch(name):
         raise ProfileProblem(
             reason,
@@ -193,15 +197,20 @@ def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
             f"(no '.': the SELinux block and module are named <name>_<namespace>)",
         )
     if not _NAMESPACE.fullmatch(namespace):
-        raise ProfileProblem(reason, f"metadata.namespace: {namespace!r} is not a valid namespace name")
+        raise ProfileProblem(
+            reason, f"metadata.namespace: {namespace!r} is not a valid namespace name"
+        )
     block = f"{name}_{namespace}"
     if len(block) > MAX_BLOCK_NAME:
         raise ProfileProblem(
-            reason, f"metadata.name: the SELinux module {block!r} would be longer than {MAX_BLOCK_NAME} characters"
+            reason,
+            f"metadata.name: the SELinux module {block!r} would be longer than {MAX_BLOCK_NAME} characters",
         )
 
 
-def check_allow(allow: dict[str, dict[str, list[str]]] | None, deny: DenyList = DEFAULT_DENY) -> None:
+def check_allow(
+    allow: dict[str, dict[str, list[str]]] | None, deny: DenyList = DEFAULT_DENY
+) -> None:
     """Every type, class and permission of ``spec.allow`` is well-formed and not denied."""
     allow = allow or {}
     for target in sorted(allow):
@@ -212,27 +221,34 @@ def check_allow(allow: dict[str, dict[str, list[str]]] | None, deny: DenyList = 
             denied = next((part for part in target.split(".") if part in deny.types), None)
             if denied:
                 raise ProfileProblem(
-                    DENIED, f"{where}: type {denied!r} is on the deny list: no workload profile may be granted rights on it"
+                    DENIED,
+                    f"{where}: type {denied!r} is on the deny list: no workload profile may be granted rights on it",
                 )
         for cls in sorted(classes):
             perms = classes[cls]
             at = f"{where}[{cls}]"
             _check_symbol(at, "class", cls, _WORD)
             if cls in deny.classes:
-                raise ProfileProblem(DENIED, f"{at}: class {cls!r} is on the deny list: no workload profile may be granted it")
+                raise ProfileProblem(
+                    DENIED,
+                    f"{at}: class {cls!r} is on the deny list: no workload profile may be granted it",
+                )
             if not perms:
                 raise ProfileProblem(INVALID, f"{at}: at least one permission is required")
             for perm in sorted(set(perms)):
                 _check_symbol(at, "permission", perm, _WORD)
                 if perm in deny.permissions:
                     raise ProfileProblem(
-                        DENIED, f"{at}: permission {perm!r} is on the deny list: no workload profile may be granted it"
+                        DENIED,
+                        f"{at}: permission {perm!r} is on the deny list: no workload profile may be granted it",
                     )
 
 
 def _check_symbol(where: str, what: str, value: str, pattern: re.Pattern[str]) -> None:
     if len(value) > MAX_IDENTIFIER or not pattern.fullmatch(value):
-        raise ProfileProblem(INVALID, f"{where}: {what} {value!r} is not a valid SELinux {what} name")
+        raise ProfileProblem(
+            INVALID, f"{where}: {what} {value!r} is not a valid SELinux {what} name"
+        )
 
 
 def check_system_template(where: str, template: str, allowed: Sequence[str]) -> None:
@@ -246,7 +262,9 @@ def check_system_template(where: str, template: str, allowed: Sequence[str]) -> 
         )
 
 
-def check_raw_policy(policy: str | None, allowed: Sequence[str], deny: DenyList = DEFAULT_DENY) -> None:
+def check_raw_policy(
+    policy: str | None, allowed: Sequence[str], deny: DenyList = DEFAULT_DENY
+) -> None:
     """The CIL of a RawSelinuxProfile stays inside its block and grants nothing denied.
 
     ``blockinherit`` may name an allowed system template and nothing else: a block
@@ -277,7 +295,9 @@ def check_raw_policy(policy: str | None, allowed: Sequence[str], deny: DenyList 
         if symbol == ")":
             depth -= 1
             if depth < 0:
-                raise ProfileProblem(INVALID_RAW, f"{where}: unmatched ')' would close the profile's block")
+                raise ProfileProblem(
+                    INVALID_RAW, f"{where}: unmatched ')' would close the profile's block"
+                )
             if depth == 0:
                 _check_statement(where, statement, allowed)
             expect_head = False
@@ -295,9 +315,14 @@ def check_raw_policy(policy: str | None, allowed: Sequence[str], deny: DenyList 
         if not symbol.startswith('"'):
             denied = deny.reason_for(symbol)
             if denied:
-                raise ProfileProblem(DENIED, f"{where}: {denied} is on the deny list: no workload profile may grant it")
+                raise ProfileProblem(
+                    DENIED,
+                    f"{where}: {denied} is on the deny list: no workload profile may grant it",
+                )
     if depth:
-        raise ProfileProblem(INVALID_RAW, f"spec.policy: unbalanced parentheses, {depth} '(' not closed")
+        raise ProfileProblem(
+            INVALID_RAW, f"spec.policy: unbalanced parentheses, {depth} '(' not closed"
+        )
 
 
 def _check_statement(where: str, statement: list[str], allowed: Sequence[str]) -> None:
@@ -340,7 +365,8 @@ def _tokens(policy: str) -> Iterator[tuple[str, int]]:
             yield policy[start:index], line
         else:
             raise ProfileProblem(
-                INVALID_RAW, f"spec.policy line {line}: character {char!r} is not allowed outside comments and strings"
+                INVALID_RAW,
+                f"spec.policy line {line}: character {char!r} is not allowed outside comments and strings",
             )
 
 
@@ -348,5 +374,6 @@ def check_size(cil: str) -> None:
     size = len(cil.encode())
     if size > MAX_CONFIGMAP_BYTES:
         raise ProfileProblem(
-            TOO_LARGE, f"spec: the policy is {size} bytes, more than a ConfigMap can hold ({MAX_CONFIGMAP_BYTES})"
+            TOO_LARGE,
+            f"spec: the policy is {size} bytes, more than a ConfigMap can hold ({MAX_CONFIGMAP_BYTES})",
         )

@@ -115,10 +115,14 @@ def unchanged(observed: Object, body: tuple[str, ...]) -> Object:
     """
     meta = observed.get("metadata") or {}
     applied = last_applied(observed)
-    if applied is not None and all(isinstance(applied.get(field), dict) for field in body if field in observed):
+    if applied is not None and all(
+        isinstance(applied.get(field), dict) for field in body if field in observed
+    ):
         return applied
     owned: dict[str, Any] = {key: meta[key] for key in _OWNED_METADATA if key in meta}
-    annotations = {k: v for k, v in (owned.pop("annotations", None) or {}).items() if k != LAST_APPLIED}
+    annotations = {
+        k: v for k, v in (owned.pop("annotations", None) or {}).items() if k != LAST_APPLIED
+    }
     if annotations:
         owned["annotations"] = annotations
     return {
@@ -157,4 +161,6 @@ class ByName(Mapping[str, M], Generic[M]):
 
 def child_named(request: SyncRequest, key: str, name: str) -> Object | None:
     """The observed child of group ``key`` (``ConfigMap.v1``) named ``name``, if any."""
-    return next((c for c in request.children_of(key) if (c.get("metadata") or {}).get("name") == name), None)
+    return next(
+        (c for c in request.children_of(key) if (c.get("metadata") or {}).get("name") == name), None
+    )

@@ -18,10 +18,17 @@ class HookMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "spo_hook_requests_total", "Hook requests by hook and HTTP status code.", ["hook", "code"], registry=self.registry
+            "spo_hook_requests_total",
+            "Hook requests by hook and HTTP status code.",
+            ["hook", "code"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "spo_hook_request_duration_seconds", "Hook request latency by hook.", ["hook"], buckets=_BUCKETS, registry=self.registry
+            "spo_hook_request_duration_seconds",
+            "Hook request latency by hook.",
+            ["hook"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
 
     def observe(self, hook: str, code: int, seconds: float) -> None:

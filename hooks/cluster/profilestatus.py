@@ -57,10 +57,14 @@ _STATES = {state.value: state for state in ProfileState}
 
 def _state(value: Any) -> ProfileState:
     # A state this version does not know is not a success.
-    return _STATES.get(value, ProfileState.PENDING) if isinstance(value, str) else ProfileState.PENDING
+    return (
+        _STATES.get(value, ProfileState.PENDING) if isinstance(value, str) else ProfileState.PENDING
+    )
 
 
-def node_statuses(related: Iterable[dict[str, Any]], profile_id: str, namespace: str) -> list[NodeReport]:
+def node_statuses(
+    related: Iterable[dict[str, Any]], profile_id: str, namespace: str
+) -> list[NodeReport]:
     """The node statuses of one profile among the related objects, ordered by node.
 
     Read straight from the dictionaries: a profile on a large cluster receives
@@ -73,7 +77,9 @@ def node_statuses(related: Iterable[dict[str, Any]], profile_id: str, namespace:
             continue
         if meta.get("namespace", "") not in ("", namespace) or not raw.get("nodeName"):
             continue
-        found.append(NodeReport(str(raw["nodeName"]), _state(raw.get("status")), raw.get("message")))
+        found.append(
+            NodeReport(str(raw["nodeName"]), _state(raw.get("status")), raw.get("message"))
+        )
     return sorted(found, key=lambda s: s.nodeName)
 
 
@@ -88,14 +94,24 @@ def across_nodes(statuses: list[NodeReport]) -> Outcome:
     failed = [s for s in statuses if s.status is ProfileState.ERROR]
     if failed:
         detail = "; ".join(f"{s.nodeName}: {s.message or 'failed'}" for s in failed)
-        return Outcome(ProfileState.ERROR, "InstallationFailed", f"{len(failed)} of {_nodes(len(statuses))} failed: {detail}")
+        return Outcome(
+            ProfileState.ERROR,
+            "InstallationFailed",
+            f"{len(failed)} of {_nodes(len(statuses))} failed: {detail}",
+        )
     if any(s.status is ProfileState.TERMINATING for s in statuses):
         return Outcome(ProfileState.TERMINATING, "Deleting", "nodes are removing the profile")
     installed = [s for s in statuses if s.status is ProfileState.INSTALLED]
     if len(installed) == len(statuses):
-        return Outcome(ProfileState.INSTALLED, "Available", f"installed on {_nodes(len(installed))}")
+        return Outcome(
+            ProfileState.INSTALLED, "Available", f"installed on {_nodes(len(installed))}"
+        )
     if installed:
-        return Outcome(ProfileState.IN_PROGRESS, "Creating", f"installed on {len(installed)} of {_nodes(len(statuses))}")
+        return Outcome(
+            ProfileState.IN_PROGRESS,
+            "Creating",
+            f"installed on {len(installed)} of {_nodes(len(statuses))}",
+        )
     return Outcome(ProfileState.PENDING, "Creating", f"pending on {_nodes(len(statuses))}")
 
 
@@ -105,10 +121,14 @@ def of_state(state: ProfileState, message: str, reason: str | None = None) -> Ou
 
 def conditions(outcome: Outcome, observed: Any, now: str) -> list[Condition]:
     """The Ready condition of a profile: true once it is installed."""
-    return ready_conditions(outcome.state is ProfileState.INSTALLED, outcome.reason, outcome.message, observed, now)
+    return ready_conditions(
+        outcome.state is ProfileState.INSTALLED, outcome.reason, outcome.message, observed, now
+    )
 
 
-def ready_conditions(ready: bool, reason: str, message: str, observed: Any, now: str) -> list[Condition]:
+def ready_conditions(
+    ready: bool, reason: str, message: str, observed: Any, now: str
+) -> list[Condition]:
     """The Ready condition, keeping the observed transition time while its status and reason hold."""
     status = "True" if ready else "False"
     since = now
@@ -120,4 +140,8 @@ def ready_conditions(ready: bool, reason: str, message: str, observed: Any, now:
             and old.get("reason") == reason
         ):
             since = old.get("lastTransitionTime") or now
-    return [Condition(type=READY, status=status, reason=reason, message=message, lastTransitionTime=since)]
+    return [
+        Condition(
+            type=READY, status=status, reason=reason, message=message, lastTransitionTime=since
+        )
+    ]

@@ -57,7 +57,13 @@ class TableFile(Generic[T]):
         reason: str,
     ) -> None:
         self.path = Path(path)
-        self._what, self._items, self._decode, self._errors, self._reason = what, items, decode, errors, reason
+        self._what, self._items, self._decode, self._errors, self._reason = (
+            what,
+            items,
+            decode,
+            errors,
+            reason,
+        )
         self._lock = threading.Lock()
         self._seen: _Identity | None = None
         self._current = Loaded(empty, loaded=False)
@@ -82,7 +88,11 @@ class TableFile(Generic[T]):
         self._seen = identity
         if identity is None:
             if self._current.loaded:
-                log.warning("%s table file is gone; keeping the last table", self._what, extra=about(path=str(self.path)))
+                log.warning(
+                    "%s table file is gone; keeping the last table",
+                    self._what,
+                    extra=about(path=str(self.path)),
+                )
             return
         try:
             table = self._decode(self.path.read_bytes())

@@ -23,7 +23,10 @@ def uses_seccomp_profile(pod: dict[str, Any], localhost_profile: str) -> bool:
     """Whether the pod or one of its containers runs under ``localhost_profile``."""
     for context in _security_contexts(pod):
         profile = context.get("seccompProfile") or {}
-        if profile.get("type") == "Localhost" and profile.get("localhostProfile") == localhost_profile:
+        if (
+            profile.get("type") == "Localhost"
+            and profile.get("localhostProfile") == localhost_profile
+        ):
             return True
     legacy = f"localhost/{localhost_profile}"
     annotations = (pod.get("metadata") or {}).get("annotations") or {}

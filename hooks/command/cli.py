@@ -24,8 +24,12 @@ def _hooks(args: argparse.Namespace) -> int:
         print("spo hooks: --certfile and --keyfile go together", file=sys.stderr)
         return 2
     if args.bindings_file:
-        os.environ["SPO_BINDINGS_FILE"] = args.bindings_file  # read by the binding blueprint in each worker
-    serving.serve(bind=args.bind, workers=args.workers, certfile=args.certfile, keyfile=args.keyfile)
+        os.environ["SPO_BINDINGS_FILE"] = (
+            args.bindings_file
+        )  # read by the binding blueprint in each worker
+    serving.serve(
+        bind=args.bind, workers=args.workers, certfile=args.certfile, keyfile=args.keyfile
+    )
     return 0
 
 
@@ -69,14 +73,30 @@ def parser() -> argparse.ArgumentParser:
         prog="spo",
         description="Security Profiles Operator for Kubernetes, driven by Metacontroller.",
     )
-    top.add_argument("--log-level", default=None, help="logging level (default INFO; WARNING for render)")
+    top.add_argument(
+        "--log-level", default=None, help="logging level (default INFO; WARNING for render)"
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    hooks = sub.add_parser("hooks", help="serve the Metacontroller hooks over HTTP (gunicorn)",
-                           description="Serve the Metacontroller hooks, /healthz, /readyz and /metrics with gunicorn.")
-    hooks.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_BIND})")
-    hooks.add_argument("--workers", type=int, default=2, metavar="N", help="gunicorn worker processes (default 2)")
-    hooks.add_argument("--certfile", metavar="PATH", help="serve HTTPS with this certificate (PEM); needs --keyfile")
+    hooks = sub.add_parser(
+        "hooks",
+        help="serve the Metacontroller hooks over HTTP (gunicorn)",
+        description="Serve the Metacontroller hooks, /healthz, /readyz and /metrics with gunicorn.",
+    )
+    hooks.add_argument(
+        "--bind",
+        default=DEFAULT_BIND,
+        metavar="HOST:PORT",
+        help=f"address to listen on (default {DEFAULT_BIND})",
+    )
+    hooks.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="gunicorn worker processes (default 2)"
+    )
+    hooks.add_argument(
+        "--certfile",
+        metavar="PATH",
+        help="serve HTTPS with this certificate (PEM); needs --keyfile",
+    )
     hooks.add_argument("--keyfile", metavar="PATH", help="the private key of --certfile (PEM)")
     hooks.add_argument(
         "--bindings-file",
@@ -85,31 +105,49 @@ def parser() -> argparse.ArgumentParser:
     )
     hooks.set_defaults(func=_hooks)
 
-    nodesync = sub.add_parser("nodesync", help="run the node agent that installs profiles on this node",
-                              description="Install the profiles of the cluster's ConfigMaps on this node and report per-node status.")
+    nodesync = sub.add_parser(
+        "nodesync",
+        help="run the node agent that installs profiles on this node",
+        description="Install the profiles of the cluster's ConfigMaps on this node and report per-node status.",
+    )
     from nodesync.command import nodesync as command
 
     command.add_arguments(nodesync)
     nodesync.set_defaults(func=_nodesync)
 
-    enricher = sub.add_parser("log-enricher", help="enrich this node's audit records and record profiles from them",
-                              description="Follow the audit log: log each seccomp/AVC record with its pod, and create the "
-                              "profiles of the containers the recording webhook marked.")
+    enricher = sub.add_parser(
+        "log-enricher",
+        help="enrich this node's audit records and record profiles from them",
+        description="Follow the audit log: log each seccomp/AVC record with its pod, and create the "
+        "profiles of the containers the recording webhook marked.",
+    )
     from nodesync.command import logenricher as enricher_command
 
     enricher_command.add_arguments(enricher)
     enricher.set_defaults(func=_log_enricher)
 
-    render = sub.add_parser("render", help="compute profiles offline, as a single node would get them",
-                            description="Run the hooks on YAML files of custom resources with a simulated single node: "
-                            "print each profile's status and write the node's files into --out.")
-    render.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders of custom resources")
-    render.add_argument("--out", required=True, metavar="DIR", help="folder that plays the node's kubelet directory")
+    render = sub.add_parser(
+        "render",
+        help="compute profiles offline, as a single node would get them",
+        description="Run the hooks on YAML files of custom resources with a simulated single node: "
+        "print each profile's status and write the node's files into --out.",
+    )
+    render.add_argument(
+        "paths", nargs="+", metavar="PATH", help="YAML files or folders of custom resources"
+    )
+    render.add_argument(
+        "--out", required=True, metavar="DIR", help="folder that plays the node's kubelet directory"
+    )
     render.set_defaults(func=_render)
 
-    crds = sub.add_parser("crds", help="print or write the CustomResourceDefinitions",
-                          description="Generate the CustomResourceDefinitions from the API models.")
-    crds.add_argument("--out", metavar="DIR", help="write one file per CRD into DIR instead of printing them")
+    crds = sub.add_parser(
+        "crds",
+        help="print or write the CustomResourceDefinitions",
+        description="Generate the CustomResourceDefinitions from the API models.",
+    )
+    crds.add_argument(
+        "--out", metavar="DIR", help="write one file per CRD into DIR instead of printing them"
+    )
     crds.set_defaults(func=_crds)
     return top
 
@@ -120,7 +158,11 @@ def _share_metrics_between_workers(argv: Sequence[str]) -> None:
     prometheus_client picks its storage when it is first imported, and building
     the parser imports it (through nodesync), so this must come first.
     """
-    words = [w for i, w in enumerate(argv) if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")]
+    words = [
+        w
+        for i, w in enumerate(argv)
+        if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")
+    ]
     if words[:1] == ["hooks"] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spo-metrics-")
 

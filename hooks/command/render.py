@@ -79,9 +79,14 @@ class Report:
 
     def text(self) -> str:
         rows = [("NAMESPACE", "NAME", "KIND", "STATUS", "USE AS", "MESSAGE")]
-        rows += [(i.namespace, i.name, i.kind, i.state, i.use_as or "-", i.message) for i in self.items]
+        rows += [
+            (i.namespace, i.name, i.kind, i.state, i.use_as or "-", i.message) for i in self.items
+        ]
         widths = [max(len(row[col]) for row in rows) for col in range(5)]
-        lines = ["  ".join(cell.ljust(widths[n]) for n, cell in enumerate(row[:5])) + "  " + row[5] for row in rows]
+        lines = [
+            "  ".join(cell.ljust(widths[n]) for n, cell in enumerate(row[:5])) + "  " + row[5]
+            for row in rows
+        ]
         lines += [f"skipped: {what}" for what in self.skipped]
         return "\n".join(line.rstrip() for line in lines) + "\n"
 
@@ -91,7 +96,9 @@ def load(paths: Iterable[Path]) -> list[Object]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            files += sorted(
+                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+            )
         elif path.exists():
             files.append(path)
         else:
@@ -133,7 +140,10 @@ def _node_status(report: NodeReport) -> Object:
 def _seccomp_node(configmaps: list[Object], out: Path) -> list[NodeReport]:
     from nodesync.seccomp.materialising import materialise
 
-    return [NodeReport(o.namespace, o.name, o.kind, o.state, o.message) for o in materialise(configmaps, out)]
+    return [
+        NodeReport(o.namespace, o.name, o.kind, o.state, o.message)
+        for o in materialise(configmaps, out)
+    ]
 
 
 def _selinux_node(configmaps: list[Object], out: Path) -> list[NodeReport]:
@@ -147,9 +157,15 @@ def _selinux_node(configmaps: list[Object], out: Path) -> list[NodeReport]:
         source = item.source
         if isinstance(item, Policy):
             drop.write(item.name, item.content)
-            reports.append(NodeReport(source.namespace, source.name, source.kind, ProfileState.PENDING))
+            reports.append(
+                NodeReport(source.namespace, source.name, source.kind, ProfileState.PENDING)
+            )
         else:
-            reports.append(NodeReport(source.namespace, source.name, source.kind, ProfileState.ERROR, item.message))
+            reports.append(
+                NodeReport(
+                    source.namespace, source.name, source.kind, ProfileState.ERROR, item.message
+                )
+            )
     return reports
 
 
@@ -158,7 +174,11 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
     ours = [d for d in docs if str(d.get("apiVersion", "")).startswith(GROUP)]
     profiles = [d for d in ours if d.get("kind") in PROFILE_KINDS]
     daemons = [d for d in ours if d.get("kind") == "SecurityProfilesOperatorDaemon"]
-    report = Report(skipped=[f"{d.get('kind')} {_key(d)}" for d in docs if d not in profiles and d not in daemons])
+    report = Report(
+        skipped=[
+            f"{d.get('kind')} {_key(d)}" for d in docs if d not in profiles and d not in daemons
+        ]
+    )
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     by_kind: dict[str, dict[str, Object]] = {}
     for profile in profiles:
@@ -168,7 +188,11 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
         siblings = {k: p for k, p in by_kind.get(kind, {}).items() if k.startswith(f"{namespace}/")}
         kind_key = seccomp.SECCOMP_PROFILES if kind == SECCOMP_KIND else selinux.SELINUX_PROFILES
         if kind == RAW_KIND:
-            siblings = {k: p for k, p in by_kind.get(SELINUX_KIND, {}).items() if k.startswith(f"{namespace}/")}
+            siblings = {
+                k: p
+                for k, p in by_kind.get(SELINUX_KIND, {}).items()
+                if k.startswith(f"{namespace}/")
+            }
         return {
             kind_key: siblings,
             seccomp.NODE_STATUSES: {_key(s): s for s in statuses},
@@ -182,7 +206,11 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
             children={CONFIGMAP: {_key(c): c for c in children}},
             related=related(kind, profile["metadata"]["namespace"], statuses),
         )
-        return seccomp.sync(request, now) if kind == SECCOMP_KIND else selinux.sync(request, now, kind=kind)
+        return (
+            seccomp.sync(request, now)
+            if kind == SECCOMP_KIND
+            else selinux.sync(request, now, kind=kind)
+        )
 
     first = {(p["kind"], _key(p)): sync(p, [], []) for p in profiles}
     nodes: dict[str, Callable[[list[Object], Path], list[NodeReport]]] = {
@@ -190,7 +218,10 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
         SELINUX_KIND: _selinux_node,
     }
     reports: dict[tuple[str, str, str], NodeReport] = {}
-    for kinds, node in ((SECCOMP_KIND,), nodes[SECCOMP_KIND]), ((SELINUX_KIND, RAW_KIND), nodes[SELINUX_KIND]):
+    for kinds, node in (
+        ((SECCOMP_KIND,), nodes[SECCOMP_KIND]),
+        ((SELINUX_KIND, RAW_KIND), nodes[SELINUX_KIND]),
+    ):
         configmaps = [c for (kind, _), r in first.items() if kind in kinds for c in r.children]
         for node_report in node(configmaps, out):
             reports[(node_report.kind, node_report.namespace, node_report.name)] = node_report

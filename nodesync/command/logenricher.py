@@ -244,7 +244,10 @@ class KernelLogWatch:
             first = counter()
             if first is None:
                 self._counter = None
-                log.info("the kernel's lost counter cannot be read here (auditctl -s)", extra=about("", ""))
+                log.info(
+                    "the kernel's lost counter cannot be read here (auditctl -s)",
+                    extra=about("", ""),
+                )
             else:
                 detector.counter(first)
 
@@ -445,7 +448,9 @@ def run(args: argparse.Namespace) -> int:
     if auditd is not None:
         auditd.check()  # now, so that the log says it at start
     kernel = KernelLogWatch(
-        recorder.detector, args.kernel_log or None, counter=read_lost_counter if args.lost_counter else None
+        recorder.detector,
+        args.kernel_log or None,
+        counter=read_lost_counter if args.lost_counter else None,
     )
     if not Path(args.audit_log).exists():
         log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))

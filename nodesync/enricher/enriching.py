@@ -124,7 +124,13 @@ class LogEnricher:
         line = self.fields(record, ref)
         self._write(orjson.dumps(line).decode())
         if isinstance(record, SeccompRecord):
-            key = (self.node, line["namespace"], line["pod"], line["container"], line["syscallName"])
+            key = (
+                self.node,
+                line["namespace"],
+                line["pod"],
+                line["container"],
+                line["syscallName"],
+            )
             self.counts[key] = self.counts.get(key, 0) + 1
         return line
 

@@ -497,7 +497,11 @@ class Recorder:
             }
             for container_id, trace in self._avc.items()
         }
-        return {"seccomp": seccomp, "avc": avc, "losses": [asdict(loss) for loss in self.detector.losses]}
+        return {
+            "seccomp": seccomp,
+            "avc": avc,
+            "losses": [asdict(loss) for loss in self.detector.losses],
+        }
 
     def restore(self, saved: Mapping[str, Any]) -> int:
         """Add a :meth:`snapshot` back; how many containers it named. Bad entries are skipped."""
@@ -513,7 +517,9 @@ class Recorder:
             containers.add(str(container_id))
         for container_id, entry in (saved.get("avc") or {}).items():
             try:
-                allow = [(str(t), str(c), {str(p) for p in perms}) for t, c, perms in entry["allow"]]
+                allow = [
+                    (str(t), str(c), {str(p) for p in perms}) for t, c, perms in entry["allow"]
+                ]
                 sources = {str(source) for source in entry.get("sources") or ()}
             except (TypeError, ValueError, KeyError):
                 log.warning("skipping the unreadable saved AVCs of container %s", container_id)

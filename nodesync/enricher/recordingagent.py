@@ -615,7 +615,12 @@ class RecordingAgent:
                 try:
                     self._report(decision)
                 except Exception as error:  # best effort: an Event is not worth a crash
-                    log.debug("cannot report %s: %s", decision.name, error, extra=about(namespace, decision.name))
+                    log.debug(
+                        "cannot report %s: %s",
+                        decision.name,
+                        error,
+                        extra=about(namespace, decision.name),
+                    )
         return applied
 
     def _later(self, pod: Mapping[str, Any], why: str) -> list[Decision]:
@@ -624,7 +629,9 @@ class RecordingAgent:
         Its merge strategy and ``disableProfileAfterRecording`` decide the profile's
         name and content, so guessing them is worse than waiting."""
         namespace, name = pod_key(pod)
-        log.warning("%s: the profiles of pod %s wait; trying again", why, name, extra=about(namespace, name))
+        log.warning(
+            "%s: the profiles of pod %s wait; trying again", why, name, extra=about(namespace, name)
+        )
         with self._lock:
             self._pods.setdefault(pod_key(pod), pod)
         if self._retry is not None:

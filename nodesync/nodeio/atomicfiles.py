@@ -34,7 +34,6 @@ class Perms:
         return cls(uid=os.geteuid(), gid=os.getegid())
 
 
-
 def temp_name(name: str) -> str:
     return f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
@@ -47,7 +46,9 @@ def set_perms(fd: int, mode: int, perms: Perms) -> None:
         os.fchmod(fd, mode)
 
 
-def write_atomically(dir_fd: int, name: str, content: bytes, perms: Perms, *, into: int | None = None) -> None:
+def write_atomically(
+    dir_fd: int, name: str, content: bytes, perms: Perms, *, into: int | None = None
+) -> None:
     """Replace ``name`` in ``dir_fd`` (or in ``into``, the temporary file staying in ``dir_fd``
     until the rename) with ``content``; the caller fsyncs the directory."""
     target = dir_fd if into is None else into

@@ -165,7 +165,6 @@ class NodeStatusReporter:
         for outcome in list(self.pending.values()):
             self.report(outcome)
 
-
     def waiting(self) -> bool:
         return bool(self.pending)
 

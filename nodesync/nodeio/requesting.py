@@ -232,7 +232,9 @@ class KubernetesCluster:
         if version is None:
             raise ValueError(f"not a recorded profile kind: {plural!r}")
         self._confine(namespace)
-        base = f"/apis/{GROUP}/{version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{plural}"
+        base = (
+            f"/apis/{GROUP}/{version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{plural}"
+        )
         return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
 
     def create_profile(self, body: Json) -> Json:

@@ -16,7 +16,9 @@ GOLDEN = Path(__file__).parent.parent / "golden"
 RESPONSES = sorted(GOLDEN.rglob("response.json"))
 
 
-@pytest.mark.parametrize("path", RESPONSES, ids=[str(p.parent.relative_to(GOLDEN)) for p in RESPONSES])
+@pytest.mark.parametrize(
+    "path", RESPONSES, ids=[str(p.parent.relative_to(GOLDEN)) for p in RESPONSES]
+)
 def test_children_validate_against_the_kubernetes_schema(path: Path) -> None:
     for child in json.loads(path.read_text()).get("children", []):
         kubernetes_validate.validate(child, kubernetes_validate.latest_version(), strict=True)
@@ -46,7 +48,9 @@ def test_children_of_every_example_validate() -> None:
             {"parent": profile, "related": {controller.SECCOMP_PROFILES: siblings}}
         )
         response = controller.sync(request, "2026-01-01T00:00:00Z")
-        assert response.status is not None and response.status["status"] == "Pending", response.status
+        assert response.status is not None and response.status["status"] == "Pending", (
+            response.status
+        )
         for child in response.children:
             kubernetes_validate.validate(child, kubernetes_validate.latest_version(), strict=True)
             produced += 1

@@ -11,7 +11,13 @@ BIN = Path(sys.executable).parent
 
 
 def test_ruff_is_clean() -> None:
-    result = subprocess.run([BIN / "ruff", "check", "hooks", "nodesync", "tests", "bench"], cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [BIN / "ruff", "check", "hooks", "nodesync", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -31,8 +31,10 @@ def _walk(node: dict[str, Any], path: str) -> list[str]:
     for key in _FORBIDDEN:
         if key in node:
             problems.append(f"{path}: {key}")
-    if "type" not in node and not node.get("x-kubernetes-preserve-unknown-fields") and not node.get(
-        "x-kubernetes-int-or-string"
+    if (
+        "type" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and not node.get("x-kubernetes-int-or-string")
     ):
         problems.append(f"{path}: no type")
     if "properties" in node and "additionalProperties" in node:
@@ -65,7 +67,9 @@ def test_crd_is_a_valid_kubernetes_object(name: str) -> None:
 
 
 def test_seccompprofile_crd_matches_the_go_operator() -> None:
-    crd = yaml.safe_load((CRDS / "security-profiles-operator.x-k8s.io_seccompprofiles.yaml").read_text())
+    crd = yaml.safe_load(
+        (CRDS / "security-profiles-operator.x-k8s.io_seccompprofiles.yaml").read_text()
+    )
     assert crd["spec"]["names"]["shortNames"] == ["sp"]
     assert crd["spec"]["scope"] == "Namespaced"
     versions = {v["name"]: v for v in crd["spec"]["versions"]}

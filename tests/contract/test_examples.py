@@ -23,7 +23,9 @@ def _schemas() -> dict[tuple[str, str], dict[str, Any]]:
         crd = yaml.safe_load((ROOT / "crds" / name).read_text())
         for version in crd["spec"]["versions"]:
             api_version = f"{crd['spec']['group']}/{version['name']}"
-            found[(crd["spec"]["names"]["kind"], api_version)] = version["schema"]["openAPIV3Schema"]
+            found[(crd["spec"]["names"]["kind"], api_version)] = version["schema"][
+                "openAPIV3Schema"
+            ]
     return found
 
 
@@ -50,7 +52,11 @@ def test_there_are_examples_of_the_seed_profiles() -> None:
         "profile-allow-unsafe",
         "profile-complain-block-high-risk",
     } <= names
-    assert any(doc["spec"].get("baseProfileName") for _, doc in DOCUMENTS if doc["kind"] == "SeccompProfile")
+    assert any(
+        doc["spec"].get("baseProfileName")
+        for _, doc in DOCUMENTS
+        if doc["kind"] == "SeccompProfile"
+    )
 
 
 @pytest.mark.parametrize(("where", "doc"), DOCUMENTS, ids=[where for where, _ in DOCUMENTS])
@@ -62,7 +68,12 @@ def test_example_validates_against_its_crd(where: str, doc: dict[str, Any]) -> N
 
 def test_crd_schema_rejects_what_the_api_server_would() -> None:
     schema = SCHEMAS[("SeccompProfile", "security-profiles-operator.x-k8s.io/v1beta1")]
-    good = {"apiVersion": "x", "kind": "SeccompProfile", "metadata": {}, "spec": {"defaultAction": "SCMP_ACT_LOG"}}
+    good = {
+        "apiVersion": "x",
+        "kind": "SeccompProfile",
+        "metadata": {},
+        "spec": {"defaultAction": "SCMP_ACT_LOG"},
+    }
     jsonschema.validate(good, schema)
     for bad_spec in (
         {},
@@ -70,7 +81,10 @@ def test_crd_schema_rejects_what_the_api_server_would() -> None:
         {"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_Z80"]},
         {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]},
         {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": ["read"]}]},
-        {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": -1}]},
+        {
+            "defaultAction": "SCMP_ACT_LOG",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": -1}],
+        },
         {"defaultAction": "SCMP_ACT_LOG", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]},
     ):
         with pytest.raises(jsonschema.ValidationError):

@@ -48,7 +48,9 @@ MANIFESTS = _manifests()
 def test_manifest_validates(where: str, doc: dict[str, Any]) -> None:
     if doc["apiVersion"].startswith("metacontroller.k8s.io/"):
         jsonschema.validate(doc, _metacontroller_schemas()[(doc["kind"], doc["apiVersion"])])
-    elif doc["apiVersion"].startswith("cert-manager.io/"):  # kubernetes-validate has no schema for these
+    elif doc["apiVersion"].startswith(
+        "cert-manager.io/"
+    ):  # kubernetes-validate has no schema for these
         assert doc["kind"] in {"Issuer", "Certificate"} and doc["spec"]
     elif doc["apiVersion"].startswith("security-profiles-operator.x-k8s.io/"):
         KINDS[doc["kind"]].model.model_validate(doc)
@@ -60,7 +62,9 @@ def test_metacontroller_schema_catches_a_bad_controller() -> None:
     controller = next(doc for _, doc in MANIFESTS if doc["kind"] == "CompositeController")
     bad = {**controller, "spec": {**controller["spec"], "hooks": {"sync": {"version": "v3"}}}}
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(bad, _metacontroller_schemas()[("CompositeController", controller["apiVersion"])])
+        jsonschema.validate(
+            bad, _metacontroller_schemas()[("CompositeController", controller["apiVersion"])]
+        )
 
 
 def test_kustomization_lists_every_manifest() -> None:

@@ -49,11 +49,19 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_spo_help_names_every_subcommand() -> None:
-    out = subprocess.run([sys.executable, "-m", "hooks.command.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "hooks.command.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for sub in ("hooks", "nodesync", "render", "crds"):
         assert sub in out.stdout
     for sub in ("hooks", "nodesync", "render", "crds"):
         sub_help = subprocess.run(
-            [sys.executable, "-m", "hooks.command.cli", sub, "--help"], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "hooks.command.cli", sub, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert "usage: spo " + sub in sub_help.stdout

@@ -47,7 +47,9 @@ def control_plane(control_plane_binaries: Path) -> Iterator[ControlPlane]:
 
 
 REPO = Path(__file__).resolve().parent.parent.parent
-METACONTROLLER_CRDS = REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+METACONTROLLER_CRDS = (
+    REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+)
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +60,22 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
     control_plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_CRDS))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     # cert-manager is not installed here: stand-in CRDs let its Issuer and Certificate be stored.
-    control_plane.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent / "data" / "cert-manager-stand-in-crds.yaml"))
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(Path(__file__).parent / "data" / "cert-manager-stand-in-crds.yaml"),
+    )
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     # The README's install: the CRDs, then (once established) everything else, the spod included.
     control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
     control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=security-profiles-operator"
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=security-profiles-operator",
     )
     control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "metacontroller"), timeout=120)
     return control_plane

@@ -68,9 +68,19 @@ class CompositeStep:
 
     def parent(self, namespace: str, name: str) -> dict[str, Any]:
         rule = self.controller["spec"]["parentResource"]
-        return dict(self.plane.kubectl_json("get", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace))
+        return dict(
+            self.plane.kubectl_json(
+                "get", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace
+            )
+        )
 
-    def _list(self, api_version: str, resource: str, namespace: str | None, selector: dict[str, Any] | None) -> list[dict[str, Any]]:
+    def _list(
+        self,
+        api_version: str,
+        resource: str,
+        namespace: str | None,
+        selector: dict[str, Any] | None,
+    ) -> list[dict[str, Any]]:
         args = ["get", _resource_arg(api_version, resource)]
         args += ["-n", namespace] if namespace else ["--all-namespaces"]
         if selector and selector.get("matchLabels"):
@@ -82,9 +92,19 @@ class CompositeStep:
         namespace = parent["metadata"]["namespace"]
         related: list[dict[str, Any]] = []
         if "customize" in self.controller["spec"]["hooks"]:
-            rules = self._call("customize", {"controller": self.controller, "parent": parent}).get("relatedResources") or []
+            rules = (
+                self._call("customize", {"controller": self.controller, "parent": parent}).get(
+                    "relatedResources"
+                )
+                or []
+            )
             for rule in rules:
-                items = self._list(rule["apiVersion"], rule["resource"], rule.get("namespace"), rule.get("labelSelector"))
+                items = self._list(
+                    rule["apiVersion"],
+                    rule["resource"],
+                    rule.get("namespace"),
+                    rule.get("labelSelector"),
+                )
                 if rule.get("names"):
                     items = [i for i in items if i["metadata"]["name"] in rule["names"]]
                 related += items
@@ -92,7 +112,9 @@ class CompositeStep:
         for rule in self.controller["spec"]["childResources"]:
             for item in self._list(rule["apiVersion"], rule["resource"], namespace, None):
                 owners = item["metadata"].get("ownerReferences") or []
-                if any(o.get("controller") and o["uid"] == parent["metadata"]["uid"] for o in owners):
+                if any(
+                    o.get("controller") and o["uid"] == parent["metadata"]["uid"] for o in owners
+                ):
                     children.append(item)
         return {
             "controller": self.controller,
@@ -123,26 +145,63 @@ class CompositeStep:
             child["metadata"]["ownerReferences"] = [owner]
             desired.add((child["kind"], child["metadata"]["name"]))
             self.plane.kubectl(
-                "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-",
+                "apply",
+                "--server-side",
+                f"--field-manager={FIELD_MANAGER}",
+                "--force-conflicts",
+                "-f",
+                "-",
                 input=json.dumps(child),
             )
         for group in request["children"].values():
             for child in group.values():
                 if (child["kind"], child["metadata"]["name"]) not in desired:
-                    self.plane.kubectl("delete", child["kind"].lower(), child["metadata"]["name"], "-n", namespace)
+                    self.plane.kubectl(
+                        "delete", child["kind"].lower(), child["metadata"]["name"], "-n", namespace
+                    )
         if answer.get("status") is not None:
-            parent["status"] = {**answer["status"], "observedGeneration": parent["metadata"].get("generation")}
-            self.plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(parent))
+            parent["status"] = {
+                **answer["status"],
+                "observedGeneration": parent["metadata"].get("generation"),
+            }
+            self.plane.kubectl(
+                "replace", "--subresource=status", "-f", "-", input=json.dumps(parent)
+            )
         if finalizing and answer.get("finalized"):
             current = self.parent(namespace, name)
             kept = [f for f in current["metadata"].get("finalizers") or [] if f != self.finalizer]
-            patch = json.dumps({"metadata": {"finalizers": kept or None, "resourceVersion": current["metadata"]["resourceVersion"]}})
+            patch = json.dumps(
+                {
+                    "metadata": {
+                        "finalizers": kept or None,
+                        "resourceVersion": current["metadata"]["resourceVersion"],
+                    }
+                }
+            )
             rule = self.controller["spec"]["parentResource"]
-            self.plane.kubectl("patch", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace, "--type=merge", "-p", patch)
+            self.plane.kubectl(
+                "patch",
+                _resource_arg(rule["apiVersion"], rule["resource"]),
+                name,
+                "-n",
+                namespace,
+                "--type=merge",
+                "-p",
+                patch,
+            )
         return answer
 
     def add_finalizer(self, namespace: str, name: str) -> None:
         """What Metacontroller does first for a controller with a finalize hook."""
         rule = self.controller["spec"]["parentResource"]
         patch = json.dumps({"metadata": {"finalizers": [self.finalizer]}})
-        self.plane.kubectl("patch", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace, "--type=merge", "-p", patch)
+        self.plane.kubectl(
+            "patch",
+            _resource_arg(rule["apiVersion"], rule["resource"]),
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            patch,
+        )

@@ -143,7 +143,9 @@ def set_pod_status(plane: ControlPlane, namespace: str, name: str, status: dict[
     with_status(plane, "pods", namespace, name, status)
 
 
-def container_status(container_id: str, state: dict[str, Any], name: str = CONTAINER) -> dict[str, Any]:
+def container_status(
+    container_id: str, state: dict[str, Any], name: str = CONTAINER
+) -> dict[str, Any]:
     return {
         "name": name,
         "containerID": f"containerd://{container_id}",
@@ -162,9 +164,13 @@ def profile_of(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]
     return found
 
 
-def profiles_of(plane: ControlPlane, namespace: str, recording_name: str) -> dict[str, dict[str, Any]]:
+def profiles_of(
+    plane: ControlPlane, namespace: str, recording_name: str
+) -> dict[str, dict[str, Any]]:
     """The SeccompProfiles labelled as recorded by ``recording_name``, by name."""
-    items = plane.kubectl_json("get", PROFILES, "-n", namespace, "-l", f"{RECORDING_LABEL}={recording_name}")["items"]
+    items = plane.kubectl_json(
+        "get", PROFILES, "-n", namespace, "-l", f"{RECORDING_LABEL}={recording_name}"
+    )["items"]
     return {item["metadata"]["name"]: item for item in items}
 
 
@@ -177,27 +183,58 @@ def allowed(profile: dict[str, Any]) -> list[str]:
 
 
 @contextmanager
-def recording_webhook(plane: ControlPlane, folder: Path, namespace: str, recordings: list[dict[str, Any]]) -> Iterator[WebhookServer]:
+def recording_webhook(
+    plane: ControlPlane, folder: Path, namespace: str, recordings: list[dict[str, Any]]
+) -> Iterator[WebhookServer]:
     """``namespace`` labelled for recording, the logging profile Installed, ``recordings`` applied,
     and the webhooks served and registered; the configuration and the namespace go on exit."""
-    plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"spo.x-k8s.io/enable-recording": ""}}})
-    plane.kubectl("apply", "--server-side", "-f", str(REPO / "metacontroller" / "base" / "recording-profile.yaml"))
+    plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"spo.x-k8s.io/enable-recording": ""}},
+        }
+    )
+    plane.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(REPO / "metacontroller" / "base" / "recording-profile.yaml"),
+    )
     localhost = f"operator/{OPERATOR_NS}/log-enricher-trace.json"
-    with_status(plane, PROFILES, OPERATOR_NS, "log-enricher-trace", {"status": "Installed", "localhostProfile": localhost})
+    with_status(
+        plane,
+        PROFILES,
+        OPERATOR_NS,
+        "log-enricher-trace",
+        {"status": "Installed", "localhostProfile": localhost},
+    )
     for manifest in recordings:
         plane.apply(manifest)
     try:
         with serving_webhooks(folder) as server:
-            decorator_step(plane, server)  # registers the webhook configuration, publishes the tables
+            decorator_step(
+                plane, server
+            )  # registers the webhook configuration, publishes the tables
             yield server
     finally:
-        plane.kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found", check=False)
-        plane.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+        plane.kubectl(
+            "delete",
+            "mutatingwebhookconfiguration",
+            CONFIGURATION,
+            "--ignore-not-found",
+            check=False,
+        )
+        plane.kubectl(
+            "delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False
+        )
 
 
 def logging_profile_file(kubelet: Path, localhost: str) -> None:
     """What nodesync installs for the logging profile: the bytes of its ConfigMap."""
-    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "recording-profile.yaml").read_text())
+    manifest = yaml.safe_load(
+        (REPO / "metacontroller" / "base" / "recording-profile.yaml").read_text()
+    )
     path = kubelet / "seccomp" / localhost
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(encode(runtime_profile(SeccompProfileSpec.model_validate(manifest["spec"]))))
@@ -217,7 +254,9 @@ def controller_step(plane: ControlPlane, server: WebhookServer, controller: str)
     return CompositeStep(plane, server.base, manifest)
 
 
-def installed_bytes(plane: ControlPlane, server: WebhookServer, namespace: str, name: str) -> dict[str, Any]:
+def installed_bytes(
+    plane: ControlPlane, server: WebhookServer, namespace: str, name: str
+) -> dict[str, Any]:
     """One sync of the SeccompProfile controller; the runtime profile of the ConfigMap it made."""
     step = controller_step(plane, server, "seccompprofile-controller")
     with trusting(server):
@@ -228,7 +267,9 @@ def installed_bytes(plane: ControlPlane, server: WebhookServer, namespace: str, 
     return loaded
 
 
-def on_runc_base(plane: ControlPlane, server: WebhookServer, namespace: str, name: str) -> dict[str, Any]:
+def on_runc_base(
+    plane: ControlPlane, server: WebhookServer, namespace: str, name: str
+) -> dict[str, Any]:
     """The profile ``name`` built on the runc base profile (``baseProfileName``), as a node gets it."""
     base = yaml.safe_load((REPO / "examples" / "base-profiles" / "runc-v1.1.5.yaml").read_text())
     base["metadata"]["namespace"] = namespace
@@ -247,7 +288,14 @@ class RecordedContainer:
     Running with that container id, then (:meth:`succeeded`) Succeeded, as the kubelet would.
     """
 
-    def __init__(self, plane: ControlPlane, namespace: str, manifest: dict[str, Any], bundle: Bundle, kubelet: Path) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        namespace: str,
+        manifest: dict[str, Any],
+        bundle: Bundle,
+        kubelet: Path,
+    ) -> None:
         self.plane = plane
         self.namespace = namespace
         self.bundle = bundle
@@ -259,7 +307,9 @@ class RecordedContainer:
         logging_profile_file(kubelet, seccomp["localhostProfile"])
         self.runtime = localhost_seccomp(kubelet, seccomp["localhostProfile"])
         assert self.runtime["defaultAction"] == "SCMP_ACT_LOG"
-        bundle.config["linux"]["cgroupsPath"] = f"/kubepods/besteffort/pod{self.pod['metadata']['uid']}/{self.container_id}"
+        bundle.config["linux"]["cgroupsPath"] = (
+            f"/kubepods/besteffort/pod{self.pod['metadata']['uid']}/{self.container_id}"
+        )
         self._result: list[Run] = []
         self._runner: threading.Thread | None = None
 
@@ -269,8 +319,18 @@ class RecordedContainer:
 
     def start(self, args: list[str]) -> None:
         """The pod is Running and its container runs ``args``."""
-        set_pod_status(self.plane, self.namespace, self.name, {"phase": "Running", "containerStatuses": [container_status(self.container_id, {"running": {}})]})
-        self._runner = threading.Thread(target=lambda: self._result.append(self.bundle.run(args, self.runtime)))
+        set_pod_status(
+            self.plane,
+            self.namespace,
+            self.name,
+            {
+                "phase": "Running",
+                "containerStatuses": [container_status(self.container_id, {"running": {}})],
+            },
+        )
+        self._runner = threading.Thread(
+            target=lambda: self._result.append(self.bundle.run(args, self.runtime))
+        )
         self._runner.start()
 
     def running(self) -> bool:
@@ -280,12 +340,24 @@ class RecordedContainer:
         """The container's run, once it is over (a hang is a failure)."""
         assert self._runner is not None
         self._runner.join(DEADLINE)
-        assert not self._runner.is_alive(), f"the container of {self.name} still runs after {DEADLINE:.0f}s"
+        assert not self._runner.is_alive(), (
+            f"the container of {self.name} still runs after {DEADLINE:.0f}s"
+        )
         assert self._result, f"runc did not report on the container of {self.name}"
         return self._result[0]
 
     def succeeded(self) -> None:
-        set_pod_status(self.plane, self.namespace, self.name, {"phase": "Succeeded", "containerStatuses": [container_status(self.container_id, {"terminated": {"exitCode": 0}})]})
+        set_pod_status(
+            self.plane,
+            self.namespace,
+            self.name,
+            {
+                "phase": "Succeeded",
+                "containerStatuses": [
+                    container_status(self.container_id, {"terminated": {"exitCode": 0}})
+                ],
+            },
+        )
 
 
 def recorded_pod(name: str, app: str, *, generate: bool = False) -> dict[str, Any]:
@@ -294,7 +366,11 @@ def recorded_pod(name: str, app: str, *, generate: bool = False) -> dict[str, An
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"generateName": name} if generate else {"name": name},
-        "spec": {"containers": [{"name": CONTAINER, "image": "busybox:1.36"}], "nodeName": NODE, "restartPolicy": "Never"},
+        "spec": {
+            "containers": [{"name": CONTAINER, "image": "busybox:1.36"}],
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+        },
     }
     manifest["metadata"]["labels"] = {"app": app}
     return manifest

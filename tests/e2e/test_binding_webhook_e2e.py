@@ -40,14 +40,24 @@ SELINUX_USAGE = f"web-policy_{BOUND_NS}.process"
 
 
 @pytest.fixture(scope="module")
-def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+def webhook(
+    installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebhookServer]:
     try:
         with serving_webhooks(tmp_path_factory.mktemp("binding-webhook")) as server:
             yield server
     finally:
-        installed.kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found", check=False)
+        installed.kubectl(
+            "delete",
+            "mutatingwebhookconfiguration",
+            CONFIGURATION,
+            "--ignore-not-found",
+            check=False,
+        )
         for namespace in (BOUND_NS, PLAIN_NS):
-            installed.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+            installed.kubectl(
+                "delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False
+            )
 
 
 def _changes(plane: ControlPlane, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -81,21 +91,41 @@ def _seccomp(plane: ControlPlane, namespace: str, name: str, state: str) -> None
 @pytest.fixture(scope="module")
 def bound(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     plane = installed
-    plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BOUND_NS, "labels": {"spo.x-k8s.io/enable-binding": ""}}})
+    plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": BOUND_NS, "labels": {"spo.x-k8s.io/enable-binding": ""}},
+        }
+    )
     plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PLAIN_NS}})
     for namespace in (BOUND_NS, PLAIN_NS):
         _seccomp(plane, namespace, "web", "Installed")
         plane.apply(_binding(namespace, "nginx", "nginx:1.27", "SeccompProfile", "web"))
     _seccomp(plane, BOUND_NS, "slow", "Pending")
     plane.apply(
-        {"apiVersion": f"{GROUP}/v1alpha2", "kind": "SelinuxProfile", "metadata": {"name": "web-policy", "namespace": BOUND_NS}, "spec": {}}
+        {
+            "apiVersion": f"{GROUP}/v1alpha2",
+            "kind": "SelinuxProfile",
+            "metadata": {"name": "web-policy", "namespace": BOUND_NS},
+            "spec": {},
+        }
     )
-    _with_status(plane, f"selinuxprofiles.{GROUP}", BOUND_NS, "web-policy", {"status": "Installed", "usage": SELINUX_USAGE})
+    _with_status(
+        plane,
+        f"selinuxprofiles.{GROUP}",
+        BOUND_NS,
+        "web-policy",
+        {"status": "Installed", "usage": SELINUX_USAGE},
+    )
     plane.apply(_binding(BOUND_NS, "redis", "redis:7", "SeccompProfile", "slow"))
     plane.apply(_binding(BOUND_NS, "busybox", "busybox:1.36", "SeccompProfile", "does-not-exist"))
     plane.apply(_binding(BOUND_NS, "everything", "*", "SelinuxProfile", "web-policy"))
     answer = _decorator_step(plane, webhook)
-    assert {a["kind"] for a in answer["attachments"]} == {"MutatingWebhookConfiguration", "ConfigMap"}
+    assert {a["kind"] for a in answer["attachments"]} == {
+        "MutatingWebhookConfiguration",
+        "ConfigMap",
+    }
     return plane
 
 
@@ -103,7 +133,13 @@ SECCOMP_WEB = {"type": "Localhost", "localhostProfile": f"operator/{BOUND_NS}/we
 
 
 def test_container_of_the_bound_image_gets_the_profile(bound: ControlPlane) -> None:
-    pod = _pod("nginx", [{"name": "app", "image": "nginx:1.27"}, {"name": "pause", "image": "registry.k8s.io/pause:3.10"}])
+    pod = _pod(
+        "nginx",
+        [
+            {"name": "app", "image": "nginx:1.27"},
+            {"name": "pause", "image": "registry.k8s.io/pause:3.10"},
+        ],
+    )
     changed, warnings = _changes(bound, pod)
     assert changed == {
         "/containers/0/securityContext/seccompProfile/type": "Localhost",
@@ -117,7 +153,10 @@ def test_init_container_is_bound_and_a_missing_profile_only_warns(bound: Control
     pod = _pod(
         "with-init",
         [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
-        initContainers=[{"name": "setup", "image": "nginx:1.27"}, {"name": "tools", "image": "busybox:1.36"}],
+        initContainers=[
+            {"name": "setup", "image": "nginx:1.27"},
+            {"name": "tools", "image": "busybox:1.36"},
+        ],
     )
     changed, warnings = _changes(bound, pod)
     assert changed == {
@@ -125,39 +164,61 @@ def test_init_container_is_bound_and_a_missing_profile_only_warns(bound: Control
         "/initContainers/0/securityContext/seccompProfile/localhostProfile": f"operator/{BOUND_NS}/web.json",
         "/securityContext/seLinuxOptions/type": SELINUX_USAGE,
     }
-    assert "Warning: spo: binding 'busybox' skipped for container 'tools': SeccompProfile 'does-not-exist' does not exist" in warnings
+    assert (
+        "Warning: spo: binding 'busybox' skipped for container 'tools': SeccompProfile 'does-not-exist' does not exist"
+        in warnings
+    )
 
 
 def test_profile_not_installed_yet_creates_the_pod_with_a_warning(bound: ControlPlane) -> None:
     changed, warnings = _changes(bound, _pod("redis", [{"name": "db", "image": "redis:7"}]))
     assert changed == {"/securityContext/seLinuxOptions/type": SELINUX_USAGE}
-    assert "Warning: spo: binding 'redis' skipped for container 'db': SeccompProfile 'slow' is not installed yet (status Pending)" in warnings
+    assert (
+        "Warning: spo: binding 'redis' skipped for container 'db': SeccompProfile 'slow' is not installed yet (status Pending)"
+        in warnings
+    )
 
 
 def test_users_own_profile_is_kept_with_a_warning(bound: ControlPlane) -> None:
     own = {"seccompProfile": {"type": "RuntimeDefault"}, "seLinuxOptions": {"type": "container_t"}}
-    pod = _pod("own", [{"name": "app", "image": "nginx:1.27", "securityContext": own}], securityContext={"seLinuxOptions": {"type": "spc_t"}})
+    pod = _pod(
+        "own",
+        [{"name": "app", "image": "nginx:1.27", "securityContext": own}],
+        securityContext={"seLinuxOptions": {"type": "spc_t"}},
+    )
     changed, warnings = _changes(bound, pod)
     assert changed == {}
-    assert "Warning: spo: binding 'nginx' not applied: container 'app' already has a seccomp profile" in warnings
-    assert "Warning: spo: binding 'everything' not applied: the pod already has a SELinux type" in warnings
+    assert (
+        "Warning: spo: binding 'nginx' not applied: container 'app' already has a seccomp profile"
+        in warnings
+    )
+    assert (
+        "Warning: spo: binding 'everything' not applied: the pod already has a SELinux type"
+        in warnings
+    )
 
 
 def test_operator_pods_are_never_sent_to_the_webhook(bound: ControlPlane) -> None:
     labels = {"app.kubernetes.io/name": "security-profiles-operator"}
-    changed, warnings = _changes(bound, _pod("operator-like", [{"name": "app", "image": "nginx:1.27"}], labels=labels))
+    changed, warnings = _changes(
+        bound, _pod("operator-like", [{"name": "app", "image": "nginx:1.27"}], labels=labels)
+    )
     assert changed == {}
     assert "Warning" not in warnings
 
 
 def test_unlabelled_namespace_is_untouched(bound: ControlPlane) -> None:
-    got, warnings = _create(bound, PLAIN_NS, _pod("plain-only", [{"name": "app", "image": "nginx:1.27"}]))
+    got, warnings = _create(
+        bound, PLAIN_NS, _pod("plain-only", [{"name": "app", "image": "nginx:1.27"}])
+    )
     assert "securityContext" not in got["spec"]["containers"][0]
     assert got["spec"].get("securityContext") == {}
     assert "Warning" not in warnings
 
 
-def test_update_is_not_mutated_and_a_new_binding_reaches_new_pods(bound: ControlPlane, webhook: WebhookServer) -> None:
+def test_update_is_not_mutated_and_a_new_binding_reaches_new_pods(
+    bound: ControlPlane, webhook: WebhookServer
+) -> None:
     before, _ = _create(bound, BOUND_NS, _pod("late", [{"name": "web", "image": "httpd:2.4"}]))
     assert "securityContext" not in before["spec"]["containers"][0]
     bound.apply(_binding(BOUND_NS, "httpd", "httpd:2.4", "SeccompProfile", "web"))
@@ -177,24 +238,37 @@ def test_registered_configuration_is_the_computed_one(bound: ControlPlane) -> No
     assert set(hooks) == {"binding.spo.io", "recording.spo.io"}
     binding = hooks["binding.spo.io"]
     assert binding["rules"][0]["operations"] == ["CREATE"]
-    assert binding["namespaceSelector"] == {"matchExpressions": [{"key": "spo.x-k8s.io/enable-binding", "operator": "Exists"}]}
+    assert binding["namespaceSelector"] == {
+        "matchExpressions": [{"key": "spo.x-k8s.io/enable-binding", "operator": "Exists"}]
+    }
     assert binding["sideEffects"] == "None"
-    assert stored["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{OPERATOR_NS}/spo-webhook-cert"
+    assert (
+        stored["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        == f"{OPERATOR_NS}/spo-webhook-cert"
+    )
     table = bound.kubectl_json("get", "configmap", "spo-bindings", "-n", OPERATOR_NS)
     entries = json.loads(table["data"]["bindings.json"])["namespaces"][BOUND_NS]
     assert entries["nginx:1.27"][0]["state"] == "Installed"
     assert entries["busybox:1.36"][0]["state"] == "Missing"
 
 
-def test_binding_status_lists_its_pods_and_deletion_waits_for_them(bound: ControlPlane, webhook: WebhookServer) -> None:
-    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "profilebinding-controller.yaml").read_text())
+def test_binding_status_lists_its_pods_and_deletion_waits_for_them(
+    bound: ControlPlane, webhook: WebhookServer
+) -> None:
+    manifest = yaml.safe_load(
+        (REPO / "metacontroller" / "base" / "profilebinding-controller.yaml").read_text()
+    )
     step = CompositeStep(bound, webhook.base, manifest)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(webhook.ca))  # CompositeStep posts with urllib's default context
+        patch.setenv(
+            "SSL_CERT_FILE", str(webhook.ca)
+        )  # CompositeStep posts with urllib's default context
         _create(bound, BOUND_NS, _pod("held", [{"name": "app", "image": "nginx:1.27"}]))
         step.add_finalizer(BOUND_NS, "nginx")
         step.sync(BOUND_NS, "nginx")
-        status = bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)["status"]
+        status = bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[
+            "status"
+        ]
         assert f"{BOUND_NS}/held" in status["activeWorkloads"]
         assert f"{BOUND_NS}/nginx" in status["activeWorkloads"]
         assert f"{BOUND_NS}/own" not in status["activeWorkloads"]
@@ -203,7 +277,9 @@ def test_binding_status_lists_its_pods_and_deletion_waits_for_them(bound: Contro
         bound.kubectl("delete", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS, "--wait=false")
         answer = step.sync(BOUND_NS, "nginx")
         assert answer["finalized"] is False
-        assert bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)["metadata"]["deletionTimestamp"]
+        assert bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[
+            "metadata"
+        ]["deletionTimestamp"]
 
         for pod in status["activeWorkloads"]:
             bound.kubectl("delete", "pod", pod.split("/", 1)[1], "-n", BOUND_NS, "--wait=false")

@@ -40,10 +40,14 @@ def test_apply_k_installs_everything_server_side(installed: ControlPlane) -> Non
         assert conditions.get("NonStructuralSchema", "False") == "False"
     for doc in _docs(REPO / "metacontroller" / "base"):
         namespace = ["-n", doc["metadata"]["namespace"]] if doc["metadata"].get("namespace") else []
-        resource = doc["kind"].lower() + ("." + doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else "")
+        resource = doc["kind"].lower() + (
+            "." + doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else ""
+        )
         got = installed.kubectl_json("get", resource, doc["metadata"]["name"], *namespace)
         assert got["metadata"]["name"] == doc["metadata"]["name"]
-    controllers = installed.kubectl_json("get", "compositecontrollers.metacontroller.k8s.io")["items"]
+    controllers = installed.kubectl_json("get", "compositecontrollers.metacontroller.k8s.io")[
+        "items"
+    ]
     assert "seccompprofile-controller" in {c["metadata"]["name"] for c in controllers}
 
 
@@ -54,38 +58,77 @@ def test_every_example_is_accepted(installed: ControlPlane) -> None:
     for doc in examples:
         assert f"{doc['metadata']['name']} serverside-applied" in out
         kind = f"{doc['kind'].lower()}s.{GROUP}"
-        stored = installed.kubectl_json("get", kind, doc["metadata"]["name"], "-n", doc["metadata"]["namespace"])
+        stored = installed.kubectl_json(
+            "get", kind, doc["metadata"]["name"], "-n", doc["metadata"]["namespace"]
+        )
         assert stored["spec"] == doc["spec"]
 
 
 INVALID = [
-    ({"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}, "spec.defaultAction: Required value"),
-    ({"defaultAction": "SCMP_ACT_MAYBE"}, 'spec.defaultAction: Unsupported value: "SCMP_ACT_MAYBE"'),
-    ({"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_Z80"]}, "spec.architectures[0]: Unsupported value"),
-    ({"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}, "spec.syscalls[0].names"),
-    ({"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": ["read"]}]}, "spec.syscalls[0].action: Required value"),
     (
-        {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": -1}]},
+        {"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]},
+        "spec.defaultAction: Required value",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_MAYBE"},
+        'spec.defaultAction: Unsupported value: "SCMP_ACT_MAYBE"',
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_Z80"]},
+        "spec.architectures[0]: Unsupported value",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]},
+        "spec.syscalls[0].names",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": ["read"]}]},
+        "spec.syscalls[0].action: Required value",
+    ),
+    (
+        {
+            "defaultAction": "SCMP_ACT_LOG",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": -1}],
+        },
         "spec.syscalls[0].errnoRet",
     ),
     (
-        {"defaultAction": "SCMP_ACT_LOG", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "op": "SCMP_CMP_EQ"}] * 7}]},
+        {
+            "defaultAction": "SCMP_ACT_LOG",
+            "syscalls": [
+                {
+                    "names": ["read"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "args": [{"index": 0, "op": "SCMP_CMP_EQ"}] * 7,
+                }
+            ],
+        },
         "spec.syscalls[0].args: Too many",
     ),
-    ({"defaultAction": "SCMP_ACT_LOG", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]}, "spec.flags[0]: Unsupported value"),
-    ({"defaultAction": "SCMP_ACT_LOG", "defaultAcion": "SCMP_ACT_LOG"}, "spec.defaultAcion: field not declared in schema"),
+    (
+        {"defaultAction": "SCMP_ACT_LOG", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]},
+        "spec.flags[0]: Unsupported value",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_LOG", "defaultAcion": "SCMP_ACT_LOG"},
+        "spec.defaultAcion: field not declared in schema",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("spec", "message"), INVALID, ids=[m for _, m in INVALID])
-def test_invalid_profile_is_rejected_naming_the_field(installed: ControlPlane, spec: dict[str, Any], message: str) -> None:
+def test_invalid_profile_is_rejected_naming_the_field(
+    installed: ControlPlane, spec: dict[str, Any], message: str
+) -> None:
     profile = {
         "apiVersion": f"{GROUP}/v1beta1",
         "kind": "SeccompProfile",
         "metadata": {"name": "invalid", "namespace": NAMESPACE},
         "spec": spec,
     }
-    result = installed.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(profile), check=False)
+    result = installed.kubectl(
+        "apply", "--server-side", "-f", "-", input=json.dumps(profile), check=False
+    )
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -95,7 +138,9 @@ def test_children_of_every_example_pass_a_server_side_dry_run(installed: Control
     siblings = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in profiles}
     children = []
     for profile in profiles:
-        request = SyncRequest.model_validate({"parent": profile, "related": {controller.SECCOMP_PROFILES: siblings}})
+        request = SyncRequest.model_validate(
+            {"parent": profile, "related": {controller.SECCOMP_PROFILES: siblings}}
+        )
         children += controller.sync(request, "2026-01-01T00:00:00Z").children
     assert len(children) == len(profiles)
     out = installed.kubectl(

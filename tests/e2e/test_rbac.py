@@ -100,34 +100,48 @@ def _can(plane: ControlPlane, who: list[str], verb: str, resource: str, scope: s
 
 
 @pytest.mark.parametrize(("verb", "resource", "scope"), ALLOWED)
-def test_nodesync_can_do_what_it_needs(installed: ControlPlane, verb: str, resource: str, scope: str) -> None:
+def test_nodesync_can_do_what_it_needs(
+    installed: ControlPlane, verb: str, resource: str, scope: str
+) -> None:
     assert _can(installed, NODESYNC, verb, resource, scope)
 
 
 @pytest.mark.parametrize(("verb", "resource", "scope"), DENIED)
-def test_nodesync_cannot_do_more(installed: ControlPlane, verb: str, resource: str, scope: str) -> None:
+def test_nodesync_cannot_do_more(
+    installed: ControlPlane, verb: str, resource: str, scope: str
+) -> None:
     assert not _can(installed, NODESYNC, verb, resource, scope)
 
 
 @pytest.mark.parametrize(("verb", "resource", "scope"), ENRICHER_ALLOWED)
-def test_the_log_enricher_can_do_what_it_needs(installed: ControlPlane, verb: str, resource: str, scope: str) -> None:
+def test_the_log_enricher_can_do_what_it_needs(
+    installed: ControlPlane, verb: str, resource: str, scope: str
+) -> None:
     assert _can(installed, LOG_ENRICHER, verb, resource, scope)
 
 
 @pytest.mark.parametrize(("verb", "resource", "scope"), ENRICHER_DENIED)
-def test_the_log_enricher_cannot_do_more(installed: ControlPlane, verb: str, resource: str, scope: str) -> None:
+def test_the_log_enricher_cannot_do_more(
+    installed: ControlPlane, verb: str, resource: str, scope: str
+) -> None:
     assert not _can(installed, LOG_ENRICHER, verb, resource, scope)
 
 
 @pytest.mark.parametrize("who", [NODESYNC, LOG_ENRICHER], ids=["nodesync", "log-enricher"])
-def test_the_node_agents_are_really_refused_a_secret(installed: ControlPlane, who: list[str]) -> None:
-    installed.kubectl("create", "secret", "generic", "s3cret", "-n", NAMESPACE, "--from-literal=k=v", check=False)
+def test_the_node_agents_are_really_refused_a_secret(
+    installed: ControlPlane, who: list[str]
+) -> None:
+    installed.kubectl(
+        "create", "secret", "generic", "s3cret", "-n", NAMESPACE, "--from-literal=k=v", check=False
+    )
     result = installed.kubectl("get", "secret", "s3cret", "-n", NAMESPACE, *who, check=False)
     assert result.returncode != 0
     assert "Forbidden" in result.stderr
 
 
-def test_the_log_enricher_really_creates_a_profile_but_cannot_change_it(installed: ControlPlane) -> None:
+def test_the_log_enricher_really_creates_a_profile_but_cannot_change_it(
+    installed: ControlPlane,
+) -> None:
     """Not only the authorizer's word: a create goes through, an update is refused."""
     name = "recorded-by-the-log-enricher"
     profile = json.dumps(
@@ -143,16 +157,28 @@ def test_the_log_enricher_really_creates_a_profile_but_cannot_change_it(installe
     try:
         assert created.returncode == 0, created.stderr
         patched = installed.kubectl(
-            "patch", SECCOMP, name, "-n", NAMESPACE, "--type=merge", "-p", '{"spec": {"defaultAction": "SCMP_ACT_ALLOW"}}',
-            *LOG_ENRICHER, check=False,
+            "patch",
+            SECCOMP,
+            name,
+            "-n",
+            NAMESPACE,
+            "--type=merge",
+            "-p",
+            '{"spec": {"defaultAction": "SCMP_ACT_ALLOW"}}',
+            *LOG_ENRICHER,
+            check=False,
         )
         assert patched.returncode != 0
         assert "Forbidden" in patched.stderr
-        refused = installed.kubectl("create", "-f", "-", *NODESYNC, input=profile.replace(name, name + "-2"), check=False)
+        refused = installed.kubectl(
+            "create", "-f", "-", *NODESYNC, input=profile.replace(name, name + "-2"), check=False
+        )
         assert refused.returncode != 0
         assert "Forbidden" in refused.stderr
     finally:
-        installed.kubectl("delete", SECCOMP, name, "-n", NAMESPACE, "--ignore-not-found", check=False)
+        installed.kubectl(
+            "delete", SECCOMP, name, "-n", NAMESPACE, "--ignore-not-found", check=False
+        )
 
 
 @pytest.mark.parametrize("resource", ["configmaps", "pods", SECCOMP])

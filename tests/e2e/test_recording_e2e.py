@@ -80,9 +80,13 @@ AFTER_ROTATION = {"chdir", "umask", "kill"}
 
 
 @pytest.fixture(scope="module")
-def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+def webhook(
+    installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebhookServer]:
     recordings = [recording(NS, "demo", "demo"), recording(NS, "quiet", "quiet")]
-    with recording_webhook(installed, tmp_path_factory.mktemp("record-e2e-webhook"), NS, recordings) as server:
+    with recording_webhook(
+        installed, tmp_path_factory.mktemp("record-e2e-webhook"), NS, recordings
+    ) as server:
         yield server
 
 
@@ -93,11 +97,20 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
     bundle = Bundle(tmp_path / "bundle", find_runc(), find_busybox())
     kubelet = tmp_path / "kubelet"
     with auditd_running() as auditd:
-        agent = started(LogEnricher(enricher_kubeconfig(plane), kubelet, tmp_path / "enricher.log", ["--state-dir", str(tmp_path / "state")]))
+        agent = started(
+            LogEnricher(
+                enricher_kubeconfig(plane),
+                kubelet,
+                tmp_path / "enricher.log",
+                ["--state-dir", str(tmp_path / "state")],
+            )
+        )
         try:
             # 1. the pod, through the API server and its recording webhook
             demo = RecordedContainer(plane, NS, recorded_pod("demo-1", "demo"), bundle, kubelet)
-            assert demo.annotations.get(f"io.containers.trace-logs/{CONTAINER}", "").startswith(f"demo_{CONTAINER}_"), demo.annotations
+            assert demo.annotations.get(f"io.containers.trace-logs/{CONTAINER}", "").startswith(
+                f"demo_{CONTAINER}_"
+            ), demo.annotations
 
             # 2. the container, where the kubelet would put it, and the status the kubelet would report
             demo.start(WORKLOAD)
@@ -120,7 +133,12 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
 
             # 4. the pod is done: the log enricher makes its profile
             demo.succeeded()
-            profile = eventually("the recorded profile exists", lambda: profile_of(plane, NS, f"demo-{CONTAINER}"), agent, timeout=DEADLINE)
+            profile = eventually(
+                "the recorded profile exists",
+                lambda: profile_of(plane, NS, f"demo-{CONTAINER}"),
+                agent,
+                timeout=DEADLINE,
+            )
             code, exposition = agent.get("/metrics")
             assert code == 200
         finally:
@@ -133,13 +151,19 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
     assert spec["architectures"] == ["SCMP_ARCH_X86_64"]
     names = allowed(profile)
     assert names == sorted(set(names))
-    assert set(names) >= AFTER_ROTATION, f"records after the rotation are missing: {AFTER_ROTATION - set(names)}"
+    assert set(names) >= AFTER_ROTATION, (
+        f"records after the rotation are missing: {AFTER_ROTATION - set(names)}"
+    )
     assert {"read", "write", "execve", "exit_group"} <= set(names)
     assert "mkdir" not in names and "mkdirat" not in names
 
     # the enricher counted what it told
     samples = {
-        (sample.labels.get("pod"), sample.labels.get("container"), sample.labels.get("syscall")): sample.value
+        (
+            sample.labels.get("pod"),
+            sample.labels.get("container"),
+            sample.labels.get("syscall"),
+        ): sample.value
         for family in text_string_to_metric_families(exposition)
         if family.name == "security_profiles_operator_seccomp_profile_audit"
         for sample in family.samples
@@ -147,7 +171,9 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
     }
     assert samples.get(("demo-1", CONTAINER, "chdir"), 0) >= 1, sorted(samples)[:20]
     lines = agent.audit_lines("demo-1")
-    assert {line["namespace"] for line in lines} == {NS} and {line["container"] for line in lines} == {CONTAINER}
+    assert {line["namespace"] for line in lines} == {NS} and {
+        line["container"] for line in lines
+    } == {CONTAINER}
     assert {line["node"] for line in lines} == {NODE}
 
     # 5. built on the runc base profile, through the hook, to the bytes a node installs
@@ -158,7 +184,9 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
     assert (again.returncode, again.stdout) == (0, "recorded\ndone\n"), again
     refused = bundle.run(["/bin/sh", "-c", "mkdir /tmp/never-recorded"], recorded)
     assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, refused
-    control = bundle.run(["/bin/sh", "-c", "mkdir /tmp/never-recorded"], {"defaultAction": "SCMP_ACT_ALLOW"})
+    control = bundle.run(
+        ["/bin/sh", "-c", "mkdir /tmp/never-recorded"], {"defaultAction": "SCMP_ACT_ALLOW"}
+    )
     assert control.returncode == 0, control
 
     # 6. the recording can go: its finalize sees the collected profile
@@ -174,21 +202,49 @@ def test_without_auditd_no_profile_is_made_and_the_log_says_why(
 ) -> None:
     plane = installed
     with auditd_stopped():
-        agent = started(LogEnricher(enricher_kubeconfig(plane), tmp_path / "kubelet", tmp_path / "enricher.log"))
+        agent = started(
+            LogEnricher(enricher_kubeconfig(plane), tmp_path / "kubelet", tmp_path / "enricher.log")
+        )
         try:
 
             def said_at_start() -> None:
-                errors = [r for r in agent.records() if r.get("level") == "error" and "auditd is not running" in str(r.get("msg"))]
+                errors = [
+                    r
+                    for r in agent.records()
+                    if r.get("level") == "error" and "auditd is not running" in str(r.get("msg"))
+                ]
                 assert errors, "no ERROR line about auditd"
 
             eventually("the missing auditd is reported", said_at_start, agent)
             create(plane, NS, recorded_pod("quiet-1", "quiet"))
             container_id = uuid.uuid4().hex + uuid.uuid4().hex
-            set_pod_status(plane, NS, "quiet-1", {"phase": "Running", "containerStatuses": [container_status(container_id, {"running": {}})]})
-            set_pod_status(plane, NS, "quiet-1", {"phase": "Succeeded", "containerStatuses": [container_status(container_id, {"terminated": {"exitCode": 0}})]})
+            set_pod_status(
+                plane,
+                NS,
+                "quiet-1",
+                {
+                    "phase": "Running",
+                    "containerStatuses": [container_status(container_id, {"running": {}})],
+                },
+            )
+            set_pod_status(
+                plane,
+                NS,
+                "quiet-1",
+                {
+                    "phase": "Succeeded",
+                    "containerStatuses": [
+                        container_status(container_id, {"terminated": {"exitCode": 0}})
+                    ],
+                },
+            )
 
             def refused() -> None:
-                lines = [r for r in agent.records() if r.get("level") == "error" and f"quiet-{CONTAINER}" in str(r.get("msg"))]
+                lines = [
+                    r
+                    for r in agent.records()
+                    if r.get("level") == "error" and f"quiet-{CONTAINER}" in str(r.get("msg"))
+                ]
                 assert lines, "no ERROR line naming the profile"
                 assert "no-auditd" in str(lines[0]["msg"]), lines[0]
 

@@ -67,9 +67,13 @@ UMASK = ["/bin/sh", "-c", "umask 077 && echo masked; sleep 2"]
 
 
 @pytest.fixture(scope="module")
-def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+def webhook(
+    installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebhookServer]:
     recordings = [recording(NS, NAME, NAME, mergeStrategy="containers")]
-    with recording_webhook(installed, tmp_path_factory.mktemp("record-merge-webhook"), NS, recordings) as server:
+    with recording_webhook(
+        installed, tmp_path_factory.mktemp("record-merge-webhook"), NS, recordings
+    ) as server:
         yield server
 
 
@@ -81,18 +85,35 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
     kubelet = tmp_path / "kubelet"
     step = controller_step(plane, webhook, "profilerecording-controller")
     with auditd_running():
-        agent = started(LogEnricher(enricher_kubeconfig(plane), kubelet, tmp_path / "enricher.log", ["--merge-interval", "1"]))
+        agent = started(
+            LogEnricher(
+                enricher_kubeconfig(plane),
+                kubelet,
+                tmp_path / "enricher.log",
+                ["--merge-interval", "1"],
+            )
+        )
         try:
             # 1. two replicas through the webhook, each in its own container, at the same time
             replicas = [
-                RecordedContainer(plane, NS, recorded_pod(f"{NAME}-", NAME, generate=True), Bundle(tmp_path / f"bundle-{i}", runc, busybox), kubelet)
+                RecordedContainer(
+                    plane,
+                    NS,
+                    recorded_pod(f"{NAME}-", NAME, generate=True),
+                    Bundle(tmp_path / f"bundle-{i}", runc, busybox),
+                    kubelet,
+                )
                 for i in range(2)
             ]
             chdir, umask = replicas
-            assert chdir.name != umask.name and all(r.name.startswith(f"{NAME}-") for r in replicas), [r.name for r in replicas]
+            assert chdir.name != umask.name and all(
+                r.name.startswith(f"{NAME}-") for r in replicas
+            ), [r.name for r in replicas]
             for replica in replicas:
                 key = f"io.containers.trace-logs/{CONTAINER}"
-                assert replica.annotations.get(key, "").startswith(f"{NAME}_{CONTAINER}_"), replica.annotations
+                assert replica.annotations.get(key, "").startswith(f"{NAME}_{CONTAINER}_"), (
+                    replica.annotations
+                )
             chdir.start(CHDIR)
             umask.start(UMASK)
             for replica, said in ((chdir, "changed\n"), (umask, "masked\n")):
@@ -103,7 +124,9 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
                     names = agent.syscalls(name)
                     assert names & SLEEPS, f"the enricher told of {name} only {sorted(names)}"
 
-                eventually(f"the enricher tells what {replica.name} did", told, agent, timeout=DEADLINE)
+                eventually(
+                    f"the enricher tells what {replica.name} did", told, agent, timeout=DEADLINE
+                )
 
             # 2. both Succeed: one partial profile per replica
             for replica in replicas:
@@ -117,10 +140,16 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
                 return found
 
             # (and nothing merged while the recording lives, though the merge loop runs every second)
-            partials = eventually("both partial profiles exist", both_partials, agent, timeout=DEADLINE)
+            partials = eventually(
+                "both partial profiles exist", both_partials, agent, timeout=DEADLINE
+            )
             for name, profile in partials.items():
                 labels = profile["metadata"]["labels"]
-                assert labels == {RECORDING_LABEL: NAME, CONTAINER_LABEL: CONTAINER, PARTIAL_LABEL: "true"}, (name, labels)
+                assert labels == {
+                    RECORDING_LABEL: NAME,
+                    CONTAINER_LABEL: CONTAINER,
+                    PARTIAL_LABEL: "true",
+                }, (name, labels)
                 assert profile["spec"]["defaultAction"] == "SCMP_ACT_ERRNO"
                 assert "disabled" not in profile["spec"]
             of_chdir = set(allowed(partials[f"{NAME}-{CONTAINER}-{suffixes[chdir.name]}"]))
@@ -141,15 +170,21 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
                     assert condition["reason"] == WAITING_FOR_MERGE, condition
                     return dict(condition)
 
-                condition = eventually("the recording waits for the merge", waiting_for_merge, agent, timeout=DEADLINE)
+                condition = eventually(
+                    "the recording waits for the merge", waiting_for_merge, agent, timeout=DEADLINE
+                )
                 assert CONTAINER in str(condition["message"]), condition
 
                 def merged_alone() -> dict[str, Any]:
                     found = profiles_of(plane, NS, NAME)
-                    assert set(found) == {f"{NAME}-{CONTAINER}"}, f"profiles of the recording: {sorted(found)}"
+                    assert set(found) == {f"{NAME}-{CONTAINER}"}, (
+                        f"profiles of the recording: {sorted(found)}"
+                    )
                     return found[f"{NAME}-{CONTAINER}"]
 
-                merged = eventually("the partials are merged, then deleted", merged_alone, agent, timeout=DEADLINE)
+                merged = eventually(
+                    "the partials are merged, then deleted", merged_alone, agent, timeout=DEADLINE
+                )
                 answer = step.sync(NS, NAME)
                 assert answer["finalized"] is True, answer
         finally:
@@ -159,10 +194,18 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
     assert gone.returncode != 0 and "NotFound" in gone.stderr, (gone.stdout, gone.stderr)
     assert merged["metadata"]["labels"] == {RECORDING_LABEL: NAME, CONTAINER_LABEL: CONTAINER}
     spec = merged["spec"]
-    assert spec["defaultAction"] == "SCMP_ACT_ERRNO" and spec["architectures"] == ["SCMP_ARCH_X86_64"]
+    assert spec["defaultAction"] == "SCMP_ACT_ERRNO" and spec["architectures"] == [
+        "SCMP_ARCH_X86_64"
+    ]
     names = allowed(merged)
-    assert names == sorted(of_chdir | of_umask), "the merged profile is not the union of the partials"
-    created = [r for r in agent.records() if str(r.get("msg", "")).startswith(f"merged 2 partial profiles of container {CONTAINER}")]
+    assert names == sorted(of_chdir | of_umask), (
+        "the merged profile is not the union of the partials"
+    )
+    created = [
+        r
+        for r in agent.records()
+        if str(r.get("msg", "")).startswith(f"merged 2 partial profiles of container {CONTAINER}")
+    ]
     assert created, "the enricher did not say it merged"
 
     # 4. the merged profile runs both workloads, and nothing else

@@ -65,9 +65,13 @@ SECOND_ONLY = {"chdir", "umask", "kill"}
 
 
 @pytest.fixture(scope="module")
-def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+def webhook(
+    installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebhookServer]:
     recordings = [recording(NS, "resumed", "resumed"), recording(NS, "gone", "gone")]
-    with recording_webhook(installed, tmp_path_factory.mktemp("record-restart-webhook"), NS, recordings) as server:
+    with recording_webhook(
+        installed, tmp_path_factory.mktemp("record-restart-webhook"), NS, recordings
+    ) as server:
         yield server
 
 
@@ -97,7 +101,9 @@ def serial_of(line: dict[str, Any]) -> int:
 
 def seccomp_records(data: bytes) -> list[tuple[int, int]]:
     """(serial, x86-64 syscall number) of every SECCOMP record in ``data``, raw audit log text."""
-    pattern = re.compile(rb"^type=SECCOMP msg=audit\(\d+\.\d+:(\d+)\):.* arch=c000003e syscall=(\d+) ", re.MULTILINE)
+    pattern = re.compile(
+        rb"^type=SECCOMP msg=audit\(\d+\.\d+:(\d+)\):.* arch=c000003e syscall=(\d+) ", re.MULTILINE
+    )
     return [(int(serial), int(number)) for serial, number in pattern.findall(data)]
 
 
@@ -110,7 +116,9 @@ def log_file_of(inode: int) -> Path:
 
 
 def restored(agent: LogEnricher) -> None:
-    lines = [r for r in agent.records() if str(r.get("msg", "")).startswith("restored the recording of")]
+    lines = [
+        r for r in agent.records() if str(r.get("msg", "")).startswith("restored the recording of")
+    ]
     assert lines, "the new enricher did not say it restored a recording"
 
 
@@ -125,59 +133,96 @@ def test_a_crash_in_the_middle_of_a_recording_loses_nothing(
     marker = bundle.path / "rootfs" / "tmp" / "second-half"
     times = syscalls.number_of("SCMP_ARCH_X86_64", "times")
     with auditd_running():
-        first = started(LogEnricher(kubeconfig, kubelet, tmp_path / "first.log", ["--state-dir", str(state)]))
+        first = started(
+            LogEnricher(kubeconfig, kubelet, tmp_path / "first.log", ["--state-dir", str(state)])
+        )
         second: LogEnricher | None = None
         try:
-            pod = RecordedContainer(plane, NS, recorded_pod("resumed-1", "resumed"), bundle, kubelet)
+            pod = RecordedContainer(
+                plane, NS, recorded_pod("resumed-1", "resumed"), bundle, kubelet
+            )
             pod.start(["/bin/sh", "-c", f"{FIRST}; {SECOND}"])
 
             # the first half is read, and saved
             def first_half_saved() -> None:
                 told = first.syscalls(pod.name)
-                assert FIRST_ONLY | {"execve"} <= told and told & SLEEPS, f"told so far: {sorted(told)}"
+                assert FIRST_ONLY | {"execve"} <= told and told & SLEEPS, (
+                    f"told so far: {sorted(told)}"
+                )
                 holds(state, pod.container_id, FIRST_ONLY | (told & SLEEPS))
 
-            eventually("the first half is read and saved", first_half_saved, first, timeout=DEADLINE)
-            assert not marker.exists(), "the second half ran before the crash: the first sleep is too short"
+            eventually(
+                "the first half is read and saved", first_half_saved, first, timeout=DEADLINE
+            )
+            assert not marker.exists(), (
+                "the second half ran before the crash: the first sleep is too short"
+            )
             first.crash()
             at_crash = saved(state)
             told_first = first.syscalls(pod.name)
-            assert not told_first & SECOND_ONLY, f"the first enricher saw the second half: {sorted(told_first & SECOND_ONLY)}"
+            assert not told_first & SECOND_ONLY, (
+                f"the first enricher saw the second half: {sorted(told_first & SECOND_ONLY)}"
+            )
 
             # the second half runs while no enricher does
             def second_half_ran() -> None:
                 assert marker.exists(), "the second half has not run yet"
 
             until("the second half runs while the enricher is down", second_half_ran)
-            assert pod.running(), "the container is over before the new enricher starts: the last sleep is too short"
-            second = started(LogEnricher(kubeconfig, kubelet, tmp_path / "second.log", ["--state-dir", str(state)]))
-            eventually("the new enricher restores the saved recording", lambda: restored(second), second)
+            assert pod.running(), (
+                "the container is over before the new enricher starts: the last sleep is too short"
+            )
+            second = started(
+                LogEnricher(
+                    kubeconfig, kubelet, tmp_path / "second.log", ["--state-dir", str(state)]
+                )
+            )
+            eventually(
+                "the new enricher restores the saved recording", lambda: restored(second), second
+            )
             run = pod.wait()
             assert (run.returncode, run.stdout) == (0, "first\n"), run
 
             pod.succeeded()
-            profile = eventually("the recorded profile exists", lambda: profile_of(plane, NS, f"resumed-{CONTAINER}"), second, timeout=DEADLINE)
+            profile = eventually(
+                "the recorded profile exists",
+                lambda: profile_of(plane, NS, f"resumed-{CONTAINER}"),
+                second,
+                timeout=DEADLINE,
+            )
         finally:
             first.stop(30)
             if second is not None:
                 second.stop(30)
 
     names = set(allowed(profile))
-    assert names >= SECOND_ONLY, f"the records written while the enricher was down are missing: {sorted(SECOND_ONLY - names)}"
-    assert told_first <= names, f"what the first enricher saw is missing: {sorted(told_first - names)}"
+    assert names >= SECOND_ONLY, (
+        f"the records written while the enricher was down are missing: {sorted(SECOND_ONLY - names)}"
+    )
+    assert told_first <= names, (
+        f"what the first enricher saw is missing: {sorted(told_first - names)}"
+    )
     assert "mkdir" not in names and "mkdirat" not in names
 
     # the first half's `times` reached the profile only from the saved state: its record lies
     # before the saved position, and no record of that syscall comes after it
     [position] = at_crash["files"]  # no rotation in this test: one file, the current log
     data = log_file_of(position["inode"]).read_bytes()
-    told_times = {serial_of(line) for line in first.audit_lines(pod.name) if line["syscallName"] == "times"}
+    told_times = {
+        serial_of(line) for line in first.audit_lines(pod.name) if line["syscallName"] == "times"
+    }
     before = {serial for serial, _ in seccomp_records(data[: position["offset"]])}
-    assert told_times and told_times <= before, "the record of `times` is not before the saved position"
+    assert told_times and told_times <= before, (
+        "the record of `times` is not before the saved position"
+    )
     after = seccomp_records(data[position["offset"] :])
-    if log_file_of(AUDIT_LOG.stat().st_ino) != log_file_of(position["inode"]):  # auditd rotated by size meanwhile
+    if log_file_of(AUDIT_LOG.stat().st_ino) != log_file_of(
+        position["inode"]
+    ):  # auditd rotated by size meanwhile
         after += seccomp_records(AUDIT_LOG.read_bytes())
-    assert times not in {number for _, number in after}, "a record of `times` follows the saved position"
+    assert times not in {number for _, number in after}, (
+        "a record of `times` follows the saved position"
+    )
 
 
 def test_a_pod_deleted_while_the_enricher_is_down_still_gets_its_profile(
@@ -190,7 +235,9 @@ def test_a_pod_deleted_while_the_enricher_is_down_still_gets_its_profile(
     bundle = Bundle(tmp_path / "bundle", find_runc(), find_busybox())
     recorded = {"chdir", "umask", "times"}
     with auditd_running():
-        first = started(LogEnricher(kubeconfig, kubelet, tmp_path / "first.log", ["--state-dir", str(state)]))
+        first = started(
+            LogEnricher(kubeconfig, kubelet, tmp_path / "first.log", ["--state-dir", str(state)])
+        )
         second: LogEnricher | None = None
         try:
             pod = RecordedContainer(plane, NS, recorded_pod("gone-1", "gone"), bundle, kubelet)
@@ -200,10 +247,17 @@ def test_a_pod_deleted_while_the_enricher_is_down_still_gets_its_profile(
                 told = first.syscalls(pod.name)
                 assert recorded <= told and told & SLEEPS, f"told so far: {sorted(told)}"
                 holds(state, pod.container_id, recorded | (told & SLEEPS))
-                pods = [(p.get("metadata") or {}).get("name") for p in saved(state).get("pods") or []]
+                pods = [
+                    (p.get("metadata") or {}).get("name") for p in saved(state).get("pods") or []
+                ]
                 assert pod.name in pods, f"the saved state knows the pods {pods}"
 
-            eventually("the container's records and its pod are saved", read_and_saved, first, timeout=DEADLINE)
+            eventually(
+                "the container's records and its pod are saved",
+                read_and_saved,
+                first,
+                timeout=DEADLINE,
+            )
             first.crash()
             told_first = first.syscalls(pod.name)
             run = pod.wait()
@@ -214,14 +268,28 @@ def test_a_pod_deleted_while_the_enricher_is_down_still_gets_its_profile(
             missing = plane.kubectl("get", "pod", pod.name, "-n", NS, check=False)
             assert missing.returncode != 0 and "NotFound" in missing.stderr, missing.stderr
 
-            second = started(LogEnricher(kubeconfig, kubelet, tmp_path / "second.log", ["--state-dir", str(state)]))
-            profile = eventually("the deleted pod's profile exists", lambda: profile_of(plane, NS, f"gone-{CONTAINER}"), second, timeout=DEADLINE)
+            second = started(
+                LogEnricher(
+                    kubeconfig, kubelet, tmp_path / "second.log", ["--state-dir", str(state)]
+                )
+            )
+            profile = eventually(
+                "the deleted pod's profile exists",
+                lambda: profile_of(plane, NS, f"gone-{CONTAINER}"),
+                second,
+                timeout=DEADLINE,
+            )
         finally:
             first.stop(30)
             if second is not None:
                 second.stop(30)
 
-    assert profile["metadata"]["labels"] == {"spo.x-k8s.io/recording-id": "gone", "spo.x-k8s.io/container-id": CONTAINER}
+    assert profile["metadata"]["labels"] == {
+        "spo.x-k8s.io/recording-id": "gone",
+        "spo.x-k8s.io/container-id": CONTAINER,
+    }
     names = set(allowed(profile))
     assert recorded <= names, f"missing from the profile: {sorted(recorded - names)}"
-    assert told_first <= names, f"what the first enricher saw is missing: {sorted(told_first - names)}"
+    assert told_first <= names, (
+        f"what the first enricher saw is missing: {sorted(told_first - names)}"
+    )

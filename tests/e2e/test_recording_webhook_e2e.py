@@ -41,21 +41,34 @@ from hooks.cluster.recording import table as recording_table
 pytestmark = pytest.mark.e2e
 RECORDING_NS = "rec-e2e"
 PLAIN_NS = "rec-e2e-plain"
-LOGGING = {"type": "Localhost", "localhostProfile": "operator/security-profiles-operator/log-enricher-trace.json"}
+LOGGING = {
+    "type": "Localhost",
+    "localhostProfile": "operator/security-profiles-operator/log-enricher-trace.json",
+}
 SELINUX_TYPE = "selinuxrecording.process"
 PROFILES = f"seccompprofiles.{GROUP}"
 RECORDINGS = f"profilerecordings.{GROUP}"
 
 
 @pytest.fixture(scope="module")
-def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+def webhook(
+    installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebhookServer]:
     try:
         with serving_webhooks(tmp_path_factory.mktemp("recording-webhook")) as server:
             yield server
     finally:
-        installed.kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found", check=False)
+        installed.kubectl(
+            "delete",
+            "mutatingwebhookconfiguration",
+            CONFIGURATION,
+            "--ignore-not-found",
+            check=False,
+        )
         for namespace in (RECORDING_NS, PLAIN_NS):
-            installed.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+            installed.kubectl(
+                "delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False
+            )
 
 
 def _recording(name: str, kind: str, labels: dict[str, str], **spec: Any) -> dict[str, Any]:
@@ -71,45 +84,86 @@ def _publish(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
     """The decorator step; and, while hooks/binding/decorator.py does not publish the recording table yet,
     the same table computed from the same objects and written where the webhook reads it."""
     answer = decorator_step(plane, server)
-    published = {key for a in answer["attachments"] if a["kind"] == "ConfigMap" for key in a["data"]}
+    published = {
+        key for a in answer["attachments"] if a["kind"] == "ConfigMap" for key in a["data"]
+    }
     if recording_table.FILE_KEY not in published:
         recordings = plane.kubectl_json("get", RECORDINGS, "--all-namespaces")["items"]
         profiles = plane.kubectl_json("get", PROFILES, "--all-namespaces")["items"]
-        server.publish(recording_table.FILE_KEY, recording_table.encode(recording_table.resolve(recordings, profiles)))
+        server.publish(
+            recording_table.FILE_KEY,
+            recording_table.encode(recording_table.resolve(recordings, profiles)),
+        )
     return answer
 
 
 @pytest.fixture(scope="module")
 def recording(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     plane = installed
-    plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RECORDING_NS, "labels": {"spo.x-k8s.io/enable-recording": ""}}})
+    plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": RECORDING_NS, "labels": {"spo.x-k8s.io/enable-recording": ""}},
+        }
+    )
     plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PLAIN_NS}})
-    plane.kubectl("apply", "--server-side", "-f", str(REPO / "metacontroller" / "base" / "recording-profile.yaml"))
-    with_status(plane, PROFILES, OPERATOR_NS, "log-enricher-trace", {"status": "Installed", "localhostProfile": LOGGING["localhostProfile"]})
+    plane.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(REPO / "metacontroller" / "base" / "recording-profile.yaml"),
+    )
+    with_status(
+        plane,
+        PROFILES,
+        OPERATOR_NS,
+        "log-enricher-trace",
+        {"status": "Installed", "localhostProfile": LOGGING["localhostProfile"]},
+    )
     plane.apply(_recording("web-recording", "SeccompProfile", {"app": "web"}, containers=["app"]))
     plane.apply(_recording("web-selinux", "SelinuxProfile", {"app": "web"}))
     plane.apply(_recording("bpf-recording", "SeccompProfile", {"app": "bpf"}, recorder="bpf"))
     answer = _publish(plane, webhook)
-    assert {a["kind"] for a in answer["attachments"]} == {"MutatingWebhookConfiguration", "ConfigMap"}
+    assert {a["kind"] for a in answer["attachments"]} == {
+        "MutatingWebhookConfiguration",
+        "ConfigMap",
+    }
     return plane
 
 
 def _ids(stored: dict[str, Any]) -> dict[str, str]:
-    return {k: v for k, v in (stored["metadata"].get("annotations") or {}).items() if k.startswith("io.containers.")}
+    return {
+        k: v
+        for k, v in (stored["metadata"].get("annotations") or {}).items()
+        if k.startswith("io.containers.")
+    }
 
 
-def test_selected_pod_is_annotated_and_runs_under_the_logging_profiles(recording: ControlPlane) -> None:
-    manifest = pod("web", [{"name": "app", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox:1.36"}], labels={"app": "web"})
+def test_selected_pod_is_annotated_and_runs_under_the_logging_profiles(
+    recording: ControlPlane,
+) -> None:
+    manifest = pod(
+        "web",
+        [{"name": "app", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox:1.36"}],
+        labels={"app": "web"},
+    )
     changed, stored, warnings = changes(recording, manifest, RECORDING_NS, PLAIN_NS)
     assert changed == {
         "/containers/0/securityContext/seccompProfile/type": "Localhost",
-        "/containers/0/securityContext/seccompProfile/localhostProfile": LOGGING["localhostProfile"],
+        "/containers/0/securityContext/seccompProfile/localhostProfile": LOGGING[
+            "localhostProfile"
+        ],
         "/containers/0/securityContext/seLinuxOptions/type": SELINUX_TYPE,
         "/containers/1/securityContext/seLinuxOptions/type": SELINUX_TYPE,
     }
     assert "Warning" not in warnings
     ids = _ids(stored)
-    assert set(ids) == {"io.containers.trace-logs/app", "io.containers.trace-avcs/app", "io.containers.trace-avcs/sidecar"}
+    assert set(ids) == {
+        "io.containers.trace-logs/app",
+        "io.containers.trace-avcs/app",
+        "io.containers.trace-avcs/sidecar",
+    }
     parts = {key: value.split("_") for key, value in ids.items()}
     assert parts["io.containers.trace-logs/app"][:2] == ["web-recording", "app"]
     assert parts["io.containers.trace-avcs/sidecar"][:2] == ["web-selinux", "sidecar"]
@@ -118,45 +172,101 @@ def test_selected_pod_is_annotated_and_runs_under_the_logging_profiles(recording
 
 
 def test_each_pod_gets_its_own_recording_id(recording: ControlPlane) -> None:
-    first, _ = create(recording, RECORDING_NS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}})
-    second, _ = create(recording, RECORDING_NS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}})
-    one, two = _ids(first)["io.containers.trace-logs/app"], _ids(second)["io.containers.trace-logs/app"]
+    first, _ = create(
+        recording,
+        RECORDING_NS,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"generateName": "web-", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+        },
+    )
+    second, _ = create(
+        recording,
+        RECORDING_NS,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"generateName": "web-", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+        },
+    )
+    one, two = (
+        _ids(first)["io.containers.trace-logs/app"],
+        _ids(second)["io.containers.trace-logs/app"],
+    )
     assert one.startswith("web-recording_app_") and two.startswith("web-recording_app_")
     assert one != two
 
 
 def test_overriding_the_users_security_context_is_warned(recording: ControlPlane) -> None:
-    own = {"seccompProfile": {"type": "RuntimeDefault"}, "seLinuxOptions": {"type": "container_t", "level": "s0:c1,c2"}}
-    manifest = pod("own", [{"name": "app", "image": "nginx:1.27", "securityContext": own}], labels={"app": "web"})
+    own = {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "seLinuxOptions": {"type": "container_t", "level": "s0:c1,c2"},
+    }
+    manifest = pod(
+        "own",
+        [{"name": "app", "image": "nginx:1.27", "securityContext": own}],
+        labels={"app": "web"},
+    )
     changed, _, warnings = changes(recording, manifest, RECORDING_NS, PLAIN_NS)
     assert changed == {
         "/containers/0/securityContext/seccompProfile/type": "Localhost",
-        "/containers/0/securityContext/seccompProfile/localhostProfile": LOGGING["localhostProfile"],
+        "/containers/0/securityContext/seccompProfile/localhostProfile": LOGGING[
+            "localhostProfile"
+        ],
         "/containers/0/securityContext/seLinuxOptions/type": SELINUX_TYPE,
     }
-    assert "Warning: spo: recording 'web-recording' replaces the seccomp profile of container 'app' with the logging profile" in warnings
-    assert "Warning: spo: recording 'web-selinux' replaces the SELinux type 'container_t' of container 'app'" in warnings
+    assert (
+        "Warning: spo: recording 'web-recording' replaces the seccomp profile of container 'app' with the logging profile"
+        in warnings
+    )
+    assert (
+        "Warning: spo: recording 'web-selinux' replaces the SELinux type 'container_t' of container 'app'"
+        in warnings
+    )
 
 
 def test_unselected_pod_and_unlabelled_namespace_are_untouched(recording: ControlPlane) -> None:
-    changed, stored, warnings = changes(recording, pod("db", [{"name": "app", "image": "redis:7"}], labels={"app": "db"}), RECORDING_NS, PLAIN_NS)
+    changed, stored, warnings = changes(
+        recording,
+        pod("db", [{"name": "app", "image": "redis:7"}], labels={"app": "db"}),
+        RECORDING_NS,
+        PLAIN_NS,
+    )
     assert changed == {}
     assert _ids(stored) == {}
     assert "Warning" not in warnings
-    plain, plain_warnings = create(recording, PLAIN_NS, pod("plain-only", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "web"}))
+    plain, plain_warnings = create(
+        recording,
+        PLAIN_NS,
+        pod("plain-only", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "web"}),
+    )
     assert "securityContext" not in plain["spec"]["containers"][0]
     assert _ids(plain) == {}
     assert "Warning" not in plain_warnings
 
 
 def test_bpf_recording_is_skipped_with_a_warning(recording: ControlPlane) -> None:
-    stored, warnings = create(recording, RECORDING_NS, pod("bpf", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "bpf"}))
+    stored, warnings = create(
+        recording,
+        RECORDING_NS,
+        pod("bpf", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "bpf"}),
+    )
     assert _ids(stored) == {}
-    assert "Warning: spo: recording 'bpf-recording' skipped: the bpf recorder is not available in this operator" in warnings
+    assert (
+        "Warning: spo: recording 'bpf-recording' skipped: the bpf recorder is not available in this operator"
+        in warnings
+    )
 
 
 def test_update_is_not_mutated(recording: ControlPlane) -> None:
-    before, _ = create(recording, RECORDING_NS, pod("late", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "later"}))
+    before, _ = create(
+        recording,
+        RECORDING_NS,
+        pod("late", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "later"}),
+    )
     recording.kubectl("label", "pod", "late", "-n", RECORDING_NS, "app=web", "--overwrite")
     after = recording.kubectl_json("get", "pod", "late", "-n", RECORDING_NS)
     assert after["metadata"]["labels"]["app"] == "web"
@@ -164,18 +274,28 @@ def test_update_is_not_mutated(recording: ControlPlane) -> None:
     assert _ids(after) == {}
 
 
-def test_registered_configuration_routes_recording_to_the_recording_webhook(recording: ControlPlane) -> None:
+def test_registered_configuration_routes_recording_to_the_recording_webhook(
+    recording: ControlPlane,
+) -> None:
     stored = recording.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
     hook = {w["name"]: w for w in stored["webhooks"]}["recording.spo.io"]
     assert hook["clientConfig"]["url"].endswith("/mutate-v1-pod-recording")
-    assert hook["namespaceSelector"] == {"matchExpressions": [{"key": "spo.x-k8s.io/enable-recording", "operator": "Exists"}]}
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [{"key": "spo.x-k8s.io/enable-recording", "operator": "Exists"}]
+    }
     assert hook["rules"][0]["operations"] == ["CREATE"]
 
 
-def test_published_table_lists_the_namespaces_recordings(recording: ControlPlane, webhook: WebhookServer) -> None:
+def test_published_table_lists_the_namespaces_recordings(
+    recording: ControlPlane, webhook: WebhookServer
+) -> None:
     text = (webhook.tables / recording_table.FILE_KEY).read_text()
     published = recording_table.decode(text)
-    assert sorted(r.name for r in published.of(RECORDING_NS)) == ["bpf-recording", "web-recording", "web-selinux"]
+    assert sorted(r.name for r in published.of(RECORDING_NS)) == [
+        "bpf-recording",
+        "web-recording",
+        "web-selinux",
+    ]
     assert published.logging.usable
     data = recording.kubectl_json("get", "configmap", "spo-bindings", "-n", OPERATOR_NS)["data"]
     if recording_table.FILE_KEY in data:  # once hooks/binding/decorator.py publishes it
@@ -191,22 +311,42 @@ def _recorded_profile(plane: ControlPlane, container: str) -> None:
             "metadata": {
                 "name": f"web-recording-{container}",
                 "namespace": RECORDING_NS,
-                "labels": {"spo.x-k8s.io/recording-id": "web-recording", "spo.x-k8s.io/container-id": container},
+                "labels": {
+                    "spo.x-k8s.io/recording-id": "web-recording",
+                    "spo.x-k8s.io/container-id": container,
+                },
             },
             "spec": {"defaultAction": "SCMP_ACT_ERRNO"},
         }
     )
 
 
-def test_recording_status_and_deletion_waits_for_collection(recording: ControlPlane, webhook: WebhookServer) -> None:
-    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "profilerecording-controller.yaml").read_text())
+def test_recording_status_and_deletion_waits_for_collection(
+    recording: ControlPlane, webhook: WebhookServer
+) -> None:
+    manifest = yaml.safe_load(
+        (REPO / "metacontroller" / "base" / "profilerecording-controller.yaml").read_text()
+    )
     step = CompositeStep(recording, webhook.base, manifest)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(webhook.ca))  # CompositeStep posts with urllib's default context
-        create(recording, RECORDING_NS, pod("job", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "web"}, restartPolicy="Never"))
+        patch.setenv(
+            "SSL_CERT_FILE", str(webhook.ca)
+        )  # CompositeStep posts with urllib's default context
+        create(
+            recording,
+            RECORDING_NS,
+            pod(
+                "job",
+                [{"name": "app", "image": "nginx:1.27"}],
+                labels={"app": "web"},
+                restartPolicy="Never",
+            ),
+        )
         step.add_finalizer(RECORDING_NS, "web-recording")
         step.sync(RECORDING_NS, "web-recording")
-        status = recording.kubectl_json("get", RECORDINGS, "web-recording", "-n", RECORDING_NS)["status"]
+        status = recording.kubectl_json("get", RECORDINGS, "web-recording", "-n", RECORDING_NS)[
+            "status"
+        ]
         assert {"job", "web", "own"} <= set(status["activeWorkloads"])
         assert not {"db", "bpf", "late"} & set(status["activeWorkloads"])
         assert status["conditions"][0]["reason"] == "Recording"
@@ -220,7 +360,16 @@ def test_recording_status_and_deletion_waits_for_collection(recording: ControlPl
         recording.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(job))
         for name in status["activeWorkloads"]:
             if name != "job":
-                recording.kubectl("delete", "pod", name, "-n", RECORDING_NS, "--grace-period=0", "--force", check=False)
+                recording.kubectl(
+                    "delete",
+                    "pod",
+                    name,
+                    "-n",
+                    RECORDING_NS,
+                    "--grace-period=0",
+                    "--force",
+                    check=False,
+                )
         answer = step.sync(RECORDING_NS, "web-recording")
         assert answer["finalized"] is False
         assert "job/app" in answer["status"]["conditions"][0]["message"]

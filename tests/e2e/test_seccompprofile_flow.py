@@ -25,14 +25,21 @@ NS = "team-e2e"
 
 @pytest.fixture(scope="module")
 def step(installed: ControlPlane, hook_server: str) -> Iterator[CompositeStep]:
-    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "seccompprofile-controller.yaml").read_text())
+    manifest = yaml.safe_load(
+        (REPO / "metacontroller" / "base" / "seccompprofile-controller.yaml").read_text()
+    )
     installed.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     yield CompositeStep(installed, hook_server, manifest)
     installed.kubectl("delete", "namespace", NS, "--wait=false", check=False)
 
 
 def _profile(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/v1beta1", "kind": "SeccompProfile", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    return {
+        "apiVersion": f"{GROUP}/v1beta1",
+        "kind": "SeccompProfile",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
 
 
 def _configmap(plane: ControlPlane, name: str) -> dict[str, Any] | None:
@@ -40,7 +47,9 @@ def _configmap(plane: ControlPlane, name: str) -> dict[str, Any] | None:
     return json.loads(got.stdout) if got.returncode == 0 else None
 
 
-def _report(plane: ControlPlane, profile: str, node: str, state: str, message: str | None = None) -> None:
+def _report(
+    plane: ControlPlane, profile: str, node: str, state: str, message: str | None = None
+) -> None:
     """What nodesync does after installing (or failing to install) a profile on ``node``:
     the object (with ``message``) through the resource, ``status`` through the status subresource,
     which is the only place the API server takes it from."""
@@ -68,12 +77,17 @@ def _report(plane: ControlPlane, profile: str, node: str, state: str, message: s
 
 
 def _status(plane: ControlPlane, name: str) -> dict[str, Any]:
-    return dict(plane.kubectl_json("get", f"seccompprofiles.{GROUP}", name, "-n", NS).get("status") or {})
+    return dict(
+        plane.kubectl_json("get", f"seccompprofiles.{GROUP}", name, "-n", NS).get("status") or {}
+    )
 
 
 def test_profile_goes_from_pending_to_installed(step: CompositeStep) -> None:
     plane = step.plane
-    spec = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    spec = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
     plane.apply(_profile("deny-mkdir", spec))
     step.sync(NS, "deny-mkdir")
     status = _status(plane, "deny-mkdir")
@@ -119,12 +133,18 @@ def test_node_failure_is_reported_with_the_node_and_its_message(step: CompositeS
 
 def test_invalid_update_keeps_the_installed_configmap(step: CompositeStep) -> None:
     plane = step.plane
-    good = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}
+    good = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}],
+    }
     plane.apply(_profile("keeps", good))
     step.sync(NS, "keeps")
     installed = _configmap(plane, "keeps")
     assert installed is not None
-    bad = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "wirte"], "action": "SCMP_ACT_ALLOW"}]}
+    bad = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["read", "wirte"], "action": "SCMP_ACT_ALLOW"}],
+    }
     plane.apply(_profile("keeps", bad))
     step.sync(NS, "keeps")
     status = _status(plane, "keeps")
@@ -139,18 +159,37 @@ def test_invalid_update_keeps_the_installed_configmap(step: CompositeStep) -> No
 
 def test_base_profile_is_merged_and_a_missing_one_named(step: CompositeStep) -> None:
     plane = step.plane
-    plane.apply(_profile("on-base", {"defaultAction": "SCMP_ACT_ERRNO", "baseProfileName": "the-base", "syscalls": [{"names": ["openat"], "action": "SCMP_ACT_ALLOW"}]}))
+    plane.apply(
+        _profile(
+            "on-base",
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "baseProfileName": "the-base",
+                "syscalls": [{"names": ["openat"], "action": "SCMP_ACT_ALLOW"}],
+            },
+        )
+    )
     step.sync(NS, "on-base")
     status = _status(plane, "on-base")
     assert status["status"] == "Error"
     assert "SeccompProfile 'the-base' not found" in status["conditions"][0]["message"]
     assert _configmap(plane, "on-base") is None
-    plane.apply(_profile("the-base", {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["execve", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}))
+    plane.apply(
+        _profile(
+            "the-base",
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["execve", "exit_group"], "action": "SCMP_ACT_ALLOW"}],
+            },
+        )
+    )
     step.sync(NS, "on-base")
     configmap = _configmap(plane, "on-base")
     assert configmap is not None
     merged = json.loads(configmap["data"]["profile.json"])
-    assert merged["syscalls"] == [{"action": "SCMP_ACT_ALLOW", "names": ["execve", "exit_group", "openat"]}]
+    assert merged["syscalls"] == [
+        {"action": "SCMP_ACT_ALLOW", "names": ["execve", "exit_group", "openat"]}
+    ]
 
 
 def test_disabled_profile_loses_its_configmap(step: CompositeStep) -> None:
@@ -178,7 +217,12 @@ def test_deletion_waits_for_the_pods_that_use_the_profile(step: CompositeStep) -
                 {
                     "name": "app",
                     "image": "registry.k8s.io/pause:3.10",
-                    "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": f"operator/{NS}/in-use.json"}},
+                    "securityContext": {
+                        "seccompProfile": {
+                            "type": "Localhost",
+                            "localhostProfile": f"operator/{NS}/in-use.json",
+                        }
+                    },
                 }
             ]
         },
@@ -204,16 +248,35 @@ def test_deletion_waits_for_the_pods_that_use_the_profile(step: CompositeStep) -
 
 def _set_allowed_syscalls(plane: ControlPlane, names: list[str] | None) -> None:
     patch = json.dumps({"spec": {"allowedSyscalls": names}})
-    plane.kubectl("patch", f"securityprofilesoperatordaemons.{GROUP}", "spod", "-n", "security-profiles-operator", "--type=merge", "-p", patch)
+    plane.kubectl(
+        "patch",
+        f"securityprofilesoperatordaemons.{GROUP}",
+        "spod",
+        "-n",
+        "security-profiles-operator",
+        "--type=merge",
+        "-p",
+        patch,
+    )
 
 
 def test_operator_policy_removes_a_profile_that_breaks_it(step: CompositeStep) -> None:
     plane = step.plane
     try:
-        plane.apply(_profile("tracer", {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "ptrace"], "action": "SCMP_ACT_ALLOW"}]}))
+        plane.apply(
+            _profile(
+                "tracer",
+                {
+                    "defaultAction": "SCMP_ACT_ERRNO",
+                    "syscalls": [{"names": ["read", "ptrace"], "action": "SCMP_ACT_ALLOW"}],
+                },
+            )
+        )
         step.sync(NS, "tracer")
         assert _configmap(plane, "tracer") is not None
-        _set_allowed_syscalls(plane, ["read", "write", "exit_group", "openat"])  # the installed spod
+        _set_allowed_syscalls(
+            plane, ["read", "write", "exit_group", "openat"]
+        )  # the installed spod
         step.sync(NS, "tracer")
         status = _status(plane, "tracer")
         assert status["status"] == "Error"

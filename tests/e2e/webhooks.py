@@ -67,7 +67,9 @@ class WebhookServer:
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+            self.base + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
             assert response.status == 200
@@ -89,15 +91,30 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
     port = free_port()
     here = Path(__file__).resolve().parent
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "SPO_RECORDINGS_FILE")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PROMETHEUS_MULTIPROC_DIR", "SPO_RECORDINGS_FILE")
+        },
         "SPO_BINDINGS_FILE": str(tables / "bindings.json"),
         "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), str(REPO)]),
     }
     argv = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"127.0.0.1:{port}",
-        "--certfile", str(pki.serving_cert), "--keyfile", str(pki.serving_key),
-        "--workers", "1", "--worker-class", "gthread", "--threads", "4",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--certfile",
+        str(pki.serving_cert),
+        "--keyfile",
+        str(pki.serving_key),
+        "--workers",
+        "1",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
         "webhooks:webhook_app()",
     ]
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
@@ -106,7 +123,9 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
         yield server
 
 
-def with_status(plane: ControlPlane, resource: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+def with_status(
+    plane: ControlPlane, resource: str, namespace: str, name: str, status: dict[str, Any]
+) -> None:
     """Write ``status`` through the status subresource (what a controller or nodesync would report)."""
     current = plane.kubectl_json("get", resource, name, "-n", namespace)
     current["status"] = status
@@ -115,7 +134,9 @@ def with_status(plane: ControlPlane, resource: str, namespace: str, name: str, s
 
 def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
     """One sync of spo-namespace-decorator, done by hand; registers the configuration and the tables."""
-    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text())
+    manifest = yaml.safe_load(
+        (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
+    )
     hooks = manifest["spec"]["hooks"]
     namespace = plane.kubectl_json("get", "namespace", OPERATOR_NS)
     path = urlsplit(hooks["customize"]["webhook"]["url"]).path
@@ -125,11 +146,25 @@ def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]
         args = ["get", _resource_arg(rule["apiVersion"], rule["resource"])]
         args += ["-n", rule["namespace"]] if rule.get("namespace") else ["--all-namespaces"]
         items = plane.kubectl_json(*args)["items"]
-        related += [i for i in items if not rule.get("names") or i["metadata"]["name"] in rule["names"]]
+        related += [
+            i for i in items if not rule.get("names") or i["metadata"]["name"] in rule["names"]
+        ]
     path = urlsplit(hooks["sync"]["webhook"]["url"]).path
-    body = {"controller": manifest, "object": namespace, "attachments": {}, "related": _group(related), "finalizing": False}
+    body = {
+        "controller": manifest,
+        "object": namespace,
+        "attachments": {},
+        "related": _group(related),
+        "finalizing": False,
+    }
     answer = server.post(path, body)
-    owner = {"apiVersion": "v1", "kind": "Namespace", "name": OPERATOR_NS, "uid": namespace["metadata"]["uid"], "controller": True}
+    owner = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "name": OPERATOR_NS,
+        "uid": namespace["metadata"]["uid"],
+        "controller": True,
+    }
     for attachment in answer["attachments"]:
         attachment["metadata"]["ownerReferences"] = [owner]
         if attachment["kind"] == "MutatingWebhookConfiguration":
@@ -142,11 +177,21 @@ def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]
         else:
             for key, text in attachment["data"].items():
                 server.publish(key, text)
-        plane.kubectl("apply", "--server-side", "--field-manager=metacontroller", "--force-conflicts", "-f", "-", input=json.dumps(attachment))
+        plane.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=metacontroller",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=json.dumps(attachment),
+        )
     return answer
 
 
-def pod(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def pod(
+    name: str, containers: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -155,9 +200,13 @@ def pod(name: str, containers: list[dict[str, Any]], labels: dict[str, str] | No
     }
 
 
-def create(plane: ControlPlane, namespace: str, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def create(
+    plane: ControlPlane, namespace: str, manifest: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
     """Create the pod with kubectl; the stored pod and kubectl's stderr (where warnings go)."""
-    proc = plane.kubectl("create", "-n", namespace, "-o", "json", "-f", "-", input=json.dumps(manifest))
+    proc = plane.kubectl(
+        "create", "-n", namespace, "-o", "json", "-f", "-", input=json.dumps(manifest)
+    )
     return dict(json.loads(proc.stdout)), proc.stderr
 
 

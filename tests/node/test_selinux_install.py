@@ -336,6 +336,13 @@ def test_a_profile_recorded_from_avcs_installs(store: SemoduleInstaller, tmp_pat
     document = configmap("rec-nginx", "", "web")
     document["data"]["policy.cil"] = cil
     outcomes = sync.converge([document])
-    assert [(o.name, o.state) for o in outcomes] == [("rec-nginx", ProfileState.INSTALLED)], outcomes
-    assert profile.spec.allow is not None and set(profile.spec.allow) == {"http_port_t", "var_log_t", "proc_t", "@self"}
+    assert [(o.name, o.state) for o in outcomes] == [("rec-nginx", ProfileState.INSTALLED)], (
+        outcomes
+    )
+    assert profile.spec.allow is not None and set(profile.spec.allow) == {
+        "http_port_t",
+        "var_log_t",
+        "proc_t",
+        "@self",
+    }
     assert "rec-nginx_web" in semodule_list(store)

@@ -26,7 +26,9 @@ CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists()
 
 
 def _answer(folder: Path) -> dict[str, Any]:
-    review = admission.AdmissionReviewRequest.model_validate(json.loads((folder / "request.json").read_text()))
+    review = admission.AdmissionReviewRequest.model_validate(
+        json.loads((folder / "request.json").read_text())
+    )
     table_file = folder / "table.json"
     if table_file.exists():
         return admission.admit(review, decode(table_file.read_text())).to_wire()
@@ -90,7 +92,10 @@ def test_patched_pod_is_a_valid_pod(case: str) -> None:
     patched = apply_patch(raw["request"]["object"], patch)
     kubernetes_validate.validate(patched, kubernetes_validate.latest_version(), strict=True)
     # Only security contexts change.
-    assert all(op["path"].split("/")[-1] in ("securityContext", "seccompProfile", "seLinuxOptions", "type") for op in patch)
+    assert all(
+        op["path"].split("/")[-1] in ("securityContext", "seccompProfile", "seLinuxOptions", "type")
+        for op in patch
+    )
 
 
 def test_the_cases_cover_every_kind_of_answer() -> None:
@@ -115,8 +120,12 @@ def test_uncapped_warnings_say_how_many_were_left_out() -> None:
 
 
 def test_update_of_a_pod_is_never_patched_even_when_bindings_match() -> None:
-    raw = json.loads((GOLDEN / "seccomp-container-without-security-context-bound" / "request.json").read_text())
-    table = decode((GOLDEN / "seccomp-container-without-security-context-bound" / "table.json").read_text())
+    raw = json.loads(
+        (GOLDEN / "seccomp-container-without-security-context-bound" / "request.json").read_text()
+    )
+    table = decode(
+        (GOLDEN / "seccomp-container-without-security-context-bound" / "table.json").read_text()
+    )
     for operation in ("UPDATE", "DELETE", "CONNECT"):
         raw["request"]["operation"] = operation
         got = admission.admit(admission.AdmissionReviewRequest.model_validate(raw), table).to_wire()

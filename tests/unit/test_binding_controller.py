@@ -53,7 +53,11 @@ def test_binding_has_no_children(case: str) -> None:
 
 def test_active_workloads_are_the_pods_running_the_image_under_the_profile() -> None:
     status = _sync(_load("installed-lists-active-workloads"))["status"]
-    assert status["activeWorkloads"] == ["team-a/bound-container", "team-a/bound-init", "team-a/bound-pod-level"]
+    assert status["activeWorkloads"] == [
+        "team-a/bound-container",
+        "team-a/bound-init",
+        "team-a/bound-pod-level",
+    ]
     assert status["conditions"][0]["status"] == "True"
     wildcard = _sync(_load("wildcard-lists-every-pod-under-the-profile"))["status"]
     assert "team-a/other-image-same-profile" in wildcard["activeWorkloads"]
@@ -99,19 +103,35 @@ def test_condition_time_kept_when_unchanged_and_moved_on_transition() -> None:
     [
         (
             {"image": "nginx:1.27", "profileRef": {"kind": "SeccompProfile", "name": "web"}},
-            [("v1", "pods", None), ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles", ["web"])],
+            [
+                ("v1", "pods", None),
+                ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles", ["web"]),
+            ],
         ),
         (
             {"image": "nginx:1.27", "profileRef": {"kind": "SelinuxProfile", "name": "pol"}},
-            [("v1", "pods", None), ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles", ["pol"])],
+            [
+                ("v1", "pods", None),
+                ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles", ["pol"]),
+            ],
         ),
-        ({"image": "nginx:1.27", "profileRef": {"kind": "AppArmorProfile", "name": "x"}}, [("v1", "pods", None)]),
+        (
+            {"image": "nginx:1.27", "profileRef": {"kind": "AppArmorProfile", "name": "x"}},
+            [("v1", "pods", None)],
+        ),
         ({"image": "nginx:1.27"}, [("v1", "pods", None)]),
-        ({"image": "nginx:1.27", "profileRef": {"kind": "SeccompProfile", "name": ""}}, [("v1", "pods", None)]),
+        (
+            {"image": "nginx:1.27", "profileRef": {"kind": "SeccompProfile", "name": ""}},
+            [("v1", "pods", None)],
+        ),
     ],
 )
-def test_customize_asks_for_the_pods_and_the_bound_profile(spec: dict[str, Any], expected: list[Any]) -> None:
+def test_customize_asks_for_the_pods_and_the_bound_profile(
+    spec: dict[str, Any], expected: list[Any]
+) -> None:
     parent = {"metadata": {"name": "b", "namespace": "team-a"}, "spec": spec}
-    rules = controller.customize(CustomizeRequest.model_validate({"parent": parent})).to_wire()["relatedResources"]
+    rules = controller.customize(CustomizeRequest.model_validate({"parent": parent})).to_wire()[
+        "relatedResources"
+    ]
     assert [(r["apiVersion"], r["resource"], r.get("names")) for r in rules] == expected
     assert all(r["namespace"] == "team-a" for r in rules)

@@ -63,10 +63,32 @@ def test_review_is_answered_with_the_golden_patch(client: FlaskClient) -> None:
         (json.dumps({**_review(), "apiVersion": "admission.k8s.io/v1beta1"}), "apiVersion"),
         (json.dumps({**_review(), "kind": "Pod"}), "kind"),
         (json.dumps({**_review(), "request": {**_review()["request"], "uid": ""}}), "request.uid"),
-        (json.dumps({**_review(), "request": {k: v for k, v in _review()["request"].items() if k != "uid"}}), "request.uid"),
-        (json.dumps({**_review(), "request": {k: v for k, v in _review()["request"].items() if k != "operation"}}), "request.operation"),
-        (json.dumps({**_review(), "request": {**_review()["request"], "object": "a pod"}}), "request.object"),
-        (json.dumps({**_review(), "request": {**_review()["request"], "resource": "pods"}}), "request.resource"),
+        (
+            json.dumps(
+                {
+                    **_review(),
+                    "request": {k: v for k, v in _review()["request"].items() if k != "uid"},
+                }
+            ),
+            "request.uid",
+        ),
+        (
+            json.dumps(
+                {
+                    **_review(),
+                    "request": {k: v for k, v in _review()["request"].items() if k != "operation"},
+                }
+            ),
+            "request.operation",
+        ),
+        (
+            json.dumps({**_review(), "request": {**_review()["request"], "object": "a pod"}}),
+            "request.object",
+        ),
+        (
+            json.dumps({**_review(), "request": {**_review()["request"], "resource": "pods"}}),
+            "request.resource",
+        ),
     ],
 )
 def test_malformed_review_is_a_json_400(client: FlaskClient, body: str, says: str) -> None:
@@ -76,7 +98,9 @@ def test_malformed_review_is_a_json_400(client: FlaskClient, body: str, says: st
 
 
 def test_wrong_content_type_is_a_415(client: FlaskClient) -> None:
-    response = client.post("/mutate-v1-pod-binding", data=json.dumps(_review()), content_type="text/plain")
+    response = client.post(
+        "/mutate-v1-pod-binding", data=json.dumps(_review()), content_type="text/plain"
+    )
     assert response.status_code == 415
     assert response.is_json
 
@@ -86,15 +110,30 @@ def test_missing_table_file_allows_with_a_warning(tmp_path: Path) -> None:
     body = app.test_client().post("/mutate-v1-pod-binding", json=_review()).get_json()
     assert body["response"]["allowed"] is True
     assert "patch" not in body["response"]
-    assert body["response"]["warnings"] == ["spo: the binding table is not available yet; no profile binding was applied"]
+    assert body["response"]["warnings"] == [
+        "spo: the binding table is not available yet; no profile binding was applied"
+    ]
 
 
 def test_table_file_is_reloaded_when_replaced(client: FlaskClient, table_file: Path) -> None:
     first = _patch(client.post("/mutate-v1-pod-binding", json=_review()).get_json())
-    assert first[0]["value"]["seccompProfile"]["localhostProfile"] == "operator/team-a/profile-complain-unsafe.json"
+    assert (
+        first[0]["value"]["seccompProfile"]["localhostProfile"]
+        == "operator/team-a/profile-complain-unsafe.json"
+    )
     other = table.decode(table_file.read_text())
     entry = other.of("team-a")["nginx:1.27"][0]
-    replaced = table.BindingTable({"team-a": {"nginx:1.27": (table.Entry(entry.binding, entry.kind, "p2", "Installed", "operator/team-a/p2.json"),)}})
+    replaced = table.BindingTable(
+        {
+            "team-a": {
+                "nginx:1.27": (
+                    table.Entry(
+                        entry.binding, entry.kind, "p2", "Installed", "operator/team-a/p2.json"
+                    ),
+                )
+            }
+        }
+    )
     staged = table_file.with_name("next.json")
     staged.write_text(table.encode(replaced))
     os.replace(staged, table_file)  # what the kubelet's symlink swap amounts to: a new inode
@@ -139,7 +178,9 @@ def test_loader_parses_once_per_change(table_file: Path, monkeypatch: pytest.Mon
         ("/namespace/customize", {}, 400),
     ],
 )
-def test_malformed_hook_requests_are_json_4xx(client: FlaskClient, route: str, body: dict[str, Any], code: int) -> None:
+def test_malformed_hook_requests_are_json_4xx(
+    client: FlaskClient, route: str, body: dict[str, Any], code: int
+) -> None:
     response = client.post(route, json=body)
     assert response.status_code == code
     assert response.get_json()["code"] == code
@@ -148,12 +189,19 @@ def test_malformed_hook_requests_are_json_4xx(client: FlaskClient, route: str, b
 def test_hook_routes_answer_their_golden_requests(client: FlaskClient) -> None:
     golden = Path(__file__).parent.parent / "golden"
     ns_case = golden / "namespace" / "bindings-resolved-across-namespaces"
-    response = client.post("/namespace/sync", json=json.loads((ns_case / "request.json").read_text()))
+    response = client.post(
+        "/namespace/sync", json=json.loads((ns_case / "request.json").read_text())
+    )
     assert response.get_json() == json.loads((ns_case / "response.json").read_text())
     pb_case = golden / "binding" / "controller" / "installed-lists-active-workloads"
-    response = client.post("/profilebinding/sync", json=json.loads((pb_case / "request.json").read_text()))
+    response = client.post(
+        "/profilebinding/sync", json=json.loads((pb_case / "request.json").read_text())
+    )
     assert response.status_code == 200
-    assert response.get_json()["status"]["activeWorkloads"] == json.loads((pb_case / "response.json").read_text())["status"]["activeWorkloads"]
+    assert (
+        response.get_json()["status"]["activeWorkloads"]
+        == json.loads((pb_case / "response.json").read_text())["status"]["activeWorkloads"]
+    )
 
 
 def test_metrics_count_admission_calls(client: FlaskClient) -> None:
@@ -165,6 +213,8 @@ def test_metrics_count_admission_calls(client: FlaskClient) -> None:
 def test_trivial_admission_route_only_with_the_echo_flag(table_file: Path) -> None:
     plain = binding_app({"TESTING": True, "SPO_BINDINGS_FILE": str(table_file)}).test_client()
     assert plain.post("/admit-allow", json=_review()).status_code == 404
-    echo = binding_app({"TESTING": True, "ECHO_ROUTE": True, "SPO_BINDINGS_FILE": str(table_file)}).test_client()
+    echo = binding_app(
+        {"TESTING": True, "ECHO_ROUTE": True, "SPO_BINDINGS_FILE": str(table_file)}
+    ).test_client()
     body = echo.post("/admit-allow", json=_review()).get_json()
     assert body["response"] == {"uid": _review()["request"]["uid"], "allowed": True}

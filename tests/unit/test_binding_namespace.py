@@ -63,7 +63,9 @@ def test_table_bytes_do_not_depend_on_the_order_of_related_objects(case: str) ->
 
 
 def test_defaults_are_the_documented_ones() -> None:
-    configuration = _attachment(_sync(_load("defaults-without-spod-or-bindings")), "MutatingWebhookConfiguration")
+    configuration = _attachment(
+        _sync(_load("defaults-without-spod-or-bindings")), "MutatingWebhookConfiguration"
+    )
     assert configuration is not None
     assert configuration["metadata"]["name"] == "spo-mutating-webhook-configuration"
     assert configuration["metadata"]["annotations"] == {
@@ -77,9 +79,16 @@ def test_defaults_are_the_documented_ones() -> None:
     ):
         hook = hooks[name]
         assert hook["failurePolicy"] == "Fail"
-        assert hook["namespaceSelector"] == {"matchExpressions": [{"key": label, "operator": "Exists"}]}
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [{"key": label, "operator": "Exists"}]
+        }
         assert hook["clientConfig"] == {
-            "service": {"name": "spo-webhook", "namespace": "security-profiles-operator", "path": path, "port": 443}
+            "service": {
+                "name": "spo-webhook",
+                "namespace": "security-profiles-operator",
+                "path": path,
+                "port": 443,
+            }
         }
         assert hook["rules"][0]["operations"] == ["CREATE"]
         assert hook["sideEffects"] == "None"
@@ -89,12 +98,17 @@ def test_defaults_are_the_documented_ones() -> None:
 
 
 def test_webhook_options_replace_only_what_they_set() -> None:
-    configuration = _attachment(_sync(_load("webhook-options-replace-defaults")), "MutatingWebhookConfiguration")
+    configuration = _attachment(
+        _sync(_load("webhook-options-replace-defaults")), "MutatingWebhookConfiguration"
+    )
     assert configuration is not None
     hooks = {w["name"]: w for w in configuration["webhooks"]}
     assert hooks["binding.spo.io"]["failurePolicy"] == "Ignore"
     assert hooks["binding.spo.io"]["objectSelector"] == {"matchLabels": {"bind-me": "yes"}}
-    assert hooks["binding.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"] == "spo.x-k8s.io/enable-binding"
+    assert (
+        hooks["binding.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"]
+        == "spo.x-k8s.io/enable-binding"
+    )
     assert hooks["recording.spo.io"]["failurePolicy"] == "Fail"
     assert hooks["recording.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"] == "team"
 
@@ -110,7 +124,10 @@ def test_resolved_table_of_the_mixed_case() -> None:
     assert configmap["metadata"] == {
         "name": "spo-bindings",
         "namespace": "security-profiles-operator",
-        "labels": {"app.kubernetes.io/name": "security-profiles-operator", "app.kubernetes.io/component": "webhook"},
+        "labels": {
+            "app.kubernetes.io/name": "security-profiles-operator",
+            "app.kubernetes.io/component": "webhook",
+        },
     }
     resolved = table.decode(configmap["data"]["bindings.json"])
     team_a = resolved.of("team-a")
@@ -124,7 +141,9 @@ def test_resolved_table_of_the_mixed_case() -> None:
     assert team_a["redis:7"][0].state == "Missing"
     team_b = resolved.of("team-b")
     assert team_b["redis:7"][0].state == "Pending"
-    assert [e.binding for e in team_b["busybox:1.36"]] == ["busy-terminating"]  # the deleted binding is gone
+    assert [e.binding for e in team_b["busybox:1.36"]] == [
+        "busy-terminating"
+    ]  # the deleted binding is gone
     assert team_b["busybox:1.36"][0].state == "Terminating"
     assert "nginx:1.27" not in team_b  # the invalid bindings are left out
     assert resolved.of("team-c")["nginx:1.27"][0].state == "Pending"
@@ -132,7 +151,11 @@ def test_resolved_table_of_the_mixed_case() -> None:
 
 
 def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
-    rules = decorator.customize(CustomizeRequest.model_validate({"parent": _load("defaults-without-spod-or-bindings")["object"]}))
+    rules = decorator.customize(
+        CustomizeRequest.model_validate(
+            {"parent": _load("defaults-without-spod-or-bindings")["object"]}
+        )
+    )
     wire = rules.to_wire()["relatedResources"]
     assert {(r["apiVersion"], r["resource"]) for r in wire} == {
         ("security-profiles-operator.x-k8s.io/v1alpha1", "securityprofilesoperatordaemons"),
@@ -144,7 +167,9 @@ def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
     spod = next(r for r in wire if r["resource"] == "securityprofilesoperatordaemons")
     assert spod["namespace"] == "security-profiles-operator"
     assert spod["names"] == ["spod"]
-    assert all("namespace" not in r for r in wire if r["resource"] != "securityprofilesoperatordaemons")
+    assert all(
+        "namespace" not in r for r in wire if r["resource"] != "securityprofilesoperatordaemons"
+    )
 
 
 @pytest.mark.parametrize(

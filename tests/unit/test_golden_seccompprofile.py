@@ -47,7 +47,15 @@ def test_every_state_and_reason_is_covered() -> None:
         status = json.loads((GOLDEN / case / "response.json").read_text())["status"]
         states.add(status["status"])
         reasons.add(status["conditions"][0]["reason"])
-    assert states == {"Pending", "InProgress", "Installed", "Error", "Terminating", "Disabled", "Partial"}
+    assert states == {
+        "Pending",
+        "InProgress",
+        "Installed",
+        "Error",
+        "Terminating",
+        "Disabled",
+        "Partial",
+    }
     assert {
         "InvalidSeccompProfile",
         "BaseProfileNotFound",

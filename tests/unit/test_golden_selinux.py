@@ -35,11 +35,15 @@ def _answer(folder: str, raw: dict[str, Any], now: str = NOW) -> dict[str, Any]:
 
 
 def _responses(folder: str) -> list[dict[str, Any]]:
-    return [json.loads((GOLDEN / f / c / "response.json").read_text()) for f, c in CASES if f == folder]
+    return [
+        json.loads((GOLDEN / f / c / "response.json").read_text()) for f, c in CASES if f == folder
+    ]
 
 
 @pytest.mark.parametrize(("folder", "case"), CASES, ids=IDS)
-def test_sync_matches_golden_response(folder: str, case: str, request: pytest.FixtureRequest) -> None:
+def test_sync_matches_golden_response(
+    folder: str, case: str, request: pytest.FixtureRequest
+) -> None:
     path = GOLDEN / folder / case
     got = _answer(folder, json.loads((path / "request.json").read_text()))
     expected_file = path / "response.json"
@@ -62,7 +66,13 @@ def test_every_state_and_reason_is_covered(folder: str) -> None:
     states = {r["status"]["status"] for r in _responses(folder)}
     reasons = {r["status"]["conditions"][0]["reason"] for r in _responses(folder)}
     assert states >= {"Pending", "InProgress", "Installed", "Error", "Terminating", "Disabled"}
-    assert {"SelinuxDisabled", "InstallationFailed", "DeniedSelinuxRule", "Deleting", "Available"} <= reasons
+    assert {
+        "SelinuxDisabled",
+        "InstallationFailed",
+        "DeniedSelinuxRule",
+        "Deleting",
+        "Available",
+    } <= reasons
     if folder == "selinuxprofile":
         assert "Partial" in states
         assert {
@@ -73,12 +83,18 @@ def test_every_state_and_reason_is_covered(folder: str) -> None:
             "InheritCycle",
         } <= reasons
     else:
-        assert {"InvalidRawSelinuxProfile", "ForbiddenCILStatement", "SystemProfileNotAllowed"} <= reasons
+        assert {
+            "InvalidRawSelinuxProfile",
+            "ForbiddenCILStatement",
+            "SystemProfileNotAllowed",
+        } <= reasons
 
 
 @pytest.mark.parametrize("folder", list(KINDS))
 def test_usage_is_always_the_process_type_of_the_block(folder: str) -> None:
-    for (f, case), response in zip([c for c in CASES if c[0] == folder], _responses(folder), strict=True):
+    for (f, case), response in zip(
+        [c for c in CASES if c[0] == folder], _responses(folder), strict=True
+    ):
         raw = json.loads((GOLDEN / f / case / "request.json").read_text())
         meta = raw["parent"]["metadata"]
         assert response["status"]["usage"] == f"{meta['name']}_{meta['namespace']}.process"
@@ -101,7 +117,9 @@ def test_finalize_keeps_the_configmap_only_while_pods_or_inheritors_need_it() ->
             continue
         response = json.loads((GOLDEN / folder / case / "response.json").read_text())
         message = response["status"]["conditions"][0]["message"]
-        waits_for_users = message.startswith(("waiting for 1 pod", "waiting for the SelinuxProfiles"))
+        waits_for_users = message.startswith(
+            ("waiting for 1 pod", "waiting for the SelinuxProfiles")
+        )
         assert bool(response["children"]) == waits_for_users, case
         assert response["finalized"] is ("no node has it" in message), case
         assert (response.get("resyncAfterSeconds") is None) == response["finalized"], case

@@ -48,7 +48,9 @@ def test_malformed_requests_get_a_json_4xx(
 
 @pytest.mark.parametrize("hook", ["sync", "finalize"])
 def test_field_of_the_wrong_type_is_a_400(client: FlaskClient, hook: str) -> None:
-    response = client.post(f"/seccompprofile/{hook}", json={"parent": PARENT, "finalizing": "maybe"})
+    response = client.post(
+        f"/seccompprofile/{hook}", json={"parent": PARENT, "finalizing": "maybe"}
+    )
     assert response.status_code == 400
     assert "finalizing" in response.get_json()["message"]
 
@@ -79,7 +81,11 @@ def test_customize_asks_for_node_statuses_and_pods(client: FlaskClient) -> None:
     response = client.post("/seccompprofile/customize", json={"parent": PARENT})
     assert response.status_code == 200
     rules = response.get_json()["relatedResources"]
-    assert [rule["resource"] for rule in rules] == ["securityprofilenodestatuses", "pods", "securityprofilesoperatordaemons"]
+    assert [rule["resource"] for rule in rules] == [
+        "securityprofilenodestatuses",
+        "pods",
+        "securityprofilesoperatordaemons",
+    ]
     assert all(rule["namespace"] == "ns" for rule in rules[:2])
     assert rules[2] == {
         "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
@@ -87,13 +93,21 @@ def test_customize_asks_for_node_statuses_and_pods(client: FlaskClient) -> None:
         "namespace": "security-profiles-operator",
         "names": ["spod"],
     }
-    assert rules[0]["labelSelector"] == {"matchLabels": {"spo.x-k8s.io/profile-id": "SeccompProfile-p"}}
+    assert rules[0]["labelSelector"] == {
+        "matchLabels": {"spo.x-k8s.io/profile-id": "SeccompProfile-p"}
+    }
 
 
 def test_customize_asks_for_the_namespace_profiles_only_with_a_base(client: FlaskClient) -> None:
     parent = {**PARENT, "spec": {**PARENT["spec"], "baseProfileName": "runc-v1.1.5"}}  # type: ignore[dict-item]
-    rules = client.post("/seccompprofile/customize", json={"parent": parent}).get_json()["relatedResources"]
-    assert [rule["resource"] for rule in rules][:3] == ["securityprofilenodestatuses", "pods", "seccompprofiles"]
+    rules = client.post("/seccompprofile/customize", json={"parent": parent}).get_json()[
+        "relatedResources"
+    ]
+    assert [rule["resource"] for rule in rules][:3] == [
+        "securityprofilenodestatuses",
+        "pods",
+        "seccompprofiles",
+    ]
     assert rules[2] == {
         "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
         "resource": "seccompprofiles",

@@ -31,9 +31,16 @@ X86_64 = 0xC000003E
 
 def pod(name: str, *ids: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", "annotations": annotations or {}},
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"uid-{name}",
+            "annotations": annotations or {},
+        },
         "status": {
-            "containerStatuses": [{"name": f"c{i}", "containerID": f"containerd://{cid}"} for i, cid in enumerate(ids)]
+            "containerStatuses": [
+                {"name": f"c{i}", "containerID": f"containerd://{cid}"} for i, cid in enumerate(ids)
+            ]
         },
     }
 
@@ -71,7 +78,12 @@ def test_node_pods_index_follows_list_and_events() -> None:
     assert pods.lookup(CID_A) is None
     pods.event("DELETED", pod("db", CID_B))
     assert pods.lookup(CID_B) is None and len(pods) == 1
-    assert calls.calls == [("relist", "web"), ("observe", "db"), ("observe", "web"), ("deleted", "db")]
+    assert calls.calls == [
+        ("relist", "web"),
+        ("observe", "db"),
+        ("observe", "web"),
+        ("deleted", "db"),
+    ]
     assert not pods.pending()
 
 
@@ -129,7 +141,7 @@ def _recorder() -> Recorder:
 
 
 SECCOMP = (
-    'type=SECCOMP msg=audit(1700000000.123:{serial}): auid=4294967295 uid=0 gid=0 ses=4294967295 '
+    "type=SECCOMP msg=audit(1700000000.123:{serial}): auid=4294967295 uid=0 gid=0 ses=4294967295 "
     'subj=unconfined pid=7 comm="sh" exe="/bin/busybox" sig=0 arch=c000003e syscall={nr} compat=0 '
     "ip=0x4a1c3b code=0x7ffc0000"
 )
@@ -142,7 +154,9 @@ AVC = (
 
 def test_recorder_snapshot_restores_what_was_recorded(tmp_path: Path) -> None:
     recorder = _recorder()
-    recorder.consume([SECCOMP.format(serial=1, nr=83), SECCOMP.format(serial=2, nr=0), AVC.format(serial=3)])
+    recorder.consume(
+        [SECCOMP.format(serial=1, nr=83), SECCOMP.format(serial=2, nr=0), AVC.format(serial=3)]
+    )
     recorder.detector.add(Loss("rate-limit", "audit: rate limit exceeded"))
     state = RecorderState(tmp_path / "audit-log.json", recorder)
     state.save([Position(1, 2, 300, "0a")])
@@ -158,7 +172,9 @@ def test_recorder_snapshot_restores_what_was_recorded(tmp_path: Path) -> None:
 
 def test_a_damaged_saved_recording_is_skipped_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "audit-log.json"
-    path.write_text('{"files": [], "recorded": {"seccomp": {"x": [["not", "numbers"]], "y": [[1, 2]]}, "avc": {"z": {}}}}')
+    path.write_text(
+        '{"files": [], "recorded": {"seccomp": {"x": [["not", "numbers"]], "y": [[1, 2]]}, "avc": {"z": {}}}}'
+    )
     recorder = _recorder()
     assert RecorderState(path, recorder).restore() == 1
     assert recorder.container_ids() == {"y"}
@@ -181,7 +197,11 @@ def test_the_command_line_reads_the_daemonsets_environment(monkeypatch: pytest.M
     monkeypatch.setenv("METRICS_BIND", "127.0.0.1:9999")
     args = parser().parse_args(["log-enricher", "--state-dir", "/state"])
     assert (args.node_name, args.memory_optimization, args.namespace) == ("n1", True, "team")
-    assert (args.metrics_bind, args.state_dir, args.audit_log) == ("127.0.0.1:9999", "/state", "/var/log/audit/audit.log")
+    assert (args.metrics_bind, args.state_dir, args.audit_log) == (
+        "127.0.0.1:9999",
+        "/state",
+        "/var/log/audit/audit.log",
+    )
     monkeypatch.setenv("ENABLE_MEMORY_OPTIMIZATION", "false")
     assert parser().parse_args(["log-enricher"]).memory_optimization is False
 
@@ -207,7 +227,9 @@ def test_the_deferred_queue_is_safe_across_threads() -> None:
         with lock:
             seen.append(i)
 
-    threads = [threading.Thread(target=lambda i=i: deferred.later(lambda: add(i))) for i in range(50)]
+    threads = [
+        threading.Thread(target=lambda i=i: deferred.later(lambda: add(i))) for i in range(50)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -219,7 +241,9 @@ def test_auditd_watch_makes_its_absence_an_ongoing_loss_and_ends_it() -> None:
     running = [False]
     now = [0.0]
     recorder = _recorder()
-    watch = AuditdWatch(recorder.detector, interval=5.0, running=lambda proc: running[0], clock=lambda: now[0])
+    watch = AuditdWatch(
+        recorder.detector, interval=5.0, running=lambda proc: running[0], clock=lambda: now[0]
+    )
     watch.check()
     assert recorder.detector.ongoing("no-auditd")
     running[0] = True
@@ -238,7 +262,9 @@ def test_auditd_watch_makes_its_absence_an_ongoing_loss_and_ends_it() -> None:
 
 def test_the_recording_gets_an_event_for_each_profile_made_or_refused() -> None:
     target = Target(ContainerRef("ns", "web-1", "app"), "rec", "rec-app")
-    made = event("n1", Decision(target, profile={"kind": "SeccompProfile", "metadata": {"name": "rec-app"}}))
+    made = event(
+        "n1", Decision(target, profile={"kind": "SeccompProfile", "metadata": {"name": "rec-app"}})
+    )
     assert made["involvedObject"] == {
         "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
         "kind": "ProfileRecording",
@@ -260,7 +286,9 @@ def test_kernel_log_watch_reads_only_what_comes_after_it_started(tmp_path: Path)
     counter = iter([7, 7, 9])
     recorder = _recorder()
     now = [0.0]
-    watch = KernelLogWatch(recorder.detector, kmsg, counter=lambda: next(counter), clock=lambda: now[0])
+    watch = KernelLogWatch(
+        recorder.detector, kmsg, counter=lambda: next(counter), clock=lambda: now[0]
+    )
     watch.check()
     assert recorder.detector.losses == []
     with kmsg.open("a") as log:
@@ -271,7 +299,9 @@ def test_kernel_log_watch_reads_only_what_comes_after_it_started(tmp_path: Path)
     watch.close()
 
 
-def test_kernel_log_watch_without_the_kernel_log_or_auditctl_watches_nothing(tmp_path: Path) -> None:
+def test_kernel_log_watch_without_the_kernel_log_or_auditctl_watches_nothing(
+    tmp_path: Path,
+) -> None:
     recorder = _recorder()
     watch = KernelLogWatch(recorder.detector, tmp_path / "missing", counter=lambda: None)
     watch.check()
@@ -296,6 +326,9 @@ def test_the_pod_watch_asks_the_api_for_this_node_and_with_the_optimisation_the_
     PodSource(Recorded(None), "n1", selector(True)).list_configmaps("")
     PodSource(Recorded("team"), "n1", selector(False)).list_configmaps("")
     assert asked == [
-        ("/api/v1/pods", {"fieldSelector": "spec.nodeName=n1", "labelSelector": "spo.x-k8s.io/enable-recording"}),
+        (
+            "/api/v1/pods",
+            {"fieldSelector": "spec.nodeName=n1", "labelSelector": "spo.x-k8s.io/enable-recording"},
+        ),
         ("/api/v1/namespaces/team/pods", {"fieldSelector": "spec.nodeName=n1"}),
     ]

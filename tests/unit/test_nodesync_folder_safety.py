@@ -22,7 +22,17 @@ CONFIGMAP = {
 
 
 def _argv(folder: Path, root: Path) -> list[str]:
-    return ["--from-dir", str(folder), "--kubelet-dir", str(root), "--once", "--node-name", "n1", "--metrics-bind", ""]
+    return [
+        "--from-dir",
+        str(folder),
+        "--kubelet-dir",
+        str(root),
+        "--once",
+        "--node-name",
+        "n1",
+        "--metrics-bind",
+        "",
+    ]
 
 
 def _install(folder: Path, root: Path) -> Path:

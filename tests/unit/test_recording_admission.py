@@ -25,7 +25,10 @@ from hooks.cluster.recording.table import EMPTY, decode
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "admission"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
-LOGGING = {"type": "Localhost", "localhostProfile": "operator/security-profiles-operator/log-enricher-trace.json"}
+LOGGING = {
+    "type": "Localhost",
+    "localhostProfile": "operator/security-profiles-operator/log-enricher-trace.json",
+}
 RECORDED_TYPE = {"type": "selinuxrecording.process"}
 
 
@@ -55,7 +58,9 @@ def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str
     result = copy.deepcopy(document)
     for op in ops:
         assert op["op"] == "add", op
-        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")
+        ]
         target: Any = result
         for part in parents:
             target = target[int(part)] if isinstance(target, list) else target[part]
@@ -109,7 +114,9 @@ def test_patched_pod_is_a_valid_pod_changed_only_where_recording_needs(case: str
     before = raw["request"]["object"]
     assert patched["spec"]["containers"][0]["image"] == before["spec"]["containers"][0]["image"]
     for op in _patch_of(_answer(case)) or []:
-        assert op["path"].startswith("/metadata/annotations") or "/securityContext" in op["path"], op
+        assert op["path"].startswith("/metadata/annotations") or "/securityContext" in op["path"], (
+            op
+        )
 
 
 def test_the_cases_cover_every_kind_of_answer() -> None:
@@ -138,7 +145,9 @@ def test_seccomp_recording_annotates_and_sets_the_logging_profile() -> None:
 
 
 def test_recording_id_has_the_four_parts_the_go_recorder_reads() -> None:
-    value = _patched("generate-name-pod-recorded")["metadata"]["annotations"]["io.containers.trace-logs/app"]
+    value = _patched("generate-name-pod-recorded")["metadata"]["annotations"][
+        "io.containers.trace-logs/app"
+    ]
     recording, container, nonce, stamp = value.split("_")
     assert (recording, container) == ("web-recording", "app")
     assert nonce + stamp == "b0e6f5c20a4e4f1c9d5e2c9a7e1f3b44"  # the request uid, without dashes
@@ -152,7 +161,9 @@ def test_same_request_same_id_other_request_other_id() -> None:
     other = _patch_of(_answer_of(raw, "seccomp-container-recorded"))
     assert other != _patch_of(first)
     assert podannotations.recording_id("r", "c", "x") != podannotations.recording_id("r", "c", "y")
-    assert len(podannotations.recording_id("r", "c", "-").split("_")) == 4  # a uid without letters still gives an id
+    assert (
+        len(podannotations.recording_id("r", "c", "-").split("_")) == 4
+    )  # a uid without letters still gives an id
 
 
 def test_selinux_recording_sets_the_permissive_type_and_keeps_the_level() -> None:
@@ -183,7 +194,10 @@ def test_containers_limit_which_are_recorded() -> None:
 
 def test_override_of_users_security_context_is_warned() -> None:
     pod = _patched("user-seccomp-profile-replaced-with-warning")
-    assert pod["spec"]["containers"][0]["securityContext"] == {"seccompProfile": LOGGING, "runAsNonRoot": True}
+    assert pod["spec"]["containers"][0]["securityContext"] == {
+        "seccompProfile": LOGGING,
+        "runAsNonRoot": True,
+    }
     assert pod["spec"]["containers"][1]["securityContext"] == {"seccompProfile": LOGGING}
     assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert _warnings("user-seccomp-profile-replaced-with-warning") == [
@@ -232,8 +246,14 @@ def test_seccomp_waits_for_the_logging_profile_selinux_does_not() -> None:
 
 def test_seccomp_and_selinux_recordings_of_one_container_both_apply() -> None:
     pod = _patched("seccomp-and-selinux-recordings-both-apply")
-    assert pod["spec"]["containers"][0]["securityContext"] == {"seccompProfile": LOGGING, "seLinuxOptions": RECORDED_TYPE}
-    assert set(pod["metadata"]["annotations"]) == {"io.containers.trace-logs/app", "io.containers.trace-avcs/app"}
+    assert pod["spec"]["containers"][0]["securityContext"] == {
+        "seccompProfile": LOGGING,
+        "seLinuxOptions": RECORDED_TYPE,
+    }
+    assert set(pod["metadata"]["annotations"]) == {
+        "io.containers.trace-logs/app",
+        "io.containers.trace-avcs/app",
+    }
 
 
 def test_oldest_recording_wins_a_container() -> None:
@@ -249,16 +269,25 @@ def test_oldest_recording_wins_a_container() -> None:
 def test_selectors_expressions_and_empty() -> None:
     pod = _patched("match-expressions-select-pod")
     assert set(pod["metadata"]["annotations"]) == {"io.containers.trace-logs/app"}
-    assert "io.containers.trace-logs/app" in _patched("empty-selector-selects-every-pod")["metadata"]["annotations"]
+    assert (
+        "io.containers.trace-logs/app"
+        in _patched("empty-selector-selects-every-pod")["metadata"]["annotations"]
+    )
 
 
 def test_annotations_the_pod_has_are_kept_and_keys_are_escaped() -> None:
     patch = _patch_of(_answer("existing-annotations-kept")) or []
-    assert {"op": "add", "path": "/metadata/annotations/io.containers.trace-logs~1app", "value": "web-recording_app_705ab_4f5639311e8b7cc42010a800002"} in patch
+    assert {
+        "op": "add",
+        "path": "/metadata/annotations/io.containers.trace-logs~1app",
+        "value": "web-recording_app_705ab_4f5639311e8b7cc42010a800002",
+    } in patch
     annotations = _patched("existing-annotations-kept")["metadata"]["annotations"]
     assert annotations["team.example.com/owner"] == "alice"
     assert annotations["with~tilde/x"] == "y"
-    copied = _patched("annotation-the-pod-came-with-replaced-with-warning")["metadata"]["annotations"]
+    copied = _patched("annotation-the-pod-came-with-replaced-with-warning")["metadata"][
+        "annotations"
+    ]
     assert copied["io.containers.trace-logs/app"].startswith("web-recording_app_")
     assert _warnings("annotation-the-pod-came-with-replaced-with-warning") == [
         "spo: recording 'web-recording' replaces the annotation io.containers.trace-logs/app the pod came with"
@@ -269,10 +298,18 @@ def test_skips_are_warned() -> None:
     assert _warnings("bpf-recorder-skipped-with-warning") == [
         "spo: recording 'web-bpf' skipped: the bpf recorder is not available in this operator"
     ]
-    assert _warnings("windows-pod-untouched-with-warning") == ["spo: profile recording is not available for Windows pods"]
-    assert _warnings("table-not-loaded-warns") == ["spo: the recording table is not available yet; the pod is not recorded"]
+    assert _warnings("windows-pod-untouched-with-warning") == [
+        "spo: profile recording is not available for Windows pods"
+    ]
+    assert _warnings("table-not-loaded-warns") == [
+        "spo: the recording table is not available yet; the pod is not recorded"
+    ]
     assert _warnings("privileged-container-warns") == [
         "spo: container 'app' is privileged: recording 'web-recording' will not see what it does"
     ]
-    for case in ("bpf-recorder-skipped-with-warning", "windows-pod-untouched-with-warning", "table-not-loaded-warns"):
+    for case in (
+        "bpf-recorder-skipped-with-warning",
+        "windows-pod-untouched-with-warning",
+        "table-not-loaded-warns",
+    ):
         assert "patch" not in _answer(case)["response"], case

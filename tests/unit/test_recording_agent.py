@@ -304,7 +304,12 @@ def test_decide_selinux_profile_object_passes_the_translator() -> None:
     }
     on = {("shop", "rec"): {"spec": {"disableProfileAfterRecording": True}}}
     decisions = decide(
-        [annotated], {ref: calls("read")}, LossDetector(), arch=ARCH, recordings=on, avcs=recorded_avcs
+        [annotated],
+        {ref: calls("read")},
+        LossDetector(),
+        arch=ARCH,
+        recordings=on,
+        avcs=recorded_avcs,
     )
     by_kind = {d.target.kind: d for d in decisions}
     assert set(by_kind) == {"SeccompProfile", "SelinuxProfile"}
@@ -330,7 +335,9 @@ def test_decide_selinux_profile_object_passes_the_translator() -> None:
     assert "kernel_t" not in cil
 
 
-def test_decide_selinux_without_avcs_is_the_container_policy_but_lost_records_are_an_error() -> None:
+def test_decide_selinux_without_avcs_is_the_container_policy_but_lost_records_are_an_error() -> (
+    None
+):
     annotated = pod(annotations={AVCS + "app": "rec_app_abcde_1"})
     (decision,) = decide([annotated], {}, LossDetector(), arch=ARCH)
     assert decision.error is None and decision.profile is not None
@@ -352,7 +359,11 @@ def test_selinux_profile_name_the_controller_would_reject_is_warned_about() -> N
 
 
 def test_merging_recording_makes_partial_profiles_that_never_take_the_merged_name() -> None:
-    merging = {("shop", "rec"): {"spec": {"mergeStrategy": "containers", "disableProfileAfterRecording": True}}}
+    merging = {
+        ("shop", "rec"): {
+            "spec": {"mergeStrategy": "containers", "disableProfileAfterRecording": True}
+        }
+    }
     bare = pod(annotations={TRACE + "app": "rec_app_abcde_1", AVCS + "app": "rec_app_abcde_1"})
     replica = pod("web-x2k4q", generate_name="web-", annotations={TRACE + "app": "rec_app_abcde_1"})
     recorded = {
@@ -374,9 +385,13 @@ def test_merging_recording_makes_partial_profiles_that_never_take_the_merged_nam
             PROFILE_PARTIAL_LABEL: "true",
         }
         assert "disabled" not in decision.profile["spec"]  # the merged profile is the disabled one
-    unmerged = decide([bare], recorded, LossDetector(), arch=ARCH, recordings={("shop", "rec"): {"spec": {}}})
+    unmerged = decide(
+        [bare], recorded, LossDetector(), arch=ARCH, recordings={("shop", "rec"): {"spec": {}}}
+    )
     assert {d.name for d in unmerged} == {"rec-app"}
-    assert all(PROFILE_PARTIAL_LABEL not in (d.profile or {})["metadata"]["labels"] for d in unmerged)
+    assert all(
+        PROFILE_PARTIAL_LABEL not in (d.profile or {})["metadata"]["labels"] for d in unmerged
+    )
 
 
 def test_agent_creates_both_kinds_from_the_audit_log_and_reads_each_recording_once() -> None:
@@ -529,7 +544,10 @@ def test_agent_snapshot_finishes_a_pod_deleted_while_the_agent_was_down() -> Non
                 "uid": "uid-1",
                 "annotations": {TRACE + "nginx": "rec_nginx_abcde_1"},
             },
-            "status": {"phase": "Running", "containerStatuses": [{"name": "nginx", "containerID": f"containerd://{WEB}"}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "nginx", "containerID": f"containerd://{WEB}"}],
+            },
         }
     ]
 
@@ -562,7 +580,10 @@ def test_agent_reports_every_decision_and_survives_a_failing_report() -> None:
 def test_a_recording_that_cannot_be_read_makes_the_pod_wait_not_guess() -> None:
     created: list[dict[str, Any]] = []
     retries: list[Any] = []
-    answers: list[Any] = [RuntimeError("503: etcd is down"), {"spec": {"mergeStrategy": "containers"}}]
+    answers: list[Any] = [
+        RuntimeError("503: etcd is down"),
+        {"spec": {"mergeStrategy": "containers"}},
+    ]
 
     def recording(namespace: str, name: str) -> Any:
         answer = answers.pop(0)
@@ -570,12 +591,20 @@ def test_a_recording_that_cannot_be_read_makes_the_pod_wait_not_guess() -> None:
             raise answer
         return answer
 
-    agent = RecordingAgent(make_agent([]).recorder, created.append, recording=recording, arch=ARCH, retry=retries.append)
+    agent = RecordingAgent(
+        make_agent([]).recorder,
+        created.append,
+        recording=recording,
+        arch=ARCH,
+        retry=retries.append,
+    )
     running = pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB})
     agent.consume([seccomp_line(10, 0)])
     assert agent.deleted(running) == []
     assert created == [] and len(retries) == 1
-    assert [saved["metadata"]["name"] for saved in agent.snapshot()] == ["web"]  # still known, still saved
+    assert [saved["metadata"]["name"] for saved in agent.snapshot()] == [
+        "web"
+    ]  # still known, still saved
     (decision,) = retries[0]()
     assert decision.error is None
     # the merge strategy was read this time: a partial profile, suffixed with the pod's name
@@ -586,6 +615,8 @@ def test_a_recording_that_cannot_be_read_makes_the_pod_wait_not_guess() -> None:
 
 def test_remember_keeps_a_recorded_pod_before_it_is_finished() -> None:
     agent = make_agent([])
-    assert agent.remember(pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB}))
+    assert agent.remember(
+        pod(annotations={TRACE + "nginx": "rec_nginx_abcde_1"}, statuses={"nginx": WEB})
+    )
     assert not agent.remember(pod("plain", statuses={"x": SIDE}, uid="uid-2"))
     assert [saved["metadata"]["name"] for saved in agent.snapshot()] == ["web"]

@@ -66,7 +66,9 @@ def test_active_workloads_are_the_running_pods_this_recording_annotated() -> Non
     assert status["conditions"][0]["reason"] == "Recording"
     assert status["conditions"][0]["message"] == "recording 2 pods"
     assert "activeWorkloads" not in _status("no-pods-recorded-yet")
-    assert _status("selinux-recording-needs-no-logging-profile")["activeWorkloads"] == ["selinux-pod"]
+    assert _status("selinux-recording-needs-no-logging-profile")["activeWorkloads"] == [
+        "selinux-pod"
+    ]
 
 
 def test_recording_that_cannot_record_says_why() -> None:
@@ -179,7 +181,10 @@ def test_merge_waits_for_every_replica_before_signalling_the_merge() -> None:
     assert condition["reason"] == controller.DELETING
     assert "web-7d9f-p9m3z/app" in condition["message"]
     assert "web-7d9f-x2k4q/app" not in condition["message"]
-    assert _condition("finalize-merge-waits-for-a-finished-pod-without-any-profile")["reason"] == "Deleting"
+    assert (
+        _condition("finalize-merge-waits-for-a-finished-pod-without-any-profile")["reason"]
+        == "Deleting"
+    )
 
 
 def test_partial_profiles_alone_do_not_finalize_a_merging_recording() -> None:
@@ -188,10 +193,14 @@ def test_partial_profiles_alone_do_not_finalize_a_merging_recording() -> None:
     assert got["resyncAfterSeconds"] == controller.FINALIZE_RESYNC_SECONDS
     condition = got["status"]["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "WaitingForMerge")
-    assert condition["message"].endswith("waiting for the recorder to merge the partial profiles of 2 containers: app, side")
+    assert condition["message"].endswith(
+        "waiting for the recorder to merge the partial profiles of 2 containers: app, side"
+    )
     # The same profiles without the partial label are merged ones: the recording can go.
     raw = _load("finalize-merge-waits-for-the-merge-of-partials")
-    for profile in raw["related"]["SeccompProfile.security-profiles-operator.x-k8s.io/v1beta1"].values():
+    for profile in raw["related"][
+        "SeccompProfile.security-profiles-operator.x-k8s.io/v1beta1"
+    ].values():
         profile["metadata"].get("labels", {}).pop("spo.x-k8s.io/partial", None)
     assert _sync(raw)["finalized"] is True
     # With mergeStrategy none, partial profiles count as collected as before.
@@ -212,10 +221,14 @@ def test_merge_signal_comes_from_partial_profiles_when_the_pods_are_gone() -> No
 
 
 def test_unmerged_counts_finished_pods_and_partials_but_not_running_pods() -> None:
-    recording = controller.parse(_load("finalize-merge-waits-for-the-merge-of-partials")["parent"])[0]
+    recording = controller.parse(_load("finalize-merge-waits-for-the-merge-of-partials")["parent"])[
+        0
+    ]
     assert recording is not None
 
-    def labelled(container: str, partial: bool, namespace: str = "team-a", name: str = "web-recording") -> dict[str, Any]:
+    def labelled(
+        container: str, partial: bool, namespace: str = "team-a", name: str = "web-recording"
+    ) -> dict[str, Any]:
         labels = {"spo.x-k8s.io/recording-id": name, "spo.x-k8s.io/container-id": container}
         if partial:
             labels["spo.x-k8s.io/partial"] = "true"

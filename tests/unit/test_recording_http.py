@@ -58,7 +58,9 @@ def test_review_is_answered_with_the_golden_patch(client: FlaskClient) -> None:
     assert response.get_json() == json.loads((RECORDED / "response.json").read_text())
 
 
-def test_table_is_read_next_to_the_binding_table_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table_is_read_next_to_the_binding_table_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(loading.ENV, raising=False)
     monkeypatch.delenv(binding_loading.ENV, raising=False)
     (tmp_path / "recordings.json").write_text((RECORDED / "table.json").read_text())
@@ -75,7 +77,10 @@ def test_table_is_read_next_to_the_binding_table_by_default(tmp_path: Path, monk
         ("{}", "request: Field required"),
         (json.dumps({**_review(), "apiVersion": "admission.k8s.io/v1beta1"}), "apiVersion"),
         (json.dumps({**_review(), "request": {**_review()["request"], "uid": ""}}), "request.uid"),
-        (json.dumps({**_review(), "request": {**_review()["request"], "object": "a pod"}}), "request.object"),
+        (
+            json.dumps({**_review(), "request": {**_review()["request"], "object": "a pod"}}),
+            "request.object",
+        ),
     ],
 )
 def test_malformed_review_is_a_json_400(client: FlaskClient, body: str, says: str) -> None:
@@ -95,10 +100,14 @@ def test_missing_table_file_allows_with_a_warning(tmp_path: Path) -> None:
     body = app.test_client().post(ROUTE, json=_review()).get_json()
     assert body["response"]["allowed"] is True
     assert "patch" not in body["response"]
-    assert body["response"]["warnings"] == ["spo: the recording table is not available yet; the pod is not recorded"]
+    assert body["response"]["warnings"] == [
+        "spo: the recording table is not available yet; the pod is not recorded"
+    ]
 
 
-def test_table_file_is_reloaded_when_replaced_and_a_broken_one_is_ignored(client: FlaskClient, table_file: Path) -> None:
+def test_table_file_is_reloaded_when_replaced_and_a_broken_one_is_ignored(
+    client: FlaskClient, table_file: Path
+) -> None:
     assert "patch" in client.post(ROUTE, json=_review()).get_json()["response"]
     current = table.decode(table_file.read_text())
     staged = table_file.with_name("next.json")
@@ -149,10 +158,18 @@ def test_controller_routes_answer_their_golden_requests(client: FlaskClient) -> 
     assert got["status"]["activeWorkloads"] == expected["status"]["activeWorkloads"]
     assert got["status"]["conditions"][0]["reason"] == "Recording"
     final = GOLDEN / "controller" / "finalize-waits-for-running-pods"
-    answer = client.post("/profilerecording/finalize", json=json.loads((final / "request.json").read_text())).get_json()
+    answer = client.post(
+        "/profilerecording/finalize", json=json.loads((final / "request.json").read_text())
+    ).get_json()
     assert answer["finalized"] is False
-    rules = client.post("/profilerecording/customize", json={"parent": request["parent"]}).get_json()
-    assert rules["relatedResources"][0] == {"apiVersion": "v1", "resource": "pods", "namespace": "team-a"}
+    rules = client.post(
+        "/profilerecording/customize", json={"parent": request["parent"]}
+    ).get_json()
+    assert rules["relatedResources"][0] == {
+        "apiVersion": "v1",
+        "resource": "pods",
+        "namespace": "team-a",
+    }
 
 
 def test_metrics_count_recording_admission_calls(client: FlaskClient) -> None:

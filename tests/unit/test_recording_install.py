@@ -18,7 +18,9 @@ INSTALL = Path(__file__).resolve().parent.parent.parent / "metacontroller" / "ba
 
 
 def test_logging_profile_is_shipped_where_the_webhook_points_pods() -> None:
-    profile = seccomp_api.SeccompProfile.model_validate(yaml.safe_load((INSTALL / "recording-profile.yaml").read_text()))
+    profile = seccomp_api.SeccompProfile.model_validate(
+        yaml.safe_load((INSTALL / "recording-profile.yaml").read_text())
+    )
     assert (profile.namespace, profile.name) == (OPERATOR_NAMESPACE, api.LOG_ENRICHER_PROFILE)
     assert profile.spec.defaultAction.value == "SCMP_ACT_LOG"
     assert not profile.spec.syscalls
@@ -27,11 +29,18 @@ def test_logging_profile_is_shipped_where_the_webhook_points_pods() -> None:
 
 def test_controller_hooks_are_routes_of_the_recording_blueprint() -> None:
     manifest = yaml.safe_load((INSTALL / "profilerecording-controller.yaml").read_text())
-    assert manifest["spec"]["parentResource"] == {"apiVersion": api.KIND.api_version, "resource": api.KIND.plural}
+    assert manifest["spec"]["parentResource"] == {
+        "apiVersion": api.KIND.api_version,
+        "resource": api.KIND.plural,
+    }
     app = Flask(__name__)
     app.register_blueprint(recording.blueprint)
     routes = {rule.rule for rule in app.url_map.iter_rules()}
     paths = {urlsplit(hook["webhook"]["url"]).path for hook in manifest["spec"]["hooks"].values()}
-    assert paths == {"/profilerecording/customize", "/profilerecording/sync", "/profilerecording/finalize"}
+    assert paths == {
+        "/profilerecording/customize",
+        "/profilerecording/sync",
+        "/profilerecording/finalize",
+    }
     assert paths <= routes
     assert "/mutate-v1-pod-recording" in routes

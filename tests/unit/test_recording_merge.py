@@ -81,7 +81,11 @@ def seccomp(
     return {
         "apiVersion": f"{GROUP}/v1beta1",
         "kind": "SeccompProfile",
-        "metadata": {"name": name, "namespace": namespace, "labels": _labels(container, partial, rec)},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": _labels(container, partial, rec),
+        },
         "spec": {
             "defaultAction": action,
             "architectures": [arch],
@@ -193,10 +197,14 @@ def test_merge_ignores_other_recordings_namespaces_and_non_allow_rules() -> None
 
 def test_selinux_merge_unions_allow_maps_and_stays_installable() -> None:
     partials = [
-        selinux("rec-app-a", "app", {"@self": {"process": ["signal"]}, "var_lib_t": {"file": ["read"]}}),
+        selinux(
+            "rec-app-a", "app", {"@self": {"process": ["signal"]}, "var_lib_t": {"file": ["read"]}}
+        ),
         selinux("rec-app-b", "app", {"var_lib_t": {"file": ["write", "read"], "dir": ["search"]}}),
         # an edited partial: the merge does not let a denied rule in
-        selinux("rec-app-c", "app", {"kernel_t": {"file": ["read"]}, "tmp_t": {"file": ["relabelto"]}}),
+        selinux(
+            "rec-app-c", "app", {"kernel_t": {"file": ["read"]}, "tmp_t": {"file": ["relabelto"]}}
+        ),
     ]
     (plan,) = merge_plan(recording("SelinuxProfile", disabled=True), partials)
     assert plan.merged["apiVersion"] == f"{GROUP}/v1alpha2"
@@ -280,7 +288,9 @@ def test_merge_does_nothing_at_all_before_the_controller_says_so() -> None:
     assert cluster.calls == []
 
 
-def test_already_exists_deletes_nothing_then_the_listed_merged_profile_covers_the_partials() -> None:
+def test_already_exists_deletes_nothing_then_the_listed_merged_profile_covers_the_partials() -> (
+    None
+):
     cluster = Cluster(list(PARTIALS))
     other_node = Cluster(list(PARTIALS))
     other_node.merge(recording())

@@ -28,8 +28,14 @@ from hooks.cluster.recording.table import (
 GROUP = "security-profiles-operator.x-k8s.io"
 
 
-def _recording(name: str, namespace: str = "team-a", created: str = "2026-01-01T00:00:00Z", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": "SeccompProfile", "recorder": "logs", "podSelector": {"matchLabels": {"app": "web"}}}
+def _recording(
+    name: str, namespace: str = "team-a", created: str = "2026-01-01T00:00:00Z", **spec: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "SeccompProfile",
+        "recorder": "logs",
+        "podSelector": {"matchLabels": {"app": "web"}},
+    }
     body.update(spec)
     return {
         "apiVersion": f"{GROUP}/v1alpha1",
@@ -39,7 +45,9 @@ def _recording(name: str, namespace: str = "team-a", created: str = "2026-01-01T
     }
 
 
-def _logging(state: str | None, *, namespace: str = "security-profiles-operator", deleting: bool = False) -> dict[str, Any]:
+def _logging(
+    state: str | None, *, namespace: str = "security-profiles-operator", deleting: bool = False
+) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "apiVersion": f"{GROUP}/v1beta1",
         "kind": "SeccompProfile",
@@ -75,7 +83,10 @@ def test_deleted_and_unusable_recordings_are_left_out() -> None:
     table = resolve(
         [
             deleted,
-            _recording("bad-operator", podSelector={"matchExpressions": [{"key": "app", "operator": "Near"}]}),
+            _recording(
+                "bad-operator",
+                podSelector={"matchExpressions": [{"key": "app", "operator": "Near"}]},
+            ),
             _recording("bad-kind", kind="AppArmorProfile"),
             _recording("no-selector", podSelector=None),
             _recording("good", containers=["app"]),
@@ -83,7 +94,13 @@ def test_deleted_and_unusable_recordings_are_left_out() -> None:
         [],
     )
     assert table.of("team-a") == (
-        Recording("good", api.RecordingKind.SECCOMP_PROFILE, api.Recorder.LOGS, {"matchLabels": {"app": "web"}}, ("app",)),
+        Recording(
+            "good",
+            api.RecordingKind.SECCOMP_PROFILE,
+            api.Recorder.LOGS,
+            {"matchLabels": {"app": "web"}},
+            ("app",),
+        ),
     )
 
 
@@ -100,12 +117,19 @@ def test_deleted_and_unusable_recordings_are_left_out() -> None:
 def test_logging_profile_state(profiles: list[dict[str, Any]], state: str) -> None:
     logging = resolve([], profiles).logging
     assert logging.state == state
-    assert logging.value == LOGGING_PROFILE_PATH == "operator/security-profiles-operator/log-enricher-trace.json"
+    assert (
+        logging.value
+        == LOGGING_PROFILE_PATH
+        == "operator/security-profiles-operator/log-enricher-trace.json"
+    )
     assert logging.usable == (state == "Installed")
 
 
 def test_encode_is_deterministic_and_decodes_back() -> None:
-    recordings = [_recording("one", containers=["app"]), _recording("two", kind="SelinuxProfile", podSelector={})]
+    recordings = [
+        _recording("one", containers=["app"]),
+        _recording("two", kind="SelinuxProfile", podSelector={}),
+    ]
     table = resolve(recordings, [_logging("Installed")])
     text = encode(table)
     assert text == encode(resolve(list(reversed(recordings)), [_logging("Installed")]))
@@ -140,7 +164,10 @@ def test_decode_rejects_what_encode_cannot_write(text: str) -> None:
 
 
 def test_decorator_asks_for_every_profile_recording() -> None:
-    assert RELATED_RULE.to_wire() == {"apiVersion": f"{GROUP}/v1alpha1", "resource": "profilerecordings"}
+    assert RELATED_RULE.to_wire() == {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "resource": "profilerecordings",
+    }
 
 
 _names = st.from_regex(r"[a-z]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)
@@ -164,7 +191,9 @@ _names = st.from_regex(r"[a-z]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)
     ),
     st.sampled_from(["Installed", "Pending", "Missing"]),
 )
-def test_any_table_survives_the_configmap(namespaces: dict[str, tuple[Recording, ...]], state: str) -> None:
+def test_any_table_survives_the_configmap(
+    namespaces: dict[str, tuple[Recording, ...]], state: str
+) -> None:
     table = RecordingTable(namespaces, LoggingProfile(state))
     assert decode(encode(table)) == table
 
@@ -176,28 +205,56 @@ def test_any_table_survives_the_configmap(namespaces: dict[str, tuple[Recording,
         ({"matchLabels": {"app": "web"}}, {"app": "web", "x": "y"}, True),
         ({"matchLabels": {"app": "web"}}, {"app": "db"}, False),
         ({"matchLabels": {"app": "web"}}, {}, False),
-        ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a", "b"]}]}, {"app": "b"}, True),
+        (
+            {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a", "b"]}]},
+            {"app": "b"},
+            True,
+        ),
         ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}, {}, False),
         ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["a"]}]}, {}, True),
-        ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["a"]}]}, {"app": "a"}, False),
+        (
+            {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["a"]}]},
+            {"app": "a"},
+            False,
+        ),
         ({"matchExpressions": [{"key": "app", "operator": "Exists"}]}, {"app": ""}, True),
         ({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, {"app": ""}, False),
-        ({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {"app": "web"}, False),
+        (
+            {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "Exists"}],
+            },
+            {"app": "web"},
+            False,
+        ),
         ({"matchExpressions": [{"key": "app", "operator": "In"}]}, {"app": "a"}, False),
-        ({"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["a"]}]}, {"app": "a"}, False),
-        ({"matchExpressions": [{"key": "app", "operator": "Like", "values": ["a"]}]}, {"app": "a"}, False),
+        (
+            {"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["a"]}]},
+            {"app": "a"},
+            False,
+        ),
+        (
+            {"matchExpressions": [{"key": "app", "operator": "Like", "values": ["a"]}]},
+            {"app": "a"},
+            False,
+        ),
     ],
 )
-def test_label_selector_semantics(selector: dict[str, Any], labels: dict[str, str], selected: bool) -> None:
+def test_label_selector_semantics(
+    selector: dict[str, Any], labels: dict[str, str], selected: bool
+) -> None:
     assert selectors.matches(selector, labels) is selected
 
 
 def test_selector_problems_name_the_requirement() -> None:
     assert selectors.problem({"matchExpressions": [{"key": "a", "operator": "Exists"}]}) is None
-    assert selectors.problem({"matchExpressions": [{"key": "a", "operator": "Exists"}, {"operator": "In"}]}) == (
-        "podSelector.matchExpressions[1]: a requirement needs a key"
+    assert selectors.problem(
+        {"matchExpressions": [{"key": "a", "operator": "Exists"}, {"operator": "In"}]}
+    ) == ("podSelector.matchExpressions[1]: a requirement needs a key")
+    assert (
+        selectors.problem({"matchLabels": {"a": 1}})
+        == "podSelector.matchLabels: values must be strings"
     )
-    assert selectors.problem({"matchLabels": {"a": 1}}) == "podSelector.matchLabels: values must be strings"
 
 
 def test_recorded_containers_read_only_this_recordings_ids_of_the_kind() -> None:
@@ -209,8 +266,16 @@ def test_recorded_containers_read_only_this_recordings_ids_of_the_kind() -> None
         "io.containers.trace-logs/short": "rec_short",
         "unrelated/thing": "rec_a_b_c",
     }
-    seccomp = list(podannotations.recorded_containers(pod_annotations, api.RecordingKind.SECCOMP_PROFILE, "rec"))
+    seccomp = list(
+        podannotations.recorded_containers(
+            pod_annotations, api.RecordingKind.SECCOMP_PROFILE, "rec"
+        )
+    )
     assert seccomp == ["sidecar", "app"]
-    selinux = list(podannotations.recorded_containers(pod_annotations, api.RecordingKind.SELINUX_PROFILE, "rec"))
+    selinux = list(
+        podannotations.recorded_containers(
+            pod_annotations, api.RecordingKind.SELINUX_PROFILE, "rec"
+        )
+    )
     assert selinux == ["db"]
     assert podannotations.prefix(api.RecordingKind.SELINUX_PROFILE, api.Recorder.BPF) is None

@@ -14,7 +14,9 @@ ROOT = Path(__file__).parent.parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def test_render_examples_writes_what_a_node_gets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_examples_writes_what_a_node_gets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["render", str(EXAMPLES), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     profiles = [
@@ -37,7 +39,9 @@ def test_render_examples_writes_what_a_node_gets(tmp_path: Path, capsys: pytest.
         assert f"operator/{namespace}/{name}.json" in row
 
 
-def test_render_reports_an_invalid_profile_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_reports_an_invalid_profile_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "in"
     source.mkdir()
     (source / "bad.yaml").write_text(
@@ -46,7 +50,10 @@ def test_render_reports_an_invalid_profile_and_fails(tmp_path: Path, capsys: pyt
                 "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
                 "kind": "SeccompProfile",
                 "metadata": {"name": "bad", "namespace": "team-a"},
-                "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["mkdirr"], "action": "SCMP_ACT_ALLOW"}]},
+                "spec": {
+                    "defaultAction": "SCMP_ACT_ERRNO",
+                    "syscalls": [{"names": ["mkdirr"], "action": "SCMP_ACT_ALLOW"}],
+                },
             }
         )
         + "---\n"
@@ -69,7 +76,9 @@ def test_render_reports_an_invalid_profile_and_fails(tmp_path: Path, capsys: pyt
     }
 
 
-def test_render_missing_path_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_missing_path_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["render", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
 
@@ -80,7 +89,9 @@ def test_render_broken_yaml_is_an_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "spo render:" in capsys.readouterr().err
 
 
-def test_render_applies_the_operator_policy_from_a_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_applies_the_operator_policy_from_a_daemon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "in"
     source.mkdir()
     (source / "spod.yaml").write_text(
@@ -100,7 +111,10 @@ def test_render_applies_the_operator_policy_from_a_daemon(tmp_path: Path, capsys
                     "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
                     "kind": "SeccompProfile",
                     "metadata": {"name": name, "namespace": "team-a"},
-                    "spec": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]},
+                    "spec": {
+                        "defaultAction": "SCMP_ACT_ERRNO",
+                        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+                    },
                 }
             )
         )
@@ -112,7 +126,9 @@ def test_render_applies_the_operator_policy_from_a_daemon(tmp_path: Path, capsys
     assert not (out / "seccomp" / "operator" / "team-a" / "greedy.json").exists()
 
 
-def test_render_hands_selinux_policies_to_the_drop_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_hands_selinux_policies_to_the_drop_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "in"
     source.mkdir()
     daemon = {
@@ -140,6 +156,9 @@ def test_render_hands_selinux_policies_to_the_drop_folder(tmp_path: Path, capsys
     web = next(line for line in printed.splitlines() if " web " in line)
     assert "Pending" in web and "web_team-a.process" in web
     cil = (out / "selinux.d" / "web_team-a.cil").read_text()
-    assert cil.startswith("(block web_team-a\n") and "(allow process http_port_t ( tcp_socket ( name_bind )))" in cil
+    assert (
+        cil.startswith("(block web_team-a\n")
+        and "(allow process http_port_t ( tcp_socket ( name_bind )))" in cil
+    )
     assert "Error" in next(line for line in printed.splitlines() if " escape " in line)
     assert not (out / "selinux.d" / "escape_team-a.cil").exists()

@@ -20,7 +20,11 @@ def _request(spec: dict[str, Any], children: dict[str, Any] | None = None) -> Sy
 
 def _huge_spec() -> dict[str, Any]:
     rules = [
-        {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]}
+        {
+            "names": ["read"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}],
+        }
         for i in range(12_000)
     ]
     return {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}

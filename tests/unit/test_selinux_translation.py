@@ -23,11 +23,15 @@ EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "selinux"
 
 
 def _profile(spec: dict[str, Any], name: str = "web") -> SelinuxProfile:
-    return SelinuxProfile.model_validate({"metadata": {"name": name, "namespace": NS}, "spec": spec})
+    return SelinuxProfile.model_validate(
+        {"metadata": {"name": name, "namespace": NS}, "spec": spec}
+    )
 
 
 def _raw(policy: str, name: str = "raw") -> RawSelinuxProfile:
-    return RawSelinuxProfile.model_validate({"metadata": {"name": name, "namespace": NS}, "spec": {"policy": policy}})
+    return RawSelinuxProfile.model_validate(
+        {"metadata": {"name": name, "namespace": NS}, "spec": {"policy": policy}}
+    )
 
 
 def _problem(profile: SelinuxProfile | RawSelinuxProfile, **kwargs: Any) -> ProfileProblem:
@@ -53,7 +57,9 @@ def test_permissive_adds_typepermissive_of_the_own_process_only_when_true() -> N
 
 
 def test_self_is_the_blocks_own_process_and_merges_with_process() -> None:
-    rules = allow_rules({"@self": {"tcp_socket": ["listen"]}, "process": {"tcp_socket": ["accept", "listen"]}})
+    rules = allow_rules(
+        {"@self": {"tcp_socket": ["listen"]}, "process": {"tcp_socket": ["accept", "listen"]}}
+    )
     assert rules == [("process", "tcp_socket", ("accept", "listen"))]
 
 
@@ -73,7 +79,8 @@ def test_rules_are_sorted_and_permissions_deduplicated() -> None:
 
 def test_the_same_profile_in_any_order_gives_the_same_bytes() -> None:
     allow = {
-        f"type{i}_t": {f"class{j}": [f"perm{k}" for k in range(4)] * 2 for j in range(3)} for i in range(6)
+        f"type{i}_t": {f"class{j}": [f"perm{k}" for k in range(4)] * 2 for j in range(3)}
+        for i in range(6)
     }
     first = translate(_profile({"allow": allow}))
     shuffler = random.Random(7)
@@ -89,7 +96,12 @@ def test_the_same_profile_in_any_order_gives_the_same_bytes() -> None:
 
 
 _SYMBOL = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
-    lambda s: s not in validation.DEFAULT_DENY.types | validation.DEFAULT_DENY.classes | validation.DEFAULT_DENY.permissions
+    lambda s: (
+        s
+        not in validation.DEFAULT_DENY.types
+        | validation.DEFAULT_DENY.classes
+        | validation.DEFAULT_DENY.permissions
+    )
 )
 
 
@@ -102,7 +114,9 @@ _SYMBOL = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
     ),
     permissive=st.booleans(),
 )
-def test_a_valid_profile_always_gives_one_balanced_block(allow: dict[str, dict[str, list[str]]], permissive: bool) -> None:
+def test_a_valid_profile_always_gives_one_balanced_block(
+    allow: dict[str, dict[str, list[str]]], permissive: bool
+) -> None:
     cil = translate(_profile({"allow": allow, "permissive": permissive}))
     depth = 0
     for index, char in enumerate(cil):
@@ -116,7 +130,16 @@ def test_a_valid_profile_always_gives_one_balanced_block(allow: dict[str, dict[s
 
 def test_inherit_keeps_the_given_order_once_each_and_container_only_alone() -> None:
     cil = translate(
-        _profile({"inherit": [{"name": "net_container"}, {"name": "container"}, {"name": "log_container"}, {"name": "net_container"}]}),
+        _profile(
+            {
+                "inherit": [
+                    {"name": "net_container"},
+                    {"name": "container"},
+                    {"name": "log_container"},
+                    {"name": "net_container"},
+                ]
+            }
+        ),
         allowed_system_profiles=["container", "net_container", "log_container"],
     )
     # net_container and log_container bring container themselves; a second copy would
@@ -125,38 +148,64 @@ def test_inherit_keeps_the_given_order_once_each_and_container_only_alone() -> N
         "(blockinherit net_container)",
         "(blockinherit log_container)",
     ]
-    alone = translate(_profile({"inherit": [{"name": "container"}]}), allowed_system_profiles=["container"])
-    assert [line.strip() for line in alone.splitlines() if "blockinherit" in line] == ["(blockinherit container)"]
+    alone = translate(
+        _profile({"inherit": [{"name": "container"}]}), allowed_system_profiles=["container"]
+    )
+    assert [line.strip() for line in alone.splitlines() if "blockinherit" in line] == [
+        "(blockinherit container)"
+    ]
 
 
 def test_inheriting_a_profile_inherits_its_block_instead_of_container() -> None:
     base = _profile({"allow": {"var_log_t": {"dir": ["search"]}}}, name="base")
     cil = translate(
-        _profile({"inherit": [{"kind": "SelinuxProfile", "name": "base"}, {"kind": "SelinuxProfile", "name": "base"}]}),
+        _profile(
+            {
+                "inherit": [
+                    {"kind": "SelinuxProfile", "name": "base"},
+                    {"kind": "SelinuxProfile", "name": "base"},
+                ]
+            }
+        ),
         siblings={"base": base},
     )
-    assert [line.strip() for line in cil.splitlines() if "blockinherit" in line] == ["(blockinherit base_team-a)"]
+    assert [line.strip() for line in cil.splitlines() if "blockinherit" in line] == [
+        "(blockinherit base_team-a)"
+    ]
 
 
 @pytest.mark.parametrize(
     ("siblings", "reason", "says"),
     [
         ({}, "InheritedProfileNotFound", "'base' not found in namespace 'team-a'"),
-        ({"base": {"inherit": [{"kind": "SelinuxProfile", "name": "web"}]}}, "InheritCycle", "web -> base -> web"),
         (
-            {"base": {"inherit": [{"kind": "SelinuxProfile", "name": "mid"}]}, "mid": {"inherit": [{"kind": "SelinuxProfile", "name": "base"}]}},
+            {"base": {"inherit": [{"kind": "SelinuxProfile", "name": "web"}]}},
+            "InheritCycle",
+            "web -> base -> web",
+        ),
+        (
+            {
+                "base": {"inherit": [{"kind": "SelinuxProfile", "name": "mid"}]},
+                "mid": {"inherit": [{"kind": "SelinuxProfile", "name": "base"}]},
+            },
             "InheritCycle",
             "base -> mid -> base",
         ),
         ({"base": {"disabled": True}}, "InheritedProfileDisabled", "'base' is disabled"),
-        ({"base": {"inherit": [{"kind": "SelinuxProfile", "name": "gone"}]}}, "InheritedProfileNotFound", "'gone' (inherited by 'base')"),
+        (
+            {"base": {"inherit": [{"kind": "SelinuxProfile", "name": "gone"}]}},
+            "InheritedProfileNotFound",
+            "'gone' (inherited by 'base')",
+        ),
     ],
 )
 def test_inherited_profiles_must_exist_be_enabled_and_not_form_a_cycle(
     siblings: dict[str, dict[str, Any]], reason: str, says: str
 ) -> None:
     profiles = {name: _profile(spec, name=name) for name, spec in siblings.items()}
-    problem = _problem(_profile({"inherit": [{"kind": "SelinuxProfile", "name": "base"}]}), siblings=profiles)
+    problem = _problem(
+        _profile({"inherit": [{"kind": "SelinuxProfile", "name": "base"}]}), siblings=profiles
+    )
     assert (problem.reason, says in problem.message) == (reason, True), problem.message
 
 
@@ -166,15 +215,25 @@ def test_a_diamond_of_inherited_profiles_is_not_a_cycle() -> None:
         "right": _profile({"inherit": [{"kind": "SelinuxProfile", "name": "root"}]}, name="right"),
         "root": _profile({}, name="root"),
     }
-    spec = {"inherit": [{"kind": "SelinuxProfile", "name": "left"}, {"kind": "SelinuxProfile", "name": "right"}]}
+    spec = {
+        "inherit": [
+            {"kind": "SelinuxProfile", "name": "left"},
+            {"kind": "SelinuxProfile", "name": "right"},
+        ]
+    }
     assert "(blockinherit right_team-a)" in translate(_profile(spec), siblings=siblings)
 
 
 def test_a_long_chain_of_inherited_profiles_is_refused_not_a_crash() -> None:
     siblings = {
-        f"p{i}": _profile({"inherit": [{"kind": "SelinuxProfile", "name": f"p{i + 1}"}]}, name=f"p{i}") for i in range(2000)
+        f"p{i}": _profile(
+            {"inherit": [{"kind": "SelinuxProfile", "name": f"p{i + 1}"}]}, name=f"p{i}"
+        )
+        for i in range(2000)
     }
-    problem = _problem(_profile({"inherit": [{"kind": "SelinuxProfile", "name": "p0"}]}), siblings=siblings)
+    problem = _problem(
+        _profile({"inherit": [{"kind": "SelinuxProfile", "name": "p0"}]}), siblings=siblings
+    )
     assert problem.reason == "InheritTooDeep"
 
 
@@ -195,7 +254,11 @@ def test_system_templates_must_be_in_the_daemons_list() -> None:
         ({"var_t": {"file": ["read", "relabelto"]}}, "DeniedSelinuxRule", "permission 'relabelto'"),
         ({"@self": {"capability2": ["mac_admin"]}}, "DeniedSelinuxRule", "permission 'mac_admin'"),
         ({".kernel_t": {"file": ["read"]}}, "InvalidSelinuxProfile", "not a valid SELinux type"),
-        ({"var_t))(sid kernel": {"file": ["read"]}}, "InvalidSelinuxProfile", "not a valid SELinux type"),
+        (
+            {"var_t))(sid kernel": {"file": ["read"]}},
+            "InvalidSelinuxProfile",
+            "not a valid SELinux type",
+        ),
         ({"var_t": {"File": ["read"]}}, "InvalidSelinuxProfile", "class 'File'"),
         ({"var_t": {"file": ["read write"]}}, "InvalidSelinuxProfile", "permission 'read write'"),
         ({"var_t": {"file": []}}, "InvalidSelinuxProfile", "at least one permission"),
@@ -210,7 +273,9 @@ def test_allow_rules_are_checked_against_patterns_and_the_deny_list(
 
 
 def test_another_profiles_process_type_may_be_named() -> None:
-    cil = translate(_profile({"allow": {"db_team-a.process": {"unix_stream_socket": ["connectto"]}}}))
+    cil = translate(
+        _profile({"allow": {"db_team-a.process": {"unix_stream_socket": ["connectto"]}}})
+    )
     assert "(allow process db_team-a.process ( unix_stream_socket ( connectto )))" in cil
 
 
@@ -221,7 +286,9 @@ def test_names_that_would_not_make_a_block_or_configmap_are_refused(name: str) -
 
 def test_the_module_name_must_fit_a_file_name() -> None:
     assert translate(_profile({}, name="a" * 242)).startswith("(block " + "a" * 242 + "_team-a\n")
-    long_namespace = SelinuxProfile.model_validate({"metadata": {"name": "a" * 240, "namespace": "n" * 20}, "spec": {}})
+    long_namespace = SelinuxProfile.model_validate(
+        {"metadata": {"name": "a" * 240, "namespace": "n" * 20}, "spec": {}}
+    )
     problem = _problem(long_namespace)
     assert (problem.reason, "longer than 251" in problem.message) == ("InvalidSelinuxProfile", True)
 
@@ -235,7 +302,9 @@ def test_a_profile_too_large_for_a_configmap_is_refused() -> None:
 
 
 def test_raw_policy_is_wrapped_in_the_block_trimmed_and_indented() -> None:
-    cil = translate(_raw("\n\n(blockinherit container)  \r\n\n(allow process var_log_t (file (read)))\n\n"))
+    cil = translate(
+        _raw("\n\n(blockinherit container)  \r\n\n(allow process var_log_t (file (read)))\n\n")
+    )
     assert cil == (
         "(block raw_team-a\n"
         "    (blockinherit container)\n"
@@ -257,18 +326,34 @@ def test_raw_comment_on_the_last_line_does_not_swallow_the_closing_parenthesis()
 @pytest.mark.parametrize(
     ("policy", "reason", "says"),
     [
-        ("(blockinherit container))\n(allow container_t var_t (file (read)))\n(block x", "InvalidRawSelinuxProfile", "unmatched ')'"),
+        (
+            "(blockinherit container))\n(allow container_t var_t (file (read)))\n(block x",
+            "InvalidRawSelinuxProfile",
+            "unmatched ')'",
+        ),
         (")(sid kernel)(", "InvalidRawSelinuxProfile", "unmatched ')'"),
-        ("(blockinherit container)\n(allow process var_t (file (read))", "InvalidRawSelinuxProfile", "1 '(' not closed"),
+        (
+            "(blockinherit container)\n(allow process var_t (file (read))",
+            "InvalidRawSelinuxProfile",
+            "1 '(' not closed",
+        ),
         ("; comment\r(sid kernel)", "ForbiddenCILStatement", "'sid'"),
         ("; comment ending in a carriage return\r)", "InvalidRawSelinuxProfile", "unmatched ')'"),
-        ("(allow process var_t (file (read)))\u2028(sid kernel)", "InvalidRawSelinuxProfile", "'\\u2028'"),
+        (
+            "(allow process var_t (file (read)))\u2028(sid kernel)",
+            "InvalidRawSelinuxProfile",
+            "'\\u2028'",
+        ),
         ("(allow process var_t (file (read)))\x0b", "InvalidRawSelinuxProfile", "'\\x0b'"),
         ("(blockinherit container)\x00", "InvalidRawSelinuxProfile", "NUL"),
         ("(blockinherit container)\ud800", "InvalidRawSelinuxProfile", "UTF-8"),
         (";;* lms 1 file.cil\n(blockinherit container)", "InvalidRawSelinuxProfile", "line marks"),
         ('(filecon "/x" file ())\n', "ForbiddenCILStatement", "'filecon'"),
-        ('(typetransition process var_t file "a)b)c" var_t)\n(allow process var_t (file "', "InvalidRawSelinuxProfile", "unterminated string"),
+        (
+            '(typetransition process var_t file "a)b)c" var_t)\n(allow process var_t (file "',
+            "InvalidRawSelinuxProfile",
+            "unterminated string",
+        ),
         ("(in container (allow process var_t (file (read))))", "ForbiddenCILStatement", "'in'"),
         ("(block inner (type t))", "ForbiddenCILStatement", "'block'"),
         ("(BLOCK inner)", "ForbiddenCILStatement", "'BLOCK'"),
@@ -279,9 +364,17 @@ def test_raw_comment_on_the_last_line_does_not_swallow_the_closing_parenthesis()
         ("(user evil_u)", "ForbiddenCILStatement", "'user'"),
         ("(typepermissive process)", "ForbiddenCILStatement", "'typepermissive'"),
         ("(neverallow container_t var_t (file (read)))", "ForbiddenCILStatement", "'neverallow'"),
-        ("(allow process kernel_t (system (module_request)))", "DeniedSelinuxRule", "type 'kernel_t'"),
+        (
+            "(allow process kernel_t (system (module_request)))",
+            "DeniedSelinuxRule",
+            "type 'kernel_t'",
+        ),
         ("(allow process .shadow_t (file (read)))", "DeniedSelinuxRule", "type 'shadow_t'"),
-        ("(typeattributeset unconfined_domain_type (process))", "DeniedSelinuxRule", "unconfined_domain_type"),
+        (
+            "(typeattributeset unconfined_domain_type (process))",
+            "DeniedSelinuxRule",
+            "unconfined_domain_type",
+        ),
         ("(allow process self (security (setenforce)))", "DeniedSelinuxRule", "class 'security'"),
         ("(allow process var_t (file (relabelto)))", "DeniedSelinuxRule", "permission 'relabelto'"),
         ("(blockinherit spc)", "SystemProfileNotAllowed", "'spc'"),
@@ -291,14 +384,18 @@ def test_raw_comment_on_the_last_line_does_not_swallow_the_closing_parenthesis()
         ("   \n\t", "InvalidRawSelinuxProfile", "required"),
     ],
 )
-def test_raw_policy_cannot_escape_its_block_or_grant_denied_rights(policy: str, reason: str, says: str) -> None:
+def test_raw_policy_cannot_escape_its_block_or_grant_denied_rights(
+    policy: str, reason: str, says: str
+) -> None:
     problem = _problem(_raw(policy))
     assert problem.reason == reason, problem.message
     assert says in problem.message
 
 
 def test_raw_policy_without_a_policy_is_refused() -> None:
-    profile = RawSelinuxProfile.model_validate({"metadata": {"name": "raw", "namespace": NS}, "spec": {}})
+    profile = RawSelinuxProfile.model_validate(
+        {"metadata": {"name": "raw", "namespace": NS}, "spec": {}}
+    )
     assert _problem(profile).reason == "InvalidRawSelinuxProfile"
 
 
@@ -318,10 +415,12 @@ def test_raw_policy_that_stays_in_its_block_is_accepted(policy: str) -> None:
 def test_raw_blockinherit_of_a_template_the_daemon_allows() -> None:
     policy = "(blockinherit container)\n(blockinherit net_container)\n"
     assert _problem(_raw(policy)).reason == "SystemProfileNotAllowed"
-    assert "(blockinherit net_container)" in translate(_raw(policy), allowed_system_profiles=["container", "net_container"])
+    assert "(blockinherit net_container)" in translate(
+        _raw(policy), allowed_system_profiles=["container", "net_container"]
+    )
 
 
-@given(st.text(alphabet="()\"; \n\r\tab_", max_size=40))
+@given(st.text(alphabet='()"; \n\r\tab_', max_size=40))
 @settings(max_examples=300, deadline=None)
 def test_accepted_raw_text_never_closes_the_block_early(policy: str) -> None:
     """Whatever text is accepted, the wrapped block's parentheses, read as CIL reads them
@@ -354,12 +453,21 @@ def test_accepted_raw_text_never_closes_the_block_early(policy: str) -> None:
 
 
 def _examples() -> list[dict[str, Any]]:
-    return [doc for path in sorted(EXAMPLES.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [
+        doc
+        for path in sorted(EXAMPLES.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
 
 
 def test_every_selinux_example_translates() -> None:
     docs = _examples()
-    siblings = {d["metadata"]["name"]: SelinuxProfile.model_validate(d) for d in docs if d["kind"] == "SelinuxProfile"}
+    siblings = {
+        d["metadata"]["name"]: SelinuxProfile.model_validate(d)
+        for d in docs
+        if d["kind"] == "SelinuxProfile"
+    }
     kinds = set()
     for doc in docs:
         kinds.add(doc["kind"])
@@ -367,4 +475,6 @@ def test_every_selinux_example_translates() -> None:
         cil = translate(model.model_validate(doc), siblings=siblings)
         assert cil.startswith(f"(block {doc['metadata']['name']}_security-profiles-operator\n")
     assert kinds == {"SelinuxProfile", "RawSelinuxProfile"}
-    assert any(ref.get("kind") == "SelinuxProfile" for d in docs for ref in d["spec"].get("inherit", []))
+    assert any(
+        ref.get("kind") == "SelinuxProfile" for d in docs for ref in d["spec"].get("inherit", [])
+    )

@@ -62,7 +62,9 @@ def test_sync_answers_the_golden_response(client: FlaskClient, prefix: str) -> N
 @pytest.mark.parametrize("prefix", list(PARENTS))
 def test_finalize_route_finalizes(client: FlaskClient, prefix: str) -> None:
     case = GOLDEN / prefix / "finalize-done-when-no-node-has-it"
-    response = client.post(f"/{prefix}/finalize", json=json.loads((case / "request.json").read_text()))
+    response = client.post(
+        f"/{prefix}/finalize", json=json.loads((case / "request.json").read_text())
+    )
     assert response.status_code == 200
     assert response.get_json()["finalized"] is True
 
@@ -74,11 +76,17 @@ def test_each_route_uses_its_own_kind(client: FlaskClient) -> None:
     selectors = [rule.get("labelSelector") for rule in raw["relatedResources"]]
     assert {"matchLabels": {"spo.x-k8s.io/profile-id": "RawSelinuxProfile-web"}} in selectors
     assert "selinuxprofiles" not in [rule["resource"] for rule in raw["relatedResources"]]
-    plain = client.post("/selinuxprofile/customize", json={"parent": PARENTS["selinuxprofile"]}).get_json()
+    plain = client.post(
+        "/selinuxprofile/customize", json={"parent": PARENTS["selinuxprofile"]}
+    ).get_json()
     assert {"matchLabels": {"spo.x-k8s.io/profile-id": "SelinuxProfile-web"}} in [
         rule.get("labelSelector") for rule in plain["relatedResources"]
     ]
-    daemon_rules = [rule for rule in plain["relatedResources"] if rule["resource"] == "securityprofilesoperatordaemons"]
+    daemon_rules = [
+        rule
+        for rule in plain["relatedResources"]
+        if rule["resource"] == "securityprofilesoperatordaemons"
+    ]
     assert daemon_rules == [
         {
             "apiVersion": f"{GROUP}/v1alpha1",
@@ -87,13 +95,18 @@ def test_each_route_uses_its_own_kind(client: FlaskClient) -> None:
             "names": ["spod"],
         }
     ]
-    assert {"apiVersion": f"{GROUP}/v1alpha2", "resource": "selinuxprofiles", "namespace": "team-a"} in plain[
-        "relatedResources"
-    ]
+    assert {
+        "apiVersion": f"{GROUP}/v1alpha2",
+        "resource": "selinuxprofiles",
+        "namespace": "team-a",
+    } in plain["relatedResources"]
 
 
 def test_a_rejected_profile_is_a_200_with_an_error_status(client: FlaskClient) -> None:
-    parent = {**PARENTS["rawselinuxprofile"], "spec": {"policy": "(blockinherit container))(sid kernel)("}}
+    parent = {
+        **PARENTS["rawselinuxprofile"],
+        "spec": {"policy": "(blockinherit container))(sid kernel)("},
+    }
     response = client.post("/rawselinuxprofile/sync", json={"parent": parent})
     assert response.status_code == 200
     assert response.get_json()["status"]["status"] == "Error"
@@ -104,7 +117,11 @@ def test_a_rejected_profile_is_a_200_with_an_error_status(client: FlaskClient) -
 @pytest.mark.parametrize("hook", ["customize", "sync", "finalize"])
 @pytest.mark.parametrize(
     ("body", "content_type", "code"),
-    [("{", "application/json", 400), ("{}", "application/json", 400), ('{"parent": 1}', "text/plain", 415)],
+    [
+        ("{", "application/json", 400),
+        ("{}", "application/json", 400),
+        ('{"parent": 1}', "text/plain", 415),
+    ],
 )
 def test_malformed_requests_get_a_json_4xx(
     client: FlaskClient, prefix: str, hook: str, body: str, content_type: str, code: int

@@ -46,5 +46,8 @@ def _customize_count(server: str) -> float:
 def test_metrics_count_calls_of_every_worker(server: str) -> None:
     before = _customize_count(server)
     for _ in range(6):
-        post(f"{server}/seccompprofile/customize", json.dumps({"parent": {"metadata": {"name": "a"}}}).encode())
+        post(
+            f"{server}/seccompprofile/customize",
+            json.dumps({"parent": {"metadata": {"name": "a"}}}).encode(),
+        )
     assert _customize_count(server) - before == 6.0

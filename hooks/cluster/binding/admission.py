@@ -124,7 +124,11 @@ def _set_ops(path: str, context: Any, additions: dict[str, str]) -> Iterator[dic
         if kind == SELINUX and isinstance(context.get("seLinuxOptions"), dict):
             yield {"op": "add", "path": f"{path}/seLinuxOptions/type", "value": wanted}
         else:
-            yield {"op": "add", "path": f"{path}/{_FIELD[kind]}", "value": _profile_value(kind, wanted)}
+            yield {
+                "op": "add",
+                "path": f"{path}/{_FIELD[kind]}",
+                "value": _profile_value(kind, wanted),
+            }
 
 
 def _profile_value(kind: str, wanted: str) -> dict[str, str]:
@@ -182,7 +186,9 @@ def _bind(pod: _Pod, images: dict[str, tuple[Entry, ...]]) -> None:
                 additions[kind] = winner.value
                 bound_kinds.add(kind)
             if additions:
-                pod.ops.extend(_set_ops(f"/spec/{list_name}/{index}/securityContext", context, additions))
+                pod.ops.extend(
+                    _set_ops(f"/spec/{list_name}/{index}/securityContext", context, additions)
+                )
     _bind_pod_level(pod, images.get(WILDCARD) or (), bound_kinds)
 
 
@@ -194,7 +200,9 @@ def _bind_pod_level(pod: _Pod, entries: tuple[Entry, ...], bound_kinds: set[str]
         if winner is None or winner.value is None or kind in bound_kinds:
             continue
         if _has(_dict(context), kind):
-            pod.warn(f"spo: binding {winner.binding!r} not applied: the pod already has a {_NOUN[kind]}")
+            pod.warn(
+                f"spo: binding {winner.binding!r} not applied: the pod already has a {_NOUN[kind]}"
+            )
             continue
         additions[kind] = winner.value
     if additions:
@@ -215,9 +223,14 @@ def capped(warnings: list[str], kind: str = "binding") -> list[str] | None:
     """At most ``MAX_WARNINGS`` short warnings: the API server truncates long or many ones."""
     if not warnings:
         return None
-    shown = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings]
+    shown = [
+        w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings
+    ]
     if len(shown) > MAX_WARNINGS:
-        shown = [*shown[: MAX_WARNINGS - 1], f"spo: {len(shown) - MAX_WARNINGS + 1} more {kind} warnings"]
+        shown = [
+            *shown[: MAX_WARNINGS - 1],
+            f"spo: {len(shown) - MAX_WARNINGS + 1} more {kind} warnings",
+        ]
     return shown
 
 
@@ -231,7 +244,9 @@ def is_pod_create(request: AdmissionRequest) -> bool:
     )
 
 
-def admit(review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: bool = True) -> AdmissionReviewResponse:
+def admit(
+    review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: bool = True
+) -> AdmissionReviewResponse:
     """The answer to one AdmissionReview: always allowed, with a JSONPatch when a binding applies."""
     request = review.request
     response = AdmissionResponse(uid=request.uid, allowed=True)
@@ -240,7 +255,9 @@ def admit(review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: 
     metadata = _dict(request.object.get("metadata"))
     namespace = request.namespace or str(metadata.get("namespace") or "")
     if not table_loaded:
-        response.warnings = ["spo: the binding table is not available yet; no profile binding was applied"]
+        response.warnings = [
+            "spo: the binding table is not available yet; no profile binding was applied"
+        ]
         return AdmissionReviewResponse(response=response)
     images = table.of(namespace)
     spec = _dict(request.object.get("spec"))
@@ -255,6 +272,10 @@ def admit(review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: 
         encoded = json.dumps(pod.ops, separators=(",", ":")).encode()
         response.patchType = "JSONPatch"
         response.patch = base64.b64encode(encoded).decode()
-        log.debug("pod bound: %d patch operations", len(pod.ops), extra=about(namespace=namespace, name=metadata.get("name")))
+        log.debug(
+            "pod bound: %d patch operations",
+            len(pod.ops),
+            extra=about(namespace=namespace, name=metadata.get("name")),
+        )
     response.warnings = capped(pod.warnings)
     return AdmissionReviewResponse(response=response)

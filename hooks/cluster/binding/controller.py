@@ -59,12 +59,18 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     namespace = str(meta.get("namespace", ""))
     rules = [ResourceRule(apiVersion="v1", resource="pods", namespace=namespace)]
     ref = (request.parent.get("spec") or {}).get("profileRef") or {}
-    kind = {SECCOMP: seccomp_api.KIND, api.ProfileBindingKind.SELINUX_PROFILE.value: selinux_api.KIND}.get(
-        str(ref.get("kind"))
-    )
+    kind = {
+        SECCOMP: seccomp_api.KIND,
+        api.ProfileBindingKind.SELINUX_PROFILE.value: selinux_api.KIND,
+    }.get(str(ref.get("kind")))
     if kind is not None and isinstance(ref.get("name"), str) and ref["name"]:
         rules.append(
-            ResourceRule(apiVersion=kind.api_version, resource=kind.plural, namespace=namespace, names=[ref["name"]])
+            ResourceRule(
+                apiVersion=kind.api_version,
+                resource=kind.plural,
+                namespace=namespace,
+                names=[ref["name"]],
+            )
         )
     return CustomizeResponse(relatedResources=rules)
 
@@ -72,9 +78,12 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
 def _profile(request: SyncRequest, binding: api.ProfileBinding) -> Entry:
     """The bound profile as the binding table sees it (state and the value a pod gets)."""
     ref = binding.spec.profileRef
-    key = SECCOMP_PROFILES if ref.kind is api.ProfileBindingKind.SECCOMP_PROFILE else SELINUX_PROFILES
+    key = (
+        SECCOMP_PROFILES if ref.kind is api.ProfileBindingKind.SECCOMP_PROFILE else SELINUX_PROFILES
+    )
     found = next(
-        (p for p in request.related_of(key) if (p.get("metadata") or {}).get("name") == ref.name), None
+        (p for p in request.related_of(key) if (p.get("metadata") or {}).get("name") == ref.name),
+        None,
     )
     if ref.kind is api.ProfileBindingKind.SECCOMP_PROFILE:
         value = localhost_profile(binding.namespace, ref.name)
@@ -86,7 +95,9 @@ def _profile(request: SyncRequest, binding: api.ProfileBinding) -> Entry:
         return Entry(binding.name, ref.kind.value, ref.name, MISSING, value)
     status = found.get("status") if isinstance(found.get("status"), dict) else None
     state = str((status or {}).get("status") or ProfileState.PENDING.value)
-    return Entry(binding.name, ref.kind.value, ref.name, state, str((status or {}).get(field) or value))
+    return Entry(
+        binding.name, ref.kind.value, ref.name, state, str((status or {}).get(field) or value)
+    )
 
 
 def _runs_under(pod: dict[str, Any], image: str, kind: str, value: str) -> bool:
@@ -111,7 +122,9 @@ def _runs_under(pod: dict[str, Any], image: str, kind: str, value: str) -> bool:
     return False
 
 
-def active_workloads(pods: list[dict[str, Any]], binding: api.ProfileBinding, value: str) -> list[str]:
+def active_workloads(
+    pods: list[dict[str, Any]], binding: api.ProfileBinding, value: str
+) -> list[str]:
     """``<namespace>/<pod>`` of the unfinished pods that got the bound profile, sorted."""
     found = set()
     for pod in pods:
@@ -143,7 +156,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             message,
             extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason=INVALID),
         )
-        status = api.ProfileBindingStatus(conditions=[_condition("False", INVALID, message, observed, now)])
+        status = api.ProfileBindingStatus(
+            conditions=[_condition("False", INVALID, message, observed, now)]
+        )
         return SyncResponse(status=status.to_wire(), finalized=True if request.finalizing else None)
 
     profile = _profile(request, binding)
@@ -156,16 +171,26 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
         finalized = not workloads
         resync = None if finalized else FINALIZE_RESYNC_SECONDS
         message = (
-            f"waiting for {len(workloads)} pods to stop using {target}" if workloads else "no pod uses the binding"
+            f"waiting for {len(workloads)} pods to stop using {target}"
+            if workloads
+            else "no pod uses the binding"
         )
         condition = _condition("False", DELETING, message, observed, now)
     elif profile.state == MISSING:
-        condition = _condition("False", PROFILE_NOT_FOUND, f"{target} does not exist", observed, now)
+        condition = _condition(
+            "False", PROFILE_NOT_FOUND, f"{target} does not exist", observed, now
+        )
     elif profile.state != ProfileState.INSTALLED.value:
-        message = f"{target} is not installed yet (status {profile.state}); pods are not bound to it"
+        message = (
+            f"{target} is not installed yet (status {profile.state}); pods are not bound to it"
+        )
         condition = _condition("False", PROFILE_NOT_INSTALLED, message, observed, now)
     else:
-        pods = "new pods without a pod-level profile" if binding.spec.image == WILDCARD else f"new containers of image {binding.spec.image}"
+        pods = (
+            "new pods without a pod-level profile"
+            if binding.spec.image == WILDCARD
+            else f"new containers of image {binding.spec.image}"
+        )
         condition = _condition("True", BOUND, f"{pods} get {target}", observed, now)
     status = api.ProfileBindingStatus(activeWorkloads=workloads or None, conditions=[condition])
     return SyncResponse(status=status.to_wire(), resyncAfterSeconds=resync, finalized=finalized)

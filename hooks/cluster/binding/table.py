@@ -67,7 +67,12 @@ class Entry:
         return self.state == ProfileState.INSTALLED.value and bool(self.value)
 
     def to_json(self) -> dict[str, str]:
-        out = {"binding": self.binding, "kind": self.kind, "profile": self.profile, "state": self.state}
+        out = {
+            "binding": self.binding,
+            "kind": self.kind,
+            "profile": self.profile,
+            "state": self.state,
+        }
         if self.value:
             out["value"] = self.value
         return out
@@ -83,7 +88,9 @@ class BindingTable:
         return self.namespaces.get(namespace) or {}
 
     def count(self) -> int:
-        return sum(len(entries) for images in self.namespaces.values() for entries in images.values())
+        return sum(
+            len(entries) for images in self.namespaces.values() for entries in images.values()
+        )
 
 
 EMPTY = BindingTable()
@@ -109,7 +116,9 @@ def _resolve_entry(
 ) -> Entry:
     ref = binding.spec.profileRef
     namespace = binding.namespace
-    found = (seccomp if ref.kind is binding_api.ProfileBindingKind.SECCOMP_PROFILE else selinux).get((namespace, ref.name))
+    found = (
+        seccomp if ref.kind is binding_api.ProfileBindingKind.SECCOMP_PROFILE else selinux
+    ).get((namespace, ref.name))
     if found is None:
         return Entry(binding.name, ref.kind.value, ref.name, MISSING)
     raw_status = found.get("status")
@@ -141,7 +150,11 @@ def resolve(
             log.warning(
                 "profile binding left out of the binding table: %s",
                 error.errors()[0]["msg"],
-                extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason="InvalidProfileBinding"),
+                extra=about(
+                    namespace=meta.get("namespace"),
+                    name=meta.get("name"),
+                    reason="InvalidProfileBinding",
+                ),
             )
             continue
         if binding.metadata.deletionTimestamp or not binding.namespace or not binding.name:
@@ -153,7 +166,10 @@ def resolve(
         images = namespaces.setdefault(binding.namespace, {})
         images.setdefault(binding.spec.image, []).append(_resolve_entry(binding, seccomp, selinux))
     return BindingTable(
-        {ns: {image: tuple(entries) for image, entries in images.items()} for ns, images in namespaces.items()}
+        {
+            ns: {image: tuple(entries) for image, entries in images.items()}
+            for ns, images in namespaces.items()
+        }
     )
 
 

@@ -105,19 +105,26 @@ def _spod_spec(request: DecoratorSyncRequest) -> spod_api.SPODSpec | None:
             log.warning(
                 "spod unreadable, webhook defaults used: %s",
                 error.errors()[0]["msg"],
-                extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason="InvalidSpod"),
+                extra=about(
+                    namespace=meta.get("namespace"), name=meta.get("name"), reason="InvalidSpod"
+                ),
             )
     return None
 
 
-def bindings_configmap(table: binding_table.BindingTable, recordings: recording_table.RecordingTable) -> Object:
+def bindings_configmap(
+    table: binding_table.BindingTable, recordings: recording_table.RecordingTable
+) -> Object:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": CONFIGMAP_NAME,
             "namespace": OPERATOR_NAMESPACE,
-            "labels": {"app.kubernetes.io/name": "security-profiles-operator", "app.kubernetes.io/component": "webhook"},
+            "labels": {
+                "app.kubernetes.io/name": "security-profiles-operator",
+                "app.kubernetes.io/component": "webhook",
+            },
         },
         "data": {
             binding_table.FILE_KEY: binding_table.encode(table),
@@ -135,7 +142,9 @@ def sync(request: DecoratorSyncRequest) -> DecoratorSyncResponse:
         log.warning("namespace is not the operator's; nothing attached", extra=about(name=name))
         return DecoratorSyncResponse()
     table = binding_table.resolve(
-        request.related_of(BINDINGS), request.related_of(SECCOMP_PROFILES), request.related_of(SELINUX_PROFILES)
+        request.related_of(BINDINGS),
+        request.related_of(SECCOMP_PROFILES),
+        request.related_of(SELINUX_PROFILES),
     )
     attachments: list[Object] = []
     configuration = webhookconfig.desired(_spod_spec(request))

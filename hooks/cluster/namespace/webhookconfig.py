@@ -52,7 +52,11 @@ WEBHOOKS = (
 def _default_object_selector() -> dict[str, Any]:
     return {
         "matchExpressions": [
-            {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": list(OPERATOR_POD_NAMES)}
+            {
+                "key": "app.kubernetes.io/name",
+                "operator": "NotIn",
+                "values": list(OPERATOR_POD_NAMES),
+            }
         ]
     }
 
@@ -103,7 +107,10 @@ def desired(spec: spod_api.SPODSpec | None) -> dict[str, Any] | None:
     or None when the spod says the configuration is deployed statically."""
     if spec is not None and spec.staticWebhookConfig:
         return None
-    options = {option.name: option for option in (spec.webhookOptions if spec and spec.webhookOptions else [])}
+    options = {
+        option.name: option
+        for option in (spec.webhookOptions if spec and spec.webhookOptions else [])
+    }
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",

@@ -85,9 +85,21 @@ class _Container:
             ops.append({"op": "add", "path": f"{self.path}/seccompProfile", "value": self.seccomp})
         if self.selinux_type is not None:
             if isinstance(self.context.get("seLinuxOptions"), dict):
-                ops.append({"op": "add", "path": f"{self.path}/seLinuxOptions/type", "value": self.selinux_type})
+                ops.append(
+                    {
+                        "op": "add",
+                        "path": f"{self.path}/seLinuxOptions/type",
+                        "value": self.selinux_type,
+                    }
+                )
             else:
-                ops.append({"op": "add", "path": f"{self.path}/seLinuxOptions", "value": {"type": self.selinux_type}})
+                ops.append(
+                    {
+                        "op": "add",
+                        "path": f"{self.path}/seLinuxOptions",
+                        "value": {"type": self.selinux_type},
+                    }
+                )
         return ops
 
 
@@ -113,7 +125,10 @@ class _Pod:
         if not self.annotations:
             return ops
         if not self.has_metadata:
-            return [*ops, {"op": "add", "path": "/metadata", "value": {"annotations": self.annotations}}]
+            return [
+                *ops,
+                {"op": "add", "path": "/metadata", "value": {"annotations": self.annotations}},
+            ]
         if not isinstance(self.metadata.get("annotations"), dict):
             return [*ops, {"op": "add", "path": "/metadata/annotations", "value": self.annotations}]
         return ops + [
@@ -135,12 +150,18 @@ def _selected(recording: Recording, spec: dict[str, Any]) -> list[tuple[str, int
     return found
 
 
-def _seccomp(pod: _Pod, recording: Recording, name: str, change: _Container, profile: dict[str, str]) -> None:
+def _seccomp(
+    pod: _Pod, recording: Recording, name: str, change: _Container, profile: dict[str, str]
+) -> None:
     own = _dict(change.context).get("seccompProfile")
     if own and own != profile:
-        pod.warn(f"spo: recording {recording.name!r} replaces the seccomp profile of container {name!r} with the logging profile")
+        pod.warn(
+            f"spo: recording {recording.name!r} replaces the seccomp profile of container {name!r} with the logging profile"
+        )
     elif not own and _dict(pod.spec.get("securityContext")).get("seccompProfile"):
-        pod.warn(f"spo: recording {recording.name!r} overrides the pod's seccomp profile for container {name!r}")
+        pod.warn(
+            f"spo: recording {recording.name!r} overrides the pod's seccomp profile for container {name!r}"
+        )
     change.seccomp = profile
 
 
@@ -148,16 +169,24 @@ def _selinux(pod: _Pod, recording: Recording, name: str, change: _Container) -> 
     wanted = podannotations.SELINUX_RECORDING_TYPE
     own = _dict(_dict(change.context).get("seLinuxOptions")).get("type")
     if own and own != wanted:
-        pod.warn(f"spo: recording {recording.name!r} replaces the SELinux type {own!r} of container {name!r} with {wanted!r}")
-    elif not own and _dict(_dict(pod.spec.get("securityContext")).get("seLinuxOptions")).get("type"):
-        pod.warn(f"spo: recording {recording.name!r} overrides the pod's SELinux type for container {name!r}")
+        pod.warn(
+            f"spo: recording {recording.name!r} replaces the SELinux type {own!r} of container {name!r} with {wanted!r}"
+        )
+    elif not own and _dict(_dict(pod.spec.get("securityContext")).get("seLinuxOptions")).get(
+        "type"
+    ):
+        pod.warn(
+            f"spo: recording {recording.name!r} overrides the pod's SELinux type for container {name!r}"
+        )
     change.selinux_type = wanted
 
 
 def _record(pod: _Pod, recording: Recording, table: RecordingTable) -> None:
     prefix = podannotations.prefix(recording.kind, recording.recorder)
     if recording.recorder is not api.Recorder.LOGS or prefix is None:
-        pod.warn(f"spo: recording {recording.name!r} skipped: the {recording.recorder.value} recorder is not available in this operator")
+        pod.warn(
+            f"spo: recording {recording.name!r} skipped: the {recording.recorder.value} recorder is not available in this operator"
+        )
         return
     if recording.kind is SECCOMP and not table.logging.usable:
         pod.warn(
@@ -176,20 +205,32 @@ def _record(pod: _Pod, recording: Recording, table: RecordingTable) -> None:
             )
             continue
         if key in existing:
-            pod.warn(f"spo: recording {recording.name!r} replaces the annotation {key} the pod came with")
+            pod.warn(
+                f"spo: recording {recording.name!r} replaces the annotation {key} the pod came with"
+            )
         pod.recorded_by[key] = recording.name
         pod.annotations[key] = podannotations.recording_id(recording.name, name, pod.uid)
         path = f"/spec/{list_name}/{index}/securityContext"
         change = pod.containers.setdefault(path, _Container(path, container.get("securityContext")))
         if recording.kind is SECCOMP:
-            _seccomp(pod, recording, name, change, {"type": "Localhost", "localhostProfile": table.logging.value})
+            _seccomp(
+                pod,
+                recording,
+                name,
+                change,
+                {"type": "Localhost", "localhostProfile": table.logging.value},
+            )
         else:
             _selinux(pod, recording, name, change)
         if _dict(container.get("securityContext")).get("privileged") is True:
-            pod.warn(f"spo: container {name!r} is privileged: recording {recording.name!r} will not see what it does")
+            pod.warn(
+                f"spo: container {name!r} is privileged: recording {recording.name!r} will not see what it does"
+            )
 
 
-def admit(review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded: bool = True) -> AdmissionReviewResponse:
+def admit(
+    review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded: bool = True
+) -> AdmissionReviewResponse:
     """The answer to one AdmissionReview: always allowed, with a JSONPatch when a recording selects the pod."""
     request = review.request
     response = AdmissionResponse(uid=request.uid, allowed=True)
@@ -199,13 +240,20 @@ def admit(review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded
     metadata = _dict(pod_object.get("metadata"))
     namespace = request.namespace or str(metadata.get("namespace") or "")
     if not table_loaded:
-        response.warnings = ["spo: the recording table is not available yet; the pod is not recorded"]
+        response.warnings = [
+            "spo: the recording table is not available yet; the pod is not recorded"
+        ]
         return AdmissionReviewResponse(response=response)
     labels = {str(k): str(v) for k, v in _dict(metadata.get("labels")).items()}
     selected = [r for r in table.of(namespace) if selectors.matches(r.podSelector, labels)]
     if not selected:
         return AdmissionReviewResponse(response=response)
-    pod = _Pod(request.uid, isinstance(pod_object.get("metadata"), dict), metadata, _dict(pod_object.get("spec")))
+    pod = _Pod(
+        request.uid,
+        isinstance(pod_object.get("metadata"), dict),
+        metadata,
+        _dict(pod_object.get("spec")),
+    )
     if _dict(pod.spec.get("os")).get("name") == "windows":
         pod.warn("spo: profile recording is not available for Windows pods")
     else:
@@ -218,7 +266,9 @@ def admit(review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded
         log.info(
             "pod recorded: %d containers",
             len(pod.annotations),
-            extra=about(namespace=namespace, name=metadata.get("name") or metadata.get("generateName")),
+            extra=about(
+                namespace=namespace, name=metadata.get("name") or metadata.get("generateName")
+            ),
         )
     response.warnings = capped(pod.warnings, "recording")
     return AdmissionReviewResponse(response=response)

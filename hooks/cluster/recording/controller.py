@@ -91,8 +91,19 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     kind = _PROFILE_KINDS.get(str((request.parent.get("spec") or {}).get("kind")))
     if kind is not None:
         # A name too long for a label value cannot be selected on: then every profile of the namespace comes.
-        selector = LabelSelector(matchLabels={api.PROFILE_TO_RECORDING_LABEL: name}) if len(name) <= 63 and _LABEL_VALUE.match(name) else None
-        rules.append(ResourceRule(apiVersion=kind.api_version, resource=kind.plural, namespace=namespace, labelSelector=selector))
+        selector = (
+            LabelSelector(matchLabels={api.PROFILE_TO_RECORDING_LABEL: name})
+            if len(name) <= 63 and _LABEL_VALUE.match(name)
+            else None
+        )
+        rules.append(
+            ResourceRule(
+                apiVersion=kind.api_version,
+                resource=kind.plural,
+                namespace=namespace,
+                labelSelector=selector,
+            )
+        )
     if kind is seccomp_api.KIND:
         rules.append(
             ResourceRule(
@@ -123,7 +134,9 @@ def recorded_pods(pods: list[dict[str, Any]], recording: api.ProfileRecording) -
         if meta.get("namespace", recording.namespace) != recording.namespace:
             continue
         containers = tuple(
-            podannotations.recorded_containers(meta.get("annotations") or {}, recording.spec.kind, recording.name)
+            podannotations.recorded_containers(
+                meta.get("annotations") or {}, recording.spec.kind, recording.name
+            )
         )
         if not containers:
             continue
@@ -133,7 +146,9 @@ def recorded_pods(pods: list[dict[str, Any]], recording: api.ProfileRecording) -
     return sorted(found, key=lambda p: p.name)
 
 
-def _recorded_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> list[tuple[str, bool]]:
+def _recorded_containers(
+    profiles: list[dict[str, Any]], recording: api.ProfileRecording
+) -> list[tuple[str, bool]]:
     """(container, partial) of every profile labelled as recorded by ``recording`` for a container."""
     found = []
     for profile in profiles:
@@ -141,22 +156,32 @@ def _recorded_containers(profiles: list[dict[str, Any]], recording: api.ProfileR
         labels = meta.get("labels") or {}
         if meta.get("namespace", recording.namespace) != recording.namespace:
             continue
-        if labels.get(api.PROFILE_TO_RECORDING_LABEL) == recording.name and labels.get(api.PROFILE_TO_CONTAINER_LABEL):
-            found.append((str(labels[api.PROFILE_TO_CONTAINER_LABEL]), api.PROFILE_PARTIAL_LABEL in labels))
+        if labels.get(api.PROFILE_TO_RECORDING_LABEL) == recording.name and labels.get(
+            api.PROFILE_TO_CONTAINER_LABEL
+        ):
+            found.append(
+                (str(labels[api.PROFILE_TO_CONTAINER_LABEL]), api.PROFILE_PARTIAL_LABEL in labels)
+            )
     return found
 
 
-def collected_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> set[str]:
+def collected_containers(
+    profiles: list[dict[str, Any]], recording: api.ProfileRecording
+) -> set[str]:
     """The container names for which a profile labelled as recorded by ``recording`` exists (partial or not)."""
     return {container for container, _ in _recorded_containers(profiles, recording)}
 
 
 def merged_containers(profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> set[str]:
     """The container names for which a profile of ``recording`` that is not partial exists."""
-    return {container for container, partial in _recorded_containers(profiles, recording) if not partial}
+    return {
+        container for container, partial in _recorded_containers(profiles, recording) if not partial
+    }
 
 
-def unmerged(pods: list[RecordedPod], profiles: list[dict[str, Any]], recording: api.ProfileRecording) -> list[str]:
+def unmerged(
+    pods: list[RecordedPod], profiles: list[dict[str, Any]], recording: api.ProfileRecording
+) -> list[str]:
     """The containers, sorted, of finished pods or of partial profiles that have no merged profile yet."""
     recorded = _recorded_containers(profiles, recording)
     containers = {container for pod in pods if pod.finished for container in pod.containers}
@@ -198,7 +223,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             problem,
             extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason=INVALID),
         )
-        status = api.ProfileRecordingStatus(conditions=[_condition(False, INVALID, str(problem), observed, now)])
+        status = api.ProfileRecordingStatus(
+            conditions=[_condition(False, INVALID, str(problem), observed, now)]
+        )
         return SyncResponse(status=status.to_wire(), finalized=True if request.finalizing else None)
 
     spec = recording.spec
@@ -213,21 +240,32 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     elif spec.recorder is not api.Recorder.LOGS:
         message = f"the {spec.recorder.value} recorder is not available in this operator; pods are not recorded"
         condition = _condition(False, RECORDER_NOT_SUPPORTED, message, observed, now)
-    elif spec.kind is api.RecordingKind.SECCOMP_PROFILE and not (logging := logging_profile(profiles)).usable:
+    elif (
+        spec.kind is api.RecordingKind.SECCOMP_PROFILE
+        and not (logging := logging_profile(profiles)).usable
+    ):
         message = (
             f"the logging seccomp profile {OPERATOR_NAMESPACE}/{api.LOG_ENRICHER_PROFILE} is not installed "
             f"(status {logging.state}); pods are not recorded"
         )
         condition = _condition(False, LOGGING_PROFILE_NOT_INSTALLED, message, observed, now)
     else:
-        message = f"recording {_count(len(active), 'pod')}" if active else "new pods that match the selector are recorded"
+        message = (
+            f"recording {_count(len(active), 'pod')}"
+            if active
+            else "new pods that match the selector are recorded"
+        )
         condition = _condition(True, RECORDING, message, observed, now)
     status = api.ProfileRecordingStatus(activeWorkloads=active or None, conditions=[condition])
     return SyncResponse(status=status.to_wire(), resyncAfterSeconds=resync, finalized=finalized)
 
 
 def _finalize(
-    pods: list[RecordedPod], profiles: list[dict[str, Any]], recording: api.ProfileRecording, observed: Any, now: str
+    pods: list[RecordedPod],
+    profiles: list[dict[str, Any]],
+    recording: api.ProfileRecording,
+    observed: Any,
+    now: str,
 ) -> tuple[Condition, bool]:
     """The Deleting (or WaitingForMerge) condition, and whether the recording can go."""
     pending = not_collected(pods, collected_containers(profiles, recording))
@@ -237,11 +275,17 @@ def _finalize(
             f"(delete a pod to give up on it): {_listed(pending)}"
         )
         return _condition(False, DELETING, message, observed, now), False
-    waiting = unmerged(pods, profiles, recording) if recording.spec.mergeStrategy is api.MergeStrategy.CONTAINERS else []
+    waiting = (
+        unmerged(pods, profiles, recording)
+        if recording.spec.mergeStrategy is api.MergeStrategy.CONTAINERS
+        else []
+    )
     if waiting:
         message = (
             "every recorded container was collected; waiting for the recorder to merge the partial profiles "
             f"of {_count(len(waiting), 'container')}: {_listed(waiting)}"
         )
         return _condition(False, WAITING_FOR_MERGE, message, observed, now), False
-    return _condition(False, DELETING, "every recorded container was collected", observed, now), True
+    return _condition(
+        False, DELETING, "every recorded container was collected", observed, now
+    ), True

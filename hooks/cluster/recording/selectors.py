@@ -18,7 +18,9 @@ _WITHOUT_VALUES = ("Exists", "DoesNotExist")
 def problem(selector: Mapping[str, Any]) -> str | None:
     """What makes ``selector`` unusable (the API server's words, roughly), or None."""
     match_labels = selector.get("matchLabels") or {}
-    if not isinstance(match_labels, dict) or not all(isinstance(v, str) for v in match_labels.values()):
+    if not isinstance(match_labels, dict) or not all(
+        isinstance(v, str) for v in match_labels.values()
+    ):
         return "podSelector.matchLabels: values must be strings"
     for index, requirement in enumerate(selector.get("matchExpressions") or []):
         where = f"podSelector.matchExpressions[{index}]"
@@ -42,7 +44,11 @@ def matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
         if labels.get(key) != value:
             return False
     for requirement in selector.get("matchExpressions") or []:
-        key, operator, values = requirement["key"], requirement["operator"], requirement.get("values") or []
+        key, operator, values = (
+            requirement["key"],
+            requirement["operator"],
+            requirement.get("values") or [],
+        )
         present = key in labels
         if operator == "In" and not (present and labels[key] in values):
             return False

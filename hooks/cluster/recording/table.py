@@ -120,7 +120,10 @@ def logging_profile(seccomp_profiles: Iterable[dict[str, Any]]) -> LoggingProfil
     """The logging profile's state among ``seccomp_profiles`` (any namespaces)."""
     for raw in seccomp_profiles:
         meta = _meta(raw)
-        if meta.get("namespace") != OPERATOR_NAMESPACE or meta.get("name") != api.LOG_ENRICHER_PROFILE:
+        if (
+            meta.get("namespace") != OPERATOR_NAMESPACE
+            or meta.get("name") != api.LOG_ENRICHER_PROFILE
+        ):
             continue
         raw_status = raw.get("status")
         status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
@@ -142,7 +145,9 @@ def parse(raw: dict[str, Any]) -> tuple[api.ProfileRecording | None, str | None]
     return (None, problem) if problem else (recording, None)
 
 
-def resolve(recordings: Iterable[dict[str, Any]], seccomp_profiles: Iterable[dict[str, Any]]) -> RecordingTable:
+def resolve(
+    recordings: Iterable[dict[str, Any]], seccomp_profiles: Iterable[dict[str, Any]]
+) -> RecordingTable:
     """The table of every usable recording; an unusable or deleted one is left out (and logged)."""
     parsed: list[tuple[str, str, str, Recording]] = []
     for raw in recordings:
@@ -165,13 +170,16 @@ def resolve(recordings: Iterable[dict[str, Any]], seccomp_profiles: Iterable[dic
             spec.podSelector.to_wire(),
             None if spec.containers is None else tuple(spec.containers),
         )
-        parsed.append((recording.namespace, recording.metadata.creationTimestamp or "", recording.name, entry))
+        parsed.append(
+            (recording.namespace, recording.metadata.creationTimestamp or "", recording.name, entry)
+        )
     parsed.sort(key=lambda item: item[:3])
     namespaces: dict[str, list[Recording]] = {}
     for namespace, _, _, entry in parsed:
         namespaces.setdefault(namespace, []).append(entry)
     return RecordingTable(
-        {ns: tuple(entries) for ns, entries in namespaces.items()}, logging_profile(seccomp_profiles)
+        {ns: tuple(entries) for ns, entries in namespaces.items()},
+        logging_profile(seccomp_profiles),
     )
 
 
@@ -180,7 +188,9 @@ def encode(table: RecordingTable) -> str:
     document = {
         "version": VERSION,
         "loggingProfile": {"state": table.logging.state, "value": table.logging.value},
-        "namespaces": {ns: [r.to_json() for r in recordings] for ns, recordings in table.namespaces.items()},
+        "namespaces": {
+            ns: [r.to_json() for r in recordings] for ns, recordings in table.namespaces.items()
+        },
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
@@ -195,9 +205,13 @@ def _recording(ns: str, raw: Any) -> Recording:
         raise TableError(f"{ns}: unreadable entry: {error}") from error
     if not isinstance(name, str) or not isinstance(selector, dict):
         raise TableError(f"{ns}: an entry has no name or podSelector")
-    if containers is not None and not (isinstance(containers, list) and all(isinstance(c, str) for c in containers)):
+    if containers is not None and not (
+        isinstance(containers, list) and all(isinstance(c, str) for c in containers)
+    ):
         raise TableError(f"{ns}/{name}: containers is not a list of names")
-    return Recording(name, kind, recorder, selector, None if containers is None else tuple(containers))
+    return Recording(
+        name, kind, recorder, selector, None if containers is None else tuple(containers)
+    )
 
 
 def decode(text: str | bytes) -> RecordingTable:

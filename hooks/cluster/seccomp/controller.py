@@ -63,12 +63,18 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
             apiVersion=NODE_STATUS_KIND.api_version,
             resource=NODE_STATUS_KIND.plural,
             namespace=namespace,
-            labelSelector=LabelSelector(matchLabels={PROFILE_ID_LABEL: profile_id(SECCOMP_KIND, name)}),
+            labelSelector=LabelSelector(
+                matchLabels={PROFILE_ID_LABEL: profile_id(SECCOMP_KIND, name)}
+            ),
         ),
         ResourceRule(apiVersion="v1", resource="pods", namespace=namespace),
     ]
     if (request.parent.get("spec") or {}).get("baseProfileName"):
-        rules.append(ResourceRule(apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace))
+        rules.append(
+            ResourceRule(
+                apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace
+            )
+        )
     rules.append(
         ResourceRule(
             apiVersion=spod_api.KIND.api_version,
@@ -86,7 +92,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     observed = child_named(request, CONFIGMAP, configmap_name(SECCOMP_KIND, name))
     pods = request.related_of(POD)
-    workloads = active(pods, lambda pod: uses_seccomp_profile(pod, localhost_profile(namespace, name)))
+    workloads = active(
+        pods, lambda pod: uses_seccomp_profile(pod, localhost_profile(namespace, name))
+    )
     children: list[Object] = []
     finalized: bool | None = None
     resync: float | None = None
@@ -94,13 +102,16 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     if request.finalizing:
         if workloads:
             outcome = of_state(
-                ProfileState.TERMINATING, f"waiting for {len(workloads)} pods to stop using the profile"
+                ProfileState.TERMINATING,
+                f"waiting for {len(workloads)} pods to stop using the profile",
             )
-            children = [unchanged(observed, ('data',))] if observed else []
+            children = [unchanged(observed, ("data",))] if observed else []
             resync = FINALIZE_RESYNC_SECONDS
             finalized = False
         else:
-            outcome = of_state(ProfileState.TERMINATING, "no pod uses the profile; removing it from the nodes")
+            outcome = of_state(
+                ProfileState.TERMINATING, "no pod uses the profile; removing it from the nodes"
+            )
             finalized = True
     else:
         try:
@@ -115,7 +126,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
             # A mistake keeps what the nodes have; a profile the operator forbids must leave them.
             keep = observed and problem.reason not in POLICY_REASONS
-            children = [unchanged(observed, ('data',))] if keep and observed else []
+            children = [unchanged(observed, ("data",))] if keep and observed else []
 
     observed_status = request.parent.get("status") or {}
     status = api.SeccompProfileStatus(
@@ -125,7 +136,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
         activeWorkloads=workloads or None,
         conditions=conditions(outcome, observed_status.get("conditions"), now),
     )
-    return SyncResponse(status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized)
+    return SyncResponse(
+        status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized
+    )
 
 
 def _parse(raw: Object) -> api.SeccompProfile:
@@ -137,11 +150,15 @@ def _parse(raw: Object) -> api.SeccompProfile:
         raise ProfileProblem(validation.INVALID, f"{field}: {first['msg']}") from error
 
 
-def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, name: str) -> tuple[Outcome, list[Object]]:
+def _desired(
+    request: SyncRequest, profile: api.SeccompProfile, namespace: str, name: str
+) -> tuple[Outcome, list[Object]]:
     if profile.spec.disabled:
         return of_state(ProfileState.DISABLED, "the profile is disabled"), []
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
-        return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
+        return of_state(
+            ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"
+        ), []
     validation.check_name(name)
     validation.check_spec(profile.spec)
     siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
@@ -150,7 +167,9 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
         try:
             validation.check_spec(base.spec)
         except ProfileProblem as problem:
-            raise ProfileProblem("InvalidBaseProfile", f"base profile {base.name!r}: {problem.message}") from problem
+            raise ProfileProblem(
+                "InvalidBaseProfile", f"base profile {base.name!r}: {problem.message}"
+            ) from problem
     merged = merging.merge(profile.spec, [base.spec for base in chain])
     policy.check(merged, policy.from_daemons(request.related_of(DAEMONS)))
     content = encode(runtime_profile(merged))
@@ -161,5 +180,7 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
         "metadata": configmap_metadata(SECCOMP_KIND, namespace, name),
         "data": {SECCOMP_KEY: content},
     }
-    statuses = node_statuses(request.related_of(NODE_STATUSES), profile_id(SECCOMP_KIND, name), namespace)
+    statuses = node_statuses(
+        request.related_of(NODE_STATUSES), profile_id(SECCOMP_KIND, name), namespace
+    )
     return across_nodes(statuses), [configmap]

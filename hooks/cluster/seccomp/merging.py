@@ -32,7 +32,9 @@ PERMISSIVENESS = (
 )
 
 
-def base_chain(profile: SeccompProfile, siblings: Mapping[str, SeccompProfile]) -> list[SeccompProfile]:
+def base_chain(
+    profile: SeccompProfile, siblings: Mapping[str, SeccompProfile]
+) -> list[SeccompProfile]:
     """The bases of ``profile``, nearest first, looked up by name among ``siblings``."""
     chain: list[SeccompProfile] = []
     seen = [profile.name]
@@ -41,7 +43,9 @@ def base_chain(profile: SeccompProfile, siblings: Mapping[str, SeccompProfile]) 
         base_name = current.spec.baseProfileName
         if base_name in seen:
             loop = " -> ".join([*seen, base_name])
-            raise ProfileProblem("BaseProfileCycle", f"spec.baseProfileName: base profiles form a cycle: {loop}")
+            raise ProfileProblem(
+                "BaseProfileCycle", f"spec.baseProfileName: base profiles form a cycle: {loop}"
+            )
         if len(chain) == MAX_DEPTH:
             raise ProfileProblem(
                 "BaseProfileTooDeep",
@@ -85,7 +89,9 @@ def merge(spec: SeccompProfileSpec, bases: list[SeccompProfileSpec]) -> SeccompP
             "architectures": _union(layer.architectures for layer in layers),
             "flags": _union(layer.flags for layer in layers),
             "listenerPath": next((x.listenerPath for x in layers if x.listenerPath), None),
-            "listenerMetadata": next((x.listenerMetadata for x in layers if x.listenerMetadata), None),
+            "listenerMetadata": next(
+                (x.listenerMetadata for x in layers if x.listenerMetadata), None
+            ),
             "syscalls": _group(unconditional, errno_ret) + conditional or None,
         }
     )

@@ -8,7 +8,14 @@ from typing import Any
 from hooks.api.seccompprofile import SeccompProfileSpec
 
 # Fields of the spec that the runtime reads; everything else is ours.
-RUNTIME_FIELDS = ("defaultAction", "architectures", "listenerPath", "listenerMetadata", "syscalls", "flags")
+RUNTIME_FIELDS = (
+    "defaultAction",
+    "architectures",
+    "listenerPath",
+    "listenerMetadata",
+    "syscalls",
+    "flags",
+)
 
 
 def runtime_profile(spec: SeccompProfileSpec) -> dict[str, Any]:

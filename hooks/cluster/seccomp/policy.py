@@ -43,7 +43,9 @@ def from_daemons(daemons: list[Object]) -> Policy:
         return Policy()
     return Policy(
         allowed_syscalls=None if spec.allowedSyscalls is None else frozenset(spec.allowedSyscalls),
-        allowed_actions=None if spec.allowedSeccompActions is None else frozenset(spec.allowedSeccompActions),
+        allowed_actions=None
+        if spec.allowedSeccompActions is None
+        else frozenset(spec.allowedSeccompActions),
     )
 
 
@@ -66,10 +68,14 @@ def check(spec: SeccompProfileSpec, policy: Policy) -> None:
             f"spec.defaultAction: {spec.defaultAction.value} lets every syscall through, but the operator allows "
             f"only {len(policy.allowed_syscalls)} (allowedSyscalls)",
         )
-    through = {name for rule in spec.syscalls or [] if rule.action in LETS_THROUGH for name in rule.names}
+    through = {
+        name for rule in spec.syscalls or [] if rule.action in LETS_THROUGH for name in rule.names
+    }
     refused_names = sorted(through - policy.allowed_syscalls)
     if refused_names:
-        shown = ", ".join(refused_names[:_SHOWN]) + (f" and {len(refused_names) - _SHOWN} more" if len(refused_names) > _SHOWN else "")
+        shown = ", ".join(refused_names[:_SHOWN]) + (
+            f" and {len(refused_names) - _SHOWN} more" if len(refused_names) > _SHOWN else ""
+        )
         raise ProfileProblem(
             DISALLOWED_SYSCALLS,
             f"spec.syscalls: {len(refused_names)} syscalls are not in the operator's allowedSyscalls: {shown}",

@@ -15,7 +15,9 @@ MAX_NAME = 245  # the ConfigMap is named "seccomp-<name>", at most 253 character
 
 def check_name(name: str) -> None:
     if len(name) > MAX_NAME:
-        raise ProfileProblem(INVALID, f"metadata.name: at most {MAX_NAME} characters, got {len(name)}")
+        raise ProfileProblem(
+            INVALID, f"metadata.name: at most {MAX_NAME} characters, got {len(name)}"
+        )
 
 
 def check_spec(spec: SeccompProfileSpec) -> None:
@@ -29,8 +31,14 @@ def check_spec(spec: SeccompProfileSpec) -> None:
         field = f"spec.syscalls[{index}]"
         unknown = syscalls.unknown(rule.names, arches)
         if unknown:
-            where = ", ".join(arch.value for arch in spec.architectures) if spec.architectures else "any architecture"
-            raise ProfileProblem(INVALID, f"{field}.names: unknown syscalls for {where}: {', '.join(unknown)}")
+            where = (
+                ", ".join(arch.value for arch in spec.architectures)
+                if spec.architectures
+                else "any architecture"
+            )
+            raise ProfileProblem(
+                INVALID, f"{field}.names: unknown syscalls for {where}: {', '.join(unknown)}"
+            )
         if rule.errnoRet is not None and rule.action not in ERRNO_ACTIONS:
             raise ProfileProblem(
                 INVALID,
@@ -42,7 +50,8 @@ def check_spec(spec: SeccompProfileSpec) -> None:
         for name in rule.names:
             if name in unconditional:
                 raise ProfileProblem(
-                    INVALID, f"{field}.names: syscall {name!r} is already listed in {unconditional[name]}"
+                    INVALID,
+                    f"{field}.names: syscall {name!r} is already listed in {unconditional[name]}",
                 )
             unconditional[name] = field
     if notify and not spec.listenerPath:
@@ -53,5 +62,6 @@ def check_size(encoded: str) -> None:
     size = len(encoded.encode())
     if size > MAX_CONFIGMAP_BYTES:
         raise ProfileProblem(
-            TOO_LARGE, f"spec: the profile is {size} bytes, more than a ConfigMap can hold ({MAX_CONFIGMAP_BYTES})"
+            TOO_LARGE,
+            f"spec: the profile is {size} bytes, more than a ConfigMap can hold ({MAX_CONFIGMAP_BYTES})",
         )

@@ -107,7 +107,11 @@ def customize(request: CustomizeRequest, kind: str = SELINUX_KIND) -> CustomizeR
         ),
     ]
     if kind == SELINUX_KIND:
-        rules.append(ResourceRule(apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace))
+        rules.append(
+            ResourceRule(
+                apiVersion=api.KIND.api_version, resource=api.KIND.plural, namespace=namespace
+            )
+        )
     return CustomizeResponse(relatedResources=rules)
 
 
@@ -145,7 +149,9 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
         activeWorkloads=workloads or None,
         conditions=conditions(outcome, observed_status.get("conditions"), now),
     )
-    return SyncResponse(status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized)
+    return SyncResponse(
+        status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized
+    )
 
 
 def _desired(
@@ -155,12 +161,18 @@ def _desired(
     if profile.spec.disabled:
         return of_state(ProfileState.DISABLED, "the profile is disabled"), []
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
-        return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
+        return of_state(
+            ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"
+        ), []
     cil = translate(
-        profile, siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile), allowed_system_profiles=settings.allowed_system_profiles
+        profile,
+        siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile),
+        allowed_system_profiles=settings.allowed_system_profiles,
     )
     if not settings.enabled:
-        return of_state(ProfileState.PENDING, settings.disabled_message(), reason=SELINUX_DISABLED), _kept(observed)
+        return of_state(
+            ProfileState.PENDING, settings.disabled_message(), reason=SELINUX_DISABLED
+        ), _kept(observed)
     configmap: Object = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -171,7 +183,11 @@ def _desired(
 
 
 def _finalize(
-    request: SyncRequest, kind: str, settings: SelinuxSettings, observed: Object | None, workloads: list[str]
+    request: SyncRequest,
+    kind: str,
+    settings: SelinuxSettings,
+    observed: Object | None,
+    workloads: list[str],
 ) -> tuple[Outcome, list[Object], bool]:
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
@@ -190,7 +206,11 @@ def _finalize(
     if remaining:
         message = f"no pod uses the policy; waiting for {_count(len(remaining), 'node')} to remove it: {_listed(remaining)}"
         return of_state(ProfileState.TERMINATING, message), [], False
-    return of_state(ProfileState.TERMINATING, "no pod uses the policy and no node has it installed"), [], True
+    return (
+        of_state(ProfileState.TERMINATING, "no pod uses the policy and no node has it installed"),
+        [],
+        True,
+    )
 
 
 def _parse(raw: Object, kind: str) -> api.SelinuxProfile | raw_api.RawSelinuxProfile:
@@ -212,10 +232,19 @@ def _inheritors(request: SyncRequest, name: str) -> list[str]:
     for raw in request.related_of(SELINUX_PROFILES):
         meta: Any = raw.get("metadata") or {}
         spec: Any = raw.get("spec") or {}
-        if meta.get("name") == name or meta.get("deletionTimestamp") or spec.get("disabled") is True:
+        if (
+            meta.get("name") == name
+            or meta.get("deletionTimestamp")
+            or spec.get("disabled") is True
+        ):
             continue
         refs = spec.get("inherit") or []
-        if any(isinstance(r, dict) and r.get("kind") == api.PolicyKind.SELINUX_PROFILE and r.get("name") == name for r in refs):
+        if any(
+            isinstance(r, dict)
+            and r.get("kind") == api.PolicyKind.SELINUX_PROFILE
+            and r.get("name") == name
+            for r in refs
+        ):
             found.append(str(meta.get("name", "")))
     return sorted(found)
 
@@ -232,4 +261,3 @@ def _count(count: int, noun: str) -> str:
 def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:_SHOWN])
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
-

@@ -30,7 +30,9 @@ class Inherited:
     blocks: tuple[str, ...]
 
 
-def resolve(profile: SelinuxProfile, siblings: Mapping[str, SelinuxProfile], allowed: Sequence[str]) -> Inherited:
+def resolve(
+    profile: SelinuxProfile, siblings: Mapping[str, SelinuxProfile], allowed: Sequence[str]
+) -> Inherited:
     """The templates and profile blocks of ``profile.spec.inherit``, in the order given, once each.
 
     ``siblings`` are the SelinuxProfiles of the profile's namespace, by name.
@@ -47,13 +49,17 @@ def resolve(profile: SelinuxProfile, siblings: Mapping[str, SelinuxProfile], all
             _Walk(profile, siblings, where).visit(ref.name, [profile.name])
             if ref.name not in profiles:
                 profiles.append(ref.name)
-    return Inherited(tuple(templates), tuple(policy_name(name, profile.namespace) for name in profiles))
+    return Inherited(
+        tuple(templates), tuple(policy_name(name, profile.namespace) for name in profiles)
+    )
 
 
 class _Walk:
     """A depth-first walk of the profiles inherited from one ``inherit`` entry."""
 
-    def __init__(self, profile: SelinuxProfile, siblings: Mapping[str, SelinuxProfile], where: str) -> None:
+    def __init__(
+        self, profile: SelinuxProfile, siblings: Mapping[str, SelinuxProfile], where: str
+    ) -> None:
         self.namespace = profile.namespace
         self.siblings = siblings
         self.where = where
@@ -62,22 +68,27 @@ class _Walk:
     def visit(self, name: str, path: list[str]) -> None:
         if name in path:
             loop = " -> ".join([*path[path.index(name) :], name])
-            raise ProfileProblem(CYCLE, f"{self.where}: SelinuxProfiles inherit from each other in a cycle: {loop}")
+            raise ProfileProblem(
+                CYCLE, f"{self.where}: SelinuxProfiles inherit from each other in a cycle: {loop}"
+            )
         if name in self.done:
             return
         if len(path) > MAX_DEPTH:
             raise ProfileProblem(
-                TOO_DEEP, f"{self.where}: more than {MAX_DEPTH} levels of inherited SelinuxProfiles ({' -> '.join(path[:3])} -> ...)"
+                TOO_DEEP,
+                f"{self.where}: more than {MAX_DEPTH} levels of inherited SelinuxProfiles ({' -> '.join(path[:3])} -> ...)",
             )
         via = f" (inherited by {path[-1]!r})" if len(path) > 1 else ""
         sibling = self.siblings.get(name)
         if sibling is None:
             raise ProfileProblem(
-                NOT_FOUND, f"{self.where}: SelinuxProfile {name!r}{via} not found in namespace {self.namespace!r}"
+                NOT_FOUND,
+                f"{self.where}: SelinuxProfile {name!r}{via} not found in namespace {self.namespace!r}",
             )
         if sibling.spec.disabled:
             raise ProfileProblem(
-                DISABLED, f"{self.where}: SelinuxProfile {name!r}{via} is disabled: it is not installed, so it cannot be inherited"
+                DISABLED,
+                f"{self.where}: SelinuxProfile {name!r}{via} is disabled: it is not installed, so it cannot be inherited",
             )
         for ref in sibling.spec.inherit or ():
             if ref.kind is PolicyKind.SELINUX_PROFILE:

@@ -46,7 +46,9 @@ def from_daemons(daemons: list[Object]) -> SelinuxSettings:
     return SelinuxSettings(
         enabled=isinstance(spec, dict) and spec.get("enableSelinux") is True,
         allowed_system_profiles=(
-            tuple(str(name) for name in allowed) if isinstance(allowed, list) else DEFAULT_ALLOWED_SYSTEM_PROFILES
+            tuple(str(name) for name in allowed)
+            if isinstance(allowed, list)
+            else DEFAULT_ALLOWED_SYSTEM_PROFILES
         ),
         found=True,
     )

@@ -55,7 +55,11 @@ def allow_rules(allow: Mapping[str, Mapping[str, Sequence[str]]] | None) -> list
         resolved = PROCESS if target == ALLOW_SELF else target
         for cls, perms in classes.items():
             merged.setdefault((resolved, cls), set()).update(perms)
-    return [(target, cls, tuple(sorted(perms))) for (target, cls), perms in sorted(merged.items()) if perms]
+    return [
+        (target, cls, tuple(sorted(perms)))
+        for (target, cls), perms in sorted(merged.items())
+        if perms
+    ]
 
 
 def selinux_cil(name: str, namespace: str, spec: SelinuxProfileSpec, inherited: Inherited) -> str:
@@ -81,7 +85,9 @@ def raw_cil(name: str, namespace: str, policy: str) -> str:
     Lines are split at line feeds only: CIL ends a comment at a line feed or a
     carriage return, and nothing else may turn commented text into code.
     """
-    return _block(name, namespace, [line.rstrip(" \t\r") for line in policy.strip(" \t\r\n").split("\n")])
+    return _block(
+        name, namespace, [line.rstrip(" \t\r") for line in policy.strip(" \t\r\n").split("\n")]
+    )
 
 
 def _block(name: str, namespace: str, body: list[str]) -> str:

@@ -71,7 +71,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
 
 def conditions(outcome: Outcome, observed: Any, now: str) -> list[Condition]:
     """The Ready condition of a spod: true once its DaemonSets run everywhere."""
-    return ready_conditions(outcome.state is SPODState.RUNNING, outcome.reason, outcome.message, observed, now)
+    return ready_conditions(
+        outcome.state is SPODState.RUNNING, outcome.reason, outcome.message, observed, now
+    )
 
 
 def _parse(raw: Object) -> SecurityProfilesOperatorDaemon:

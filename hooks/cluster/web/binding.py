@@ -55,7 +55,9 @@ def _admit_allow() -> Response:
 
 @blueprint.post("/profilebinding/customize")
 def profilebinding_customize() -> Response:
-    return answer("profilebinding-customize", lambda: controller.customize(decode(CustomizeRequest)))
+    return answer(
+        "profilebinding-customize", lambda: controller.customize(decode(CustomizeRequest))
+    )
 
 
 @blueprint.post("/profilebinding/sync")

@@ -27,7 +27,9 @@ class HookInputError(BadRequest):
 def decode_object() -> dict[str, Any]:
     """The body as a JSON object, or a 4xx."""
     if not request.is_json:
-        raise UnsupportedMediaType(f"expected Content-Type application/json, got {request.mimetype or 'none'!r}")
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {request.mimetype or 'none'!r}"
+        )
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("the body is not a JSON object")
@@ -40,7 +42,8 @@ def decode(model: type[M]) -> M:
         return model.model_validate(body)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '(body)'}: {item['msg']}" for item in error.errors()[:5]
+            f"{'.'.join(str(p) for p in item['loc']) or '(body)'}: {item['msg']}"
+            for item in error.errors()[:5]
         )
         raise HookInputError(f"invalid {model.__name__}: {problems}") from error
 

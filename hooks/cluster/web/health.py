@@ -20,4 +20,6 @@ def readyz() -> Response:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(current_app.extensions["spo_metrics"].exposition(), content_type=CONTENT_TYPE_LATEST)
+    return Response(
+        current_app.extensions["spo_metrics"].exposition(), content_type=CONTENT_TYPE_LATEST
+    )

@@ -28,7 +28,9 @@ def _open_table(state: BlueprintSetupState) -> None:
     app = state.app
     path = app.config.get(loading.ENV) or os.environ.get(loading.ENV)
     if not path:
-        path = loading.default_path(app.config.get(binding_loading.ENV) or os.environ.get(binding_loading.ENV))
+        path = loading.default_path(
+            app.config.get(binding_loading.ENV) or os.environ.get(binding_loading.ENV)
+        )
     app.extensions[TABLE_EXTENSION] = loading.TableFile(path)
 
 
@@ -45,7 +47,9 @@ def mutate_pod_recording() -> Response:
 
 @blueprint.post("/profilerecording/customize")
 def profilerecording_customize() -> Response:
-    return answer("profilerecording-customize", lambda: controller.customize(decode(CustomizeRequest)))
+    return answer(
+        "profilerecording-customize", lambda: controller.customize(decode(CustomizeRequest))
+    )
 
 
 @blueprint.post("/profilerecording/sync")

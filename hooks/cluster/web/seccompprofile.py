@@ -13,7 +13,9 @@ blueprint = Blueprint("seccompprofile", __name__, url_prefix="/seccompprofile")
 
 @blueprint.post("/customize")
 def customize() -> Response:
-    return answer("seccompprofile-customize", lambda: controller.customize(decode(CustomizeRequest)))
+    return answer(
+        "seccompprofile-customize", lambda: controller.customize(decode(CustomizeRequest))
+    )
 
 
 @blueprint.post("/sync")

@@ -15,15 +15,21 @@ _ROUTES = (("selinuxprofile", controller.SELINUX_KIND), ("rawselinuxprofile", co
 
 def _register(prefix: str, kind: str) -> None:
     def customize() -> Response:
-        return answer(f"{prefix}-customize", lambda: controller.customize(decode(CustomizeRequest), kind))
+        return answer(
+            f"{prefix}-customize", lambda: controller.customize(decode(CustomizeRequest), kind)
+        )
 
     def sync() -> Response:
         return answer(f"{prefix}-sync", lambda: controller.sync(decode(SyncRequest), now(), kind))
 
     def finalize() -> Response:
-        return answer(f"{prefix}-finalize", lambda: controller.sync(decode(SyncRequest), now(), kind))
+        return answer(
+            f"{prefix}-finalize", lambda: controller.sync(decode(SyncRequest), now(), kind)
+        )
 
-    blueprint.add_url_rule(f"/{prefix}/customize", f"{prefix}_customize", customize, methods=["POST"])
+    blueprint.add_url_rule(
+        f"/{prefix}/customize", f"{prefix}_customize", customize, methods=["POST"]
+    )
     blueprint.add_url_rule(f"/{prefix}/sync", f"{prefix}_sync", sync, methods=["POST"])
     blueprint.add_url_rule(f"/{prefix}/finalize", f"{prefix}_finalize", finalize, methods=["POST"])
 
