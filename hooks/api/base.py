@@ -15,6 +15,9 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A Kubernetes object as the API server spells it in JSON: the one alias for it.
+Object = dict[str, Any]
+
 
 class Wire(BaseModel):
     """A strict model: unknown fields are an error (what a CRD schema rejects)."""

@@ -16,26 +16,27 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
 
 from __future__ import annotations
 
+from hooks.api import selinuxprofile
 from hooks.api.nodestatus import PROFILE_ID_LABEL, PROFILE_KIND_LABEL, profile_id
+from hooks.api.registry import kind_named
+from hooks.api.seccompprofile import KIND as SECCOMP
 
 PROFILE_NAME_ANNOTATION = "spo.x-k8s.io/profile-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "security-profiles-operator"
 
-SECCOMP_KIND = "SeccompProfile"
-SECCOMP_KEY = "profile.json"
-SELINUX_KEY = "policy.cil"
-
-_PREFIX = {
-    "SeccompProfile": "seccomp",
-    "SelinuxProfile": "selinux",
-    "RawSelinuxProfile": "rawselinux",
-}
+SECCOMP_KIND = SECCOMP.kind
+SECCOMP_KEY = str(SECCOMP.configmap_key)
+SELINUX_KEY = str(selinuxprofile.KIND.configmap_key)
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 4096  # etcd's 1 MiB request limit, less room for metadata
 
 
 def configmap_name(kind: str, profile: str) -> str:
-    return f"{_PREFIX[kind]}-{profile}"
+    """The ConfigMap of a profile of ``kind`` (a kind the nodes install)."""
+    prefix = kind_named(kind).configmap_prefix
+    if prefix is None:
+        raise KeyError(f"no node installs a {kind}")
+    return f"{prefix}-{profile}"
 
 
 def configmap_metadata(kind: str, namespace: str, profile: str) -> dict[str, object]:

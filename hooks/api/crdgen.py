@@ -141,23 +141,6 @@ def crd(kind: Kind) -> JSON:
 
 def all_kinds() -> Iterable[Kind]:
     """Every kind of the API, in a fixed order."""
-    from hooks.api import (
-        nodestatus,
-        profilebinding,
-        profilerecording,
-        rawselinuxprofile,
-        seccompprofile,
-        selinuxprofile,
-        spod,
-    )
+    from hooks.api.registry import KINDS
 
-    modules = (
-        seccompprofile,
-        selinuxprofile,
-        rawselinuxprofile,
-        profilebinding,
-        profilerecording,
-        spod,
-        nodestatus,
-    )
-    return [module.KIND for module in modules]
+    return KINDS

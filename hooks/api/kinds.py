@@ -1,4 +1,5 @@
-"""What the CRD generator needs to know about each kind besides its schema."""
+"""What the API knows of each kind besides its schema: names, versions, columns, and how a
+profile of the kind travels to the nodes. ``hooks.api.registry`` lists them all."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ class Kind:
     short_names: tuple[str, ...] = ()
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
     scope: str = "Namespaced"
+    # The ConfigMap that carries a profile of this kind to the nodes
+    # (hooks/api/configmaps.py): its name prefix and data key. None: no node installs it.
+    configmap_prefix: str | None = None
+    configmap_key: str | None = None
 
     @property
     def storage_version(self) -> str:

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from hooks.api import seccompprofile, selinuxprofile
 from hooks.api.base import Condition, Resource, Wire
 from hooks.api.kinds import Kind, Version
 
@@ -27,8 +28,8 @@ BINDING_FINALIZER = "active-workload-lock"
 
 
 class ProfileBindingKind(StrEnum):
-    SECCOMP_PROFILE = "SeccompProfile"
-    SELINUX_PROFILE = "SelinuxProfile"
+    SECCOMP_PROFILE = seccompprofile.KIND.kind
+    SELINUX_PROFILE = selinuxprofile.KIND.kind
 
 
 class ProfileRef(Wire):

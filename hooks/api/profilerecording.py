@@ -27,6 +27,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from hooks.api import seccompprofile, selinuxprofile
 from hooks.api.base import Condition, Open, Resource, Wire
 from hooks.api.kinds import Kind, PrinterColumn, Version
 
@@ -85,8 +86,8 @@ class LabelSelector(Open):
 
 
 class RecordingKind(StrEnum):
-    SECCOMP_PROFILE = "SeccompProfile"
-    SELINUX_PROFILE = "SelinuxProfile"
+    SECCOMP_PROFILE = seccompprofile.KIND.kind
+    SELINUX_PROFILE = selinuxprofile.KIND.kind
 
 
 class Recorder(StrEnum):

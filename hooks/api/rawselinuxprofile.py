@@ -42,4 +42,6 @@ KIND = Kind(
     versions=(Version("v1alpha2", storage=True),),
     short_names=(),
     columns=(USAGE_COLUMN, STATE_COLUMN),
+    configmap_prefix="rawselinux",
+    configmap_key="policy.cil",
 )

@@ -155,6 +155,8 @@ KIND = Kind(
     model=SeccompProfile,
     versions=(Version("v1beta1", storage=True), Version("v1alpha1")),
     short_names=("sp",),
+    configmap_prefix="seccomp",
+    configmap_key="profile.json",
     columns=(
         STATUS_COLUMN,
         AGE_COLUMN,

@@ -33,7 +33,7 @@ USAGE_SUFFIX = ".process"
 
 class PolicyKind(StrEnum):
     SYSTEM = "System"
-    SELINUX_PROFILE = "SelinuxProfile"
+    SELINUX_PROFILE = "SelinuxProfile"  # KIND.kind (defined below, with the model)
 
 
 class PolicyRef(Wire):
@@ -119,4 +119,6 @@ KIND = Kind(
     versions=(Version("v1alpha2", storage=True),),
     short_names=(),
     columns=(USAGE_COLUMN, STATE_COLUMN),
+    configmap_prefix="selinux",
+    configmap_key="policy.cil",
 )

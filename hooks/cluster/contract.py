@@ -15,9 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from hooks.api.base import Open, Wire
+from hooks.api.base import Object, Open, Wire
 
-Object = dict[str, Any]
 # Kept as plain dictionaries (validated one level deep): related objects can be
 # thousands of node statuses and pods, and each hook reads only what it needs.
 ObjectMap = dict[str, dict[str, Any]]

@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from hooks.api import GROUP
+from hooks.api import GROUP, rawselinuxprofile, seccompprofile, selinuxprofile
+from hooks.api.base import Object
 from hooks.api.nodestatus import (
     NODE_NAME_LABEL,
     PROFILE_ID_LABEL,
@@ -36,15 +37,20 @@ from hooks.api.nodestatus import (
     status_name,
 )
 from hooks.api.profilestate import ProfileState
-from hooks.cluster.contract import CONFIGMAP, Object, SyncRequest, SyncResponse
+from hooks.api.registry import NODE_KINDS
+from hooks.cluster.contract import CONFIGMAP, SyncRequest, SyncResponse
 from hooks.cluster.seccomp import controller as seccomp
 from hooks.cluster.selinux import controller as selinux
 
 NODE = "render-node"
 DEFAULT_NAMESPACE = "default"
 SELINUX_DROP_DIR = "selinux.d"
-SECCOMP_KIND, SELINUX_KIND, RAW_KIND = "SeccompProfile", selinux.SELINUX_KIND, selinux.RAW_KIND
-PROFILE_KINDS = (SECCOMP_KIND, SELINUX_KIND, RAW_KIND)
+SECCOMP_KIND, SELINUX_KIND, RAW_KIND = (
+    seccompprofile.KIND.kind,
+    selinuxprofile.KIND.kind,
+    rawselinuxprofile.KIND.kind,
+)
+PROFILE_KINDS = tuple(kind.kind for kind in NODE_KINDS)
 
 
 @dataclass(frozen=True)

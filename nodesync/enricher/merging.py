@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from hooks.api.base import Object
 from hooks.api.profilerecording import (
     PROFILE_PARTIAL_LABEL,
     PROFILE_TO_CONTAINER_LABEL,
@@ -51,10 +52,12 @@ from hooks.api.profilerecording import (
     WAITING_FOR_MERGE,
     MergeStrategy,
 )
+from hooks.api.registry import RECORDED_KINDS
+from hooks.api.seccompprofile import SeccompProfileSpec
+from hooks.api.selinuxprofile import SelinuxProfileSpec
 from nodesync.enricher.recordingagent import (
     ALLOW,
     DEFAULT_ACTION,
-    KIND,
     SELINUX_KIND,
     Allow,
     checked_allow,
@@ -69,14 +72,13 @@ from nodesync.nodeio.logs import about
 
 log = logging.getLogger(__name__)
 
-PLURALS: Final = {KIND: "seccompprofiles", SELINUX_KIND: "selinuxprofiles"}
+PLURALS: Final = {kind.kind: kind.plural for kind in RECORDED_KINDS}
 READY: Final = "Ready"
 ALREADY_EXISTS: Final = 409
 NOT_FOUND: Final = 404
 
-Json = dict[str, Any]
-ListProfiles = Callable[[str, str, str], list[Json]]
-Create = Callable[[Json], object]
+ListProfiles = Callable[[str, str, str], list[Object]]
+Create = Callable[[Object], object]
 Delete = Callable[[str, str, str], None]
 Rule = tuple[str, str, str]  # SELinux (type, class, permission)
 
@@ -91,7 +93,7 @@ class ContainerMerge:
     """
 
     container: str
-    merged: Json
+    merged: Object
     delete: tuple[str, ...]
     existing: bool = False
     kept: tuple[str, ...] = ()
@@ -189,7 +191,9 @@ def _allow_of(rules: Iterable[Rule]) -> Allow:
     return allow
 
 
-def _merged_seccomp(partials: list[Json], disabled: bool) -> tuple[Json, tuple[str, ...]]:
+def _merged_seccomp(
+    partials: list[Object], disabled: bool
+) -> tuple[SeccompProfileSpec, tuple[str, ...]]:
     actions = {str(_spec(p).get("defaultAction") or "") for p in partials}
     warnings: list[str] = []
     action = next(iter(actions)) if len(actions) == 1 and "" not in actions else DEFAULT_ACTION
@@ -217,7 +221,9 @@ def _merged_seccomp(partials: list[Json], disabled: bool) -> tuple[Json, tuple[s
     return seccomp_spec(names, arches, disabled, action), tuple(warnings)
 
 
-def _merged_selinux(partials: list[Json], disabled: bool) -> tuple[Json, tuple[str, ...]]:
+def _merged_selinux(
+    partials: list[Object], disabled: bool
+) -> tuple[SelinuxProfileSpec, tuple[str, ...]]:
     rules: set[Rule] = set()
     left_out: set[str] = set()
     for partial in partials:
@@ -227,7 +233,7 @@ def _merged_selinux(partials: list[Json], disabled: bool) -> tuple[Json, tuple[s
     return selinux_spec(allow, disabled), tuple(sorted(left_out))
 
 
-def _covered(kind: str, partial: Json, existing: Json) -> bool:
+def _covered(kind: str, partial: Object, existing: Object) -> bool:
     """Whether every rule of ``partial`` is in ``existing``, the merged profile already there."""
     if kind == SELINUX_KIND:
         return _selinux_rules(partial) <= _selinux_rules(existing, checked=False)
@@ -251,8 +257,8 @@ def merge_plan(
     namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     kind = str(_spec(recording).get("kind"))
     disabled = disabled_by(recording)
-    partials: dict[str, list[Json]] = {}
-    others: dict[str, Json] = {}
+    partials: dict[str, list[Object]] = {}
+    others: dict[str, Object] = {}
     for profile in profiles:
         labels = _labels(profile)
         if (
@@ -271,6 +277,7 @@ def merge_plan(
         group = sorted(partials[container], key=lambda p: str(_meta(p).get("name") or ""))
         names = tuple(str(_meta(p).get("name") or "") for p in group)
         merged_name = f"{name}-{container}"
+        spec: SeccompProfileSpec | SelinuxProfileSpec
         if kind == SELINUX_KIND:
             spec, warnings = _merged_selinux(group, disabled)
             problem = selinux_name_problem(merged_name, namespace)
@@ -298,7 +305,7 @@ def merge_plan(
 
 def merged_profiles(
     recording: Mapping[str, Any], profiles: Iterable[Mapping[str, Any]]
-) -> list[Json]:
+) -> list[Object]:
     """The merged profile of every container of ``recording`` that has partial profiles, sorted."""
     return [item.merged for item in merge_plan(recording, profiles)]
 
@@ -398,7 +405,7 @@ def _delete(plural: str, namespace: str, name: str, delete: Delete, result: Merg
 
 
 def merge_loop(  # noqa: PLR0917 - the positional order the log enricher calls it with
-    list_recordings: Callable[[], list[Json]],
+    list_recordings: Callable[[], list[Object]],
     list_profiles: ListProfiles,
     create: Create,
     delete: Delete,

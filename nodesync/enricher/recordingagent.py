@@ -55,8 +55,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hooks.api import GROUP
 from hooks.api import selinuxrules as validation
+from hooks.api.base import Object, ObjectMeta
 from hooks.api.podannotations import SELINUX_RECORDING_TYPE
 from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import (
@@ -67,7 +67,16 @@ from hooks.api.profilerecording import (
     SELINUX_RECORD_LOGS_ANNOTATION,
     MergeStrategy,
 )
-from hooks.api.selinuxprofile import ALLOW_SELF, PolicyKind
+from hooks.api.seccompprofile import KIND as SECCOMP
+from hooks.api.seccompprofile import Action, Arch, SeccompProfile, SeccompProfileSpec, Syscall
+from hooks.api.selinuxprofile import (
+    ALLOW_SELF,
+    PolicyKind,
+    PolicyRef,
+    SelinuxProfile,
+    SelinuxProfileSpec,
+)
+from hooks.api.selinuxprofile import KIND as SELINUX
 from hooks.api.syscalls import native_arch
 from nodesync.enricher.auditlog import AuditRecord
 from nodesync.enricher.containers import ContainerRef, container_index, pod_key
@@ -82,10 +91,10 @@ from nodesync.nodeio.logs import about
 
 log = logging.getLogger(__name__)
 
-API_VERSION: Final = f"{GROUP}/v1beta1"
-KIND: Final = "SeccompProfile"
-SELINUX_API_VERSION: Final = f"{GROUP}/v1alpha2"
-SELINUX_KIND: Final = "SelinuxProfile"
+API_VERSION: Final = SECCOMP.api_version
+KIND: Final = SECCOMP.kind
+SELINUX_API_VERSION: Final = SELINUX.api_version
+SELINUX_KIND: Final = SELINUX.kind
 DEFAULT_ACTION: Final = "SCMP_ACT_ERRNO"
 ALLOW: Final = "SCMP_ACT_ALLOW"
 INHERIT_SYSTEM: Final = "container"
@@ -97,7 +106,6 @@ _PREFIXES: Final = (
 )
 _RECORDING_PREFIXES: Final = tuple(prefix for prefix, _ in _PREFIXES)
 
-Json = dict[str, Any]
 Allow = dict[str, dict[str, list[str]]]
 
 
@@ -129,7 +137,7 @@ class Decision:
     """
 
     target: Target
-    profile: Json | None = None
+    profile: Object | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -235,22 +243,25 @@ def profile_object(
     kind: str,
     name: str,
     namespace: str,
-    spec: Json,
+    spec: SeccompProfileSpec | SelinuxProfileSpec,
     *,
     recording: str,
     container: str,
     partial: bool = False,
-) -> Json:
+) -> Object:
     """A recorded profile of ``kind``, labelled with its recording and container (and partial)."""
     labels = {PROFILE_TO_RECORDING_LABEL: recording, PROFILE_TO_CONTAINER_LABEL: container}
     if partial:
         labels[PROFILE_PARTIAL_LABEL] = PARTIAL_VALUE
-    return {
-        "apiVersion": SELINUX_API_VERSION if kind == SELINUX_KIND else API_VERSION,
-        "kind": kind,
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": spec,
-    }
+    metadata = ObjectMeta(name=name, namespace=namespace, labels=labels)
+    profile: SeccompProfile | SelinuxProfile
+    if isinstance(spec, SelinuxProfileSpec):
+        profile = SelinuxProfile(
+            apiVersion=SELINUX_API_VERSION, kind=kind, metadata=metadata, spec=spec
+        )
+    else:
+        profile = SeccompProfile(apiVersion=API_VERSION, kind=kind, metadata=metadata, spec=spec)
+    return profile.to_wire()
 
 
 def seccomp_spec(
@@ -258,34 +269,40 @@ def seccomp_spec(
     architectures: Iterable[str],
     disabled: bool,
     default_action: str = DEFAULT_ACTION,
-) -> Json:
-    """Deny by default, allow ``names`` (sorted, once each) on ``architectures`` (sorted)."""
-    spec: Json = {
-        "defaultAction": default_action,
-        "architectures": sorted(set(architectures)),
-        "syscalls": [{"action": ALLOW, "names": sorted(set(names))}],
-    }
-    if disabled:
-        spec["disabled"] = True
-    return spec
+) -> SeccompProfileSpec:
+    """Deny by default, allow ``names`` (sorted, once each) on ``architectures`` (sorted).
+
+    Built unvalidated (``model_construct``): what the recorder saw is written as
+    seen, and the API server's schema judges it, as for any other client.
+    """
+    allowed = Syscall.model_construct(action=Action.ALLOW, names=sorted(set(names)))
+    return SeccompProfileSpec.model_construct(
+        defaultAction=Action(default_action),
+        architectures=[Arch(arch) for arch in sorted(set(architectures))],
+        syscalls=[allowed],
+        disabled=True if disabled else None,
+    )
 
 
-def selinux_spec(allow: Mapping[str, Mapping[str, Iterable[str]]], disabled: bool) -> Json:
+def selinux_spec(
+    allow: Mapping[str, Mapping[str, Iterable[str]]], disabled: bool
+) -> SelinuxProfileSpec:
     """Inherit the system policy ``container``; allow ``allow`` (sorted; omitted when empty)."""
-    spec: Json = {"inherit": [{"kind": PolicyKind.SYSTEM.value, "name": INHERIT_SYSTEM}]}
     rules = {
         target: {cls: sorted(set(perms)) for cls, perms in sorted(classes.items()) if perms}
         for target, classes in sorted(allow.items())
     }
     rules = {target: classes for target, classes in rules.items() if classes}
-    if rules:
-        spec["allow"] = rules
-    if disabled:
-        spec["disabled"] = True
-    return spec
+    return SelinuxProfileSpec(
+        inherit=[PolicyRef(kind=PolicyKind.SYSTEM, name=INHERIT_SYSTEM)],
+        allow=rules or None,
+        disabled=True if disabled else None,
+    )
 
 
-def _target_object(target: Target, spec: Json, partial: bool) -> Json:
+def _target_object(
+    target: Target, spec: SeccompProfileSpec | SelinuxProfileSpec, partial: bool
+) -> Object:
     return profile_object(
         target.kind,
         target.partial_profile if partial else target.profile,
@@ -299,7 +316,7 @@ def _target_object(target: Target, spec: Json, partial: bool) -> Json:
 
 def seccomp_profile(
     target: Target, names: Iterable[str], arch: str, disabled: bool, *, partial: bool = False
-) -> Json:
+) -> Object:
     """The SeccompProfile object to create for ``target``, allowing ``names``.
 
     A partial one never says ``disabled``: it is not installed, the merged one is.
@@ -313,7 +330,7 @@ def selinux_profile(
     disabled: bool,
     *,
     partial: bool = False,
-) -> Json:
+) -> Object:
     """The SelinuxProfile object to create for ``target``, allowing ``allow`` (already checked)."""
     return _target_object(target, selinux_spec(allow, disabled and not partial), partial)
 
@@ -452,11 +469,11 @@ def rule_count(profile: Mapping[str, Any]) -> int:
 _STATUS_LISTS: Final = ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses")
 
 
-def essential(pod: Mapping[str, Any]) -> Json:
+def essential(pod: Mapping[str, Any]) -> Object:
     """What finishing ``pod`` reads: its names, recording annotations, phase and container ids."""
     metadata = _metadata(pod)
     status = pod.get("status") or {}
-    kept: Json = {
+    kept: Object = {
         "metadata": {
             key: metadata[key]
             for key in ("namespace", "name", "uid", "generateName", "creationTimestamp")
@@ -496,7 +513,7 @@ class RecordingAgent:
     def __init__(
         self,
         recorder: Recorder,
-        create: Callable[[Json], object],
+        create: Callable[[Object], object],
         *,
         recording: Callable[[str, str], Mapping[str, Any] | None] | None = None,
         arch: str | None = None,
@@ -527,7 +544,7 @@ class RecordingAgent:
         with self._lock:
             return [pod for key, pod in self._pods.items() if key not in present]
 
-    def snapshot(self) -> list[Json]:
+    def snapshot(self) -> list[Object]:
         """The recorded pods not finished yet, cut to what finishing them needs (saved with the
         recording, so that a pod deleted while the log enricher was down is still finished)."""
         with self._lock:

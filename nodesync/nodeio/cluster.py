@@ -6,9 +6,9 @@ Everything passes plain JSON dicts, as the API server spells them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
-Json = dict[str, Any]
+from hooks.api.base import Object
 
 
 class ApiError(Exception):
@@ -28,29 +28,29 @@ class Expired(ApiError):
 
 
 class Cluster(Protocol):
-    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+    def list_configmaps(self, selector: str) -> tuple[list[Object], str]:
         """All ConfigMaps matching ``selector`` in the watched namespace (every namespace, or the
         one the cluster was restricted to), and the list's resourceVersion."""
         ...
 
     def watch_configmaps(
         self, selector: str, resource_version: str, timeout: int
-    ) -> Iterator[Json]:
+    ) -> Iterator[Object]:
         """Watch events ({"type", "object"}) from ``resource_version`` for up to ``timeout`` seconds."""
         ...
 
-    def list_node_statuses(self, selector: str) -> list[Json]:
+    def list_node_statuses(self, selector: str) -> list[Object]:
         """The node statuses matching ``selector`` in the watched namespace (or every one)."""
         ...
 
-    def create_node_status(self, namespace: str, body: Json) -> Json: ...
+    def create_node_status(self, namespace: str, body: Object) -> Object: ...
 
     def patch_node_status(
-        self, namespace: str, name: str, patch: Json, *, status: bool = False
-    ) -> Json:
+        self, namespace: str, name: str, patch: Object, *, status: bool = False
+    ) -> Object:
         """A JSON merge patch of the object, or of its ``/status`` subresource."""
         ...
 
     def delete_node_status(self, namespace: str, name: str) -> None: ...
 
-    def create_event(self, namespace: str, body: Json) -> None: ...
+    def create_event(self, namespace: str, body: Object) -> None: ...

@@ -23,16 +23,18 @@ from kubernetes import config as kube_config
 from urllib3.exceptions import HTTPError
 
 from hooks.api import GROUP
+from hooks.api.base import Object
 from hooks.api.nodestatus import KIND
-from nodesync.nodeio.cluster import ApiError, Expired, Json
+from hooks.api.registry import RECORDED_KINDS
+from nodesync.nodeio.cluster import ApiError, Expired
 
 log = logging.getLogger(__name__)
 
 PAGE = 500
 _CONNECT_TIMEOUT = 10.0
 _STATUSES = f"/apis/{GROUP}/{KIND.storage_version}"
-_PROFILE_VERSIONS = {"seccompprofiles": "v1beta1", "selinuxprofiles": "v1alpha2"}
-_PLURALS = {"SeccompProfile": "seccompprofiles", "SelinuxProfile": "selinuxprofiles"}
+_RECORDED = {kind.kind: kind for kind in RECORDED_KINDS}  # what the log enricher may write
+_RECORDED_PLURALS = {kind.plural: kind for kind in RECORDED_KINDS}
 
 
 class KubernetesCluster:
@@ -57,7 +59,7 @@ class KubernetesCluster:
         method: str,
         path: str,
         query: dict[str, Any] | None = None,
-        body: Json | None = None,
+        body: Object | None = None,
         *,
         content_type: str = "application/json",
         read_timeout: float = 30.0,
@@ -92,7 +94,9 @@ class KubernetesCluster:
             raise ApiError(raw.status, message)
         return raw
 
-    def _json(self, method: str, path: str, query: dict[str, Any] | None = None, **kw: Any) -> Json:
+    def _json(
+        self, method: str, path: str, query: dict[str, Any] | None = None, **kw: Any
+    ) -> Object:
         raw = self._send(method, path, query, **kw)
         data = raw.data
         return json.loads(data) if data else {}
@@ -106,9 +110,9 @@ class KubernetesCluster:
             return f"/api/v1/{resource}"
         return f"/api/v1/namespaces/{urllib.parse.quote(scope, safe='')}/{resource}"
 
-    def _list(self, path: str, query: dict[str, Any]) -> tuple[list[Json], str]:
+    def _list(self, path: str, query: dict[str, Any]) -> tuple[list[Object], str]:
         """Every item of a paginated list, and the list's resourceVersion."""
-        items: list[Json] = []
+        items: list[Object] = []
         token: str | None = None
         while True:
             page = self._json(
@@ -122,7 +126,7 @@ class KubernetesCluster:
 
     def _watch_path(
         self, path: str, query: dict[str, Any], resource_version: str, timeout: int
-    ) -> Iterator[Json]:
+    ) -> Iterator[Object]:
         query = {
             **query,
             "watch": "true",
@@ -154,12 +158,12 @@ class KubernetesCluster:
                 raw.close()
             raw.release_conn()
 
-    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+    def list_configmaps(self, selector: str) -> tuple[list[Object], str]:
         return self._list(self._collection("configmaps"), {"labelSelector": selector})
 
     def watch_configmaps(
         self, selector: str, resource_version: str, timeout: int
-    ) -> Iterator[Json]:
+    ) -> Iterator[Object]:
         return self._watch_path(
             self._collection("configmaps"), {"labelSelector": selector}, resource_version, timeout
         )
@@ -181,7 +185,7 @@ class KubernetesCluster:
 
     # -- node statuses and events -------------------------------------------------------------
 
-    def list_node_statuses(self, selector: str) -> list[Json]:
+    def list_node_statuses(self, selector: str) -> list[Object]:
         path = (
             f"{_STATUSES}/{KIND.plural}"
             if self.namespace is None
@@ -201,13 +205,13 @@ class KubernetesCluster:
         base = f"{_STATUSES}/namespaces/{urllib.parse.quote(namespace, safe='')}/{KIND.plural}"
         return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
 
-    def create_node_status(self, namespace: str, body: Json) -> Json:
+    def create_node_status(self, namespace: str, body: Object) -> Object:
         self._confine(namespace)
         return self._json("POST", self._status_path(namespace), body=body)
 
     def patch_node_status(
-        self, namespace: str, name: str, patch: Json, *, status: bool = False
-    ) -> Json:
+        self, namespace: str, name: str, patch: Object, *, status: bool = False
+    ) -> Object:
         self._confine(namespace)
         path = self._status_path(namespace, name) + ("/status" if status else "")
         return self._json("PATCH", path, body=patch, content_type="application/merge-patch+json")
@@ -216,7 +220,7 @@ class KubernetesCluster:
         self._confine(namespace)
         self._json("DELETE", self._status_path(namespace, name))
 
-    def create_event(self, namespace: str, body: Json) -> None:
+    def create_event(self, namespace: str, body: Object) -> None:
         self._confine(namespace)
         ns = urllib.parse.quote(namespace, safe="")
         self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)
@@ -228,24 +232,26 @@ class KubernetesCluster:
         return PodSource(self, node_name, selector)
 
     def _profiles_path(self, plural: str, namespace: str, name: str = "") -> str:
-        version = _PROFILE_VERSIONS.get(plural)
-        if version is None:
+        kind = _RECORDED_PLURALS.get(plural)
+        if kind is None:
             raise ValueError(f"not a recorded profile kind: {plural!r}")
+        version = kind.storage_version
         self._confine(namespace)
         base = (
             f"/apis/{GROUP}/{version}/namespaces/{urllib.parse.quote(namespace, safe='')}/{plural}"
         )
         return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
 
-    def create_profile(self, body: Json) -> Json:
+    def create_profile(self, body: Object) -> Object:
         """POST a SeccompProfile or SelinuxProfile into the namespace its metadata names."""
-        plural = _PLURALS.get(str(body.get("kind")))
-        if plural is None:
+        kind = _RECORDED.get(str(body.get("kind")))
+        if kind is None:
             raise ValueError(f"not a recorded profile kind: {body.get('kind')!r}")
+        plural = kind.plural
         namespace = str((body.get("metadata") or {}).get("namespace") or "")
         return self._json("POST", self._profiles_path(plural, namespace), body=body)
 
-    def list_profiles(self, plural: str, namespace: str, selector: str) -> list[Json]:
+    def list_profiles(self, plural: str, namespace: str, selector: str) -> list[Object]:
         return self._list(self._profiles_path(plural, namespace), {"labelSelector": selector})[0]
 
     def delete_profile(self, plural: str, namespace: str, name: str) -> None:
@@ -257,11 +263,11 @@ class KubernetesCluster:
             return f"/apis/{GROUP}/v1alpha1/profilerecordings"
         return f"/apis/{GROUP}/v1alpha1/namespaces/{urllib.parse.quote(scope, safe='')}/profilerecordings"
 
-    def list_profile_recordings(self) -> list[Json]:
+    def list_profile_recordings(self) -> list[Object]:
         """The ProfileRecordings of the watched scope."""
         return self._list(self._recordings_path(None), {})[0]
 
-    def get_profile_recording(self, namespace: str, name: str) -> Json | None:
+    def get_profile_recording(self, namespace: str, name: str) -> Object | None:
         """The ProfileRecording ``namespace/name``, None when there is none; ApiError otherwise."""
         path = f"{self._recordings_path(namespace)}/{urllib.parse.quote(name, safe='')}"
         try:
@@ -281,12 +287,12 @@ class PodSource:
         if selector:
             self.query["labelSelector"] = selector
 
-    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+    def list_configmaps(self, selector: str) -> tuple[list[Object], str]:
         return self.cluster._list(self.cluster._collection("pods"), self.query)
 
     def watch_configmaps(
         self, selector: str, resource_version: str, timeout: int
-    ) -> Iterator[Json]:
+    ) -> Iterator[Object]:
         return self.cluster._watch_path(
             self.cluster._collection("pods"), self.query, resource_version, timeout
         )

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hooks.api.base import Object
 from hooks.api.configmaps import SECCOMP_KIND
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
-from nodesync.nodeio.cluster import ApiError, Expired, Json
+from nodesync.nodeio.cluster import ApiError, Expired
 from nodesync.nodeio.logs import about
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,11 @@ class Source(Protocol):
     """What a watcher lists and watches: a ``Cluster``'s ConfigMaps, or a node's pods
     (``requesting.PodSource``, which keeps the names)."""
 
-    def list_configmaps(self, selector: str) -> tuple[list[Json], str]: ...
+    def list_configmaps(self, selector: str) -> tuple[list[Object], str]: ...
 
     def watch_configmaps(
         self, selector: str, resource_version: str, timeout: int
-    ) -> Iterator[Json]: ...
+    ) -> Iterator[Object]: ...
 
 
 class Fed(Protocol):

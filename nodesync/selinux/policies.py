@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hooks.api import registry
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, SELINUX_KEY
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
 from nodesync.nodeio.sources import Source, digest_of, source_of
 
-SELINUX_KINDS = ("SelinuxProfile", "RawSelinuxProfile")
+SELINUX_KINDS = tuple(kind.kind for kind in registry.SELINUX_KINDS)
 CIL_EXTENSION = ".cil"
 
 # Reasons, in the Go operator's CamelCase style.

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from hooks.api.base import Object
 from hooks.api.configmaps import configmap_metadata
 from hooks.api.nodestatus import status_name
 from nodesync.nodeio import reasons
 from nodesync.nodeio.agent import NodeAgent
-from nodesync.nodeio.cluster import ApiError, Json
+from nodesync.nodeio.cluster import ApiError
 from nodesync.nodeio.metrics import Metrics
 from nodesync.nodeio.reporting import NodeStatusReporter
 from nodesync.nodeio.watching import SELECTOR, Backoff, Watcher
@@ -36,7 +37,7 @@ OWNER = {
 }
 
 
-def cm(name: str, payload: str = '{"defaultAction": "SCMP_ACT_ALLOW"}', ns: str = "ns") -> Json:
+def cm(name: str, payload: str = '{"defaultAction": "SCMP_ACT_ALLOW"}', ns: str = "ns") -> Object:
     metadata = configmap_metadata("SeccompProfile", ns, name)
     metadata["ownerReferences"] = [{**OWNER, "name": name}]
     metadata["resourceVersion"] = "1"
@@ -48,7 +49,7 @@ def cm(name: str, payload: str = '{"defaultAction": "SCMP_ACT_ALLOW"}', ns: str 
     }
 
 
-def merge(target: Json, patch: Json) -> Json:
+def merge(target: Object, patch: Object) -> Object:
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
@@ -59,7 +60,7 @@ def merge(target: Json, patch: Json) -> Json:
     return target
 
 
-def matches(obj: Json, selector: str) -> bool:
+def matches(obj: Object, selector: str) -> bool:
     labels = obj["metadata"].get("labels") or {}
     return all(labels.get(k) == v for k, v in (term.split("=", 1) for term in selector.split(",")))
 
@@ -67,10 +68,10 @@ def matches(obj: Json, selector: str) -> bool:
 class FakeCluster:
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
-        self.configmaps: dict[tuple[str, str], Json] = {}
-        self.statuses: dict[tuple[str, str], Json] = {}
-        self.events: list[Json] = []
-        self.watches: list[list[Json] | ApiError] = []  # scripted, one entry per watch call
+        self.configmaps: dict[tuple[str, str], Object] = {}
+        self.statuses: dict[tuple[str, str], Object] = {}
+        self.events: list[Object] = []
+        self.watches: list[list[Object] | ApiError] = []  # scripted, one entry per watch call
         self.calls: list[tuple[str, ...]] = []
         self.failing: set[str] = set()
         self.lists = 0
@@ -80,7 +81,7 @@ class FakeCluster:
         if call[0] in self.failing:
             raise ApiError(500, f"{call[0]} failed")
 
-    def list_configmaps(self, selector: str) -> tuple[list[Json], str]:
+    def list_configmaps(self, selector: str) -> tuple[list[Object], str]:
         assert selector == SELECTOR
         self.lists += 1
         self._call("list_configmaps")
@@ -88,7 +89,7 @@ class FakeCluster:
 
     def watch_configmaps(
         self, selector: str, resource_version: str, timeout: int
-    ) -> Iterator[Json]:
+    ) -> Iterator[Object]:
         self._call("watch_configmaps", resource_version)
         if not self.watches:
             self.stop.set()
@@ -106,11 +107,11 @@ class FakeCluster:
                     self.configmaps[key] = obj
             yield copy.deepcopy(event)
 
-    def list_node_statuses(self, selector: str) -> list[Json]:
+    def list_node_statuses(self, selector: str) -> list[Object]:
         self._call("list_node_statuses")
         return [copy.deepcopy(s) for s in self.statuses.values() if matches(s, selector)]
 
-    def create_node_status(self, namespace: str, body: Json) -> Json:
+    def create_node_status(self, namespace: str, body: Object) -> Object:
         name = body["metadata"]["name"]
         self._call("create", namespace, name)
         if (namespace, name) in self.statuses:
@@ -121,8 +122,8 @@ class FakeCluster:
         return copy.deepcopy(stored)
 
     def patch_node_status(
-        self, namespace: str, name: str, patch: Json, *, status: bool = False
-    ) -> Json:
+        self, namespace: str, name: str, patch: Object, *, status: bool = False
+    ) -> Object:
         self._call("patch_status" if status else "patch", namespace, name)
         if (namespace, name) not in self.statuses:
             raise ApiError(404, "not found")
@@ -138,7 +139,7 @@ class FakeCluster:
         if self.statuses.pop((namespace, name), None) is None:
             raise ApiError(404, "not found")
 
-    def create_event(self, namespace: str, body: Json) -> None:
+    def create_event(self, namespace: str, body: Object) -> None:
         self.events.append(body)
 
 
@@ -161,7 +162,7 @@ class Rig:
         watcher.run()
         return watcher
 
-    def status(self, profile: str, ns: str = "ns") -> Json:
+    def status(self, profile: str, ns: str = "ns") -> Object:
         return self.cluster.statuses[(ns, status_name(profile, NODE))]
 
     def file(self, profile: str, ns: str = "ns") -> Path:
@@ -249,7 +250,7 @@ def test_expiry_relists_at_once_and_disconnects_back_off(tmp_path: Path) -> None
     # while the watch was down, p was deleted and r created: the re-list converges
     original = rig.cluster.list_configmaps
 
-    def changed_after_first(selector: str) -> tuple[list[Json], str]:
+    def changed_after_first(selector: str) -> tuple[list[Object], str]:
         if rig.cluster.lists:
             rig.cluster.configmaps = {("ns", "seccomp-r"): cm("r")}
         return original(selector)
@@ -338,7 +339,7 @@ def test_a_failed_report_ends_the_long_watch_and_is_retried_after_a_brief_one(
     timeouts: list[int] = []
     watch = rig.cluster.watch_configmaps
 
-    def recording(selector: str, resource_version: str, timeout: int) -> Iterator[Json]:
+    def recording(selector: str, resource_version: str, timeout: int) -> Iterator[Object]:
         timeouts.append(timeout)
         if len(timeouts) == 2:
             rig.cluster.failing.clear()  # the API server answers again

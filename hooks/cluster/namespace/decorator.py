@@ -29,13 +29,12 @@ from hooks.api import profilebinding as binding_api
 from hooks.api import seccompprofile as seccomp_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api import spod as spod_api
-from hooks.api.base import Open, Wire
+from hooks.api.base import Object, Open, Wire
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.binding import table as binding_table
 from hooks.cluster.contract import (
     CustomizeRequest,
     CustomizeResponse,
-    Object,
     ObjectMap,
     ResourceRule,
     group_key,

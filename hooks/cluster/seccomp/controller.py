@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from hooks.api import GROUP
 from hooks.api import seccompprofile as api
 from hooks.api import spod as spod_api
+from hooks.api.base import Object
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
@@ -28,7 +29,6 @@ from hooks.cluster.contract import (
     CustomizeRequest,
     CustomizeResponse,
     LabelSelector,
-    Object,
     ResourceRule,
     SyncRequest,
     SyncResponse,

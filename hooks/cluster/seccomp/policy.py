@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from hooks.api import spod as spod_api
+from hooks.api.base import Object
 from hooks.api.problems import ProfileProblem
 from hooks.api.seccompprofile import Action, SeccompProfileSpec
-from hooks.cluster.contract import Object
 
 DISALLOWED_SYSCALLS = "DisallowedSyscalls"
 DISALLOWED_ACTION = "DisallowedSeccompAction"

@@ -31,6 +31,7 @@ from hooks.api import rawselinuxprofile as raw_api
 from hooks.api import selinuxprofile as api
 from hooks.api import selinuxrules as validation
 from hooks.api import spod as spod_api
+from hooks.api.base import Object
 from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
@@ -45,7 +46,6 @@ from hooks.cluster.contract import (
     CustomizeRequest,
     CustomizeResponse,
     LabelSelector,
-    Object,
     ResourceRule,
     SyncRequest,
     SyncResponse,

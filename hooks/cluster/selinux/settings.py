@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hooks.api.base import Object
 from hooks.api.spod import (
     DEFAULT_ALLOWED_SYSTEM_PROFILES,
     DEFAULT_SPOD_NAME,
     OPERATOR_NAMESPACE,
     find_spod,
 )
-from hooks.cluster.contract import Object
 
 SPOD_REF = f"{OPERATOR_NAMESPACE}/{DEFAULT_SPOD_NAME}"
 

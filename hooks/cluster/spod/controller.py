@@ -17,17 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hooks.api.base import Condition
+from hooks.api.base import Condition, Object
 from hooks.api.problems import ProfileProblem
 from hooks.api.spod import QUANTITY_PATTERN, SecurityProfilesOperatorDaemon, SPODState, SPODStatus
-from hooks.cluster.contract import (
-    Object,
-    SyncRequest,
-    SyncResponse,
-    group_key,
-    last_applied,
-    unchanged,
-)
+from hooks.cluster.contract import SyncRequest, SyncResponse, group_key, last_applied, unchanged
 from hooks.cluster.profilestatus import ready_conditions
 from hooks.cluster.spod import daemonset, validation
 from hooks.cluster.spod.rollout import Outcome, combine, of_daemonset, of_state

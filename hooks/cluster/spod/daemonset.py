@@ -61,15 +61,12 @@ no use.
 
 from __future__ import annotations
 
-from typing import Any
-
+from hooks.api.base import Object
 from hooks.api.spod import (
     DEFAULT_PRIORITY_CLASS_NAME,
     DEFAULT_SELINUX_TYPE_TAG,
     SecurityProfilesOperatorDaemon,
 )
-
-Object = dict[str, Any]
 
 IMAGE_ANNOTATION = "spo.x-k8s.io/image"
 SELINUXD_IMAGE_ANNOTATION = "spo.x-k8s.io/selinuxd-image"
