@@ -52,12 +52,9 @@ from nodesync.enricher.containers import (  # noqa: E402
     ContainerResolver,
 )
 from nodesync.enricher.enriching import LogEnricher  # noqa: E402
-from nodesync.enricher.following import (  # noqa: E402
-    Follower,
-    Position,
-    StateFile,
-)
+from nodesync.enricher.following import Follower  # noqa: E402
 from nodesync.enricher.recorder import Recorder  # noqa: E402
+from nodesync.enricher.state import Position, StateFile  # noqa: E402
 
 CONTAINER_PIDS = range(20000, 20200)
 HOST_PIDS = range(100, 110)

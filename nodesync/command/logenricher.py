@@ -30,44 +30,32 @@ breaks the workload it is meant for).
 from __future__ import annotations
 
 import argparse
-import heapq
-import itertools
 import logging
 import os
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from hooks.api import GROUP
 from nodesync.command.nodesync import Loops, add_agent_arguments, stop_on_signals
+from nodesync.enricher.auditloop import event, follow
 from nodesync.enricher.containers import ContainerResolver
+from nodesync.enricher.deferring import Deferred, DeferredRecording
 from nodesync.enricher.enriching import LogEnricher
-from nodesync.enricher.following import Follower, StateFile
+from nodesync.enricher.following import Follower
+from nodesync.enricher.losses import AuditdWatch, KernelLogWatch, read_lost_counter
 from nodesync.enricher.nodepods import NodePods, selector
-from nodesync.enricher.recorder import Loss, LossDetector, Recorder, read_lost_counter
+from nodesync.enricher.recorder import Recorder
+from nodesync.enricher.state import RecorderState
 from nodesync.nodeio import serving
 from nodesync.nodeio.logs import about, configure
 from nodesync.nodeio.metrics import Metrics
-from nodesync.nodeio.reporting import event_body
-
-if TYPE_CHECKING:  # imported when run: it is not needed to parse the arguments
-    from nodesync.enricher.recordingagent import Decision, RecordingAgent
 
 log = logging.getLogger(__name__)
 
 DEFAULT_METRICS_BIND = "0.0.0.0:8086"
-COMPONENT = "spo-log-enricher"
 RETRY_SECONDS = 10.0  # a recorded pod whose ProfileRecording could not be read waits this long
 STATE_FILE = "audit-log.json"
 DEFAULT_AUDIT_LOG = "/var/log/audit/audit.log"
-NO_AUDITD = (
-    "auditd is not running on this node: audit records go to the kernel log, which "
-    "rate-limits them, so recordings would miss syscalls; no recorded profile is created "
-    "until the log enricher runs on a node with auditd"
-)
 
 
 def _flag(name: str) -> bool:
@@ -133,280 +121,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="watch the kernel's lost audit records counter with auditctl -s, where it works",
     )
-
-
-def auditd_pid(proc_root: Path | str = "/proc") -> int | None:
-    """The pid of a process named ``auditd`` (the host's, with hostPID), None when none runs."""
-    for entry in Path(proc_root).iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() == "auditd":
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
-
-
-def auditd_running(proc_root: Path | str = "/proc") -> bool:
-    return auditd_pid(proc_root) is not None
-
-
-class Every:
-    """True when called first, then at most once per ``interval`` seconds of ``clock``."""
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self._clock = clock
-        self._last: float | None = None
-
-    def __call__(self) -> bool:
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval:
-            return False
-        self._last = now
-        return True
-
-
-class AuditdWatch:
-    """Looks every ``interval`` seconds whether auditd runs: while it does not, records are being
-    lost (an ongoing loss, which refuses every profile); once it runs again, the recordings that
-    start from then on are complete."""
-
-    REASON = "no-auditd"
-
-    def __init__(
-        self,
-        detector: LossDetector,
-        proc_root: Path | str = "/proc",
-        interval: float = 5.0,
-        *,
-        running: Callable[[Path | str], bool] = auditd_running,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.detector = detector
-        self.proc_root = proc_root
-        self._running = running
-        self._due = Every(interval, clock)
-
-    def check(self) -> None:
-        if not self._due():
-            return
-        missing = self.detector.ongoing(self.REASON)
-        if self._running(self.proc_root):
-            if missing:
-                self.detector.end(self.REASON)
-                log.warning(
-                    "auditd runs now: pods recorded from now on get their profiles; those "
-                    "recorded while it did not run do not",
-                    extra=about("", ""),
-                )
-        elif not missing:
-            log.error("%s", NO_AUDITD, extra={**about("", ""), "reason": self.REASON})
-            self.detector.add(Loss(self.REASON, NO_AUDITD, ongoing=True))
-
-
-class KernelLogWatch:
-    """The kernel's own reports of dropped audit records (``audit: backlog limit exceeded``,
-    ``audit_lost=``, rate limits), read from ``/dev/kmsg`` as they come; and the kernel's lost
-    counter (``auditctl -s``) where it can be read. Each is optional: without them, only what
-    the audit log itself says is seen, and the log says so once."""
-
-    def __init__(
-        self,
-        detector: LossDetector,
-        kmsg: Path | str | None = "/dev/kmsg",
-        *,
-        counter: Callable[[], int | None] | None = read_lost_counter,
-        interval: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.detector = detector
-        self._due = Every(interval, clock)
-        self._fd: int | None = None
-        if kmsg is not None:
-            try:
-                self._fd = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK)
-                os.lseek(self._fd, 0, os.SEEK_END)  # what the kernel says from now on
-            except OSError as error:
-                if self._fd is not None:
-                    os.close(self._fd)
-                    self._fd = None
-                log.warning(
-                    "cannot read the kernel log %s (%s): audit records the kernel drops are "
-                    "noticed only through its lost counter",
-                    kmsg,
-                    error.strerror or error,
-                    extra=about("", ""),
-                )
-        self._counter = counter
-        if counter is not None:
-            first = counter()
-            if first is None:
-                self._counter = None
-                log.info(
-                    "the kernel's lost counter cannot be read here (auditctl -s)",
-                    extra=about("", ""),
-                )
-            else:
-                detector.counter(first)
-
-    def check(self) -> None:
-        if not self._due():
-            return
-        if self._fd is not None:
-            self.detector.read_kmsg(self._fd)
-        if self._counter is not None:
-            self.detector.counter(self._counter())
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-class Deferred:
-    """Pod events from the watch thread, replayed in the audit-log thread ``delay`` seconds later."""
-
-    def __init__(self, delay: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.delay = delay
-        self._clock = clock
-        self._queue: list[tuple[float, int, Callable[[], object]]] = []
-        self._order = itertools.count()
-        self._lock = threading.Lock()
-
-    def later(self, call: Callable[[], object], delay: float | None = None) -> None:
-        """Run ``call`` in ``delay`` seconds (default: this queue's)."""
-        wait = self.delay if delay is None else delay
-        with self._lock:
-            heapq.heappush(self._queue, (self._clock() + wait, next(self._order), call))
-
-    def run_due(self) -> int:
-        """Run every call whose time has come, in order; how many ran."""
-        ran = 0
-        while True:
-            with self._lock:
-                if not self._queue or self._queue[0][0] > self._clock():
-                    return ran
-                _, _, call = heapq.heappop(self._queue)
-            call()
-            ran += 1
-
-
-class DeferredRecording:
-    """The recording agent seen from the pod watch.
-
-    What the agent knows changes at once (a recorded pod is remembered, and so
-    saved, as soon as it is seen; the pods a fresh list lacks are decided gone
-    against what was known at that moment), while finishing a pod, which reads
-    what the recorder has, waits ``deferred``'s delay for the pod's last records.
-    """
-
-    def __init__(self, agent: RecordingAgent, deferred: Deferred) -> None:
-        self.agent = agent
-        self.deferred = deferred
-
-    def observe(self, pod: Mapping[str, Any]) -> None:
-        self.agent.remember(pod)
-        self.deferred.later(lambda: self.agent.observe(pod))
-
-    def deleted(self, pod: Mapping[str, Any]) -> None:
-        self.deferred.later(lambda: self.agent.deleted(pod))
-
-    def relist(self, pods: Iterable[Mapping[str, Any]]) -> None:
-        listed = list(pods)
-        gone = self.agent.gone(listed)  # against what is known now, not when the list's turn comes
-        for pod in listed:
-            self.observe(pod)
-        for pod in gone:
-            self.deleted(pod)
-
-
-class RecorderState(StateFile):
-    """The follower's positions, the recorder's traces and the recorded pods not finished yet,
-    in one file written atomically: whatever a restart resumes from, it is one moment's."""
-
-    def __init__(
-        self, path: Path | str, recorder: Recorder, agent: RecordingAgent | None = None
-    ) -> None:
-        super().__init__(path)
-        self.recorder = recorder
-        self.agent = agent
-
-    def document(self, positions: Any) -> dict[str, Any]:
-        document = super().document(positions)
-        document["recorded"] = self.recorder.snapshot()
-        if self.agent is not None:
-            document["pods"] = self.agent.snapshot()
-        return document
-
-    def restore(self) -> int:
-        """Put the saved traces and pods back; how many containers the traces cover."""
-        loaded = self.load_document()
-        pods = loaded.get("pods")
-        if self.agent is not None and isinstance(pods, list):
-            self.agent.restore(pods)
-        recorded = loaded.get("recorded")
-        if not isinstance(recorded, dict):
-            return 0
-        return self.recorder.restore(recorded)
-
-
-def event(node: str, decision: Decision) -> dict[str, Any]:
-    """The Event telling a ProfileRecording what became of one of its containers' profiles."""
-    target = decision.target
-    failed = decision.profile is None
-    if failed:
-        message = f"{target.kind} {decision.name} of container {target.ref.container} of pod {target.ref.pod} was not created: {decision.error}"
-    else:
-        message = f"recorded {target.kind} {decision.name} from container {target.ref.container} of pod {target.ref.pod}"
-    involved = {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "kind": "ProfileRecording",
-        "name": target.recording,
-        "namespace": target.ref.namespace,
-    }
-    return event_body(
-        involved,
-        "ProfileNotRecorded" if failed else "ProfileRecorded",
-        message[:1024],
-        warning=failed,
-        component=COMPONENT,
-        node=node,
-    )
-
-
-def follow(
-    follower: Follower,
-    agent: RecordingAgent,
-    enricher: LogEnricher,
-    deferred: Deferred,
-    stop: threading.Event,
-    *,
-    auditd: AuditdWatch | None = None,
-    kernel: KernelLogWatch | None = None,
-) -> None:
-    """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
-    try:
-        while not stop.is_set():
-            if auditd is not None:
-                auditd.check()
-            if kernel is not None:
-                kernel.check()
-            batch = follower.poll()
-            if batch:
-                agent.consume(batch, each=enricher)
-                sys.stdout.flush()  # the enriched lines of a batch leave together
-                follower.commit()
-            deferred.run_due()
-            follower.maybe_checkpoint()
-            if not batch:
-                stop.wait(follower.poll_interval)
-    finally:
-        follower.checkpoint()
-        follower.close()
-        if kernel is not None:
-            kernel.close()
 
 
 def run(args: argparse.Namespace) -> int:

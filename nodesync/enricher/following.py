@@ -30,90 +30,21 @@ the saved offset never covers lines the caller has not finished with.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
+
+from nodesync.enricher.state import Position, StateFile
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT: Final = 64  # bytes before the offset that identify the content read so far
 _COMPRESSED: Final = (".gz", ".xz", ".bz2", ".zst", ".lz4")
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    device: int
-    inode: int
-    offset: int
-    tail: str  # hex of up to FINGERPRINT bytes before offset
-
-
-class StateFile:
-    """The saved positions of a follower, written atomically (temp file, fsync, rename).
-
-    One position per file still being read: rotated files not finished yet, then
-    the file at the path (last).
-    """
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-
-    def load_document(self) -> dict[str, Any]:
-        """The saved document ({} when there is none or it cannot be read)."""
-        try:
-            document = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as error:
-            log.warning("ignoring the unreadable follower state %s: %s", self.path, error)
-            return {}
-        return document if isinstance(document, dict) else {}
-
-    def load(self) -> tuple[Position, ...]:
-        document = self.load_document()
-        if not document:
-            return ()
-        try:
-            return tuple(
-                Position(
-                    int(entry["device"]),
-                    int(entry["inode"]),
-                    int(entry["offset"]),
-                    str(entry.get("tail", "")),
-                )
-                for entry in document["files"]
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            log.warning("ignoring the unreadable follower state %s: %s", self.path, error)
-            return ()
-
-    def document(self, positions: Sequence[Position]) -> dict[str, Any]:
-        """What :meth:`save` writes (a subclass may add to it)."""
-        return {"files": [asdict(position) for position in positions]}
-
-    def save(self, positions: Sequence[Position]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        data = json.dumps(self.document(positions)).encode()
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 class _Open:

@@ -55,18 +55,18 @@ from hooks.api.profilerecording import (
 from hooks.api.registry import RECORDED_KINDS
 from hooks.api.seccompprofile import SeccompProfileSpec
 from hooks.api.selinuxprofile import SelinuxProfileSpec
-from nodesync.enricher.recordingagent import (
+from nodesync.enricher.recordedprofiles import (
     ALLOW,
     DEFAULT_ACTION,
     SELINUX_KIND,
     Allow,
     checked_allow,
-    disabled_by,
     profile_object,
     seccomp_spec,
     selinux_name_problem,
     selinux_spec,
 )
+from nodesync.enricher.recordingagent import disabled_by
 from nodesync.nodeio.cluster import ApiError
 from nodesync.nodeio.logs import about
 

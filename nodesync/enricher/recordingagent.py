@@ -1,132 +1,53 @@
 """Turn what the recorder saw into SeccompProfile and SelinuxProfile objects when a recorded pod is done.
 
-The recording webhook marks each recorded container ``<c>`` of a pod with an
-annotation ``<prefix><c>: <recording>_<c>_<nonce>_<stamp>``: the prefix
-``io.containers.trace-logs/`` asks for a SeccompProfile, ``io.containers.trace-avcs/``
-for a SelinuxProfile. When such a pod has phase ``Succeeded`` or is deleted,
-each of its marked containers yields one profile of that kind in the pod's
-namespace, named ``<recording>-<container>`` (plus ``-<suffix>`` for a pod made
-from ``metadata.generateName``: the part of its name after that prefix, so that
-the replicas of a workload do not overwrite each other) and labelled with the
-recording's and the container's names. It is created ``disabled`` when its
-ProfileRecording says ``disableProfileAfterRecording``.
-
-- A SeccompProfile denies by default (``SCMP_ACT_ERRNO``) and allows exactly
-  the syscalls recorded, sorted, for this node's architecture. A container
-  with no syscall recorded is an error: an empty allow list would break it.
-- A SelinuxProfile inherits the system policy ``container`` and allows what
-  the AVC records of the container asked for: target type -> class -> sorted
-  permissions. The recording's own process type (``selinuxrecording.process``,
-  or any source type of the container's records) becomes ``@self``. Every rule
-  goes through the operator's own SelinuxProfile checks
-  (:func:`hooks.api.selinuxrules.check_allow`): a type, class or permission
-  the SelinuxProfile controller would refuse (a malformed name, or one on the
-  deny list such as ``kernel_t``, ``security_t``, class ``security`` or
-  permission ``relabelto``) is left out and logged as a warning, so that the
-  recorded profile is one the controller installs; the workload may then need
-  those rights from elsewhere. A container with no AVC recorded gets a profile
-  with no ``allow``: the ``container`` policy was all it needed.
-
-When the ProfileRecording has ``mergeStrategy: containers`` the profile is
-partial: labelled ``spo.x-k8s.io/partial: "true"``, never installed, named
-``<recording>-<container>-<suffix>`` with the pod's name as the suffix of a pod
-not made from ``generateName`` (so that a partial never takes the name of the
-merged profile, ``<recording>-<container>``), and without ``disabled`` (the
-merged profile carries it). :mod:`nodesync.enricher.merging` merges them.
-
-Lost audit records make an incomplete profile that would break the workload
-it is meant for: when the loss detector saw any since the pod was created (or
-while auditd did not run), no profile is created for its containers and the
-outcome is an error that says so (logged, and an Event on the recording).
-
 The decisions (:func:`recorded_targets`, :func:`decide`, :func:`seccomp_profile`,
-:func:`selinux_profile`, :func:`selinux_allow`) are pure functions;
-:class:`RecordingAgent` is the thin part that keeps the pods it was shown and
-creates the profiles through a ``create(obj)`` callable, which posts by the
-object's ``kind``.
+:func:`selinux_profile`) are pure functions; :class:`RecordingAgent` is the thin
+part that keeps the pods it was shown and creates the profiles through a
+``create(obj)`` callable. Names, labels, partial profiles and what lost records
+do to a recording: docs/architecture.md, "Recording".
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from hooks.api import selinuxrules as validation
-from hooks.api.base import Object, ObjectMeta
-from hooks.api.podannotations import SELINUX_RECORDING_TYPE
-from hooks.api.problems import ProfileProblem
+from hooks.api.base import Object
 from hooks.api.profilerecording import (
-    PROFILE_PARTIAL_LABEL,
-    PROFILE_TO_CONTAINER_LABEL,
-    PROFILE_TO_RECORDING_LABEL,
-    SECCOMP_RECORD_LOGS_ANNOTATION,
-    SELINUX_RECORD_LOGS_ANNOTATION,
     MergeStrategy,
 )
-from hooks.api.seccompprofile import KIND as SECCOMP
-from hooks.api.seccompprofile import Action, Arch, SeccompProfile, SeccompProfileSpec, Syscall
+from hooks.api.seccompprofile import SeccompProfileSpec
 from hooks.api.selinuxprofile import (
-    ALLOW_SELF,
-    PolicyKind,
-    PolicyRef,
-    SelinuxProfile,
     SelinuxProfileSpec,
 )
-from hooks.api.selinuxprofile import KIND as SELINUX
 from hooks.api.syscalls import native_arch
 from nodesync.enricher.auditlog import AuditRecord
 from nodesync.enricher.containers import ContainerRef, container_index, pod_key
-from nodesync.enricher.recorder import (
-    LossDetector,
-    RecordedAvcs,
-    RecordedSyscalls,
-    Recorder,
-    RecordsLost,
+from nodesync.enricher.losses import LossDetector, RecordsLost
+from nodesync.enricher.recordedpods import (
+    Target,
+    _metadata,
+    essential,
+    finished,
+    recorded_targets,
+    started,
 )
+from nodesync.enricher.recordedprofiles import (
+    SELINUX_KIND,
+    profile_object,
+    rule_count,
+    seccomp_spec,
+    selinux_allow,
+    selinux_name_problem,
+    selinux_spec,
+)
+from nodesync.enricher.recorder import RecordedAvcs, RecordedSyscalls, Recorder
 from nodesync.nodeio.logs import about
 
 log = logging.getLogger(__name__)
-
-API_VERSION: Final = SECCOMP.api_version
-KIND: Final = SECCOMP.kind
-SELINUX_API_VERSION: Final = SELINUX.api_version
-SELINUX_KIND: Final = SELINUX.kind
-DEFAULT_ACTION: Final = "SCMP_ACT_ERRNO"
-ALLOW: Final = "SCMP_ACT_ALLOW"
-INHERIT_SYSTEM: Final = "container"
-PARTIAL_VALUE: Final = "true"
-_ID_PARTS: Final = 4
-_PREFIXES: Final = (
-    (SECCOMP_RECORD_LOGS_ANNOTATION, KIND),
-    (SELINUX_RECORD_LOGS_ANNOTATION, SELINUX_KIND),
-)
-_RECORDING_PREFIXES: Final = tuple(prefix for prefix, _ in _PREFIXES)
-
-Allow = dict[str, dict[str, list[str]]]
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Target:
-    """A recorded container of a pod, and the profile its recording makes.
-
-    ``profile`` is the name of the profile; ``replica`` the ``generateName``
-    suffix of the pod ("" for a pod named in full).
-    """
-
-    ref: ContainerRef
-    recording: str
-    profile: str
-    kind: str = KIND
-    replica: str = ""
-
-    @property
-    def partial_profile(self) -> str:
-        """The name of the target's partial profile: always with a suffix (the pod's name by default)."""
-        return f"{self.recording}-{self.ref.container}-{self.replica or self.ref.pod}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,82 +70,6 @@ class Decision:
         return self.target.profile
 
 
-def _metadata(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    return pod.get("metadata") or {}
-
-
-def replica_of(metadata: Mapping[str, Any]) -> str:
-    """The part of the pod's name after its ``generateName``, "" for a pod named in full."""
-    prefix = str(metadata.get("generateName") or "")
-    if not prefix:
-        return ""
-    pod = str(metadata.get("name") or "")
-    return pod[len(prefix) :] if pod.startswith(prefix) else pod
-
-
-def profile_name(recording: str, container: str, metadata: Mapping[str, Any]) -> str:
-    """``<recording>-<container>``, with ``-<suffix>`` for a pod named from ``generateName``."""
-    name = f"{recording}-{container}"
-    suffix = replica_of(metadata)
-    return f"{name}-{suffix}" if suffix else name
-
-
-def recording_of(value: object) -> str | None:
-    """The recording's name in an annotation value ``<recording>_<container>_<nonce>_<stamp>``."""
-    if not isinstance(value, str):
-        return None
-    parts = value.split("_")
-    if len(parts) != _ID_PARTS or not parts[0]:
-        return None
-    return parts[0]
-
-
-def _kind_of(key: str) -> tuple[str, str] | None:
-    """(profile kind, container) of a recording annotation key, None for any other key."""
-    for prefix, kind in _PREFIXES:
-        if key.startswith(prefix):
-            return kind, key[len(prefix) :]
-    return None
-
-
-def recorded_targets(pod: Mapping[str, Any]) -> list[Target]:
-    """The containers of ``pod`` recorded from the audit log (seccomp and SELinux), sorted."""
-    metadata = _metadata(pod)
-    namespace, name = pod_key(pod)
-    annotations = metadata.get("annotations") or {}
-    replica = replica_of(metadata)
-    targets: list[Target] = []
-    for key, value in annotations.items():
-        found = _kind_of(key)
-        if found is None:
-            continue
-        kind, container = found
-        recording = recording_of(value)
-        if not container or recording is None:
-            log.warning(
-                "ignoring the malformed recording annotation %s=%r",
-                key,
-                value,
-                extra=about(namespace, name),
-            )
-            continue
-        targets.append(
-            Target(
-                ContainerRef(namespace, name, container),
-                recording,
-                profile_name(recording, container, metadata),
-                kind,
-                replica,
-            )
-        )
-    return sorted(targets)
-
-
-def finished(pod: Mapping[str, Any]) -> bool:
-    """Whether the pod's recording is over while the pod still exists (phase Succeeded)."""
-    return (pod.get("status") or {}).get("phase") == "Succeeded"
-
-
 def disabled_by(recording: Mapping[str, Any] | None) -> bool:
     """Whether the ProfileRecording object asks for the profiles to be created disabled."""
     if not recording:
@@ -237,67 +82,6 @@ def merging_by(recording: Mapping[str, Any] | None) -> bool:
     if not recording:
         return False
     return (recording.get("spec") or {}).get("mergeStrategy") == MergeStrategy.CONTAINERS.value
-
-
-def profile_object(
-    kind: str,
-    name: str,
-    namespace: str,
-    spec: SeccompProfileSpec | SelinuxProfileSpec,
-    *,
-    recording: str,
-    container: str,
-    partial: bool = False,
-) -> Object:
-    """A recorded profile of ``kind``, labelled with its recording and container (and partial)."""
-    labels = {PROFILE_TO_RECORDING_LABEL: recording, PROFILE_TO_CONTAINER_LABEL: container}
-    if partial:
-        labels[PROFILE_PARTIAL_LABEL] = PARTIAL_VALUE
-    metadata = ObjectMeta(name=name, namespace=namespace, labels=labels)
-    profile: SeccompProfile | SelinuxProfile
-    if isinstance(spec, SelinuxProfileSpec):
-        profile = SelinuxProfile(
-            apiVersion=SELINUX_API_VERSION, kind=kind, metadata=metadata, spec=spec
-        )
-    else:
-        profile = SeccompProfile(apiVersion=API_VERSION, kind=kind, metadata=metadata, spec=spec)
-    return profile.to_wire()
-
-
-def seccomp_spec(
-    names: Iterable[str],
-    architectures: Iterable[str],
-    disabled: bool,
-    default_action: str = DEFAULT_ACTION,
-) -> SeccompProfileSpec:
-    """Deny by default, allow ``names`` (sorted, once each) on ``architectures`` (sorted).
-
-    Built unvalidated (``model_construct``): what the recorder saw is written as
-    seen, and the API server's schema judges it, as for any other client.
-    """
-    allowed = Syscall.model_construct(action=Action.ALLOW, names=sorted(set(names)))
-    return SeccompProfileSpec.model_construct(
-        defaultAction=Action(default_action),
-        architectures=[Arch(arch) for arch in sorted(set(architectures))],
-        syscalls=[allowed],
-        disabled=True if disabled else None,
-    )
-
-
-def selinux_spec(
-    allow: Mapping[str, Mapping[str, Iterable[str]]], disabled: bool
-) -> SelinuxProfileSpec:
-    """Inherit the system policy ``container``; allow ``allow`` (sorted; omitted when empty)."""
-    rules = {
-        target: {cls: sorted(set(perms)) for cls, perms in sorted(classes.items()) if perms}
-        for target, classes in sorted(allow.items())
-    }
-    rules = {target: classes for target, classes in rules.items() if classes}
-    return SelinuxProfileSpec(
-        inherit=[PolicyRef(kind=PolicyKind.SYSTEM, name=INHERIT_SYSTEM)],
-        allow=rules or None,
-        disabled=True if disabled else None,
-    )
 
 
 def _target_object(
@@ -333,77 +117,6 @@ def selinux_profile(
 ) -> Object:
     """The SelinuxProfile object to create for ``target``, allowing ``allow`` (already checked)."""
     return _target_object(target, selinux_spec(allow, disabled and not partial), partial)
-
-
-def checked_allow(
-    allow: Mapping[str, Mapping[str, Iterable[str]]],
-) -> tuple[Allow, tuple[str, ...]]:
-    """The rules of ``allow`` that the SelinuxProfile checks accept, and why the others were left out.
-
-    Each type, then each (type, class, permission), is put through
-    :func:`hooks.api.selinuxrules.check_allow`, so that what is kept passes
-    it as a whole. The reasons are sorted and given once each.
-    """
-    kept: Allow = {}
-    reasons: set[str] = set()
-    for target in sorted(allow):
-        try:
-            validation.check_allow({target: {}})
-        except ProfileProblem as problem:
-            reasons.add(problem.message)
-            continue
-        for cls in sorted(allow[target]):
-            for perm in sorted(set(allow[target][cls])):
-                try:
-                    validation.check_allow({target: {cls: [perm]}})
-                except ProfileProblem as problem:
-                    reasons.add(problem.message)
-                    continue
-                kept.setdefault(target, {}).setdefault(cls, []).append(perm)
-    return kept, tuple(sorted(reasons))
-
-
-def selinux_allow(recorded: RecordedAvcs | None) -> tuple[Allow, tuple[str, ...]]:
-    """The ``spec.allow`` of what a container was denied, and what was left out of it (see module doc).
-
-    The recording's own process type and the container's source types are ``@self``.
-    """
-    if recorded is None:
-        return {}, ()
-    own = {SELINUX_RECORDING_TYPE, *recorded.source_types}
-    merged: dict[str, dict[str, set[str]]] = {}
-    for target, classes in recorded.allow.items():
-        key = ALLOW_SELF if target in own else target
-        for cls, perms in classes.items():
-            merged.setdefault(key, {}).setdefault(cls, set()).update(perms)
-    return checked_allow(merged)
-
-
-def selinux_name_problem(name: str, namespace: str) -> str | None:
-    """Why the SelinuxProfile controller would refuse a profile called ``name``, None if it would not."""
-    try:
-        validation.check_name(name, namespace)
-    except ProfileProblem as problem:
-        return (
-            f"the SelinuxProfile controller will reject this profile ({problem.message}); "
-            "its recorded rules can be copied into a profile with a valid name"
-        )
-    return None
-
-
-CLOCK_SKEW: Final = 30.0  # seconds between the API server's clock and this node's, at most
-
-
-def started(pod: Mapping[str, Any]) -> float:
-    """When the pod's recording may have begun (epoch seconds, less ``CLOCK_SKEW``); 0 unknown."""
-    stamp = str(_metadata(pod).get("creationTimestamp") or "")
-    try:
-        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return max(0.0, moment.timestamp() - CLOCK_SKEW)
 
 
 def decide(
@@ -452,51 +165,6 @@ def decide(
             Decision(target, seccomp_profile(target, calls.names, arch, disabled, partial=partial))
         )
     return decisions
-
-
-def rule_count(profile: Mapping[str, Any]) -> int:
-    """How many syscalls (SeccompProfile) or permissions (SelinuxProfile) ``profile`` allows."""
-    spec = profile.get("spec") or {}
-    if profile.get("kind") == SELINUX_KIND:
-        return sum(
-            len(perms)
-            for classes in (spec.get("allow") or {}).values()
-            for perms in classes.values()
-        )
-    return sum(len(rule.get("names") or []) for rule in spec.get("syscalls") or [])
-
-
-_STATUS_LISTS: Final = ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses")
-
-
-def essential(pod: Mapping[str, Any]) -> Object:
-    """What finishing ``pod`` reads: its names, recording annotations, phase and container ids."""
-    metadata = _metadata(pod)
-    status = pod.get("status") or {}
-    kept: Object = {
-        "metadata": {
-            key: metadata[key]
-            for key in ("namespace", "name", "uid", "generateName", "creationTimestamp")
-            if metadata.get(key)
-        },
-        "status": {"phase": status.get("phase")} if status.get("phase") else {},
-    }
-    annotations = {
-        key: value
-        for key, value in (metadata.get("annotations") or {}).items()
-        if str(key).startswith(_RECORDING_PREFIXES)
-    }
-    if annotations:
-        kept["metadata"]["annotations"] = annotations
-    for key in _STATUS_LISTS:
-        entries = [
-            {"name": entry.get("name"), "containerID": entry.get("containerID")}
-            for entry in status.get(key) or ()
-            if entry.get("containerID")
-        ]
-        if entries:
-            kept["status"][key] = entries
-    return kept
 
 
 class RecordingAgent:

@@ -18,7 +18,7 @@ from pathlib import Path
 from oci import missing
 from unavailable import unavailable
 
-from nodesync.command.logenricher import auditd_pid
+from nodesync.enricher.losses import auditd_pid
 
 AUDIT_LOG = Path("/var/log/audit/audit.log")
 WAIT = 30.0

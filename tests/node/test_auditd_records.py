@@ -32,8 +32,9 @@ from prometheus_client import CollectorRegistry
 from nodesync.enricher.auditlog import SeccompRecord, parse
 from nodesync.enricher.containers import ContainerRef, ContainerResolver, container_index
 from nodesync.enricher.enriching import LogEnricher
-from nodesync.enricher.following import Follower, StateFile
+from nodesync.enricher.following import Follower
 from nodesync.enricher.recorder import Recorder
+from nodesync.enricher.state import StateFile
 
 pytestmark = pytest.mark.node
 

@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from nodesync.enricher.following import Follower, Position, StateFile
+from nodesync.enricher.following import Follower
+from nodesync.enricher.state import Position, StateFile
 
 
 def append(path: Path, text: str) -> None:

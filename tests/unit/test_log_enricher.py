@@ -9,20 +9,15 @@ from typing import Any
 import pytest
 
 from hooks.command.cli import parser
-from nodesync.command.logenricher import (
-    AuditdWatch,
-    Deferred,
-    DeferredRecording,
-    KernelLogWatch,
-    RecorderState,
-    auditd_running,
-    event,
-)
+from nodesync.enricher.auditloop import event
 from nodesync.enricher.containers import ContainerRef, Lookup
-from nodesync.enricher.following import Position
+from nodesync.enricher.deferring import Deferred, DeferredRecording
+from nodesync.enricher.losses import AuditdWatch, KernelLogWatch, Loss, auditd_running
 from nodesync.enricher.nodepods import NodePods, selector
-from nodesync.enricher.recorder import Loss, Recorder
-from nodesync.enricher.recordingagent import Decision, RecordingAgent, Target
+from nodesync.enricher.recordedpods import Target
+from nodesync.enricher.recorder import Recorder
+from nodesync.enricher.recordingagent import Decision, RecordingAgent
+from nodesync.enricher.state import Position, RecorderState
 
 CID_A = "a" * 64
 CID_B = "b" * 64

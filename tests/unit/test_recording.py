@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from nodesync.enricher.containers import ContainerRef, ContainerResolver, Lookup, Unknown
-from nodesync.enricher.recorder import (
+from nodesync.enricher.losses import (
     LossDetector,
-    Recorder,
     RecordsLost,
     loss_of_line,
     lost_counter,
     printk_ratelimited,
 )
+from nodesync.enricher.recorder import Recorder
 
 X86_64 = 0xC000003E
 AARCH64 = 0xC00000B7

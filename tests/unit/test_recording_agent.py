@@ -14,24 +14,11 @@ from hooks.api.profilerecording import (
 from hooks.api.selinuxprofile import SelinuxProfile
 from hooks.cluster.selinux.translation import translate
 from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
-from nodesync.enricher.recorder import (
-    Loss,
-    LossDetector,
-    RecordedAvcs,
-    RecordedSyscalls,
-    Recorder,
-    RecordsLost,
-)
-from nodesync.enricher.recordingagent import (
-    Decision,
-    RecordingAgent,
-    Target,
-    decide,
-    profile_name,
-    recorded_targets,
-    seccomp_profile,
-    selinux_allow,
-)
+from nodesync.enricher.losses import Loss, LossDetector, RecordsLost
+from nodesync.enricher.recordedpods import Target, profile_name, recorded_targets
+from nodesync.enricher.recordedprofiles import selinux_allow
+from nodesync.enricher.recorder import RecordedAvcs, RecordedSyscalls, Recorder
+from nodesync.enricher.recordingagent import Decision, RecordingAgent, decide, seccomp_profile
 
 ARCH = "SCMP_ARCH_X86_64"
 X86_64 = 0xC000003E

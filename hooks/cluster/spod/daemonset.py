@@ -1,62 +1,10 @@
 """The DaemonSets of a SecurityProfilesOperatorDaemon, built from its spec alone.
 
-Pure and deterministic: the same spod gives the same DaemonSets, built fresh on
-every call (nothing mutable is shared between calls). With the default spod
-there is one, nodesync's, which is the DaemonSet of
-``metacontroller/base/nodesync.yaml`` (a test keeps the two together), plus
-Go's default tolerations. ``enableLogEnricher`` adds a second one, the log
-enricher's (see below).
-
-What comes from where:
-
-- nodesync's DaemonSet is named after the spod (``spod``), as in the Go
-  operator, so ``kubectl -n security-profiles-operator get ds spod`` still
-  works. Its selector never changes with the spec (a DaemonSet's selector is
-  immutable).
-- Images: Go took the daemon's image from the operator's own Deployment and
-  selinuxd's from ``RELATED_IMAGE_SELINUXD``; a pure hook sees neither. The
-  annotations ``spo.x-k8s.io/image`` and ``spo.x-k8s.io/selinuxd-image`` on
-  the spod choose them; without them the images are ``DEFAULT_IMAGE`` (the
-  one image of this project) and ``DEFAULT_SELINUXD_IMAGE`` (Go's).
-- The annotation ``spo.x-k8s.io/watch-namespace`` on the spod (the spod has no
-  field for it) restricts nodesync and the log enricher to that one namespace:
-  they get ``WATCH_NAMESPACE``; nodesync lists and watches the profile
-  ConfigMaps there only and writes node statuses there only, the log enricher
-  records and creates profiles there only. The install variant
-  ``metacontroller/namespaced/`` sets it, and gives both a Role in that
-  namespace instead of their ClusterRoles. Without it (or empty), every
-  namespace.
-- ``daemonResourceRequirements`` replaces the nodesync container's resources
-  as a whole (as in Go); ``priorityClassName`` and ``tolerations`` go to the
-  pods of both DaemonSets, with Go's defaults when unset (an empty list means
-  no toleration), and so do ``affinity`` and ``imagePullSecrets``, as given.
-- ``verbosity`` 1 or more sets ``LOG_LEVEL=debug`` on our containers (0 leaves
-  their default, info).
-- ``enableSelinux`` adds selinuxd (and an init container installing the
-  policy templates selinuxd ships, which profiles inherit from), the shared
-  policy drop directory and socket, and the host's SELinux directories; nodesync
-  gets ``SELINUXD_SOCKET`` and ``SELINUX_POLICY_DIR``.
-- ``selinuxTypeTag`` (default ``spc_t``) labels the root containers (selinuxd,
-  its init container, the log enricher) always, and nodesync and its init
-  container when the tag is set explicitly or SELinux is enabled.
-
-The log enricher (``enableLogEnricher``) is the node's recorder: it creates
-the recorded SeccompProfiles and SelinuxProfiles and reads the pods of its
-node, which nodesync's ServiceAccount must not be able to do. A pod has one
-ServiceAccount, so (unlike Go, where it is a container of the spod's pods) it
-runs in a DaemonSet of its own, ``<spod>-log-enricher``, with the
-ServiceAccount ``spo-log-enricher`` (``metacontroller/base/log-enricher.yaml``)
-and its own fixed selector. Turning it on or off leaves nodesync's DaemonSet
-as it is. Its one container runs ``spo log-enricher`` as root without any
-capability, in the host's PID namespace (``hostPID``), and reads the host's
-audit log directory read-only; it saves its position in the audit log under
-``ENRICHER_STATE_DIR`` on the host, so a restart resumes where it stopped.
-``enableMemoryOptimization`` sets ``ENABLE_MEMORY_OPTIMIZATION=true`` on it
-(its pod cache then holds only the pods of its node labelled
-``spo.x-k8s.io/enable-recording``; nodesync caches no pods, so it does not get
-it). A ``hostProcVolumePath`` other than ``/proc`` is mounted read-only at
-``/host/proc`` and passed with ``--proc-dir``; without the log enricher it has
-no use.
+Pure and deterministic: the same spod gives the same DaemonSets, built fresh
+on every call. nodesync's DaemonSet is named after the spod and is the one of
+``metacontroller/base/nodesync.yaml`` (a test keeps them together);
+``enableLogEnricher`` adds the log enricher's. Which spec field and which
+annotation go where: docs/architecture.md, "The spod's DaemonSets".
 """
 
 from __future__ import annotations

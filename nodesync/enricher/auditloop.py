@@ -1,0 +1,77 @@
+"""The audit-log thread of the log enricher: read, enrich and record each batch, finish what is due."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from hooks.api import GROUP
+from nodesync.enricher.deferring import Deferred
+from nodesync.enricher.enriching import LogEnricher
+from nodesync.enricher.following import Follower
+from nodesync.enricher.losses import AuditdWatch, KernelLogWatch
+from nodesync.nodeio.reporting import event_body
+
+if TYPE_CHECKING:
+    from nodesync.enricher.recordingagent import Decision, RecordingAgent
+
+
+COMPONENT = "spo-log-enricher"  # the Events' source
+
+
+def event(node: str, decision: Decision) -> dict[str, Any]:
+    """The Event telling a ProfileRecording what became of one of its containers' profiles."""
+    target = decision.target
+    failed = decision.profile is None
+    if failed:
+        message = f"{target.kind} {decision.name} of container {target.ref.container} of pod {target.ref.pod} was not created: {decision.error}"
+    else:
+        message = f"recorded {target.kind} {decision.name} from container {target.ref.container} of pod {target.ref.pod}"
+    involved = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "ProfileRecording",
+        "name": target.recording,
+        "namespace": target.ref.namespace,
+    }
+    return event_body(
+        involved,
+        "ProfileNotRecorded" if failed else "ProfileRecorded",
+        message[:1024],
+        warning=failed,
+        component=COMPONENT,
+        node=node,
+    )
+
+
+def follow(
+    follower: Follower,
+    agent: RecordingAgent,
+    enricher: LogEnricher,
+    deferred: Deferred,
+    stop: threading.Event,
+    *,
+    auditd: AuditdWatch | None = None,
+    kernel: KernelLogWatch | None = None,
+) -> None:
+    """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
+    try:
+        while not stop.is_set():
+            if auditd is not None:
+                auditd.check()
+            if kernel is not None:
+                kernel.check()
+            batch = follower.poll()
+            if batch:
+                agent.consume(batch, each=enricher)
+                sys.stdout.flush()  # the enriched lines of a batch leave together
+                follower.commit()
+            deferred.run_due()
+            follower.maybe_checkpoint()
+            if not batch:
+                stop.wait(follower.poll_interval)
+    finally:
+        follower.checkpoint()
+        follower.close()
+        if kernel is not None:
+            kernel.close()
