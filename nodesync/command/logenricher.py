@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from nodesync.command.nodesync import Loops, add_agent_arguments, stop_on_signals
+from nodesync.command.running import Loops, add_agent_arguments, stop_on_signals
 from nodesync.enricher.auditloop import event, follow
 from nodesync.enricher.containers import ContainerResolver
 from nodesync.enricher.deferring import Deferred, DeferredRecording
