@@ -53,13 +53,9 @@ HERE = Path(__file__).resolve().parent
 
 def app() -> Flask:
     """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow baseline."""
-    from hooks.cluster.app import create_app
-    from hooks.cluster.web import binding
+    from baselines import app as with_baselines
 
-    flask_app = create_app({"ECHO_ROUTE": True})
-    if binding.blueprint.name not in flask_app.blueprints:
-        flask_app.register_blueprint(binding.blueprint)
-    return flask_app
+    return with_baselines()
 
 
 def binding_table() -> table.BindingTable:

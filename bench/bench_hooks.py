@@ -114,19 +114,16 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    spo = Path(sys.executable).with_name("spo")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "body.json"
         body.write_text(json.dumps(payload()))
-        env = {**os.environ, "SPO_ECHO_ROUTE": "1", "PROMETHEUS_MULTIPROC_DIR": tmp}
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": tmp}
         server = subprocess.Popen(
-            [
-                str(spo),
-                "--log-level",
-                "ERROR",
-                "hooks",
+            [  # the real server of `spo hooks`, with the /echo baseline mounted beside the hooks
+                sys.executable,
+                str(Path(__file__).with_name("baselines.py")),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

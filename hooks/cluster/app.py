@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from hooks.cluster.metrics import HookMetrics
@@ -26,12 +25,4 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(selinuxprofile.blueprint)
     app.register_blueprint(spod.blueprint)
     app.register_error_handler(HTTPException, edge.json_error)
-
-    if app.config.get("ECHO_ROUTE") or os.environ.get("SPO_ECHO_ROUTE") == "1":
-
-        @app.post("/echo")
-        def echo() -> Response:
-            """A trivial JSON route, the baseline the hook benchmark compares against."""
-            return edge.answer("echo", edge.decode_object)
-
     return app

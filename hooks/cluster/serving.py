@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from hooks.cluster.app import create_app
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], factory: Callable[[], Flask]) -> None:
         self.options = options
+        self.factory = factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -22,7 +25,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app()
+        return self.factory()
 
 
 def _post_worker_init(worker: Any) -> None:
@@ -46,7 +49,14 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def serve(bind: str, workers: int, certfile: str | None = None, keyfile: str | None = None) -> None:
+def serve(
+    bind: str,
+    workers: int,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    *,
+    factory: Callable[[], Flask] = create_app,
+) -> None:
     """Serve the hooks with ``workers`` processes; their metrics are shared through a folder.
 
     With ``certfile`` and ``keyfile`` (PEM) the server speaks HTTPS only, as the
@@ -69,5 +79,6 @@ def serve(bind: str, workers: int, certfile: str | None = None, keyfile: str | N
             "accesslog": None,
             "child_exit": _child_exit,
             "post_worker_init": _post_worker_init,
-        }
+        },
+        factory,
     ).run()

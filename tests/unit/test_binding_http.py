@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bench.baselines import with_baselines
 from hooks.cluster.app import create_app
 from hooks.cluster.binding import loading, table
 from hooks.cluster.web import binding
@@ -213,8 +214,8 @@ def test_metrics_count_admission_calls(client: FlaskClient) -> None:
 def test_trivial_admission_route_only_with_the_echo_flag(table_file: Path) -> None:
     plain = binding_app({"TESTING": True, "SPO_BINDINGS_FILE": str(table_file)}).test_client()
     assert plain.post("/admit-allow", json=_review()).status_code == 404
-    echo = binding_app(
-        {"TESTING": True, "ECHO_ROUTE": True, "SPO_BINDINGS_FILE": str(table_file)}
+    echo = with_baselines(
+        binding_app({"TESTING": True, "SPO_BINDINGS_FILE": str(table_file)})
     ).test_client()
     body = echo.post("/admit-allow", json=_review()).get_json()
     assert body["response"] == {"uid": _review()["request"]["uid"], "allowed": True}

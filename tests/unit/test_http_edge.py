@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from bench.baselines import with_baselines
 from hooks.cluster.app import create_app
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "seccompprofile"
@@ -128,5 +129,5 @@ def test_health_and_metrics(client: FlaskClient) -> None:
 
 def test_echo_route_only_when_asked(client: FlaskClient) -> None:
     assert client.post("/echo", json={"a": 1}).status_code == 404
-    echo = create_app({"ECHO_ROUTE": True}).test_client()
+    echo = with_baselines(create_app()).test_client()
     assert echo.post("/echo", json={"a": 1}).get_json() == {"a": 1}

@@ -26,8 +26,6 @@ def _open_table(state: BlueprintSetupState) -> None:
     app = state.app
     path = app.config.get(loading.ENV) or os.environ.get(loading.ENV) or loading.DEFAULT_PATH
     app.extensions[TABLE_EXTENSION] = loading.TableFile(path)
-    if app.config.get("ECHO_ROUTE") or os.environ.get("SPO_ECHO_ROUTE") == "1":
-        app.add_url_rule("/admit-allow", "admit_allow", _admit_allow, methods=["POST"])
 
 
 def _admit() -> admission.AdmissionReviewResponse:
@@ -39,18 +37,6 @@ def _admit() -> admission.AdmissionReviewResponse:
 @blueprint.post("/mutate-v1-pod-binding")
 def mutate_pod_binding() -> Response:
     return answer("binding-admission", _admit)
-
-
-def _admit_allow() -> Response:
-    """A trivial admission route (allowed, no patch), the baseline of the webhook benchmark."""
-
-    def allow() -> admission.AdmissionReviewResponse:
-        review = decode(admission.AdmissionReviewRequest)
-        return admission.AdmissionReviewResponse(
-            response=admission.AdmissionResponse(uid=review.request.uid, allowed=True)
-        )
-
-    return answer("admit-allow", allow)
 
 
 @blueprint.post("/profilebinding/customize")
