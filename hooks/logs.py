@@ -2,7 +2,9 @@
 
 Shared by every component of the ``spo`` command (the hooks, nodesync).
 A log call names its object with ``extra=about(namespace=..., name=...)``; a
-process that runs on one node (nodesync) adds the node to every line.
+process that runs on one node (nodesync) adds the node to every line. On a
+terminal (``spo render`` run by a person) the same fields come as one short
+line of text instead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,35 @@ def about(**fields: object) -> dict[str, object]:
     return {_PREFIX + key: value for key, value in fields.items() if value is not None}
 
 
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    for key, value in record.__dict__.items():
+        if key.startswith(_PREFIX):
+            fields[key[len(_PREFIX) :]] = value
+        elif key in _PLAIN:
+            fields[key] = value
+    return fields
+
+
+class TextFormatter(logging.Formatter):
+    """``warning default/web: message (reason=...)``: for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = _fields(record)
+        namespace, name = fields.pop("namespace", ""), fields.pop("name", "")
+        subject = "/".join(str(part) for part in (namespace, name) if part)
+        rest = " ".join(
+            f"{key}={value}" for key, value in fields.items() if value not in ("", None)
+        )
+        line = (
+            f"{record.levelname.lower()} {subject + ': ' if subject else ''}{record.getMessage()}"
+        )
+        line += f" ({rest})" if rest else ""
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 class JSONFormatter(logging.Formatter):
     def __init__(self, always: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -38,21 +69,18 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
             **self.always,
+            **_fields(record),
         }
-        for key, value in record.__dict__.items():
-            if key.startswith(_PREFIX):
-                line[key[len(_PREFIX) :]] = value
-            elif key in _PLAIN:
-                line[key] = value
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
 def configure(level: str | int = "INFO", **always: str) -> None:
-    """Send every log line of the process to stderr as JSON; ``always`` fields go on every line."""
+    """Send every log line of the process to stderr: JSON (``always`` fields on every line),
+    or text when stderr is a terminal."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter(always))
+    handler.setFormatter(TextFormatter() if sys.stderr.isatty() else JSONFormatter(always))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
