@@ -66,14 +66,20 @@ class Condition(Wire):
     """A status condition, as the Go operator writes them (type Ready, reason, message)."""
 
     type: str = Field(
-        description="Type of this condition. At most one of each condition type may apply to a resource at any point in time."
+        description=(
+            "Type of this condition. At most one of each condition type may apply to a resource at "
+            "any point in time."
+        )
     )
     status: str = Field(
         description="Status of this condition; is it currently True, False, or Unknown?"
     )
     lastTransitionTime: str | None = Field(
         default=None,
-        description="LastTransitionTime is the last time this condition transitioned from one status to another.",
+        description=(
+            "LastTransitionTime is the last time this condition transitioned from one status to "
+            "another."
+        ),
     )
     reason: str | None = Field(
         default=None,
@@ -81,7 +87,10 @@ class Condition(Wire):
     )
     message: str | None = Field(
         default=None,
-        description="A Message containing details about this condition's last transition from one status to another, if any.",
+        description=(
+            "A Message containing details about this condition's last transition from one status "
+            "to another, if any."
+        ),
     )
 
 

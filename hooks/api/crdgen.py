@@ -79,11 +79,15 @@ def openapi_schema(kind: Kind) -> JSON:
     root: JSON = _resolve(raw, defs)
     props = root.get("properties", {})
     props["apiVersion"] = {
-        "description": "APIVersion defines the versioned schema of this representation of an object.",
+        "description": (
+            "APIVersion defines the versioned schema of this representation of an object."
+        ),
         "type": "string",
     }
     props["kind"] = {
-        "description": "Kind is a string value representing the REST resource this object represents.",
+        "description": (
+            "Kind is a string value representing the REST resource this object represents."
+        ),
         "type": "string",
     }
     props["metadata"] = {"type": "object"}

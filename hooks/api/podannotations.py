@@ -24,7 +24,8 @@ from collections.abc import Iterator, Mapping
 from hooks.api import profilerecording as api
 
 SELINUX_RECORDING_TYPE = "selinuxrecording.process"
-"""The permissive SELinux type a container recorded for an SelinuxProfile runs as (the Go operator's)."""
+"""The permissive SELinux type a container recorded for an SelinuxProfile runs as (the Go
+operator's)."""
 
 _NONCE = 5
 _PARTS = 4
@@ -36,7 +37,8 @@ _PREFIXES = {
 
 
 def prefix(kind: api.RecordingKind, recorder: api.Recorder) -> str | None:
-    """The annotation prefix of a recording, None for a combination nothing records (SELinux with bpf)."""
+    """The annotation prefix of a recording, None for a combination nothing records (SELinux with
+    bpf)."""
     return _PREFIXES.get((kind, recorder))
 
 
@@ -55,7 +57,8 @@ def recording_id(recording: str, container: str, uid: str) -> str:
 def recorded_containers(
     annotations: Mapping[str, str], kind: api.RecordingKind, recording: str
 ) -> Iterator[str]:
-    """The names of the containers that ``annotations`` (a pod's) mark as recorded by ``recording``."""
+    """The names of the containers that ``annotations`` (a pod's) mark as recorded by
+    ``recording``."""
     prefixes = [p for (k, _), p in _PREFIXES.items() if k == kind]
     for key in sorted(annotations):
         value = annotations[key]

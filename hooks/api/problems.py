@@ -1,4 +1,5 @@
-"""Why a profile cannot be installed: a reason (reused in conditions, logs, metrics) and a message."""
+"""Why a profile cannot be installed: a reason (reused in conditions, logs, metrics) and a
+message."""
 
 from __future__ import annotations
 

@@ -47,7 +47,10 @@ class ProfileBindingSpec(Wire):
     profileRef: ProfileRef = Field(description="the profile to give to the matching containers")
     image: str = Field(
         min_length=1,
-        description="the container image to match, as written in the pod; '*' matches every container that has no profile yet",
+        description=(
+            "the container image to match, as written in the pod; '*' matches every container that "
+            "has no profile yet"
+        ),
     )
 
 

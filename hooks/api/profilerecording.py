@@ -37,7 +37,8 @@ PROFILE_TO_RECORDING_LABEL = "spo.x-k8s.io/recording-id"
 PROFILE_TO_CONTAINER_LABEL = "spo.x-k8s.io/container-id"
 """The name of the container a (partial) recorded profile came from."""
 PROFILE_PARTIAL_LABEL = "spo.x-k8s.io/partial"
-"""Present on a per-replica profile that still has to be merged (mergeStrategy containers); it is never installed."""
+"""Present on a per-replica profile that still has to be merged (mergeStrategy containers); it is
+never installed."""
 
 # Labels that turn recording on.
 ENABLE_RECORDING_LABEL = "spo.x-k8s.io/enable-recording"
@@ -59,7 +60,8 @@ LOG_ENRICHER_PROFILE = "log-enricher-trace"
 # The Ready condition's reason while a recording with mergeStrategy containers waits
 # for the log enricher to merge its partial profiles.
 WAITING_FOR_MERGE = "WaitingForMerge"
-"""The seccomp profile (in the operator's namespace) that a container recorded from the logs runs under."""
+"""The seccomp profile (in the operator's namespace) that a container recorded from the logs runs
+under."""
 
 
 class LabelSelectorRequirement(Open):
@@ -105,22 +107,33 @@ class ProfileRecordingSpec(Wire):
 
     kind: RecordingKind = Field(description="the kind of profile to record")
     recorder: Recorder = Field(
-        description="where the recording comes from: logs (the audit log, through the log enricher) or bpf"
+        description=(
+            "where the recording comes from: logs (the audit log, through the log enricher) or bpf"
+        )
     )
     mergeStrategy: MergeStrategy = Field(
         default=MergeStrategy.NONE,
-        description="whether to merge what the replicas of a workload recorded into one profile per container (containers) or keep one profile per replica (none)",
+        description=(
+            "whether to merge what the replicas of a workload recorded into one profile per "
+            "container (containers) or keep one profile per replica (none)"
+        ),
     )
     podSelector: LabelSelector = Field(
-        description="the pods to record, in the recording's namespace; an empty selector matches every pod"
+        description=(
+            "the pods to record, in the recording's namespace; an empty selector matches every pod"
+        )
     )
     containers: list[str] | None = Field(
         default=None,
-        description="the names of the containers to record; when unset, every container of a selected pod",
+        description=(
+            "the names of the containers to record; when unset, every container of a selected pod"
+        ),
     )
     disableProfileAfterRecording: bool | None = Field(
         default=None,
-        description="create the recorded profiles disabled, so that they are not installed until enabled",
+        description=(
+            "create the recorded profiles disabled, so that they are not installed until enabled"
+        ),
     )
 
 

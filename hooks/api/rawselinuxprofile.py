@@ -19,7 +19,9 @@ class RawSelinuxProfileSpec(Wire):
 
     disabled: bool | None = Field(
         default=None,
-        description="whether the profile is disabled: a disabled profile is not installed on any node",
+        description=(
+            "whether the profile is disabled: a disabled profile is not installed on any node"
+        ),
     )
     policy: str | None = Field(
         default=None,

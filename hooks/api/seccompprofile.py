@@ -84,7 +84,10 @@ class Syscall(Wire):
     errnoRet: int | None = Field(
         default=None,
         ge=0,
-        description="the errno return code to use. Some actions like SCMP_ACT_ERRNO and SCMP_ACT_TRACE allow to specify the errno code to return",
+        description=(
+            "the errno return code to use. Some actions like SCMP_ACT_ERRNO and SCMP_ACT_TRACE "
+            "allow to specify the errno code to return"
+        ),
     )
     args: list[Arg] | None = Field(
         default=None, max_length=6, description="the specific syscall in seccomp"
@@ -96,11 +99,15 @@ class SeccompProfileSpec(Wire):
 
     disabled: bool | None = Field(
         default=None,
-        description="whether the profile is disabled: a disabled profile is not installed on any node",
+        description=(
+            "whether the profile is disabled: a disabled profile is not installed on any node"
+        ),
     )
     baseProfileName: str | None = Field(
         default=None,
-        description="name of base profile (in the same namespace) what will be unioned into this profile",
+        description=(
+            "name of base profile (in the same namespace) what will be unioned into this profile"
+        ),
     )
     defaultAction: Action = Field(description="the default action for seccomp")
     architectures: list[Arch] | None = Field(
@@ -134,7 +141,10 @@ class SeccompProfileStatus(Wire):
     )
     localhostProfile: str | None = Field(
         default=None,
-        description="The path that should be provided to the `securityContext.seccompProfile.localhostProfile` field of a Pod or container spec",
+        description=(
+            "The path that should be provided to the "
+            "`securityContext.seccompProfile.localhostProfile` field of a Pod or container spec"
+        ),
     )
     observedGeneration: int | None = Field(
         default=None, description="the generation Metacontroller last synced"

@@ -37,11 +37,15 @@ class PolicyKind(StrEnum):
 
 
 class PolicyRef(Wire):
-    """A policy this profile inherits from: a system policy or a SelinuxProfile in the same namespace."""
+    """A policy this profile inherits from: a system one, or a SelinuxProfile of its namespace."""
 
     kind: PolicyKind = Field(
         default=PolicyKind.SYSTEM,
-        description="what the name refers to: System (a policy already installed on the nodes, one of the SecurityProfilesOperatorDaemon's allowed system profiles) or SelinuxProfile (in the same namespace)",
+        description=(
+            "what the name refers to: System (a policy already installed on the nodes, one of the "
+            "SecurityProfilesOperatorDaemon's allowed system profiles) or SelinuxProfile (in the "
+            "same namespace)"
+        ),
     )
     name: str = Field(min_length=1, description="the name of the inherited policy")
 
@@ -51,11 +55,16 @@ class SelinuxProfileSpec(Wire):
 
     disabled: bool | None = Field(
         default=None,
-        description="whether the profile is disabled: a disabled profile is not installed on any node",
+        description=(
+            "whether the profile is disabled: a disabled profile is not installed on any node"
+        ),
     )
     inherit: list[PolicyRef] | None = Field(
         default=None,
-        description="the policies this profile inherits from (profiles must be in the same namespace); when unset, the system policy 'container'",
+        description=(
+            "the policies this profile inherits from (profiles must be in the same namespace); "
+            "when unset, the system policy 'container'"
+        ),
     )
     permissive: bool | None = Field(
         default=None,
@@ -63,7 +72,10 @@ class SelinuxProfileSpec(Wire):
     )
     allow: dict[str, dict[str, list[str]]] | None = Field(
         default=None,
-        description="the allow rules: target type (or '@self') to object class to the permissions granted on it",
+        description=(
+            "the allow rules: target type (or '@self') to object class to the permissions granted "
+            "on it"
+        ),
     )
 
 
@@ -81,7 +93,9 @@ class SelinuxProfileStatus(Wire):
     )
     usage: str | None = Field(
         default=None,
-        description="the type a pod puts in securityContext.seLinuxOptions.type to run under this policy",
+        description=(
+            "the type a pod puts in securityContext.seLinuxOptions.type to run under this policy"
+        ),
     )
     activeWorkloads: list[str] | None = Field(
         default=None, description="pods that use this profile"

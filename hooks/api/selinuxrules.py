@@ -159,10 +159,13 @@ RESTRICTED_STATEMENTS = frozenset(
     {
         "block", "blockabstract", "in", "optional", "macro", "call",
         "booleanif", "tunableif", "tunable",
-        "class", "classorder", "classcommon", "common", "classmap", "classmapping", "classpermissionset",
+        "class", "classorder", "classcommon", "common", "classmap", "classmapping",
+        "classpermissionset",
         "sid", "sidorder", "sidcontext", "context",
-        "role", "roletype", "roleallow", "roleattribute", "roleattributeset", "rolebounds", "roletransition",
-        "user", "userrole", "userattribute", "userattributeset", "userbounds", "userlevel", "userprefix",
+        "role", "roletype", "roleallow", "roleattribute", "roleattributeset", "rolebounds",
+        "roletransition",
+        "user", "userrole", "userattribute", "userattributeset", "userbounds", "userlevel",
+        "userprefix",
         "userrange", "selinuxuser", "selinuxuserdefault",
         "mls", "sensitivity", "sensitivityorder", "sensitivityalias", "sensitivityaliasactual",
         "sensitivitycategory", "category", "categoryorder", "categoryalias", "categoryaliasactual",
@@ -170,7 +173,8 @@ RESTRICTED_STATEMENTS = frozenset(
         "typepermissive", "neverallow", "neverallowx", "deny",
         "constrain", "mlsconstrain", "validatetrans", "mlsvalidatetrans",
         "defaultuser", "defaultrole", "defaulttype", "defaultrange",
-        "filecon", "fsuse", "genfscon", "portcon", "netifcon", "nodecon", "ibpkeycon", "ibendportcon",
+        "filecon", "fsuse", "genfscon", "portcon", "netifcon", "nodecon", "ibpkeycon",
+        "ibendportcon",
         "iomemcon", "ioportcon", "pcidevicecon", "pirqcon", "devicetreecon",
         "policycap", "handleunknown", "<src_info>",
     }
@@ -193,7 +197,8 @@ def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
     if not _NAME.fullmatch(name):
         raise ProfileProblem(
             reason,
-            f"metadata.name: {name!r} must start with a letter and be lower case letters, digits and '-' "
+            f"metadata.name: {name!r} must start with a letter and be lower case letters, "
+            "digits and '-' "
             f"(no '.': the SELinux block and module are named <name>_<namespace>)",
         )
     if not _NAMESPACE.fullmatch(namespace):
@@ -204,7 +209,8 @@ def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
     if len(block) > MAX_BLOCK_NAME:
         raise ProfileProblem(
             reason,
-            f"metadata.name: the SELinux module {block!r} would be longer than {MAX_BLOCK_NAME} characters",
+            f"metadata.name: the SELinux module {block!r} would be longer than "
+            f"{MAX_BLOCK_NAME} characters",
         )
 
 
@@ -222,7 +228,8 @@ def check_allow(
             if denied:
                 raise ProfileProblem(
                     DENIED,
-                    f"{where}: type {denied!r} is on the deny list: no workload profile may be granted rights on it",
+                    f"{where}: type {denied!r} is on the deny list: no workload profile may be "
+                    "granted rights on it",
                 )
         for cls in sorted(classes):
             perms = classes[cls]
@@ -231,7 +238,8 @@ def check_allow(
             if cls in deny.classes:
                 raise ProfileProblem(
                     DENIED,
-                    f"{at}: class {cls!r} is on the deny list: no workload profile may be granted it",
+                    f"{at}: class {cls!r} is on the deny list: no workload profile may be "
+                    "granted it",
                 )
             if not perms:
                 raise ProfileProblem(INVALID, f"{at}: at least one permission is required")
@@ -240,7 +248,8 @@ def check_allow(
                 if perm in deny.permissions:
                     raise ProfileProblem(
                         DENIED,
-                        f"{at}: permission {perm!r} is on the deny list: no workload profile may be granted it",
+                        f"{at}: permission {perm!r} is on the deny list: no workload profile "
+                        "may be granted it",
                     )
 
 
@@ -307,7 +316,8 @@ def check_raw_policy(
         if expect_head and depth == 1 and symbol.lower() in RESTRICTED_STATEMENTS:
             raise ProfileProblem(
                 FORBIDDEN_STATEMENT,
-                f"{where}: the {symbol!r} statement acts on the whole policy and is not allowed in a RawSelinuxProfile",
+                f"{where}: the {symbol!r} statement acts on the whole policy and is not "
+                "allowed in a RawSelinuxProfile",
             )
         if depth == 1:
             statement.append(symbol)
@@ -366,7 +376,8 @@ def _tokens(policy: str) -> Iterator[tuple[str, int]]:
         else:
             raise ProfileProblem(
                 INVALID_RAW,
-                f"spec.policy line {line}: character {char!r} is not allowed outside comments and strings",
+                f"spec.policy line {line}: character {char!r} is not allowed outside comments "
+                "and strings",
             )
 
 
@@ -375,5 +386,6 @@ def check_size(cil: str) -> None:
     if size > MAX_CONFIGMAP_BYTES:
         raise ProfileProblem(
             TOO_LARGE,
-            f"spec: the policy is {size} bytes, more than a ConfigMap can hold ({MAX_CONFIGMAP_BYTES})",
+            f"spec: the policy is {size} bytes, more than a ConfigMap can hold "
+            f"({MAX_CONFIGMAP_BYTES})",
         )

@@ -49,7 +49,10 @@ RECORDING_WEBHOOK = "recording.spo.io"
 
 # A Kubernetes resource quantity: a signed decimal number with an optional
 # binary (Ki..Ei), decimal (n, u, m, k..E) or exponent (e3) suffix.
-QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))?$"
+QUANTITY_PATTERN = (
+    r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+    r"([KMGTPE]i|[numkMGTPE]|[eE][+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))?$"
+)
 
 
 def _quantity_text(value: Any) -> Any:
@@ -98,7 +101,9 @@ class Toleration(Open):
     )
     effect: str | None = Field(
         default=None,
-        description="the taint effect to tolerate: NoSchedule, PreferNoSchedule or NoExecute; empty for all",
+        description=(
+            "the taint effect to tolerate: NoSchedule, PreferNoSchedule or NoExecute; empty for all"
+        ),
     )
     tolerationSeconds: int | None = Field(
         default=None,
@@ -212,7 +217,10 @@ class SelinuxOptions(Wire):
 
     allowedSystemProfiles: list[str] | None = Field(
         default=None,
-        description="the system policies (already on the nodes) that SelinuxProfiles may inherit from; when unset, [container]",
+        description=(
+            "the system policies (already on the nodes) that SelinuxProfiles may inherit from; "
+            "when unset, [container]"
+        ),
     )
 
 
@@ -245,18 +253,27 @@ class SPODSpec(Wire):
     )
     enableMemoryOptimization: bool | None = Field(
         default=None,
-        description="only watch pods labelled spo.x-k8s.io/enable-recording=true for recording, to keep the daemon's memory small",
+        description=(
+            "only watch pods labelled spo.x-k8s.io/enable-recording=true for recording, to keep "
+            "the daemon's memory small"
+        ),
     )
     enableSelinux: bool | None = Field(
         default=None,
-        description="install SELinux profiles (runs selinuxd next to the daemon); when unset, the operator's default",
+        description=(
+            "install SELinux profiles (runs selinuxd next to the daemon); when unset, the "
+            "operator's default"
+        ),
     )
     selinuxTypeTag: str | None = Field(
         default=None, description="the SELinux type of the daemon's pods; when unset, spc_t"
     )
     enableLogEnricher: bool | None = Field(
         default=None,
-        description="run the log enricher, which adds Kubernetes context to audit log lines and records from them",
+        description=(
+            "run the log enricher, which adds Kubernetes context to audit log lines and records "
+            "from them"
+        ),
     )
     enableBpfRecorder: bool | None = Field(default=None, description="run the BPF recorder")
     enableAppArmor: bool | None = Field(default=None, description="enable AppArmor support")
@@ -268,11 +285,17 @@ class SPODSpec(Wire):
     )
     hostProcVolumePath: str | None = Field(
         default=None,
-        description="the host path mounted as /proc for the log enricher and the BPF recorder, for nested setups such as kind",
+        description=(
+            "the host path mounted as /proc for the log enricher and the BPF recorder, for nested "
+            "setups such as kind"
+        ),
     )
     staticWebhookConfig: bool | None = Field(
         default=None,
-        description="the webhook configuration is deployed statically: the operator neither creates nor updates it",
+        description=(
+            "the webhook configuration is deployed statically: the operator neither creates nor "
+            "updates it"
+        ),
     )
     webhookOptions: list[WebhookOptions] | None = Field(
         default=None, description="failure policy and selectors of the operator's webhooks"

@@ -129,7 +129,8 @@ def conditions(outcome: Outcome, observed: Any, now: str) -> list[Condition]:
 def ready_conditions(
     ready: bool, reason: str, message: str, observed: Any, now: str
 ) -> list[Condition]:
-    """The Ready condition, keeping the observed transition time while its status and reason hold."""
+    """The Ready condition, keeping the observed transition time while its status and reason
+    hold."""
     status = "True" if ready else "False"
     since = now
     for old in observed if isinstance(observed, list) else []:

@@ -101,14 +101,20 @@ def parser() -> argparse.ArgumentParser:
     hooks.add_argument(
         "--bindings-file",
         metavar="PATH",
-        help="the binding table the binding webhook reads (default $SPO_BINDINGS_FILE, else /etc/spo/bindings/bindings.json)",
+        help=(
+            "the binding table the binding webhook reads (default $SPO_BINDINGS_FILE, else "
+            "/etc/spo/bindings/bindings.json)"
+        ),
     )
     hooks.set_defaults(func=_hooks)
 
     nodesync = sub.add_parser(
         "nodesync",
         help="run the node agent that installs profiles on this node",
-        description="Install the profiles of the cluster's ConfigMaps on this node and report per-node status.",
+        description=(
+            "Install the profiles of the cluster's ConfigMaps on this node and report per-node "
+            "status."
+        ),
     )
     from nodesync.command import nodesync as command
 
@@ -118,8 +124,10 @@ def parser() -> argparse.ArgumentParser:
     enricher = sub.add_parser(
         "log-enricher",
         help="enrich this node's audit records and record profiles from them",
-        description="Follow the audit log: log each seccomp/AVC record with its pod, and create the "
-        "profiles of the containers the recording webhook marked.",
+        description=(
+            "Follow the audit log: log each seccomp/AVC record with its pod, and create the "
+            "profiles of the containers the recording webhook marked."
+        ),
     )
     from nodesync.command import logenricher as enricher_command
 

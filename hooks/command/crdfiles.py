@@ -26,7 +26,8 @@ def render_all() -> str:
 
 
 def kustomization(names: list[str]) -> str:
-    """A kustomization listing the CRD files, so that ``metacontroller/`` can include ``../crds``."""
+    """A kustomization listing the CRD files, so that ``metacontroller/`` can include
+    ``../crds``."""
     body = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

@@ -98,7 +98,8 @@ class Report:
 
 
 def load(paths: Iterable[Path]) -> list[Object]:
-    """Every YAML document under ``paths`` (files, or folders searched recursively), in path order."""
+    """Every YAML document under ``paths`` (files, or folders searched recursively), in path
+    order."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

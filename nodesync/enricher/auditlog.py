@@ -4,7 +4,8 @@ Two line forms carry the same record:
 
 - auditd's log (``/var/log/audit/audit.log``)::
 
-    type=SECCOMP msg=audit(1700000000.123:42): auid=... pid=7 comm="mkdir" exe="/bin/busybox" sig=0 arch=c000003e syscall=83 compat=0 ip=0x... code=0x7ffc0000
+    type=SECCOMP msg=audit(1700000000.123:42): auid=... pid=7 comm="mkdir" exe="/bin/busybox" sig=0
+    arch=c000003e syscall=83 compat=0 ip=0x... code=0x7ffc0000
 
   optionally prefixed by ``node=NAME `` (auditd's ``name_format``) and, with
   ``log_format = ENRICHED``, followed by a 0x1d byte and auditd's interpretation
@@ -17,7 +18,8 @@ Two line forms carry the same record:
 
 An AVC record (``type=AVC`` / ``type=1400``)::
 
-    avc:  denied  { read write } for  pid=7 comm="cat" name="x" ... scontext=u:r:container_t:s0:c1,c2 tcontext=u:object_r:var_t:s0 tclass=file permissive=1
+    avc:  denied  { read write } for  pid=7 comm="cat" name="x" ...
+    scontext=u:r:container_t:s0:c1,c2 tcontext=u:object_r:var_t:s0 tclass=file permissive=1
 
 The kernel quotes a string value only if it has no byte below 0x21, above 0x7e
 or a double quote; otherwise it logs the bytes in hex, unquoted. So no value

@@ -1,4 +1,5 @@
-"""The audit-log thread of the log enricher: read, enrich and record each batch, finish what is due."""
+"""The audit-log thread of the log enricher: read, enrich and record each batch, finish what is
+due."""
 
 from __future__ import annotations
 
@@ -25,9 +26,15 @@ def event(node: str, decision: Decision) -> dict[str, Any]:
     target = decision.target
     failed = decision.profile is None
     if failed:
-        message = f"{target.kind} {decision.name} of container {target.ref.container} of pod {target.ref.pod} was not created: {decision.error}"
+        message = (
+            f"{target.kind} {decision.name} of container {target.ref.container} of pod "
+            f"{target.ref.pod} was not created: {decision.error}"
+        )
     else:
-        message = f"recorded {target.kind} {decision.name} from container {target.ref.container} of pod {target.ref.pod}"
+        message = (
+            f"recorded {target.kind} {decision.name} from container {target.ref.container} of pod "
+            f"{target.ref.pod}"
+        )
     involved = {
         "apiVersion": f"{GROUP}/v1alpha1",
         "kind": "ProfileRecording",

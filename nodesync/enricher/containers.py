@@ -8,7 +8,8 @@ systemd cgroup driver:
 ==========================  ==========================================================
 cgroupfs driver (v1 or v2)  ``/kubepods/burstable/pod<uid>/<id>`` (containerd, runc),
                             ``/kubepods/besteffort/pod<uid>/crio-<id>`` (CRI-O)
-systemd driver              ``/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope``,
+systemd driver
+``/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope``,
                             ``.../crio-<id>.scope`` (CRI-O, which may nest ``/container`` below),
                             ``.../docker-<id>.scope``, ``/system.slice/runc-<id>.scope``
 ==========================  ==========================================================
@@ -100,7 +101,8 @@ def container_id_of_cgroup(text: str) -> str | None:
 
 
 def pod_uid_of_cgroup(text: str) -> str | None:
-    """The pod UID on a kubelet cgroup path (``pod<uid>`` or systemd's ``-pod<uid_with_underscores>.slice``)."""
+    """The pod UID on a kubelet cgroup path (``pod<uid>`` or systemd's
+    ``-pod<uid_with_underscores>.slice``)."""
     for line in text.splitlines():
         for component in reversed(line.split(":", 2)[-1].split("/")):
             at = component.rfind("pod")

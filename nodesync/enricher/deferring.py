@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 class Deferred:
-    """Pod events from the watch thread, replayed in the audit-log thread ``delay`` seconds later."""
+    """Pod events from the watch thread, replayed in the audit-log thread ``delay`` seconds
+    later."""
 
     def __init__(self, delay: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.delay = delay

@@ -146,7 +146,8 @@ class Follower:
             else:
                 self.truncations += 1
                 log.warning(
-                    "%s changed while stopped (truncated or replaced): reading it from its beginning",
+                    "%s changed while stopped (truncated or replaced): reading it from its "
+                    "beginning",
                     self.path,
                 )
         else:
@@ -166,7 +167,8 @@ class Follower:
             if old is not None:
                 old.close()
             log.warning(
-                "%s was rotated while stopped and the old file is gone: records after the saved offset may be lost",
+                "%s was rotated while stopped and the old file is gone: records after the "
+                "saved offset may be lost",
                 self.path,
             )
             return None

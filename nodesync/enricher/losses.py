@@ -30,7 +30,8 @@ class Loss:
     """Records were lost: at ``at`` (seconds since the epoch, when it was noticed; 0: not yet
     stamped), or for as long as a condition lasts (``ongoing``: no auditd, the kernel log)."""
 
-    reason: str  # rate-limit, backlog-limit, printk-limit, lost-counter, suppressed, kernel-log, no-auditd
+    # rate-limit, backlog-limit, printk-limit, lost-counter, suppressed, kernel-log, no-auditd
+    reason: str
     detail: str
     count: int = 0  # records known lost (0: unknown)
     at: float = 0.0

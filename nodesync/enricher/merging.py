@@ -129,7 +129,8 @@ def recording_key(recording: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def being_merged(recording: Mapping[str, Any]) -> bool:
-    """Whether ``recording`` is being deleted, merges per container, and records a kind that merges."""
+    """Whether ``recording`` is being deleted, merges per container, and records a kind that
+    merges."""
     spec = _spec(recording)
     return (
         bool(_meta(recording).get("deletionTimestamp"))
@@ -139,7 +140,8 @@ def being_merged(recording: Mapping[str, Any]) -> bool:
 
 
 def waiting_for_merge(recording: Mapping[str, Any]) -> bool:
-    """Whether ``recording`` is being merged and its controller says every recorded pod was collected."""
+    """Whether ``recording`` is being merged and its controller says every recorded pod was
+    collected."""
     if not being_merged(recording):
         return False
     conditions = (recording.get("status") or {}).get("conditions") or []
@@ -216,7 +218,8 @@ def _merged_seccomp(
         )
         if others:
             warnings.append(
-                f"rules of {_meta(partial).get('name')} with action {', '.join(others)} are not merged"
+                f"rules of {_meta(partial).get('name')} with action {', '.join(others)} are "
+                "not merged"
             )
     return seccomp_spec(names, arches, disabled, action), tuple(warnings)
 

@@ -50,7 +50,8 @@ class Target:
 
     @property
     def partial_profile(self) -> str:
-        """The name of the target's partial profile: always with a suffix (the pod's name by default)."""
+        """The name of the target's partial profile: always with a suffix (the pod's name by
+        default)."""
         return f"{self.recording}-{self.ref.container}-{self.replica or self.ref.pod}"
 
 

@@ -1,4 +1,5 @@
-"""The recorded profiles as the API's objects: SeccompProfile and SelinuxProfile built from what the recorder saw."""
+"""The recorded profiles as the API's objects: SeccompProfile and SelinuxProfile built from what
+the recorder saw."""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def selinux_spec(
 def checked_allow(
     allow: Mapping[str, Mapping[str, Iterable[str]]],
 ) -> tuple[Allow, tuple[str, ...]]:
-    """The rules of ``allow`` that the SelinuxProfile checks accept, and why the others were left out.
+    """The rules of ``allow`` that the SelinuxProfile checks accept, and why the others were left
+    out.
 
     Each type, then each (type, class, permission), is put through
     :func:`hooks.api.selinuxrules.check_allow`, so that what is kept passes
@@ -142,7 +144,8 @@ def checked_allow(
 
 
 def selinux_allow(recorded: RecordedAvcs | None) -> tuple[Allow, tuple[str, ...]]:
-    """The ``spec.allow`` of what a container was denied, and what was left out of it (see module doc).
+    """The ``spec.allow`` of what a container was denied, and what was left out of it (see module
+    doc).
 
     The recording's own process type and the container's source types are ``@self``.
     """
@@ -158,7 +161,8 @@ def selinux_allow(recorded: RecordedAvcs | None) -> tuple[Allow, tuple[str, ...]
 
 
 def selinux_name_problem(name: str, namespace: str) -> str | None:
-    """Why the SelinuxProfile controller would refuse a profile called ``name``, None if it would not."""
+    """Why the SelinuxProfile controller would refuse a profile called ``name``, None if it would
+    not."""
     try:
         validation.check_name(name, namespace)
     except ProfileProblem as problem:

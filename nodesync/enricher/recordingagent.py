@@ -1,4 +1,5 @@
-"""Turn what the recorder saw into SeccompProfile and SelinuxProfile objects when a recorded pod is done.
+"""Turn what the recorder saw into SeccompProfile and SelinuxProfile objects when a recorded pod is
+done.
 
 The decisions (:func:`recorded_targets`, :func:`decide`, :func:`seccomp_profile`,
 :func:`selinux_profile`) are pure functions; :class:`RecordingAgent` is the thin
@@ -219,7 +220,8 @@ class RecordingAgent:
             return [essential(pod) for pod in self._pods.values()]
 
     def restore(self, pods: Iterable[Mapping[str, Any]]) -> int:
-        """Know ``pods`` again (a :meth:`snapshot`); the next relist finishes those that are gone."""
+        """Know ``pods`` again (a :meth:`snapshot`); the next relist finishes those that are
+        gone."""
         restored = 0
         for pod in pods:
             if not isinstance(pod, Mapping) or not recorded_targets(pod):
@@ -230,7 +232,8 @@ class RecordingAgent:
         return restored
 
     def remember(self, pod: Mapping[str, Any]) -> bool:
-        """Keep ``pod`` if it is recorded and not finished yet (so that it is saved); whether kept."""
+        """Keep ``pod`` if it is recorded and not finished yet (so that it is saved); whether
+        kept."""
         if not recorded_targets(pod) or self._identity(pod) in self._done:
             return False
         with self._lock:

@@ -1,4 +1,5 @@
-"""The few API calls nodesync makes, as an interface; ``requesting.KubernetesCluster`` is the real one.
+"""The few API calls nodesync makes, as an interface; ``requesting.KubernetesCluster`` is the real
+one.
 
 Everything passes plain JSON dicts, as the API server spells them.
 """
@@ -36,7 +37,8 @@ class Cluster(Protocol):
     def watch_configmaps(
         self, selector: str, resource_version: str, timeout: int
     ) -> Iterator[Object]:
-        """Watch events ({"type", "object"}) from ``resource_version`` for up to ``timeout`` seconds."""
+        """Watch events ({"type", "object"}) from ``resource_version`` for up to ``timeout``
+        seconds."""
         ...
 
     def list_node_statuses(self, selector: str) -> list[Object]:

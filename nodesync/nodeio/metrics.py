@@ -44,7 +44,8 @@ class Metrics:
         self._error.labels(reason=reason).inc()
 
     def value(self, name: str, **labels: str) -> float:
-        """The current value of one sample, e.g. ``value("seccomp_profile_total", operation="update")``."""
+        """The current value of one sample, e.g. ``value("seccomp_profile_total",
+        operation="update")``."""
         found = self.registry.get_sample_value(f"{NAMESPACE}_{name}", labels)
         return found or 0.0
 

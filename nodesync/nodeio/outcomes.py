@@ -1,4 +1,5 @@
-"""What happened to one profile on this node: the input of node statuses, logs and ``spo render``."""
+"""What happened to one profile on this node: the input of node statuses, logs and ``spo
+render``."""
 
 from __future__ import annotations
 

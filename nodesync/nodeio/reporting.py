@@ -36,7 +36,8 @@ def event_body(
     component: str,
     node: str,
 ) -> dict[str, Any]:
-    """A core/v1 Event about ``involved`` (which names its namespace), from ``component`` on ``node``."""
+    """A core/v1 Event about ``involved`` (which names its namespace), from ``component`` on
+    ``node``."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
@@ -56,7 +57,8 @@ def event_body(
 
 
 class StatusSink(Protocol):
-    """Where outcomes go: node statuses in the API (``NodeStatusReporter``) or nowhere (local mode)."""
+    """Where outcomes go: node statuses in the API (``NodeStatusReporter``) or nowhere (local
+    mode)."""
 
     def sync(self, outcomes: Iterable[Outcome]) -> None:
         """Report every outcome and drop the statuses of profiles no longer present."""

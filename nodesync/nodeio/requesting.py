@@ -261,7 +261,8 @@ class KubernetesCluster:
         scope = namespace or self.namespace
         if scope is None:
             return f"/apis/{GROUP}/v1alpha1/profilerecordings"
-        return f"/apis/{GROUP}/v1alpha1/namespaces/{urllib.parse.quote(scope, safe='')}/profilerecordings"
+        namespace = urllib.parse.quote(scope, safe="")
+        return f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/profilerecordings"
 
     def list_profile_recordings(self) -> list[Object]:
         """The ProfileRecordings of the watched scope."""
@@ -279,7 +280,8 @@ class KubernetesCluster:
 
 
 class PodSource:
-    """The pods of one node, with the ``list_configmaps``/``watch_configmaps`` shape a ``Watcher`` reads."""
+    """The pods of one node, with the ``list_configmaps``/``watch_configmaps`` shape a ``Watcher``
+    reads."""
 
     def __init__(self, cluster: KubernetesCluster, node_name: str, selector: str) -> None:
         self.cluster = cluster

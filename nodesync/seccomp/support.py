@@ -1,4 +1,5 @@
-"""Whether the node's kernel has seccomp, read from /proc (as the kubelet's runtime would need it)."""
+"""Whether the node's kernel has seccomp, read from /proc (as the kubelet's runtime would need
+it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The CIL files in a policy drop directory (selinuxd's watched directory, or the batch installer's).
+"""The CIL files in a policy drop directory (selinuxd's watched directory, or the batch
+installer's).
 
 A policy is written atomically and only when its bytes change: the temporary
 file is written in a staging directory *inside* the drop directory (so the

@@ -113,7 +113,8 @@ def _has(context: dict[str, Any], kind: str) -> bool:
 
 
 def _set_ops(path: str, context: Any, additions: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """JSONPatch operations that add ``additions`` (kind -> value) to the security context at ``path``."""
+    """JSONPatch operations that add ``additions`` (kind -> value) to the security context at
+    ``path``."""
     if not isinstance(context, dict):
         value: dict[str, Any] = {}
         for kind, wanted in additions.items():
@@ -247,7 +248,8 @@ def is_pod_create(request: AdmissionRequest) -> bool:
 def admit(
     review: AdmissionReviewRequest, table: BindingTable, *, table_loaded: bool = True
 ) -> AdmissionReviewResponse:
-    """The answer to one AdmissionReview: always allowed, with a JSONPatch when a binding applies."""
+    """The answer to one AdmissionReview: always allowed, with a JSONPatch when a binding
+    applies."""
     request = review.request
     response = AdmissionResponse(uid=request.uid, allowed=True)
     if not is_pod_create(request) or not isinstance(request.object, dict):

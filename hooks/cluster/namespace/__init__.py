@@ -1,1 +1,2 @@
-"""The operator Namespace DecoratorController: the binding and recording tables, the webhook configuration."""
+"""The operator Namespace DecoratorController: the binding and recording tables, the webhook
+configuration."""

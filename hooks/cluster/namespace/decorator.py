@@ -1,4 +1,5 @@
-"""The DecoratorController on the operator's Namespace: the webhook configuration and the binding table.
+"""The DecoratorController on the operator's Namespace: the webhook configuration and the binding
+table.
 
 A MutatingWebhookConfiguration is cluster-scoped, so the namespaced spod
 cannot own it; the operator's Namespace (cluster-scoped) can, through a
@@ -74,7 +75,8 @@ class DecoratorSyncResponse(Wire):
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """The spod, and every ProfileBinding, ProfileRecording, SeccompProfile and SelinuxProfile of the cluster."""
+    """The spod, and every ProfileBinding, ProfileRecording, SeccompProfile and SelinuxProfile of
+    the cluster."""
     del request  # the same for the one Namespace this decorator selects
     return CustomizeResponse(
         relatedResources=[

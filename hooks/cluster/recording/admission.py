@@ -65,7 +65,8 @@ def _pointer(key: str) -> str:
 
 @dataclass
 class _Container:
-    """One container the webhook changes: where it is, its security context as sent, and the new values."""
+    """One container the webhook changes: where it is, its security context as sent, and the new
+    values."""
 
     path: str
     context: Any
@@ -156,11 +157,13 @@ def _seccomp(
     own = _dict(change.context).get("seccompProfile")
     if own and own != profile:
         pod.warn(
-            f"spo: recording {recording.name!r} replaces the seccomp profile of container {name!r} with the logging profile"
+            f"spo: recording {recording.name!r} replaces the seccomp profile of container "
+            f"{name!r} with the logging profile"
         )
     elif not own and _dict(pod.spec.get("securityContext")).get("seccompProfile"):
         pod.warn(
-            f"spo: recording {recording.name!r} overrides the pod's seccomp profile for container {name!r}"
+            f"spo: recording {recording.name!r} overrides the pod's seccomp profile for "
+            f"container {name!r}"
         )
     change.seccomp = profile
 
@@ -170,13 +173,15 @@ def _selinux(pod: _Pod, recording: Recording, name: str, change: _Container) -> 
     own = _dict(_dict(change.context).get("seLinuxOptions")).get("type")
     if own and own != wanted:
         pod.warn(
-            f"spo: recording {recording.name!r} replaces the SELinux type {own!r} of container {name!r} with {wanted!r}"
+            f"spo: recording {recording.name!r} replaces the SELinux type {own!r} of container "
+            f"{name!r} with {wanted!r}"
         )
     elif not own and _dict(_dict(pod.spec.get("securityContext")).get("seLinuxOptions")).get(
         "type"
     ):
         pod.warn(
-            f"spo: recording {recording.name!r} overrides the pod's SELinux type for container {name!r}"
+            f"spo: recording {recording.name!r} overrides the pod's SELinux type for container "
+            f"{name!r}"
         )
     change.selinux_type = wanted
 
@@ -185,12 +190,14 @@ def _record(pod: _Pod, recording: Recording, table: RecordingTable) -> None:
     prefix = podannotations.prefix(recording.kind, recording.recorder)
     if recording.recorder is not api.Recorder.LOGS or prefix is None:
         pod.warn(
-            f"spo: recording {recording.name!r} skipped: the {recording.recorder.value} recorder is not available in this operator"
+            f"spo: recording {recording.name!r} skipped: the {recording.recorder.value} "
+            "recorder is not available in this operator"
         )
         return
     if recording.kind is SECCOMP and not table.logging.usable:
         pod.warn(
-            f"spo: recording {recording.name!r} skipped: the logging seccomp profile {api.LOG_ENRICHER_PROFILE!r} "
+            f"spo: recording {recording.name!r} skipped: the logging seccomp profile "
+            f"{api.LOG_ENRICHER_PROFILE!r} "
             f"is not installed yet (status {table.logging.state})"
         )
         return
@@ -224,14 +231,16 @@ def _record(pod: _Pod, recording: Recording, table: RecordingTable) -> None:
             _selinux(pod, recording, name, change)
         if _dict(container.get("securityContext")).get("privileged") is True:
             pod.warn(
-                f"spo: container {name!r} is privileged: recording {recording.name!r} will not see what it does"
+                f"spo: container {name!r} is privileged: recording {recording.name!r} will not "
+                "see what it does"
             )
 
 
 def admit(
     review: AdmissionReviewRequest, table: RecordingTable, *, table_loaded: bool = True
 ) -> AdmissionReviewResponse:
-    """The answer to one AdmissionReview: always allowed, with a JSONPatch when a recording selects the pod."""
+    """The answer to one AdmissionReview: always allowed, with a JSONPatch when a recording selects
+    the pod."""
     request = review.request
     response = AdmissionResponse(uid=request.uid, allowed=True)
     if not is_pod_create(review.request) or not isinstance(review.request.object, dict):

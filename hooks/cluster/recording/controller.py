@@ -84,13 +84,15 @@ def _profiles_key(kind: api.RecordingKind) -> str:
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """The pods of the recording's namespace, the profiles recorded for it and, for seccomp, the logging profile."""
+    """The pods of the recording's namespace, the profiles recorded for it and, for seccomp, the
+    logging profile."""
     meta = request.parent.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     rules = [ResourceRule(apiVersion="v1", resource="pods", namespace=namespace)]
     kind = _PROFILE_KINDS.get(str((request.parent.get("spec") or {}).get("kind")))
     if kind is not None:
-        # A name too long for a label value cannot be selected on: then every profile of the namespace comes.
+        # A name too long for a label value cannot be selected on: then every profile of the
+        # namespace comes.
         selector = (
             LabelSelector(matchLabels={api.PROFILE_TO_RECORDING_LABEL: name})
             if len(name) <= 63 and _LABEL_VALUE.match(name)
@@ -149,7 +151,8 @@ def recorded_pods(pods: list[dict[str, Any]], recording: api.ProfileRecording) -
 def _recorded_containers(
     profiles: list[dict[str, Any]], recording: api.ProfileRecording
 ) -> list[tuple[str, bool]]:
-    """(container, partial) of every profile labelled as recorded by ``recording`` for a container."""
+    """(container, partial) of every profile labelled as recorded by ``recording`` for a
+    container."""
     found = []
     for profile in profiles:
         meta = profile.get("metadata") or {}
@@ -168,7 +171,8 @@ def _recorded_containers(
 def collected_containers(
     profiles: list[dict[str, Any]], recording: api.ProfileRecording
 ) -> set[str]:
-    """The container names for which a profile labelled as recorded by ``recording`` exists (partial or not)."""
+    """The container names for which a profile labelled as recorded by ``recording`` exists
+    (partial or not)."""
     return {container for container, _ in _recorded_containers(profiles, recording)}
 
 
@@ -182,7 +186,8 @@ def merged_containers(profiles: list[dict[str, Any]], recording: api.ProfileReco
 def unmerged(
     pods: list[RecordedPod], profiles: list[dict[str, Any]], recording: api.ProfileRecording
 ) -> list[str]:
-    """The containers, sorted, of finished pods or of partial profiles that have no merged profile yet."""
+    """The containers, sorted, of finished pods or of partial profiles that have no merged profile
+    yet."""
     recorded = _recorded_containers(profiles, recording)
     containers = {container for pod in pods if pod.finished for container in pod.containers}
     containers |= {container for container, partial in recorded if partial}
@@ -238,14 +243,18 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
         condition, finalized = _finalize(pods, profiles, recording, observed, now)
         resync = None if finalized else FINALIZE_RESYNC_SECONDS
     elif spec.recorder is not api.Recorder.LOGS:
-        message = f"the {spec.recorder.value} recorder is not available in this operator; pods are not recorded"
+        message = (
+            f"the {spec.recorder.value} recorder is not available in this operator; pods are not "
+            "recorded"
+        )
         condition = _condition(False, RECORDER_NOT_SUPPORTED, message, observed, now)
     elif (
         spec.kind is api.RecordingKind.SECCOMP_PROFILE
         and not (logging := logging_profile(profiles)).usable
     ):
         message = (
-            f"the logging seccomp profile {OPERATOR_NAMESPACE}/{api.LOG_ENRICHER_PROFILE} is not installed "
+            f"the logging seccomp profile {OPERATOR_NAMESPACE}/{api.LOG_ENRICHER_PROFILE} is "
+            "not installed "
             f"(status {logging.state}); pods are not recorded"
         )
         condition = _condition(False, LOGGING_PROFILE_NOT_INSTALLED, message, observed, now)
@@ -282,7 +291,8 @@ def _finalize(
     )
     if waiting:
         message = (
-            "every recorded container was collected; waiting for the recorder to merge the partial profiles "
+            "every recorded container was collected; waiting for the recorder to merge the "
+            "partial profiles "
             f"of {_count(len(waiting), 'container')}: {_listed(waiting)}"
         )
         return _condition(False, WAITING_FOR_MERGE, message, observed, now), False

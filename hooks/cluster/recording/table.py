@@ -135,7 +135,8 @@ def logging_profile(seccomp_profiles: Iterable[dict[str, Any]]) -> LoggingProfil
 
 
 def parse(raw: dict[str, Any]) -> tuple[api.ProfileRecording | None, str | None]:
-    """The recording and None, or None and what makes it unusable (the controller's condition message)."""
+    """The recording and None, or None and what makes it unusable (the controller's condition
+    message)."""
     try:
         recording = api.ProfileRecording.model_validate(raw)
     except ValidationError as error:

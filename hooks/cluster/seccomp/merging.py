@@ -49,14 +49,16 @@ def base_chain(
         if len(chain) == MAX_DEPTH:
             raise ProfileProblem(
                 "BaseProfileTooDeep",
-                f"spec.baseProfileName: more than {MAX_DEPTH} levels of base profiles ({' -> '.join(seen)} -> ...)",
+                f"spec.baseProfileName: more than {MAX_DEPTH} levels of base profiles "
+                f"({' -> '.join(seen)} -> ...)",
             )
         base = siblings.get(base_name)
         if base is None:
             via = f" (base of {current.name!r})" if current is not profile else ""
             raise ProfileProblem(
                 "BaseProfileNotFound",
-                f"spec.baseProfileName: SeccompProfile {base_name!r}{via} not found in namespace {profile.namespace!r}",
+                f"spec.baseProfileName: SeccompProfile {base_name!r}{via} not found in "
+                f"namespace {profile.namespace!r}",
             )
         chain.append(base)
         seen.append(base_name)

@@ -58,14 +58,16 @@ def check(spec: SeccompProfileSpec, policy: Policy) -> None:
             allowed = ", ".join(sorted(a.value for a in policy.allowed_actions)) or "none"
             raise ProfileProblem(
                 DISALLOWED_ACTION,
-                f"spec: the operator allows only the seccomp actions {allowed}; this profile uses {', '.join(refused)}",
+                f"spec: the operator allows only the seccomp actions {allowed}; this profile "
+                f"uses {', '.join(refused)}",
             )
     if policy.allowed_syscalls is None:
         return
     if spec.defaultAction in LETS_THROUGH:
         raise ProfileProblem(
             DISALLOWED_SYSCALLS,
-            f"spec.defaultAction: {spec.defaultAction.value} lets every syscall through, but the operator allows "
+            f"spec.defaultAction: {spec.defaultAction.value} lets every syscall through, but "
+            "the operator allows "
             f"only {len(policy.allowed_syscalls)} (allowedSyscalls)",
         )
     through = {
@@ -78,5 +80,6 @@ def check(spec: SeccompProfileSpec, policy: Policy) -> None:
         )
         raise ProfileProblem(
             DISALLOWED_SYSCALLS,
-            f"spec.syscalls: {len(refused_names)} syscalls are not in the operator's allowedSyscalls: {shown}",
+            f"spec.syscalls: {len(refused_names)} syscalls are not in the operator's "
+            f"allowedSyscalls: {shown}",
         )

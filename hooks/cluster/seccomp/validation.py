@@ -42,7 +42,8 @@ def check_spec(spec: SeccompProfileSpec) -> None:
         if rule.errnoRet is not None and rule.action not in ERRNO_ACTIONS:
             raise ProfileProblem(
                 INVALID,
-                f"{field}.errnoRet: only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {rule.action.value}",
+                f"{field}.errnoRet: only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not "
+                f"{rule.action.value}",
             )
         notify = notify or rule.action is Action.NOTIFY
         if rule.args:
@@ -63,5 +64,6 @@ def check_size(encoded: str) -> None:
     if size > MAX_CONFIGMAP_BYTES:
         raise ProfileProblem(
             TOO_LARGE,
-            f"spec: the profile is {size} bytes, more than a ConfigMap can hold ({MAX_CONFIGMAP_BYTES})",
+            f"spec: the profile is {size} bytes, more than a ConfigMap can hold "
+            f"({MAX_CONFIGMAP_BYTES})",
         )

@@ -204,7 +204,10 @@ def _finalize(
         else []
     )
     if remaining:
-        message = f"no pod uses the policy; waiting for {_count(len(remaining), 'node')} to remove it: {_listed(remaining)}"
+        message = (
+            f"no pod uses the policy; waiting for {_count(len(remaining), 'node')} to remove it: "
+            f"{_listed(remaining)}"
+        )
         return of_state(ProfileState.TERMINATING, message), [], False
     return (
         of_state(ProfileState.TERMINATING, "no pod uses the policy and no node has it installed"),

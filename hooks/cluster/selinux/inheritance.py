@@ -76,19 +76,22 @@ class _Walk:
         if len(path) > MAX_DEPTH:
             raise ProfileProblem(
                 TOO_DEEP,
-                f"{self.where}: more than {MAX_DEPTH} levels of inherited SelinuxProfiles ({' -> '.join(path[:3])} -> ...)",
+                f"{self.where}: more than {MAX_DEPTH} levels of inherited SelinuxProfiles "
+                f"({' -> '.join(path[:3])} -> ...)",
             )
         via = f" (inherited by {path[-1]!r})" if len(path) > 1 else ""
         sibling = self.siblings.get(name)
         if sibling is None:
             raise ProfileProblem(
                 NOT_FOUND,
-                f"{self.where}: SelinuxProfile {name!r}{via} not found in namespace {self.namespace!r}",
+                f"{self.where}: SelinuxProfile {name!r}{via} not found in namespace "
+                f"{self.namespace!r}",
             )
         if sibling.spec.disabled:
             raise ProfileProblem(
                 DISABLED,
-                f"{self.where}: SelinuxProfile {name!r}{via} is disabled: it is not installed, so it cannot be inherited",
+                f"{self.where}: SelinuxProfile {name!r}{via} is disabled: it is not installed, "
+                "so it cannot be inherited",
             )
         for ref in sibling.spec.inherit or ():
             if ref.kind is PolicyKind.SELINUX_PROFILE:

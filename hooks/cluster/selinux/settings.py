@@ -31,8 +31,14 @@ class SelinuxSettings:
 
     def disabled_message(self) -> str:
         if not self.found:
-            return f"SELinux is disabled: there is no SecurityProfilesOperatorDaemon {SPOD_REF}, so the policy is not installed"
-        return f"SELinux is disabled: spec.enableSelinux of SecurityProfilesOperatorDaemon {SPOD_REF} is not true, so the policy is not installed"
+            return (
+                f"SELinux is disabled: there is no SecurityProfilesOperatorDaemon {SPOD_REF}, so "
+                "the policy is not installed"
+            )
+        return (
+            f"SELinux is disabled: spec.enableSelinux of SecurityProfilesOperatorDaemon {SPOD_REF} "
+            "is not true, so the policy is not installed"
+        )
 
 
 def from_daemons(daemons: list[Object]) -> SelinuxSettings:

@@ -49,7 +49,8 @@ AllowRule = tuple[str, str, tuple[str, ...]]
 
 
 def allow_rules(allow: Mapping[str, Mapping[str, Sequence[str]]] | None) -> list[AllowRule]:
-    """The allow rules of ``spec.allow``: ``@self`` made ``process``, merged, sorted, de-duplicated."""
+    """The allow rules of ``spec.allow``: ``@self`` made ``process``, merged, sorted,
+    de-duplicated."""
     merged: dict[tuple[str, str], set[str]] = {}
     for target, classes in (allow or {}).items():
         resolved = PROCESS if target == ALLOW_SELF else target

@@ -1,1 +1,2 @@
-"""The SecurityProfilesOperatorDaemon CompositeController: the spod object -> the nodesync DaemonSet."""
+"""The SecurityProfilesOperatorDaemon CompositeController: the spod object -> the nodesync
+DaemonSet."""

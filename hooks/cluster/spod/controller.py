@@ -85,7 +85,8 @@ def _parse(raw: Object) -> SecurityProfilesOperatorDaemon:
 
 
 def _field(location: tuple[int | str, ...]) -> str:
-    """A pydantic error location spelled as the other messages spell fields: ``a.b[1].c``, ``limits[cpu]``."""
+    """A pydantic error location spelled as the other messages spell fields: ``a.b[1].c``,
+    ``limits[cpu]``."""
     text = ""
     previous: int | str = ""
     for part in location:

@@ -99,7 +99,8 @@ def log_enricher_selector(spod_name: str) -> Object:
 
 
 def daemonsets(spod: SecurityProfilesOperatorDaemon) -> list[Object]:
-    """Every desired DaemonSet of ``spod`` (already validated): nodesync's, then the log enricher's."""
+    """Every desired DaemonSet of ``spod`` (already validated): nodesync's, then the log
+    enricher's."""
     wanted = [daemonset(spod)]
     if spod.spec.enableLogEnricher:
         wanted.append(log_enricher_daemonset(spod))
@@ -288,7 +289,8 @@ def _prepare_operator_dir(image: str) -> Object:
         "command": [
             "/bin/sh",
             "-c",
-            f"mkdir -p {OPERATOR_DIR} && chown -R {owner} {OPERATOR_DIR} && chmod 0744 {OPERATOR_DIR}",
+            f"mkdir -p {OPERATOR_DIR} && chown -R {owner} {OPERATOR_DIR} && chmod 0744 "
+            f"{OPERATOR_DIR}",
         ],
         "securityContext": {
             "runAsUser": 0,

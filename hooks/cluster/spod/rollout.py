@@ -84,7 +84,8 @@ def of_daemonset(
     if not isinstance(seen, int) or seen < generation:
         return of_state(
             moving,
-            f"waiting for the DaemonSet controller to see generation {generation} of DaemonSet {name}",
+            f"waiting for the DaemonSet controller to see generation {generation} of DaemonSet "
+            f"{name}",
         )
     desired = _count(status, "desiredNumberScheduled")
     updated = _count(status, "updatedNumberScheduled")

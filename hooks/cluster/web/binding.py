@@ -1,4 +1,5 @@
-"""Routes of the binding webhook, the ProfileBinding controller and the operator Namespace decorator.
+"""Routes of the binding webhook, the ProfileBinding controller and the operator Namespace
+decorator.
 
 The binding table file is ``app.config["SPO_BINDINGS_FILE"]``, else the
 ``SPO_BINDINGS_FILE`` environment variable, else the path the Deployment

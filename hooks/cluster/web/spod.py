@@ -1,4 +1,5 @@
-"""Routes of the SecurityProfilesOperatorDaemon CompositeController (sync only: it needs no related objects)."""
+"""Routes of the SecurityProfilesOperatorDaemon CompositeController (sync only: it needs no related
+objects)."""
 
 from __future__ import annotations
 
