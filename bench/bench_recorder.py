@@ -18,7 +18,7 @@ records parsed and attributed per second), lines/s, the ratio recorder/baseline
 time, and VmHWM (peak RSS, MiB) of each run: flat between the two lengths means
 memory does not grow with the log. Also times nodesync's SECCOMP parser (one
 regular expression) against one ``str.find`` per field on the same lines (the
-choice made in ``nodesync/auditlog.py``).
+choice made in ``nodesync/enricher/auditlog.py``).
 
 Targets: >= 200,000 records/s, peak RSS < 64 MiB and not growing with the length.
 

@@ -13,7 +13,7 @@ recording says ``disableProfileAfterRecording``; then the partials are deleted.
   any other action are left out.
 - SelinuxProfile: inherits the system policy ``container`` and allows the union
   of the partials' ``allow`` maps, put again through the SelinuxProfile checks
-  (:func:`nodesync.enricher.recordingagent.checked_allow`), so the merged profile is one
+  (:func:`nodesync.enricher.recordedprofiles.checked_allow`), so the merged profile is one
   the controller installs.
 
 When to merge: a partial profile that comes after the merge would be lost to
