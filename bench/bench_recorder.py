@@ -22,7 +22,7 @@ choice made in ``nodesync/auditlog.py``).
 
 Targets: >= 200,000 records/s, peak RSS < 64 MiB and not growing with the length.
 
-Run: .venv/bin/python bench/bench_recorder.py [--lines 1000000 4000000]
+Run: .venv/bin/python -m bench.bench_recorder [--lines 1000000 4000000]
 """
 
 from __future__ import annotations
@@ -38,26 +38,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from prometheus_client import CollectorRegistry
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-
-from nodesync.enricher.auditlog import (  # noqa: E402
+from nodesync.enricher.auditlog import (
     SeccompRecord,
     parse,
 )
-from nodesync.enricher.containers import (  # noqa: E402
+from nodesync.enricher.containers import (
     ContainerRef,
     ContainerResolver,
 )
-from nodesync.enricher.enriching import LogEnricher  # noqa: E402
-from nodesync.enricher.following import (  # noqa: E402
+from nodesync.enricher.enriching import LogEnricher
+from nodesync.enricher.following import (
     Follower,
     Position,
     StateFile,
 )
-from nodesync.enricher.recorder import Recorder  # noqa: E402
+from nodesync.enricher.recorder import Recorder
 
 CONTAINER_PIDS = range(20000, 20200)
 HOST_PIDS = range(100, 110)

@@ -10,7 +10,7 @@ same run, is the hook alone: the same sync requests POSTed straight to the hook
 server (the foundation benchmark's figure, on this run's requests). Also prints
 how long the control plane took to start with cached binaries.
 
-    .venv/bin/python bench/bench_roundtrip.py [--profiles 200]
+    .venv/bin/python -m bench.bench_roundtrip [--profiles 200]
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests")]
+from tests.helpers.controlplane import ControlPlane, ensure_binaries
+from tests.helpers.hookserver import running_hooks
 
-from controlplane import ControlPlane, ensure_binaries  # noqa: E402 - found through the path above
-from hookserver import running_hooks  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GROUP = "security-profiles-operator.x-k8s.io"
 NS = "bench"

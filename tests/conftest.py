@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hookserver import running_hooks
 
-# tests/ is on sys.path: pytest puts the folder of a rootdir conftest there.
+from tests.helpers.hookserver import running_hooks
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

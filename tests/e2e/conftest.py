@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from controlplane import ControlPlane, ControlPlaneUnavailable, ensure_binaries
-from unavailable import unavailable as any_test_unavailable
+
+from tests.helpers.controlplane import ControlPlane, ControlPlaneUnavailable, ensure_binaries
+from tests.helpers.unavailable import unavailable as any_test_unavailable
 
 
 def unavailable(reason: str) -> NoReturn:

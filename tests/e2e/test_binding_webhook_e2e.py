@@ -8,7 +8,7 @@ in-cluster Service. The binding table is made the way the cluster makes it:
 the decorator's customize and sync hooks are called as Metacontroller would
 call them, the ConfigMap is applied, and its ``bindings.json`` is written to
 the file the webhook reads (what the kubelet does for a mounted ConfigMap).
-The server and these steps are shared with the recording e2e (``webhooks``).
+The server and these steps are shared with the recording e2e (``tests.helpers.webhook_server``).
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-binding`` and,
 as a control, the same pod in an unlabelled namespace: the difference between
@@ -23,15 +23,22 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
-from webhooks import CONFIGURATION, OPERATOR_NS, REPO, WebhookServer, changes, serving_webhooks
-from webhooks import create as _create
-from webhooks import decorator_step as _decorator_step
-from webhooks import pod as _pod
-from webhooks import with_status as _with_status
 
 from hooks.api import GROUP
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.webhook_server import (
+    CONFIGURATION,
+    OPERATOR_NS,
+    REPO,
+    WebhookServer,
+    changes,
+    serving_webhooks,
+)
+from tests.helpers.webhook_server import create as _create
+from tests.helpers.webhook_server import decorator_step as _decorator_step
+from tests.helpers.webhook_server import pod as _pod
+from tests.helpers.webhook_server import with_status as _with_status
 
 pytestmark = pytest.mark.e2e
 BOUND_NS = "bind-e2e"

@@ -21,15 +21,13 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from nodesync_process import NodeSync, eventually, node_status
 
 from hooks.api import GROUP
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, SELINUX_KEY, configmap_metadata
 from hooks.cluster.spod import daemonset
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
-from selinuxd_double import SelinuxdDouble
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import NodeSync, eventually, node_status
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

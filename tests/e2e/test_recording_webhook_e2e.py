@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
-from webhooks import (
+
+from hooks.api import GROUP
+from hooks.cluster.recording import table as recording_table
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
     REPO,
@@ -34,9 +37,6 @@ from webhooks import (
     serving_webhooks,
     with_status,
 )
-
-from hooks.api import GROUP
-from hooks.cluster.recording import table as recording_table
 
 pytestmark = pytest.mark.e2e
 RECORDING_NS = "rec-e2e"

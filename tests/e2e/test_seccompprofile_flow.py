@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
 
 from hooks.api import GROUP
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent

@@ -25,8 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auditing import AUDIT_LOG, auditd_running
-from oci import Bundle, Run
 from prometheus_client import CollectorRegistry
 
 from nodesync.enricher.auditlog import SeccompRecord, parse
@@ -34,6 +32,8 @@ from nodesync.enricher.containers import ContainerRef, ContainerResolver, contai
 from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.following import Follower, StateFile
 from nodesync.enricher.recorder import Recorder
+from tests.helpers.auditd import AUDIT_LOG, auditd_running
+from tests.helpers.runc_bundle import Bundle, Run
 
 pytestmark = pytest.mark.node
 

@@ -14,7 +14,8 @@ from typing import IO, Any
 
 import pytest
 import yaml
-from installing import REPO, configmap_yaml
+
+from tests.helpers.nodesync_once import REPO, configmap_yaml
 
 pytestmark = pytest.mark.node
 

@@ -17,16 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-from selinux_env import (
-    ROOT,
-    compiled_policy,
-    copy_store,
-    find_semodule,
-    install_base,
-    kernel_policy_cil,
-    selinuxd_unavailable,
-)
-from selinuxd_double import SelinuxdDouble
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import reports
@@ -35,6 +25,16 @@ from nodesync.selinux.dropdir import DropDir
 from nodesync.selinux.recordingpolicy import RECORDING_POLICY, RECORDING_TYPE
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from tests.helpers.selinux_env import (
+    ROOT,
+    compiled_policy,
+    copy_store,
+    find_semodule,
+    install_base,
+    kernel_policy_cil,
+    selinuxd_unavailable,
+)
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 pytestmark = pytest.mark.node
 

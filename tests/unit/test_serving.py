@@ -7,7 +7,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hookserver import post
+
+from tests.helpers.hookserver import post
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "seccompprofile"
 

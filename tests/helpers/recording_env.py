@@ -26,10 +26,16 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
-from nodesync_process import NODE, NodeSync, eventually
-from webhooks import (
+
+from hooks.api import GROUP
+from hooks.api.seccompprofile import SeccompProfileSpec
+from hooks.cluster.seccomp.oci import encode, runtime_profile
+from tests.helpers.auditd import AUDIT_LOG
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.nodesync_process import NODE, NodeSync, eventually
+from tests.helpers.runc_bundle import Bundle, Run, localhost_seccomp
+from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
     REPO,
@@ -39,14 +45,6 @@ from webhooks import (
     serving_webhooks,
     with_status,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the node tests' helpers
-from auditing import AUDIT_LOG
-from oci import Bundle, Run, localhost_seccomp
-
-from hooks.api import GROUP
-from hooks.api.seccompprofile import SeccompProfileSpec
-from hooks.cluster.seccomp.oci import encode, runtime_profile
 
 PROFILES = f"seccompprofiles.{GROUP}"
 RECORDINGS = f"profilerecordings.{GROUP}"

@@ -26,10 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from controlplane import ControlPlane, free_port, make_pki
 from flask import Flask
-from hookserver import serving
-from metacontroller_step import _group, _resource_arg
+
+from tests.helpers.controlplane import ControlPlane, free_port, make_pki
+from tests.helpers.hookserver import serving
+from tests.helpers.metacontroller_step import _group, _resource_arg
 
 REPO = Path(__file__).resolve().parent.parent.parent
 OPERATOR_NS = "security-profiles-operator"
@@ -89,7 +90,6 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
     tables = folder / "tables"
     tables.mkdir()
     port = free_port()
-    here = Path(__file__).resolve().parent
     env = {
         **{
             k: v
@@ -97,7 +97,7 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
             if k not in ("PROMETHEUS_MULTIPROC_DIR", "SPO_RECORDINGS_FILE")
         },
         "SPO_BINDINGS_FILE": str(tables / "bindings.json"),
-        "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), str(REPO)]),
+        "PYTHONPATH": str(REPO),
     }
     argv = [
         sys.executable,
@@ -115,11 +115,11 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
         "gthread",
         "--threads",
         "4",
-        "webhooks:webhook_app()",
+        "tests.helpers.webhook_server:webhook_app()",
     ]
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     server = WebhookServer(f"https://127.0.0.1:{port}", pki.ca_cert, tables, context)
-    with serving(argv, server.base, env=env, cwd=here, context=context):
+    with serving(argv, server.base, env=env, cwd=REPO, context=context):
         yield server
 
 

@@ -17,11 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controlplane import ControlPlane, free_port
-
 from hooks.api import GROUP
 from hooks.api.nodestatus import KIND as NODE_STATUS
 from hooks.api.nodestatus import status_name
+from tests.helpers.controlplane import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NODE = "node-e2e"
