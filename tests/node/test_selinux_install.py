@@ -6,7 +6,6 @@ holds the container shim and udica's templates; nothing touches the machine's.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from nodesync.selinux.dropdir import DropDir
 from nodesync.selinux.recordingpolicy import RECORDING_POLICY, RECORDING_TYPE
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from tests.helpers.golden import cases, golden_folder, response_of
 from tests.helpers.selinux_env import (
     ROOT,
     compiled_policy,
@@ -234,8 +234,9 @@ def golden_policies() -> list[str]:
     """Every policy.cil in the hooks' golden responses (what the hooks send to the nodes)."""
     found: list[str] = []
     for kind in ("selinuxprofile", "rawselinuxprofile"):
-        for path in sorted((ROOT / "tests/golden" / kind).glob("*/response.json")):
-            found.extend(_cil_in(json.loads(path.read_text())))
+        folder = golden_folder(kind)
+        for case in cases(folder):
+            found.extend(_cil_in(response_of(folder / case)))
     return sorted(set(found))
 
 

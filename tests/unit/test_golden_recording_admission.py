@@ -4,7 +4,7 @@ Each folder under tests/golden/recording/admission/ holds ``request.json``
 (the AdmissionReview), ``table.json`` (the recording table the webhook has
 loaded; absent = no table yet), ``response.json`` (the exact answer) and, when
 the pod is patched, ``patch.json`` (the decoded JSONPatch, for review).
-``pytest --regen-golden`` rewrites the answers.
+``pytest --regen-golden`` rewrites the answers (tests/helpers/golden.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -22,9 +21,10 @@ from hooks.api import podannotations
 from hooks.cluster.binding.admission import MAX_WARNING_CHARS, AdmissionReviewRequest
 from hooks.cluster.recording import admission
 from hooks.cluster.recording.table import EMPTY, decode
+from tests.helpers.golden import Golden, cases, golden_folder, request_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "admission"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+GOLDEN = golden_folder("recording/admission")
+CASES = cases(GOLDEN)
 LOGGING = {
     "type": "Localhost",
     "localhostProfile": "operator/security-profiles-operator/log-enricher-trace.json",
@@ -33,7 +33,7 @@ RECORDED_TYPE = {"type": "selinuxrecording.process"}
 
 
 def _raw(case: str) -> dict[str, Any]:
-    return dict(json.loads((GOLDEN / case / "request.json").read_text()))
+    return request_of(GOLDEN / case)
 
 
 def _answer_of(raw: dict[str, Any], case: str) -> dict[str, Any]:
@@ -79,18 +79,11 @@ def _warnings(case: str) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_admission_matches_golden_answer(case: str, request: pytest.FixtureRequest) -> None:
+def test_admission_matches_golden_answer(case: str, golden: Golden) -> None:
     folder = GOLDEN / case
     got = _answer(case)
-    patch = _patch_of(got)
-    if request.config.getoption("--regen-golden"):
-        (folder / "response.json").write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-        (folder / "patch.json").unlink(missing_ok=True)
-        if patch is not None:
-            (folder / "patch.json").write_text(json.dumps(patch, indent=2) + "\n")
-    assert got == json.loads((folder / "response.json").read_text())
-    expected_patch = folder / "patch.json"
-    assert patch == (json.loads(expected_patch.read_text()) if expected_patch.exists() else None)
+    golden.check(folder, got)
+    golden.check_optional(folder, _patch_of(got), "patch.json")
 
 
 @pytest.mark.parametrize("case", CASES)
