@@ -52,7 +52,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def app() -> Flask:
-    """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow baseline."""
+    """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow
+    baseline."""
     from hooks.cluster.app import create_app
     from hooks.cluster.web import binding
 

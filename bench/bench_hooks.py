@@ -81,7 +81,9 @@ def payload() -> dict[str, Any]:
                         "securityContext": {
                             "seccompProfile": {
                                 "type": "Localhost",
-                                "localhostProfile": f"operator/{NS}/{'big' if i % 2 else 'other'}.json",
+                                "localhostProfile": (
+                                    f"operator/{NS}/{'big' if i % 2 else 'other'}.json"
+                                ),
                             }
                         },
                     }

@@ -1,4 +1,5 @@
-"""Benchmark: the recorder's parse + attribute rate on a multi-million-line audit log, and its memory.
+"""Benchmark: the recorder's parse + attribute rate on a multi-million-line audit log, and its
+memory.
 
 Generates a realistic auditd log (ENRICHED format: SECCOMP records of ~200
 container processes and a few host ones, AVC denials, and the SYSCALL, CWD,
@@ -173,7 +174,10 @@ def peak_rss_mib() -> float:
 def stub_cgroup(pid: int) -> str | None:
     if pid in CONTAINER_PIDS:
         container = f"{pid:064x}"
-        return f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1111_2222.slice/cri-containerd-{container}.scope\n"
+        return (
+            "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1111_2222.slice/"
+            f"cri-containerd-{container}.scope\n"
+        )
     if pid in HOST_PIDS:
         return "0::/system.slice/cron.service\n"
     return None

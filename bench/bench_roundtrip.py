@@ -118,7 +118,10 @@ def round_trip(api: Client, hooks: Client, name: str) -> dict[str, Any]:
     }
     for child in answer["children"]:
         child["metadata"]["ownerReferences"] = [owner]
-        path = f"/api/v1/namespaces/{NS}/configmaps/{child['metadata']['name']}?fieldManager=metacontroller&force=true"
+        path = (
+            f"/api/v1/namespaces/{NS}/configmaps/{child['metadata']['name']}"
+            "?fieldManager=metacontroller&force=true"
+        )
         api.call("PATCH", path, child, content_type="application/apply-patch+yaml")
     parent["status"] = answer["status"]
     api.call("PUT", f"{base}/{name}/status", parent)

@@ -53,7 +53,8 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 @pytest.fixture(scope="session")
 def installed(control_plane: ControlPlane) -> ControlPlane:
-    """Metacontroller's CRDs (as its install would add them), then our install as the README says."""
+    """Metacontroller's CRDs (as its install would add them), then our install as the README
+    says."""
     crds = shared_data(METACONTROLLER_CRDS)
     control_plane.kubectl("apply", "--server-side", "-f", str(crds))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")

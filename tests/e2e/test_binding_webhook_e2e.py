@@ -68,7 +68,8 @@ def webhook(
 
 
 def _changes(plane: ControlPlane, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The fields the webhook set: the bound pod's spec against the same pod in the unlabelled namespace."""
+    """The fields the webhook set: the bound pod's spec against the same pod in the unlabelled
+    namespace."""
     changed, _, warnings = changes(plane, manifest, BOUND_NS, PLAIN_NS)
     return changed, warnings
 
@@ -150,7 +151,9 @@ def test_container_of_the_bound_image_gets_the_profile(bound: ControlPlane) -> N
     changed, warnings = _changes(bound, pod)
     assert changed == {
         "/containers/0/securityContext/seccompProfile/type": "Localhost",
-        "/containers/0/securityContext/seccompProfile/localhostProfile": f"operator/{BOUND_NS}/web.json",
+        "/containers/0/securityContext/seccompProfile/localhostProfile": (
+            f"operator/{BOUND_NS}/web.json"
+        ),
         "/securityContext/seLinuxOptions/type": SELINUX_USAGE,
     }
     assert "Warning" not in warnings
@@ -168,12 +171,14 @@ def test_init_container_is_bound_and_a_missing_profile_only_warns(bound: Control
     changed, warnings = _changes(bound, pod)
     assert changed == {
         "/initContainers/0/securityContext/seccompProfile/type": "Localhost",
-        "/initContainers/0/securityContext/seccompProfile/localhostProfile": f"operator/{BOUND_NS}/web.json",
+        "/initContainers/0/securityContext/seccompProfile/localhostProfile": (
+            f"operator/{BOUND_NS}/web.json"
+        ),
         "/securityContext/seLinuxOptions/type": SELINUX_USAGE,
     }
     assert (
-        "Warning: spo: binding 'busybox' skipped for container 'tools': SeccompProfile 'does-not-exist' does not exist"
-        in warnings
+        "Warning: spo: binding 'busybox' skipped for container 'tools': "
+        "SeccompProfile 'does-not-exist' does not exist" in warnings
     )
 
 
@@ -181,8 +186,8 @@ def test_profile_not_installed_yet_creates_the_pod_with_a_warning(bound: Control
     changed, warnings = _changes(bound, _pod("redis", [{"name": "db", "image": "redis:7"}]))
     assert changed == {"/securityContext/seLinuxOptions/type": SELINUX_USAGE}
     assert (
-        "Warning: spo: binding 'redis' skipped for container 'db': SeccompProfile 'slow' is not installed yet (status Pending)"
-        in warnings
+        "Warning: spo: binding 'redis' skipped for container 'db': "
+        "SeccompProfile 'slow' is not installed yet (status Pending)" in warnings
     )
 
 

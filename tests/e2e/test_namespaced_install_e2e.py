@@ -3,7 +3,8 @@
 The Roles and RoleBindings come from ``metacontroller/namespaced/`` rendered
 through the overlay its comment documents for choosing another namespace (here
 the watched namespace of this test), each bound to a fresh ServiceAccount instead
-of ``spo-nodesync`` and ``spo-log-enricher``, so no other right can help. ``python -m nodesync --namespace``
+of ``spo-nodesync`` and ``spo-log-enricher``, so no other right can help.
+``python -m nodesync --namespace``
 then runs with that ServiceAccount's token, with SELinux on (the selinuxd
 stand-in in its content mode: a policy with ``BROKEN`` in it fails, others are
 accepted without ``semodule``), so both watchers prove they stay in the

@@ -110,7 +110,8 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
                 f"demo_{CONTAINER}_"
             ), demo.annotations
 
-            # 2. the container, where the kubelet would put it, and the status the kubelet would report
+            # 2. the container, where the kubelet would put it, and the status the kubelet would
+            # report
             demo.start(WORKLOAD)
             try:
                 # 3. once the first half is recorded (the sleep is running), auditd rotates its log

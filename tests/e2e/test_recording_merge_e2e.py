@@ -136,7 +136,8 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
                 assert set(found) == partial_names, f"recorded so far: {sorted(found)}"
                 return found
 
-            # (and nothing merged while the recording lives, though the merge loop runs every second)
+            # (and nothing merged while the recording lives, though the merge loop runs every
+            # second)
             partials = eventually(
                 "both partial profiles exist", both_partials, agent, timeout=DEADLINE
             )

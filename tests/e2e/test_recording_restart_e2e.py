@@ -194,7 +194,8 @@ def test_a_crash_in_the_middle_of_a_recording_loses_nothing(
 
     names = set(allowed(profile))
     assert names >= SECOND_ONLY, (
-        f"the records written while the enricher was down are missing: {sorted(SECOND_ONLY - names)}"
+        "the records written while the enricher was down are missing: "
+        f"{sorted(SECOND_ONLY - names)}"
     )
     assert told_first <= names, (
         f"what the first enricher saw is missing: {sorted(told_first - names)}"

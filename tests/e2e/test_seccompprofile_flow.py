@@ -1,4 +1,5 @@
-"""A SeccompProfile's life through the real API server, with the hooks called as Metacontroller would.
+"""A SeccompProfile's life through the real API server, with the hooks called as
+Metacontroller would.
 
 Node statuses are written here the way nodesync writes them (create, then the
 status subresource); pods are created without a node (no scheduler runs).

@@ -247,7 +247,8 @@ def trusting(server: WebhookServer) -> Iterator[None]:
 
 
 def controller_step(plane: ControlPlane, server: WebhookServer, controller: str) -> CompositeStep:
-    """A hand-driven step of the CompositeController in ``metacontroller/base/<controller>.yaml``."""
+    """A hand-driven step of the CompositeController in
+    ``metacontroller/base/<controller>.yaml``."""
     manifest = yaml.safe_load((REPO / "metacontroller" / "base" / f"{controller}.yaml").read_text())
     return CompositeStep(plane, server.base, manifest)
 
@@ -268,7 +269,8 @@ def installed_bytes(
 def on_runc_base(
     plane: ControlPlane, server: WebhookServer, namespace: str, name: str
 ) -> dict[str, Any]:
-    """The profile ``name`` built on the runc base profile (``baseProfileName``), as a node gets it."""
+    """The profile ``name`` built on the runc base profile (``baseProfileName``), as a node gets
+    it."""
     base = yaml.safe_load((REPO / "examples" / "base-profiles" / "runc-v1.1.5.yaml").read_text())
     base["metadata"]["namespace"] = namespace
     plane.apply(base)
@@ -359,7 +361,8 @@ class RecordedContainer:
 
 
 def recorded_pod(name: str, app: str, *, generate: bool = False) -> dict[str, Any]:
-    """A one-container busybox pod of this node; ``generate``: named from ``generateName: <name>``."""
+    """A one-container busybox pod of this node; ``generate``: named from
+    ``generateName: <name>``."""
     manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",

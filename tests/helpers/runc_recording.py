@@ -2,8 +2,9 @@
 
 Used to make ``examples/base-profiles/runc-v<version>.yaml``:
 
-    auditd                                   # as root: starts the daemon, logs to /var/log/audit/audit.log
-    .venv/bin/python -m tests.helpers.runc_recording base --runs 20 > examples/base-profiles/runc-v1.1.5.yaml
+    auditd      # as root: starts the daemon, logs to /var/log/audit/audit.log
+    out=examples/base-profiles/runc-v1.1.5.yaml
+    .venv/bin/python -m tests.helpers.runc_recording base --runs 20 > $out
     .venv/bin/python -m tests.helpers.runc_recording workload -- /bin/sh -c 'echo hi'
 
 ``base`` runs a container whose workload is a 132-byte program that only calls

@@ -126,14 +126,16 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
 def with_status(
     plane: ControlPlane, resource: str, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
-    """Write ``status`` through the status subresource (what a controller or nodesync would report)."""
+    """Write ``status`` through the status subresource (what a controller or nodesync would
+    report)."""
     current = plane.kubectl_json("get", resource, name, "-n", namespace)
     current["status"] = status
     plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(current))
 
 
 def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """One sync of spo-namespace-decorator, done by hand; registers the configuration and the tables."""
+    """One sync of spo-namespace-decorator, done by hand; registers the configuration and the
+    tables."""
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
     )
@@ -211,7 +213,8 @@ def create(
 
 
 def leaves(value: Any, path: str = "") -> dict[str, Any]:
-    """Every leaf of a JSON document by its path (``/containers/0/name``), empty containers included."""
+    """Every leaf of a JSON document by its path (``/containers/0/name``), empty containers
+    included."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():

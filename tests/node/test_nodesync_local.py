@@ -1,4 +1,5 @@
-"""The local mode as a real process: folder watching, /healthz, /readyz, /metrics, logs, bad input."""
+"""The local mode as a real process: folder watching, /healthz, /readyz, /metrics, logs, bad
+input."""
 
 from __future__ import annotations
 

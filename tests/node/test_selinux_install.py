@@ -296,7 +296,8 @@ def avc(serial: int, perms: str, ttype: str, tclass: str) -> str:
 
 
 def test_a_profile_recorded_from_avcs_installs(store: SemoduleInstaller, tmp_path: Path) -> None:
-    """AVCs of a recorded container -> the log enricher's SelinuxProfile -> the hook's CIL -> the store."""
+    """AVCs of a recorded container -> the log enricher's SelinuxProfile -> the hook's CIL -> the
+    store."""
     from hooks.api.selinuxprofile import SelinuxProfile
     from hooks.cluster.selinux.translation import translate
     from nodesync.enricher.containers import Lookup

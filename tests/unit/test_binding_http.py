@@ -1,4 +1,5 @@
-"""The binding routes through Flask: JSON errors for malformed reviews, the table file and its reloads."""
+"""The binding routes through Flask: JSON errors for malformed reviews, the table file and its
+reloads."""
 
 from __future__ import annotations
 

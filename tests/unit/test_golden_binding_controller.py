@@ -1,4 +1,5 @@
-"""Golden tests of the ProfileBinding controller: status.activeWorkloads, the Ready condition, finalize.
+"""Golden tests of the ProfileBinding controller: status.activeWorkloads, the Ready condition,
+finalize.
 
 Each folder under tests/golden/binding/controller/ holds a sync (or finalize)
 ``request.json`` and the ``response.json`` the hook must answer.

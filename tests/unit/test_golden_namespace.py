@@ -1,4 +1,5 @@
-"""Golden tests of the operator Namespace decorator: the webhook configuration and the binding table.
+"""Golden tests of the operator Namespace decorator: the webhook configuration and the binding
+table.
 
 Each folder under tests/golden/namespace/ holds the sync ``request.json``
 Metacontroller sends and the ``response.json`` the hook must answer.
@@ -179,8 +180,14 @@ def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
         '{"version": 1, "namespaces": {"a": []}}',
         '{"version": 1, "namespaces": {"a": {"img": {}}}}',
         '{"version": 1, "namespaces": {"a": {"img": [1]}}}',
-        '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", "kind": "SeccompProfile", "state": "Installed"}]}}}',
-        '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", "kind": "SeccompProfile", "profile": "p", "state": "Installed", "value": 3}]}}}',
+        (
+            '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", '
+            '"kind": "SeccompProfile", "state": "Installed"}]}}}'
+        ),
+        (
+            '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", '
+            '"kind": "SeccompProfile", "profile": "p", "state": "Installed", "value": 3}]}}}'
+        ),
     ],
 )
 def test_a_broken_table_file_is_a_table_error(text: str) -> None:

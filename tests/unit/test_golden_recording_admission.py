@@ -1,4 +1,5 @@
-"""Golden tests of the recording webhook: an AdmissionReview and a recording table in, the answer out.
+"""Golden tests of the recording webhook: an AdmissionReview and a recording table in, the
+answer out.
 
 Each folder under tests/golden/recording/admission/ holds ``request.json``
 (the AdmissionReview), ``table.json`` (the recording table the webhook has
@@ -54,7 +55,8 @@ def _patch_of(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """RFC 6902 ``add`` (the only operation the webhook sends) with RFC 6901 unescaping; strict parents."""
+    """RFC 6902 ``add`` (the only operation the webhook sends) with RFC 6901 unescaping; strict
+    parents."""
     result = copy.deepcopy(document)
     for op in ops:
         assert op["op"] == "add", op
@@ -194,8 +196,14 @@ def test_override_of_users_security_context_is_warned() -> None:
     assert pod["spec"]["containers"][1]["securityContext"] == {"seccompProfile": LOGGING}
     assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert _warnings("user-seccomp-profile-replaced-with-warning") == [
-        "spo: recording 'web-recording' replaces the seccomp profile of container 'app' with the logging profile",
-        "spo: recording 'web-recording' overrides the pod's seccomp profile for container 'sidecar'",
+        (
+            "spo: recording 'web-recording' replaces the seccomp profile of container 'app' "
+            "with the logging profile"
+        ),
+        (
+            "spo: recording 'web-recording' overrides the pod's seccomp profile "
+            "for container 'sidecar'"
+        ),
     ]
     selinux = _patched("user-selinux-type-replaced-with-warning")
     assert selinux["spec"]["containers"][0]["securityContext"]["seLinuxOptions"] == {
@@ -203,7 +211,10 @@ def test_override_of_users_security_context_is_warned() -> None:
         "level": "s0:c1,c2",
     }
     assert _warnings("user-selinux-type-replaced-with-warning") == [
-        "spo: recording 'web-selinux' replaces the SELinux type 'container_t' of container 'app' with 'selinuxrecording.process'",
+        (
+            "spo: recording 'web-selinux' replaces the SELinux type 'container_t' "
+            "of container 'app' with 'selinuxrecording.process'"
+        ),
         "spo: recording 'web-selinux' overrides the pod's SELinux type for container 'sidecar'",
     ]
 
@@ -255,7 +266,8 @@ def test_oldest_recording_wins_a_container() -> None:
     assert annotations["io.containers.trace-logs/app"].startswith("old-recording_app_")
     assert annotations["io.containers.trace-logs/sidecar"].startswith("new-recording_sidecar_")
     assert _warnings("two-seccomp-recordings-oldest-wins-with-warning") == [
-        "spo: recording 'new-recording' ignored for container 'app': the older recording 'old-recording' records it"
+        "spo: recording 'new-recording' ignored for container 'app': "
+        "the older recording 'old-recording' records it"
     ]
 
 
@@ -283,7 +295,8 @@ def test_annotations_the_pod_has_are_kept_and_keys_are_escaped() -> None:
     ]
     assert copied["io.containers.trace-logs/app"].startswith("web-recording_app_")
     assert _warnings("annotation-the-pod-came-with-replaced-with-warning") == [
-        "spo: recording 'web-recording' replaces the annotation io.containers.trace-logs/app the pod came with"
+        "spo: recording 'web-recording' replaces the annotation io.containers.trace-logs/app "
+        "the pod came with"
     ]
 
 

@@ -1,4 +1,5 @@
-"""Golden tests of the ProfileRecording controller: status.activeWorkloads, the Ready condition, finalize.
+"""Golden tests of the ProfileRecording controller: status.activeWorkloads, the Ready condition,
+finalize.
 
 Each folder under tests/golden/recording/controller/ holds a sync (or
 finalize) ``request.json`` and the ``response.json`` the hook must answer.
@@ -55,7 +56,8 @@ def test_recording_has_no_children_and_finalizes_only_when_asked(case: str) -> N
 
 def test_active_workloads_are_the_running_pods_this_recording_annotated() -> None:
     status = _status("recording-lists-active-workloads")
-    # Not: finished, terminating, unannotated, another recording's, the other kind's, a malformed id, another namespace.
+    # Not: finished, terminating, unannotated, another recording's, the other kind's, a malformed
+    # id, another namespace.
     assert status["activeWorkloads"] == ["recorded-pending", "recorded-running"]
     assert status["conditions"][0]["status"] == "True"
     assert status["conditions"][0]["reason"] == "Recording"
@@ -169,7 +171,8 @@ def _condition(case: str) -> dict[str, Any]:
 
 
 def test_merge_waits_for_every_replica_before_signalling_the_merge() -> None:
-    # Partial profiles prove the finished replica was collected, but a running one holds the merge back.
+    # Partial profiles prove the finished replica was collected, but a running one holds the merge
+    # back.
     got = _sync(_load("finalize-merge-waits-for-running-replicas-before-the-merge"))
     assert got["finalized"] is False
     condition = got["status"]["conditions"][0]

@@ -1,4 +1,5 @@
-"""Golden tests of the SecurityProfilesOperatorDaemon sync hook: request documents in, response documents out.
+"""Golden tests of the SecurityProfilesOperatorDaemon sync hook: request documents in, response
+documents out.
 
 Each folder under tests/golden/spod/ holds a ``request.json`` (what Metacontroller
 POSTs) and a ``response.json`` (what the hook must answer).

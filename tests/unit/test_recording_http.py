@@ -1,4 +1,5 @@
-"""The recording routes through Flask: the webhook with its table file, the controller hooks, JSON errors."""
+"""The recording routes through Flask: the webhook with its table file, the controller hooks,
+JSON errors."""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def test_finalize_route_finalizes(client: FlaskClient, prefix: str) -> None:
 
 
 def test_each_route_uses_its_own_kind(client: FlaskClient) -> None:
-    """The raw route reads the node statuses and ConfigMap of a RawSelinuxProfile, not of a SelinuxProfile."""
+    """The raw route reads the node statuses and ConfigMap of a RawSelinuxProfile, not of a
+    SelinuxProfile."""
     body = {"parent": PARENTS["rawselinuxprofile"], "related": {}}
     raw = client.post("/rawselinuxprofile/customize", json=body).get_json()
     selectors = [rule.get("labelSelector") for rule in raw["relatedResources"]]
