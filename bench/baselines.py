@@ -4,7 +4,7 @@
 - ``/admit-allow``: a trivial admission route (allowed, no patch), the baseline
   of ``bench_binding_webhook.py``.
 
-``python bench/baselines.py --bind HOST:PORT --workers N [--certfile F --keyfile F]``
+``python -m bench.baselines --bind HOST:PORT --workers N [--certfile F --keyfile F]``
 serves them with the real ``spo hooks`` server (``hooks.cluster.serving``).
 """
 

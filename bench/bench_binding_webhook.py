@@ -14,7 +14,7 @@ allowed with the uid), sent the same AdmissionReview; load comes from wrk
   (``spo_hook_request_duration_seconds``): decoding, ``admit``, encoding;
 - ``wrk``: round trips over HTTPS for both routes, and their ratio.
 
-    python bench/bench_binding_webhook.py [--seconds 10] [--connections 2] [--workers 2]
+    .venv/bin/python -m bench.bench_binding_webhook [--seconds 10] [--connections 2] [--workers 2]
 
 Target: p99 in the hook process under 5 ms; binding route at least half the
 baseline's requests per second.
@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from loadgen import (  # bench/ is on sys.path when run as a script
+
+from bench.loadgen import (
     free_port,
     histogram,
     run_wrk,
     wait_ready,
 )
-
 from hooks.cluster.binding import admission, table
 
 NS = "bench"
@@ -52,8 +52,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def app() -> Flask:
-    """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow baseline."""
-    from baselines import app as with_baselines
+    """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow
+    baseline."""
+    from bench.baselines import app as with_baselines
 
     return with_baselines()
 

@@ -5,7 +5,7 @@ timed), starts and stops the control plane --runs times, and prints one JSON
 object. Baseline measured in the same run: etcd alone becoming healthy, so
 `ratio_to_etcd` says how much the apiserver adds on this (noisy) machine.
 
-    .venv/bin/python bench/bench_controlplane_start.py [--runs 3]
+    .venv/bin/python -m bench.bench_controlplane_start [--runs 3]
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
-
-from controlplane import ControlPlane, ensure_binaries, pinned_versions
+from tests.helpers.controlplane import ControlPlane, ensure_binaries, pinned_versions
 
 
 def main() -> int:

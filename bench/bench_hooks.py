@@ -6,7 +6,7 @@ sent the same body, run side by side. Load comes from wrk (Debian's package)
 in a second process. Prints one JSON object; the ratio is what to compare
 between machines, since absolute times here are noisy.
 
-    python bench/bench_hooks.py [--seconds 10] [--connections 4] [--workers 2]
+    .venv/bin/python -m bench.bench_hooks [--seconds 10] [--connections 4] [--workers 2]
 
 Targets: sync p99 under 10 ms, and at least half the echo route's requests per second.
 """
@@ -24,13 +24,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from loadgen import (  # bench/ is on sys.path when run as a script
+from bench.loadgen import (
     free_port,
     histogram,
     run_wrk,
     wait_ready,
 )
-
 from hooks.api import syscalls
 
 GROUP = "security-profiles-operator.x-k8s.io"
@@ -82,7 +81,9 @@ def payload() -> dict[str, Any]:
                         "securityContext": {
                             "seccompProfile": {
                                 "type": "Localhost",
-                                "localhostProfile": f"operator/{NS}/{'big' if i % 2 else 'other'}.json",
+                                "localhostProfile": (
+                                    f"operator/{NS}/{'big' if i % 2 else 'other'}.json"
+                                ),
                             }
                         },
                     }
@@ -123,13 +124,15 @@ def main() -> int:
         server = subprocess.Popen(
             [  # the real server of `spo hooks`, with the /echo baseline mounted beside the hooks
                 sys.executable,
-                str(Path(__file__).with_name("baselines.py")),
+                "-m",
+                "bench.baselines",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(args.workers),
             ],
             env=env,
+            cwd=Path(__file__).resolve().parent.parent,  # where `-m bench.baselines` is found
         )
         try:
             wait_ready(f"{base}/readyz")

@@ -10,7 +10,7 @@ Prints one JSON object:
   writes the same bytes to the same paths in a plain loop, and the ratio of the two.
 Targets: cold under 5 s and under 64 MiB RSS.
 
-Run: .venv/bin/python bench/bench_nodesync.py [--profiles N]
+Run: .venv/bin/python -m bench.bench_nodesync [--profiles N]
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from hooks.api.configmaps import configmap_metadata
+from nodesync.seccomp.materialising import materialise
+from nodesync.seccomp.paths import profile_path
 
-from hooks.api.configmaps import configmap_metadata  # noqa: E402
-from nodesync.seccomp.materialising import materialise  # noqa: E402
-from nodesync.seccomp.paths import profile_path  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SYSCALLS = [
     "accept4",

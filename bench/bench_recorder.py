@@ -1,4 +1,5 @@
-"""Benchmark: the recorder's parse + attribute rate on a multi-million-line audit log, and its memory.
+"""Benchmark: the recorder's parse + attribute rate on a multi-million-line audit log, and its
+memory.
 
 Generates a realistic auditd log (ENRICHED format: SECCOMP records of ~200
 container processes and a few host ones, AVC denials, and the SYSCALL, CWD,
@@ -22,7 +23,7 @@ choice made in ``nodesync/enricher/auditlog.py``).
 
 Targets: >= 200,000 records/s, peak RSS < 64 MiB and not growing with the length.
 
-Run: .venv/bin/python bench/bench_recorder.py [--lines 1000000 4000000]
+Run: .venv/bin/python -m bench.bench_recorder [--lines 1000000 4000000]
 """
 
 from __future__ import annotations
@@ -38,23 +39,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from prometheus_client import CollectorRegistry
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-
-from nodesync.enricher.auditlog import (  # noqa: E402
+from nodesync.enricher.auditlog import (
     SeccompRecord,
     parse,
 )
-from nodesync.enricher.containers import (  # noqa: E402
+from nodesync.enricher.containers import (
     ContainerRef,
     ContainerResolver,
 )
-from nodesync.enricher.enriching import LogEnricher  # noqa: E402
-from nodesync.enricher.following import Follower  # noqa: E402
-from nodesync.enricher.recorder import Recorder  # noqa: E402
-from nodesync.enricher.state import Position, StateFile  # noqa: E402
+from nodesync.enricher.enriching import LogEnricher
+from nodesync.enricher.following import Follower
+from nodesync.enricher.recorder import Recorder
+from nodesync.enricher.state import Position, StateFile
 
 CONTAINER_PIDS = range(20000, 20200)
 HOST_PIDS = range(100, 110)
@@ -173,7 +171,10 @@ def peak_rss_mib() -> float:
 def stub_cgroup(pid: int) -> str | None:
     if pid in CONTAINER_PIDS:
         container = f"{pid:064x}"
-        return f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1111_2222.slice/cri-containerd-{container}.scope\n"
+        return (
+            "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1111_2222.slice/"
+            f"cri-containerd-{container}.scope\n"
+        )
     if pid in HOST_PIDS:
         return "0::/system.slice/cron.service\n"
     return None

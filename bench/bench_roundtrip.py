@@ -10,7 +10,7 @@ same run, is the hook alone: the same sync requests POSTed straight to the hook
 server (the foundation benchmark's figure, on this run's requests). Also prints
 how long the control plane took to start with cached binaries.
 
-    .venv/bin/python bench/bench_roundtrip.py [--profiles 200]
+    .venv/bin/python -m bench.bench_roundtrip [--profiles 200]
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests")]
+from tests.helpers.controlplane import ControlPlane, ensure_binaries
+from tests.helpers.hookserver import running_hooks
 
-from controlplane import ControlPlane, ensure_binaries  # noqa: E402 - found through the path above
-from hookserver import running_hooks  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GROUP = "security-profiles-operator.x-k8s.io"
 NS = "bench"
@@ -120,7 +118,10 @@ def round_trip(api: Client, hooks: Client, name: str) -> dict[str, Any]:
     }
     for child in answer["children"]:
         child["metadata"]["ownerReferences"] = [owner]
-        path = f"/api/v1/namespaces/{NS}/configmaps/{child['metadata']['name']}?fieldManager=metacontroller&force=true"
+        path = (
+            f"/api/v1/namespaces/{NS}/configmaps/{child['metadata']['name']}"
+            "?fieldManager=metacontroller&force=true"
+        )
         api.call("PATCH", path, child, content_type="application/apply-patch+yaml")
     parent["status"] = answer["status"]
     api.call("PUT", f"{base}/{name}/status", parent)

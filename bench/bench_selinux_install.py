@@ -2,11 +2,11 @@
 
 Both installers use the real ``semodule`` on a private copy of Debian's
 reference-policy store (``semodule -p``) holding the container shim and udica's
-templates (see tests/node/selinux_env.py), and every policy is a realistic
+templates (see tests/helpers/selinux_env.py), and every policy is a realistic
 ``(blockinherit container)`` profile.
 
 - ``selinuxd``: nodesync writes the N files into the drop directory; the
-  selinuxd stand-in (tests/node/selinuxd_double.py: one ``semodule -i`` per
+  selinuxd stand-in (tests/helpers/selinuxd_double.py: one ``semodule -i`` per
   policy, as selinuxd does) installs them; timed until nodesync's ``SelinuxSync``
   reports every policy Installed through the status API. (selinuxd itself cannot
   be built here: the Go module proxy refuses github.com/containers/selinuxd.)
@@ -16,7 +16,7 @@ Prints one JSON object: seconds per (installer, N), and each time divided by the
 same installer's time for one policy (the baseline of this run). Target: batched
 20 policies under 3x one.
 
-Run: .venv/bin/python bench/bench_selinux_install.py [--counts 1,5,20]
+Run: .venv/bin/python -m bench.bench_selinux_install [--counts 1,5,20]
 """
 
 from __future__ import annotations
@@ -24,28 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "node"))
-
-from selinux_env import copy_store, find_semodule, install_base  # noqa: E402
-from selinuxd_double import SelinuxdDouble  # noqa: E402
-
-from hooks.api.profilestate import ProfileState  # noqa: E402
-from nodesync.selinux.batch import SemoduleInstaller  # noqa: E402
-from nodesync.selinux.dropdir import DropDir  # noqa: E402
-from nodesync.selinux.selinuxd import SelinuxdClient  # noqa: E402
-from nodesync.selinux.sync import (  # noqa: E402
+from hooks.api.profilestate import ProfileState
+from nodesync.selinux.batch import SemoduleInstaller
+from nodesync.selinux.dropdir import DropDir
+from nodesync.selinux.selinuxd import SelinuxdClient
+from nodesync.selinux.sync import (
     BatchBackend,
     SelinuxdBackend,
     SelinuxSync,
 )
+from tests.helpers.selinux_env import copy_store, find_semodule, install_base
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 POLICY = """\
 (block {name}

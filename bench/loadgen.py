@@ -39,7 +39,8 @@ def run_wrk(url: str, body_file: Path, seconds: int, connections: int) -> dict[s
         f"local f = io.open('{body_file}', 'rb')\nwrk.body = f:read('*a')\nf:close()\n"
         "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n"
         "done = function(summary, latency, requests)\n"
-        "  io.write(string.format('P50 %d\\nP99 %d\\nNON2XX %d\\n', latency:percentile(50), latency:percentile(99),"
+        "  io.write(string.format('P50 %d\\nP99 %d\\nNON2XX %d\\n',"
+        " latency:percentile(50), latency:percentile(99),"
         " summary.errors.status))\nend\n"
     )
     out = subprocess.run(

@@ -1,13 +1,13 @@
-"""Shared test options."""
+"""Shared test options and fixtures."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from hookserver import running_hooks
 
-# tests/ is on sys.path: pytest puts the folder of a rootdir conftest there.
+from tests.helpers.golden import Golden
+from tests.helpers.hookserver import running_hooks
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -17,6 +17,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the golden response files from the current code instead of comparing",
     )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Golden:
+    """Compares an answer with its golden file (tests/helpers/golden.py), or rewrites the file
+    when pytest runs with ``--regen-golden``."""
+    return Golden(regen=bool(request.config.getoption("--regen-golden")))
 
 
 @pytest.fixture(scope="session")

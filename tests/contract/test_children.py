@@ -11,8 +11,8 @@ import yaml
 
 from hooks.cluster.contract import SyncRequest
 from hooks.cluster.seccomp import controller
+from tests.helpers.golden import GOLDEN
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 RESPONSES = sorted(GOLDEN.rglob("response.json"))
 
 

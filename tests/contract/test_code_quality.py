@@ -1,4 +1,4 @@
-"""The code is ruff clean and mypy (strict) clean."""
+"""The code is ruff clean (100 columns), ruff formatted and mypy (strict) clean."""
 
 from __future__ import annotations
 
@@ -8,11 +8,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent.parent
 BIN = Path(sys.executable).parent
+SOURCES = ("hooks", "nodesync", "tests", "bench", "tools")
 
 
 def test_ruff_is_clean() -> None:
     result = subprocess.run(
-        [BIN / "ruff", "check", "hooks", "nodesync", "tests", "bench"],
+        [BIN / "ruff", "check", *SOURCES],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_applied() -> None:
+    result = subprocess.run(
+        [BIN / "ruff", "format", "--check", *SOURCES],
         cwd=ROOT,
         capture_output=True,
         text=True,

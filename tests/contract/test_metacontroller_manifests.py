@@ -12,18 +12,16 @@ import pytest
 import yaml
 
 from hooks.api.crdgen import all_kinds
+from tests.helpers.shared import METACONTROLLER_CRDS, shared_data
 
 KINDS = {kind.kind: kind for kind in all_kinds()}
 ROOT = Path(__file__).parent.parent.parent
 INSTALL = ROOT / "metacontroller" / "base"
-SHARED = ROOT.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
 
 
 def _metacontroller_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    if not SHARED.exists():
-        pytest.fail(f"Metacontroller's CRDs are missing: {SHARED}")
     schemas = {}
-    for crd in yaml.safe_load_all(SHARED.read_text()):
+    for crd in yaml.safe_load_all(shared_data(METACONTROLLER_CRDS).read_text()):
         for version in crd["spec"]["versions"]:
             key = (crd["spec"]["names"]["kind"], f"{crd['spec']['group']}/{version['name']}")
             schemas[key] = version["schema"]["openAPIV3Schema"]

@@ -9,17 +9,17 @@ import copy
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
-from unavailable import unavailable
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
 from hooks.cluster.spod import daemonset
+from tests.helpers.controlplane import ControlPlaneUnavailable, ensure_binaries
+from tests.helpers.unavailable import unavailable
 
 ROOT = Path(__file__).parents[2]
 BASE = ROOT / "metacontroller"
@@ -34,9 +34,6 @@ def kubectl() -> str:
     found = shutil.which("kubectl")
     if found:
         return found
-    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-    from controlplane import ControlPlaneUnavailable, ensure_binaries
-
     try:
         return str(ensure_binaries() / "kubectl")
     except ControlPlaneUnavailable as error:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from controlplane import ControlPlane, ControlPlaneUnavailable, ensure_binaries
-from unavailable import unavailable as any_test_unavailable
+
+from tests.helpers.controlplane import ControlPlane, ControlPlaneUnavailable, ensure_binaries
+from tests.helpers.shared import METACONTROLLER_CRDS, shared_data
+from tests.helpers.unavailable import unavailable as any_test_unavailable
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -47,17 +49,14 @@ def control_plane(control_plane_binaries: Path) -> Iterator[ControlPlane]:
 
 
 REPO = Path(__file__).resolve().parent.parent.parent
-METACONTROLLER_CRDS = (
-    REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
-)
 
 
 @pytest.fixture(scope="session")
 def installed(control_plane: ControlPlane) -> ControlPlane:
-    """Metacontroller's CRDs (as its install would add them), then our install as the README says."""
-    if not METACONTROLLER_CRDS.exists():
-        pytest.fail(f"Metacontroller's CRDs are missing: {METACONTROLLER_CRDS}")
-    control_plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_CRDS))
+    """Metacontroller's CRDs (as its install would add them), then our install as the README
+    says."""
+    crds = shared_data(METACONTROLLER_CRDS)
+    control_plane.kubectl("apply", "--server-side", "-f", str(crds))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     # cert-manager is not installed here: stand-in CRDs let its Issuer and Certificate be stored.
     control_plane.kubectl(

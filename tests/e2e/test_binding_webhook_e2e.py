@@ -8,7 +8,7 @@ in-cluster Service. The binding table is made the way the cluster makes it:
 the decorator's customize and sync hooks are called as Metacontroller would
 call them, the ConfigMap is applied, and its ``bindings.json`` is written to
 the file the webhook reads (what the kubelet does for a mounted ConfigMap).
-The server and these steps are shared with the recording e2e (``webhooks``).
+The server and these steps are shared with the recording e2e (``tests.helpers.webhook_server``).
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-binding`` and,
 as a control, the same pod in an unlabelled namespace: the difference between
@@ -23,15 +23,22 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
-from webhooks import CONFIGURATION, OPERATOR_NS, REPO, WebhookServer, changes, serving_webhooks
-from webhooks import create as _create
-from webhooks import decorator_step as _decorator_step
-from webhooks import pod as _pod
-from webhooks import with_status as _with_status
 
 from hooks.api import GROUP
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.webhook_server import (
+    CONFIGURATION,
+    OPERATOR_NS,
+    REPO,
+    WebhookServer,
+    changes,
+    serving_webhooks,
+)
+from tests.helpers.webhook_server import create as _create
+from tests.helpers.webhook_server import decorator_step as _decorator_step
+from tests.helpers.webhook_server import pod as _pod
+from tests.helpers.webhook_server import with_status as _with_status
 
 pytestmark = pytest.mark.e2e
 BOUND_NS = "bind-e2e"
@@ -61,7 +68,8 @@ def webhook(
 
 
 def _changes(plane: ControlPlane, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The fields the webhook set: the bound pod's spec against the same pod in the unlabelled namespace."""
+    """The fields the webhook set: the bound pod's spec against the same pod in the unlabelled
+    namespace."""
     changed, _, warnings = changes(plane, manifest, BOUND_NS, PLAIN_NS)
     return changed, warnings
 
@@ -143,7 +151,9 @@ def test_container_of_the_bound_image_gets_the_profile(bound: ControlPlane) -> N
     changed, warnings = _changes(bound, pod)
     assert changed == {
         "/containers/0/securityContext/seccompProfile/type": "Localhost",
-        "/containers/0/securityContext/seccompProfile/localhostProfile": f"operator/{BOUND_NS}/web.json",
+        "/containers/0/securityContext/seccompProfile/localhostProfile": (
+            f"operator/{BOUND_NS}/web.json"
+        ),
         "/securityContext/seLinuxOptions/type": SELINUX_USAGE,
     }
     assert "Warning" not in warnings
@@ -161,12 +171,14 @@ def test_init_container_is_bound_and_a_missing_profile_only_warns(bound: Control
     changed, warnings = _changes(bound, pod)
     assert changed == {
         "/initContainers/0/securityContext/seccompProfile/type": "Localhost",
-        "/initContainers/0/securityContext/seccompProfile/localhostProfile": f"operator/{BOUND_NS}/web.json",
+        "/initContainers/0/securityContext/seccompProfile/localhostProfile": (
+            f"operator/{BOUND_NS}/web.json"
+        ),
         "/securityContext/seLinuxOptions/type": SELINUX_USAGE,
     }
     assert (
-        "Warning: spo: binding 'busybox' skipped for container 'tools': SeccompProfile 'does-not-exist' does not exist"
-        in warnings
+        "Warning: spo: binding 'busybox' skipped for container 'tools': "
+        "SeccompProfile 'does-not-exist' does not exist" in warnings
     )
 
 
@@ -174,8 +186,8 @@ def test_profile_not_installed_yet_creates_the_pod_with_a_warning(bound: Control
     changed, warnings = _changes(bound, _pod("redis", [{"name": "db", "image": "redis:7"}]))
     assert changed == {"/securityContext/seLinuxOptions/type": SELINUX_USAGE}
     assert (
-        "Warning: spo: binding 'redis' skipped for container 'db': SeccompProfile 'slow' is not installed yet (status Pending)"
-        in warnings
+        "Warning: spo: binding 'redis' skipped for container 'db': "
+        "SeccompProfile 'slow' is not installed yet (status Pending)" in warnings
     )
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from controlplane import (
+
+from tests.helpers.controlplane import (
     ControlPlane,
     ControlPlaneStartError,
     pid_alive,

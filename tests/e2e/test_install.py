@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
 
 from hooks.api import GROUP
 from hooks.api.crdgen import all_kinds
 from hooks.cluster.contract import SyncRequest
 from hooks.cluster.seccomp import controller
+from tests.helpers.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent

@@ -3,7 +3,8 @@
 The Roles and RoleBindings come from ``metacontroller/namespaced/`` rendered
 through the overlay its comment documents for choosing another namespace (here
 the watched namespace of this test), each bound to a fresh ServiceAccount instead
-of ``spo-nodesync`` and ``spo-log-enricher``, so no other right can help. ``python -m nodesync --namespace``
+of ``spo-nodesync`` and ``spo-log-enricher``, so no other right can help.
+``python -m nodesync --namespace``
 then runs with that ServiceAccount's token, with SELinux on (the selinuxd
 stand-in in its content mode: a policy with ``BROKEN`` in it fails, others are
 accepted without ``semodule``), so both watchers prove they stay in the
@@ -21,15 +22,13 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from nodesync_process import NodeSync, eventually, node_status
 
 from hooks.api import GROUP
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, SELINUX_KEY, configmap_metadata
 from hooks.cluster.spod import daemonset
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
-from selinuxd_double import SelinuxdDouble
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import NodeSync, eventually, node_status
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

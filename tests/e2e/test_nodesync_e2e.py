@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import ControlPlane
-from nodesync_process import NODE, NodeSync, eventually, node_status
 from prometheus_client.parser import text_string_to_metric_families
 
 from hooks.api import GROUP
@@ -29,6 +27,8 @@ from hooks.api.nodestatus import PROFILE_STATE_LABEL
 from hooks.api.seccompprofile import SeccompProfileSpec
 from hooks.cluster.seccomp.oci import encode, runtime_profile
 from nodesync.nodeio import reasons
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import NODE, NodeSync, eventually, node_status
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent

@@ -3,8 +3,8 @@
 ``python -m nodesync`` runs as a real process with a token of the installed
 ``spo-nodesync`` ServiceAccount, ``--selinux-dir`` a temporary drop directory and
 ``--selinuxd-socket`` the socket of the selinuxd stand-in of the node tests
-(``tests/node/selinuxd_double.py``: selinuxd itself cannot be built here, see
-``tests/node/selinux_env.py``). The stand-in installs with the real ``semodule``
+(``tests/helpers/selinuxd_double.py``: selinuxd itself cannot be built here, see
+``tests/helpers/selinux_env.py``). The stand-in installs with the real ``semodule``
 into a private copy of the reference policy store (with udica's templates), so
 an Error carries ``semodule``'s own message. Its installs can be held, which
 makes the Pending state observable without a race.
@@ -17,15 +17,12 @@ side's reporter may touch the other's node statuses.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import ControlPlane
-from nodesync_process import NODE, NodeSync, eventually, node_status
 
 from hooks.api import GROUP
 from hooks.api.configmaps import (
@@ -40,10 +37,10 @@ from hooks.api.rawselinuxprofile import RawSelinuxProfile
 from hooks.api.selinuxprofile import SelinuxProfile
 from hooks.cluster.selinux.translation import translate
 from nodesync.selinux.batch import SemoduleInstaller
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
-from selinux_env import copy_store, find_semodule, install_base, selinuxd_unavailable
-from selinuxd_double import SelinuxdDouble
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import NODE, NodeSync, eventually, node_status
+from tests.helpers.selinux_env import copy_store, find_semodule, install_base, selinuxd_unavailable
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 pytestmark = pytest.mark.e2e
 NS = "nodesync-selinux-e2e"

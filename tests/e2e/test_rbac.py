@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from controlplane import ControlPlane
+
+from tests.helpers.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 NAMESPACE = "security-profiles-operator"

@@ -31,17 +31,18 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controlplane import ControlPlane
-from nodesync_process import NODE, eventually
 from prometheus_client.parser import text_string_to_metric_families
-from recording_env import (
+
+from tests.helpers.auditd import AUDIT_LOG, auditd_running, auditd_stopped
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import NODE, eventually
+from tests.helpers.recording_env import (
     CONTAINER,
     DEADLINE,
     PROFILES,
@@ -62,11 +63,8 @@ from recording_env import (
     started,
     trusting,
 )
-from webhooks import WebhookServer, create
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the node tests' helpers
-from auditing import AUDIT_LOG, auditd_running, auditd_stopped
-from oci import Bundle, find_busybox, find_runc
+from tests.helpers.runc_bundle import Bundle, find_busybox, find_runc
+from tests.helpers.webhook_server import WebhookServer, create
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
@@ -112,7 +110,8 @@ def test_a_recorded_container_runs_under_its_profile_and_nothing_else(
                 f"demo_{CONTAINER}_"
             ), demo.annotations
 
-            # 2. the container, where the kubelet would put it, and the status the kubelet would report
+            # 2. the container, where the kubelet would put it, and the status the kubelet would
+            # report
             demo.start(WORKLOAD)
             try:
                 # 3. once the first half is recorded (the sleep is running), auditd rotates its log

@@ -19,15 +19,17 @@ Each step is done by the real component (see test_recording_e2e for the path of 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import ControlPlane
-from nodesync_process import eventually
-from recording_env import (
+
+from hooks.api.profilerecording import WAITING_FOR_MERGE
+from tests.helpers.auditd import auditd_running
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import eventually
+from tests.helpers.recording_env import (
     CONTAINER,
     CONTAINER_LABEL,
     DEADLINE,
@@ -48,13 +50,8 @@ from recording_env import (
     started,
     trusting,
 )
-from webhooks import WebhookServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the node tests' helpers
-from auditing import auditd_running
-from oci import Bundle, find_busybox, find_runc
-
-from hooks.api.profilerecording import WAITING_FOR_MERGE
+from tests.helpers.runc_bundle import Bundle, find_busybox, find_runc
+from tests.helpers.webhook_server import WebhookServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
@@ -139,7 +136,8 @@ def test_replicas_recorded_apart_are_merged_into_one_profile_that_runs_both(
                 assert set(found) == partial_names, f"recorded so far: {sorted(found)}"
                 return found
 
-            # (and nothing merged while the recording lives, though the merge loop runs every second)
+            # (and nothing merged while the recording lives, though the merge loop runs every
+            # second)
             partials = eventually(
                 "both partial profiles exist", both_partials, agent, timeout=DEADLINE
             )

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import ControlPlane
-from nodesync_process import eventually
-from recording_env import (
+
+from hooks.api import syscalls
+from nodesync.command.logenricher import STATE_FILE
+from tests.helpers.auditd import AUDIT_LOG, auditd_running
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.nodesync_process import eventually
+from tests.helpers.recording_env import (
     CONTAINER,
     DEADLINE,
     SLEEPS,
@@ -41,14 +44,8 @@ from recording_env import (
     started,
     until,
 )
-from webhooks import WebhookServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the node tests' helpers
-from auditing import AUDIT_LOG, auditd_running
-from oci import Bundle, find_busybox, find_runc
-
-from hooks.api import syscalls
-from nodesync.command.logenricher import STATE_FILE
+from tests.helpers.runc_bundle import Bundle, find_busybox, find_runc
+from tests.helpers.webhook_server import WebhookServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
@@ -197,7 +194,8 @@ def test_a_crash_in_the_middle_of_a_recording_loses_nothing(
 
     names = set(allowed(profile))
     assert names >= SECOND_ONLY, (
-        f"the records written while the enricher was down are missing: {sorted(SECOND_ONLY - names)}"
+        "the records written while the enricher was down are missing: "
+        f"{sorted(SECOND_ONLY - names)}"
     )
     assert told_first <= names, (
         f"what the first enricher saw is missing: {sorted(told_first - names)}"

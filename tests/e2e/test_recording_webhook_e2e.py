@@ -1,4 +1,5 @@
-"""The recording webhook, called by the real kube-apiserver over HTTPS, and the ProfileRecording controller.
+"""The recording webhook, called by the real kube-apiserver over HTTPS, and the
+ProfileRecording controller.
 
 The server, the certificate and the decorator step are the binding e2e's
 (``webhooks``): the configuration the namespace decorator computes is
@@ -20,9 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
-from webhooks import (
+
+from hooks.api import GROUP
+from hooks.cluster.recording import table as recording_table
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
     REPO,
@@ -34,9 +38,6 @@ from webhooks import (
     serving_webhooks,
     with_status,
 )
-
-from hooks.api import GROUP
-from hooks.cluster.recording import table as recording_table
 
 pytestmark = pytest.mark.e2e
 RECORDING_NS = "rec-e2e"
@@ -81,7 +82,8 @@ def _recording(name: str, kind: str, labels: dict[str, str], **spec: Any) -> dic
 
 
 def _publish(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """The decorator step; and, while hooks/binding/decorator.py does not publish the recording table yet,
+    """The decorator step; and, while hooks/binding/decorator.py does not publish the recording
+    table yet,
     the same table computed from the same objects and written where the webhook reads it."""
     answer = decorator_step(plane, server)
     published = {
@@ -219,12 +221,12 @@ def test_overriding_the_users_security_context_is_warned(recording: ControlPlane
         "/containers/0/securityContext/seLinuxOptions/type": SELINUX_TYPE,
     }
     assert (
-        "Warning: spo: recording 'web-recording' replaces the seccomp profile of container 'app' with the logging profile"
-        in warnings
+        "Warning: spo: recording 'web-recording' replaces the seccomp profile of container 'app' "
+        "with the logging profile" in warnings
     )
     assert (
-        "Warning: spo: recording 'web-selinux' replaces the SELinux type 'container_t' of container 'app'"
-        in warnings
+        "Warning: spo: recording 'web-selinux' replaces the SELinux type 'container_t' "
+        "of container 'app'" in warnings
     )
 
 
@@ -256,8 +258,8 @@ def test_bpf_recording_is_skipped_with_a_warning(recording: ControlPlane) -> Non
     )
     assert _ids(stored) == {}
     assert (
-        "Warning: spo: recording 'bpf-recording' skipped: the bpf recorder is not available in this operator"
-        in warnings
+        "Warning: spo: recording 'bpf-recording' skipped: "
+        "the bpf recorder is not available in this operator" in warnings
     )
 
 
@@ -354,7 +356,8 @@ def test_recording_status_and_deletion_waits_for_collection(
         recording.kubectl("delete", RECORDINGS, "web-recording", "-n", RECORDING_NS, "--wait=false")
         assert step.sync(RECORDING_NS, "web-recording")["finalized"] is False
 
-        # The job's container stops; until the recorder has written its profile, the recording stays.
+        # The job's container stops; until the recorder has written its profile, the recording
+        # stays.
         job = recording.kubectl_json("get", "pod", "job", "-n", RECORDING_NS)
         job["status"] = {"phase": "Succeeded"}
         recording.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(job))

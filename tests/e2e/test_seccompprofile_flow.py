@@ -1,4 +1,5 @@
-"""A SeccompProfile's life through the real API server, with the hooks called as Metacontroller would.
+"""A SeccompProfile's life through the real API server, with the hooks called as
+Metacontroller would.
 
 Node statuses are written here the way nodesync writes them (create, then the
 status subresource); pods are created without a node (no scheduler runs).
@@ -13,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
 
 from hooks.api import GROUP
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent

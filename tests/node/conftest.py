@@ -1,7 +1,6 @@
 """Fixtures of the node tests: real runc, a busybox bundle, nodesync run as a command.
 
-The helpers are plain modules next to the tests (``oci``, ``installing``, ``recording``);
-pytest puts this folder on sys.path because it has no ``__init__.py``.
+The helpers are in ``tests.helpers`` (``runc_bundle``, ``nodesync_once``).
 """
 
 from __future__ import annotations
@@ -9,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from installing import Installer
-from oci import Bundle, find_busybox, find_runc
+
+from tests.helpers.nodesync_once import Installer
+from tests.helpers.runc_bundle import Bundle, find_busybox, find_runc
 
 
 @pytest.fixture(scope="session")

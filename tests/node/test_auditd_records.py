@@ -25,8 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auditing import AUDIT_LOG, auditd_running
-from oci import Bundle, Run
 from prometheus_client import CollectorRegistry
 
 from nodesync.enricher.auditlog import SeccompRecord, parse
@@ -35,6 +33,8 @@ from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.following import Follower
 from nodesync.enricher.recorder import Recorder
 from nodesync.enricher.state import StateFile
+from tests.helpers.auditd import AUDIT_LOG, auditd_running
+from tests.helpers.runc_bundle import Bundle, Run
 
 pytestmark = pytest.mark.node
 

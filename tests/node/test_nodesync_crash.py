@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from installing import REPO
 
 from hooks.api.configmaps import configmap_metadata
+from tests.helpers.nodesync_once import REPO
 
 pytestmark = pytest.mark.node
 

@@ -1,4 +1,5 @@
-"""The local mode as a real process: folder watching, /healthz, /readyz, /metrics, logs, bad input."""
+"""The local mode as a real process: folder watching, /healthz, /readyz, /metrics, logs, bad
+input."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import IO, Any
 
 import pytest
 import yaml
-from installing import REPO, configmap_yaml
+
+from tests.helpers.nodesync_once import REPO, configmap_yaml
 
 pytestmark = pytest.mark.node
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 import yaml
-from installing import NAMESPACE, Installer
-from oci import Bundle, localhost_seccomp
+
+from tests.helpers.nodesync_once import NAMESPACE, Installer
+from tests.helpers.runc_bundle import Bundle, localhost_seccomp
 
 pytestmark = pytest.mark.node
 
 BASE_PROFILE = Path(__file__).parents[2] / "examples/base-profiles/runc-v1.1.5.yaml"
 # What `/bin/echo hi` (busybox) calls after its execve, recorded with
-# `tests/node/recording.py workload --runs 5 -- /bin/echo hi` (see that module).
+# `python -m tests.helpers.runc_recording workload --runs 5 -- /bin/echo hi` (see that module).
 ECHO_SYSCALLS = [
     "arch_prctl",
     "brk",

@@ -6,7 +6,6 @@ holds the container shim and udica's templates; nothing touches the machine's.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -17,16 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-from selinux_env import (
-    ROOT,
-    compiled_policy,
-    copy_store,
-    find_semodule,
-    install_base,
-    kernel_policy_cil,
-    selinuxd_unavailable,
-)
-from selinuxd_double import SelinuxdDouble
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import reports
@@ -35,6 +24,17 @@ from nodesync.selinux.dropdir import DropDir
 from nodesync.selinux.recordingpolicy import RECORDING_POLICY, RECORDING_TYPE
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from tests.helpers.golden import cases, golden_folder, response_of
+from tests.helpers.selinux_env import (
+    ROOT,
+    compiled_policy,
+    copy_store,
+    find_semodule,
+    install_base,
+    kernel_policy_cil,
+    selinuxd_unavailable,
+)
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 pytestmark = pytest.mark.node
 
@@ -234,8 +234,9 @@ def golden_policies() -> list[str]:
     """Every policy.cil in the hooks' golden responses (what the hooks send to the nodes)."""
     found: list[str] = []
     for kind in ("selinuxprofile", "rawselinuxprofile"):
-        for path in sorted((ROOT / "tests/golden" / kind).glob("*/response.json")):
-            found.extend(_cil_in(json.loads(path.read_text())))
+        folder = golden_folder(kind)
+        for case in cases(folder):
+            found.extend(_cil_in(response_of(folder / case)))
     return sorted(set(found))
 
 
@@ -295,7 +296,8 @@ def avc(serial: int, perms: str, ttype: str, tclass: str) -> str:
 
 
 def test_a_profile_recorded_from_avcs_installs(store: SemoduleInstaller, tmp_path: Path) -> None:
-    """AVCs of a recorded container -> the log enricher's SelinuxProfile -> the hook's CIL -> the store."""
+    """AVCs of a recorded container -> the log enricher's SelinuxProfile -> the hook's CIL -> the
+    store."""
     from hooks.api.selinuxprofile import SelinuxProfile
     from hooks.cluster.selinux.translation import translate
     from nodesync.enricher.containers import Lookup

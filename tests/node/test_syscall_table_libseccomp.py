@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from unavailable import unavailable
 
 from hooks.api import syscalls
 from hooks.api.seccompprofile import Arch
+from tests.helpers.unavailable import unavailable
 from tools.syscalltable import (
     DATA_FILE,
     Libseccomp,

@@ -151,13 +151,22 @@ def test_avc_granted_from_the_kernel_log() -> None:
     [
         "",
         "hello world",
-        'type=SYSCALL msg=audit(1700000000.004:91): arch=c000003e syscall=83 success=yes pid=1 comm="x"',
+        (
+            "type=SYSCALL msg=audit(1700000000.004:91): arch=c000003e syscall=83 success=yes "
+            'pid=1 comm="x"'
+        ),
         "type=PROCTITLE msg=audit(1700000000.004:91): proctitle=6D6B646972",
-        "type=USER_AVC msg=audit(1.0:1): pid=1 uid=0 msg='avc:  denied  { status } for scontext=a:b:c tcontext=a:b:c tclass=system'",
+        (
+            "type=USER_AVC msg=audit(1.0:1): pid=1 uid=0 msg='avc:  denied  { status } for "
+            "scontext=a:b:c tcontext=a:b:c tclass=system'"
+        ),
         'type=SECCOMP msg=audit(1700000000.004:91): pid=12 comm="x"',  # no arch/syscall
         "type=SECCOMP msg=audit(garbage): pid=1 arch=c000003e syscall=1",
         'type=SECCOMP msg=audit(1.0:1): pid=x comm="a" exe="b" arch=c000003e syscall=1 code=0',
-        "type=AVC msg=audit(1.0:1): avc:  denied  { } for pid=1 scontext=a:b:c tcontext=a:b:c tclass=file",
+        (
+            "type=AVC msg=audit(1.0:1): avc:  denied  { } for pid=1 "
+            "scontext=a:b:c tcontext=a:b:c tclass=file"
+        ),
         "type=AVC msg=audit(1.0:1): avc:  denied  { read } for pid=1 tclass=file",
         "type=SECCOMP",
     ],
@@ -190,7 +199,8 @@ def test_parse_never_raises(text: str) -> None:
 def test_round_trip_of_generated_records(pid: int, number: int, arch: int, comm: str) -> None:
     line = (
         f"type=SECCOMP msg=audit(1700000000.123:{pid + 1}): auid=0 uid=0 gid=0 ses=1 pid={pid} "
-        f'comm="{comm}" exe="/bin/{comm}" sig=0 arch={arch:x} syscall={number} compat=0 ip=0x1 code=0x7ffc0000'
+        f'comm="{comm}" exe="/bin/{comm}" sig=0 arch={arch:x} syscall={number} '
+        "compat=0 ip=0x1 code=0x7ffc0000"
     )
     record = parse(line)
     assert isinstance(record, SeccompRecord)

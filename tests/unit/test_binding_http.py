@@ -1,4 +1,5 @@
-"""The binding routes through Flask: JSON errors for malformed reviews, the table file and its reloads."""
+"""The binding routes through Flask: JSON errors for malformed reviews, the table file and its
+reloads."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from bench.baselines import with_baselines
 from hooks.cluster.app import create_app
 from hooks.cluster.binding import loading, table
 from hooks.cluster.web import binding
+from tests.helpers.golden import golden_folder, request_of, response_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "binding" / "admission"
+GOLDEN = golden_folder("binding/admission")
 BOUND = GOLDEN / "seccomp-container-without-security-context-bound"
 
 
@@ -42,7 +44,7 @@ def client(table_file: Path) -> FlaskClient:
 
 
 def _review() -> dict[str, Any]:
-    return dict(json.loads((BOUND / "request.json").read_text()))
+    return request_of(BOUND)
 
 
 def _patch(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,7 +54,7 @@ def _patch(body: dict[str, Any]) -> list[dict[str, Any]]:
 def test_review_is_answered_with_the_golden_patch(client: FlaskClient) -> None:
     response = client.post("/mutate-v1-pod-binding", json=_review())
     assert response.status_code == 200
-    assert response.get_json() == json.loads((BOUND / "response.json").read_text())
+    assert response.get_json() == response_of(BOUND)
 
 
 @pytest.mark.parametrize(
@@ -188,20 +190,15 @@ def test_malformed_hook_requests_are_json_4xx(
 
 
 def test_hook_routes_answer_their_golden_requests(client: FlaskClient) -> None:
-    golden = Path(__file__).parent.parent / "golden"
-    ns_case = golden / "namespace" / "bindings-resolved-across-namespaces"
-    response = client.post(
-        "/namespace/sync", json=json.loads((ns_case / "request.json").read_text())
-    )
-    assert response.get_json() == json.loads((ns_case / "response.json").read_text())
-    pb_case = golden / "binding" / "controller" / "installed-lists-active-workloads"
-    response = client.post(
-        "/profilebinding/sync", json=json.loads((pb_case / "request.json").read_text())
-    )
+    ns_case = golden_folder("namespace") / "bindings-resolved-across-namespaces"
+    response = client.post("/namespace/sync", json=request_of(ns_case))
+    assert response.get_json() == response_of(ns_case)
+    pb_case = golden_folder("binding/controller") / "installed-lists-active-workloads"
+    response = client.post("/profilebinding/sync", json=request_of(pb_case))
     assert response.status_code == 200
     assert (
         response.get_json()["status"]["activeWorkloads"]
-        == json.loads((pb_case / "response.json").read_text())["status"]["activeWorkloads"]
+        == response_of(pb_case)["status"]["activeWorkloads"]
     )
 
 

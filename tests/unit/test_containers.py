@@ -36,7 +36,8 @@ LAYOUTS = {
         f"kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope\n"
     ),
     "v2 systemd crio": (
-        f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice/crio-{CID}.scope\n"
+        "0::/kubepods.slice/kubepods-besteffort.slice/"
+        f"kubepods-besteffort-pod{UID_}.slice/crio-{CID}.scope\n"
     ),
     "v2 systemd crio nested": (
         f"0::/kubepods.slice/kubepods-pod{UID_}.slice/crio-{CID}.scope/container\n"
@@ -53,8 +54,10 @@ LAYOUTS = {
     ),
     "v1 cgroupfs crio": f"4:net_cls,net_prio:/kubepods/besteffort/pod{UID}/crio-{CID}\n",
     "v1 systemd containerd": (
-        f"10:pids:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope\n"
-        f"1:name=systemd:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope\n"
+        "10:pids:/kubepods.slice/kubepods-burstable.slice/"
+        f"kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope\n"
+        "1:name=systemd:/kubepods.slice/kubepods-burstable.slice/"
+        f"kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope\n"
     ),
     # hybrid: the v2 line is the host's, a v1 hierarchy has the container
     "hybrid": f"{V1_HOST_LINES}5:memory:/kubepods/besteffort/pod{UID}/{CID}\n0::/\n",

@@ -15,7 +15,8 @@ WEB = "a" * 64
 INDEX = {WEB: ContainerRef("shop", "web-1", "nginx")}
 SECCOMP = (
     "type=SECCOMP msg=audit(1700000000.123:42): auid=4294967295 uid=0 gid=0 ses=4294967295 "
-    'pid=7 comm="mkdir" exe="/bin/busybox" sig=0 arch=c000003e syscall=83 compat=0 ip=0x1 code=0x7ffc0000'
+    'pid=7 comm="mkdir" exe="/bin/busybox" sig=0 arch=c000003e syscall=83 '
+    "compat=0 ip=0x1 code=0x7ffc0000"
 )
 AVC = (
     'type=AVC msg=audit(1700000001.5:43): avc:  denied  { read write } for  pid=7 comm="cat" '
@@ -105,8 +106,8 @@ def test_metric_is_exposed_with_exactly_its_name_and_labels() -> None:
     enricher.enrich(record, WEB)
     exposition = generate_latest(registry).decode()
     assert (
-        f'{METRIC}{{container="nginx",namespace="shop",node="node-1",pod="web-1",syscall="mkdir"}} 1.0'
-        in exposition
+        f'{METRIC}{{container="nginx",namespace="shop",node="node-1",pod="web-1",'
+        'syscall="mkdir"} 1.0' in exposition
     )
 
 

@@ -1,4 +1,5 @@
-"""Following a log like tail -F: complete lines, rotation, truncation, restart at the saved offset."""
+"""Following a log like tail -F: complete lines, rotation, truncation, restart at the saved
+offset."""
 
 from __future__ import annotations
 
@@ -263,7 +264,9 @@ class Writer(threading.Thread):
                     os.rename(self.path, f"{self.path}.{self.rotated}")
                     os.close(fd)
                     fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                else:  # copytruncate, once the reader has read everything (else copytruncate loses lines)
+                else:
+                    # copytruncate, once the reader has read everything (else copytruncate
+                    # loses lines)
                     self.caught_up.clear()
                     self.caught_up.wait(30)
                     shutil.copyfile(self.path, f"{self.path}.1")

@@ -1,36 +1,36 @@
-"""Golden tests of the SecurityProfilesOperatorDaemon sync hook: request documents in, response documents out.
+"""Golden tests of the SecurityProfilesOperatorDaemon sync hook: request documents in, response
+documents out.
 
 Each folder under tests/golden/spod/ holds a ``request.json`` (what Metacontroller
 POSTs) and a ``response.json`` (what the hook must answer).
-Run ``pytest --regen-golden`` to rewrite the responses, then review the diff.
+Run ``pytest --regen-golden`` to rewrite the responses, then review the diff
+(tests/helpers/golden.py).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hooks.cluster.contract import LAST_APPLIED, SyncRequest
 from hooks.cluster.spod import controller, daemonset, validation
+from tests.helpers.golden import Golden, cases, golden_folder, request_of, response_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "spod"
+GOLDEN = golden_folder("spod")
 NOW = "2026-01-01T00:00:00Z"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+CASES = cases(GOLDEN)
 INVALID = [case for case in CASES if case.startswith("invalid-")]
 VALID = [case for case in CASES if not case.startswith("invalid-")]
 
 
 def _request(case: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((GOLDEN / case / "request.json").read_text())
-    return document
+    return request_of(GOLDEN / case)
 
 
 def _response(case: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((GOLDEN / case / "response.json").read_text())
-    return document
+    return response_of(GOLDEN / case)
 
 
 def _observed(raw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -38,12 +38,9 @@ def _observed(raw: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_sync_matches_golden_response(case: str, request: pytest.FixtureRequest) -> None:
+def test_sync_matches_golden_response(case: str, golden: Golden) -> None:
     got = controller.sync(SyncRequest.model_validate(_request(case)), NOW).to_wire()
-    expected_file = GOLDEN / case / "response.json"
-    if request.config.getoption("--regen-golden"):
-        expected_file.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    assert got == json.loads(expected_file.read_text())
+    golden.check(GOLDEN / case, got)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
 from bench.baselines import with_baselines
 from hooks.cluster.app import create_app
+from tests.helpers.golden import golden_folder, request_of, response_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "seccompprofile"
+GOLDEN = golden_folder("seccompprofile")
 PARENT = {
     "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
     "kind": "SeccompProfile",
@@ -69,11 +69,11 @@ def test_unknown_route_is_a_json_404(client: FlaskClient) -> None:
 
 
 def test_sync_over_http_answers_like_the_function(client: FlaskClient) -> None:
-    request = json.loads((GOLDEN / "installed-on-every-node" / "request.json").read_text())
+    request = request_of(GOLDEN / "installed-on-every-node")
     response = client.post("/seccompprofile/sync", json=request)
     assert response.status_code == 200
     body = response.get_json()
-    expected = json.loads((GOLDEN / "installed-on-every-node" / "response.json").read_text())
+    expected = response_of(GOLDEN / "installed-on-every-node")
     assert body["children"] == expected["children"]
     assert body["status"]["status"] == "Installed"
 

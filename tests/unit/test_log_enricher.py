@@ -141,7 +141,8 @@ SECCOMP = (
     "ip=0x4a1c3b code=0x7ffc0000"
 )
 AVC = (
-    'type=AVC msg=audit(1700000000.200:{serial}): avc:  denied  {{ read write }} for  pid=7 comm="sh" '
+    "type=AVC msg=audit(1700000000.200:{serial}): avc:  denied  {{ read write }} for  "
+    'pid=7 comm="sh" '
     'name="x" scontext=system_u:system_r:selinuxrecording.process:s0 '
     "tcontext=system_u:object_r:var_t:s0 tclass=file permissive=1"
 )
@@ -168,7 +169,8 @@ def test_recorder_snapshot_restores_what_was_recorded(tmp_path: Path) -> None:
 def test_a_damaged_saved_recording_is_skipped_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "audit-log.json"
     path.write_text(
-        '{"files": [], "recorded": {"seccomp": {"x": [["not", "numbers"]], "y": [[1, 2]]}, "avc": {"z": {}}}}'
+        '{"files": [], "recorded": {"seccomp": {"x": [["not", "numbers"]], "y": [[1, 2]]}, '
+        '"avc": {"z": {}}}}'
     )
     recorder = _recorder()
     assert RecorderState(path, recorder).restore() == 1

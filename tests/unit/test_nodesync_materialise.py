@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from unavailable import unavailable
 
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, configmap_metadata
 from hooks.api.profilestate import ProfileState
@@ -18,6 +17,7 @@ from nodesync.nodeio.atomicfiles import Perms
 from nodesync.nodeio.metrics import Metrics
 from nodesync.seccomp.materialising import Materialiser, materialise
 from nodesync.seccomp.profiles import read_configmaps
+from tests.helpers.unavailable import unavailable
 
 ALLOW = json.dumps({"defaultAction": "SCMP_ACT_ALLOW"})
 

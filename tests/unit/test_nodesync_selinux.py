@@ -13,10 +13,6 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
-
-from selinuxd_double import SelinuxdDouble
-
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import reports
 from nodesync.nodeio.agent import NodeAgent
@@ -33,6 +29,7 @@ from nodesync.selinux.policies import (
 from nodesync.selinux.reporter import SELECTOR, node_selector
 from nodesync.selinux.selinuxd import SelinuxdClient, SelinuxdError
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 
 def configmap(

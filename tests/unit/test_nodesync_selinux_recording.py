@@ -16,10 +16,6 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
-
-from selinuxd_double import SelinuxdDouble
-
 from hooks.api.podannotations import SELINUX_RECORDING_TYPE
 from nodesync.command import nodesync as command
 from nodesync.nodeio.agent import NodeAgent
@@ -34,6 +30,7 @@ from nodesync.selinux.recordingpolicy import (
 )
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from tests.helpers.selinuxd_double import SelinuxdDouble
 
 RECORDING_FILE = RECORDING_POLICY + ".cil"
 

@@ -1,4 +1,5 @@
-"""The recording routes through Flask: the webhook with its table file, the controller hooks, JSON errors."""
+"""The recording routes through Flask: the webhook with its table file, the controller hooks,
+JSON errors."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from hooks.cluster.app import create_app
 from hooks.cluster.binding import loading as binding_loading
 from hooks.cluster.recording import loading, table
 from hooks.cluster.web import recording
+from tests.helpers.golden import golden_folder, request_of, response_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "recording"
+GOLDEN = golden_folder("recording")
 RECORDED = GOLDEN / "admission" / "seccomp-container-recorded"
 ROUTE = "/mutate-v1-pod-recording"
 
@@ -49,13 +51,13 @@ def client(table_file: Path) -> FlaskClient:
 
 
 def _review() -> dict[str, Any]:
-    return dict(json.loads((RECORDED / "request.json").read_text()))
+    return request_of(RECORDED)
 
 
 def test_review_is_answered_with_the_golden_patch(client: FlaskClient) -> None:
     response = client.post(ROUTE, json=_review())
     assert response.status_code == 200
-    assert response.get_json() == json.loads((RECORDED / "response.json").read_text())
+    assert response.get_json() == response_of(RECORDED)
 
 
 def test_table_is_read_next_to_the_binding_table_by_default(
@@ -150,17 +152,15 @@ def test_malformed_controller_requests_are_json_400(client: FlaskClient, route: 
 
 def test_controller_routes_answer_their_golden_requests(client: FlaskClient) -> None:
     case = GOLDEN / "controller" / "recording-lists-active-workloads"
-    request = json.loads((case / "request.json").read_text())
-    expected = json.loads((case / "response.json").read_text())
+    request = request_of(case)
+    expected = response_of(case)
     response = client.post("/profilerecording/sync", json=request)
     assert response.status_code == 200
     got = response.get_json()
     assert got["status"]["activeWorkloads"] == expected["status"]["activeWorkloads"]
     assert got["status"]["conditions"][0]["reason"] == "Recording"
     final = GOLDEN / "controller" / "finalize-waits-for-running-pods"
-    answer = client.post(
-        "/profilerecording/finalize", json=json.loads((final / "request.json").read_text())
-    ).get_json()
+    answer = client.post("/profilerecording/finalize", json=request_of(final)).get_json()
     assert answer["finalized"] is False
     rules = client.post(
         "/profilerecording/customize", json={"parent": request["parent"]}

@@ -1,4 +1,5 @@
-"""What the install ships for recording: the logging profile and the controller, wired to the hook routes."""
+"""What the install ships for recording: the logging profile and the controller, wired to the
+hook routes."""
 
 from __future__ import annotations
 

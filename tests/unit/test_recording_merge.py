@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +22,14 @@ from nodesync.enricher.merging import (
     waiting_for_merge,
 )
 from nodesync.nodeio.cluster import ApiError
+from tests.helpers.golden import golden_folder, request_of
 
 GROUP = "security-profiles-operator.x-k8s.io"
 RECORDING_LABEL = "spo.x-k8s.io/recording-id"
 CONTAINER_LABEL = "spo.x-k8s.io/container-id"
 PARTIAL_LABEL = "spo.x-k8s.io/partial"
 X86_64 = "SCMP_ARCH_X86_64"
-GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "controller"
+GOLDEN = golden_folder("recording/controller")
 
 
 def recording(
@@ -126,7 +126,7 @@ def test_only_a_deleted_merging_recording_its_controller_calls_collected_is_merg
 
 
 def _finalize_status(case: str) -> dict[str, Any]:
-    raw = json.loads((GOLDEN / case / "request.json").read_text())
+    raw = request_of(GOLDEN / case)
     got = controller.sync(SyncRequest.model_validate(raw), "2026-01-02T00:00:00Z").to_wire()
     parent: dict[str, Any] = raw["parent"]
     parent["status"] = got["status"]

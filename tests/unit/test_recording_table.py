@@ -1,4 +1,5 @@
-"""The recording table (what the decorator publishes for the webhook), label selectors and recording ids."""
+"""The recording table (what the decorator publishes for the webhook), label selectors and
+recording ids."""
 
 from __future__ import annotations
 
@@ -150,11 +151,19 @@ def test_encode_is_deterministic_and_decodes_back() -> None:
         '{"version": 1, "namespaces": [], "loggingProfile": {"state": "Installed", "value": "x"}}',
         '{"version": 1, "namespaces": {}}',
         '{"version": 1, "namespaces": {}, "loggingProfile": {"state": 1, "value": "x"}}',
-        '{"version": 1, "namespaces": {"a": {}}, "loggingProfile": {"state": "Installed", "value": "x"}}',
-        '{"version": 1, "namespaces": {"a": [1]}, "loggingProfile": {"state": "Installed", "value": "x"}}',
-        '{"version": 1, "namespaces": {"a": [{"name": "r", "kind": "AppArmorProfile", "recorder": "logs", "podSelector": {}}]},'
+        (
+            '{"version": 1, "namespaces": {"a": {}}, '
+            '"loggingProfile": {"state": "Installed", "value": "x"}}'
+        ),
+        (
+            '{"version": 1, "namespaces": {"a": [1]}, '
+            '"loggingProfile": {"state": "Installed", "value": "x"}}'
+        ),
+        '{"version": 1, "namespaces": {"a": [{"name": "r", "kind": "AppArmorProfile", '
+        '"recorder": "logs", "podSelector": {}}]},'
         ' "loggingProfile": {"state": "Installed", "value": "x"}}',
-        '{"version": 1, "namespaces": {"a": [{"name": "r", "kind": "SeccompProfile", "recorder": "logs", "podSelector": {},'
+        '{"version": 1, "namespaces": {"a": [{"name": "r", "kind": "SeccompProfile", '
+        '"recorder": "logs", "podSelector": {},'
         ' "containers": "app"}]}, "loggingProfile": {"state": "Installed", "value": "x"}}',
     ],
 )

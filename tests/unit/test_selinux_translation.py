@@ -405,7 +405,10 @@ def test_raw_policy_without_a_policy_is_refused() -> None:
         "(blockinherit container)\n; (sid kernel) in a comment is only a comment\n",
         '(blockinherit container)\n(typetransition process var_log_t file "(block x" var_log_t)\n',
         "(blockinherit container)\n(allow process process (context (contains)))\n",
-        "(blockinherit container)\n(type helper_t)\n(typeattributeset container_domain (helper_t))\n",
+        (
+            "(blockinherit container)\n(type helper_t)\n"
+            "(typeattributeset container_domain (helper_t))\n"
+        ),
     ],
 )
 def test_raw_policy_that_stays_in_its_block_is_accepted(policy: str) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -13,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 from hooks.cluster.metrics import HookMetrics
 from hooks.cluster.web import edge, selinuxprofile
 from hooks.cluster.web.jsoncodec import OrjsonProvider
+from tests.helpers.golden import GOLDEN, request_of, response_of
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 GROUP = "security-profiles-operator.x-k8s.io"
 PARENTS = {
     "selinuxprofile": {
@@ -51,10 +48,10 @@ def client(app: Flask) -> FlaskClient:
 @pytest.mark.parametrize("prefix", list(PARENTS))
 def test_sync_answers_the_golden_response(client: FlaskClient, prefix: str) -> None:
     case = GOLDEN / prefix / "installed-on-every-node"
-    response = client.post(f"/{prefix}/sync", json=json.loads((case / "request.json").read_text()))
+    response = client.post(f"/{prefix}/sync", json=request_of(case))
     assert response.status_code == 200
     body = response.get_json()
-    expected = json.loads((case / "response.json").read_text())
+    expected = response_of(case)
     assert body["children"] == expected["children"]
     assert body["status"]["status"] == "Installed"
 
@@ -62,15 +59,14 @@ def test_sync_answers_the_golden_response(client: FlaskClient, prefix: str) -> N
 @pytest.mark.parametrize("prefix", list(PARENTS))
 def test_finalize_route_finalizes(client: FlaskClient, prefix: str) -> None:
     case = GOLDEN / prefix / "finalize-done-when-no-node-has-it"
-    response = client.post(
-        f"/{prefix}/finalize", json=json.loads((case / "request.json").read_text())
-    )
+    response = client.post(f"/{prefix}/finalize", json=request_of(case))
     assert response.status_code == 200
     assert response.get_json()["finalized"] is True
 
 
 def test_each_route_uses_its_own_kind(client: FlaskClient) -> None:
-    """The raw route reads the node statuses and ConfigMap of a RawSelinuxProfile, not of a SelinuxProfile."""
+    """The raw route reads the node statuses and ConfigMap of a RawSelinuxProfile, not of a
+    SelinuxProfile."""
     body = {"parent": PARENTS["rawselinuxprofile"], "related": {}}
     raw = client.post("/rawselinuxprofile/customize", json=body).get_json()
     selectors = [rule.get("labelSelector") for rule in raw["relatedResources"]]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
 import pytest
-from hookserver import post
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "seccompprofile"
+from tests.helpers.golden import golden_folder, response_of
+from tests.helpers.hookserver import post
+
+GOLDEN = golden_folder("seccompprofile")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def test_sync_through_gunicorn_matches_golden(server: str) -> None:
     case = GOLDEN / "base-profile-merged-least-restrictive-wins"
     code, body = post(f"{server}/seccompprofile/sync", (case / "request.json").read_bytes())
     assert code == 200
-    expected = json.loads((case / "response.json").read_text())
+    expected = response_of(case)
     assert body["children"] == expected["children"]
 
 

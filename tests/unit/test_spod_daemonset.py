@@ -1,4 +1,5 @@
-"""The DaemonSets computed from a SecurityProfilesOperatorDaemon: nodesync's and the log enricher's."""
+"""The DaemonSets computed from a SecurityProfilesOperatorDaemon: nodesync's and the log
+enricher's."""
 
 from __future__ import annotations
 

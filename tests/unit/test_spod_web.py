@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -13,8 +10,9 @@ from werkzeug.exceptions import HTTPException
 import hooks.cluster.metrics
 import hooks.cluster.web.edge
 from hooks.cluster.web import spod
+from tests.helpers.golden import golden_folder, request_of, response_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "spod"
+GOLDEN = golden_folder("spod")
 
 
 @pytest.fixture
@@ -36,8 +34,8 @@ def client(app: Flask) -> FlaskClient:
     "case", ["running-every-pod-available", "invalid-toleration-operator", "selinux-enabled"]
 )
 def test_sync_answers_the_golden_response_but_the_clock(client: FlaskClient, case: str) -> None:
-    request = json.loads((GOLDEN / case / "request.json").read_text())
-    expected = json.loads((GOLDEN / case / "response.json").read_text())
+    request = request_of(GOLDEN / case)
+    expected = response_of(GOLDEN / case)
     response = client.post("/spod/sync", json=request)
     assert response.status_code == 200
     got = response.get_json()
@@ -71,7 +69,7 @@ def test_there_is_no_customize_or_finalize_route(client: FlaskClient) -> None:
 
 
 def test_calls_are_counted_in_the_metrics(app: Flask, client: FlaskClient) -> None:
-    request = json.loads((GOLDEN / "creating-no-daemonset-yet" / "request.json").read_text())
+    request = request_of(GOLDEN / "creating-no-daemonset-yet")
     client.post("/spod/sync", json=request)
     client.post("/spod/sync", data="{", content_type="application/json")
     metrics = app.extensions["spo_metrics"]

@@ -44,7 +44,8 @@ if complete "$out"; then
 fi
 
 if ! command -v go >/dev/null 2>&1; then
-    echo "build.sh: 'go' is not on PATH; install Go $(awk '$1 == "go" {print $2}' "$here/kube/go.mod") or newer" >&2
+    wanted="$(awk '$1 == "go" {print $2}' "$here/kube/go.mod")"
+    echo "build.sh: 'go' is not on PATH; install Go $wanted or newer" >&2
     exit 3
 fi
 

@@ -26,10 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from controlplane import ControlPlane, free_port, make_pki
 from flask import Flask
-from hookserver import serving
-from metacontroller_step import _group, _resource_arg
+
+from tests.helpers.controlplane import ControlPlane, free_port, make_pki
+from tests.helpers.hookserver import serving
+from tests.helpers.metacontroller_step import _group, _resource_arg
 
 REPO = Path(__file__).resolve().parent.parent.parent
 OPERATOR_NS = "security-profiles-operator"
@@ -89,7 +90,6 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
     tables = folder / "tables"
     tables.mkdir()
     port = free_port()
-    here = Path(__file__).resolve().parent
     env = {
         **{
             k: v
@@ -97,7 +97,7 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
             if k not in ("PROMETHEUS_MULTIPROC_DIR", "SPO_RECORDINGS_FILE")
         },
         "SPO_BINDINGS_FILE": str(tables / "bindings.json"),
-        "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), str(REPO)]),
+        "PYTHONPATH": str(REPO),
     }
     argv = [
         sys.executable,
@@ -115,25 +115,27 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
         "gthread",
         "--threads",
         "4",
-        "webhooks:webhook_app()",
+        "tests.helpers.webhook_server:webhook_app()",
     ]
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     server = WebhookServer(f"https://127.0.0.1:{port}", pki.ca_cert, tables, context)
-    with serving(argv, server.base, env=env, cwd=here, context=context):
+    with serving(argv, server.base, env=env, cwd=REPO, context=context):
         yield server
 
 
 def with_status(
     plane: ControlPlane, resource: str, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
-    """Write ``status`` through the status subresource (what a controller or nodesync would report)."""
+    """Write ``status`` through the status subresource (what a controller or nodesync would
+    report)."""
     current = plane.kubectl_json("get", resource, name, "-n", namespace)
     current["status"] = status
     plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(current))
 
 
 def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """One sync of spo-namespace-decorator, done by hand; registers the configuration and the tables."""
+    """One sync of spo-namespace-decorator, done by hand; registers the configuration and the
+    tables."""
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
     )
@@ -211,7 +213,8 @@ def create(
 
 
 def leaves(value: Any, path: str = "") -> dict[str, Any]:
-    """Every leaf of a JSON document by its path (``/containers/0/name``), empty containers included."""
+    """Every leaf of a JSON document by its path (``/containers/0/name``), empty containers
+    included."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():

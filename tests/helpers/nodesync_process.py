@@ -17,11 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controlplane import ControlPlane, free_port
-
 from hooks.api import GROUP
 from hooks.api.nodestatus import KIND as NODE_STATUS
 from hooks.api.nodestatus import status_name
+from tests.helpers.controlplane import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NODE = "node-e2e"
@@ -92,7 +91,8 @@ class NodeSync:
             )
 
     def stop(self, timeout: float) -> int | None:
-        """SIGTERM, then the exit code; None (and SIGKILL) when it did not exit within ``timeout``."""
+        """SIGTERM, then the exit code; None (and SIGKILL) when it did not exit within
+        ``timeout``."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -147,7 +147,8 @@ def eventually(what: str, check: Callable[[], T], agent: NodeSync, timeout: floa
                 ) from None
         if agent.proc is not None and agent.proc.poll() is not None:
             raise AssertionError(
-                f"nodesync exited with {agent.proc.returncode} while waiting for {what}\n{agent.tail()}"
+                f"nodesync exited with {agent.proc.returncode} while waiting for {what}\n"
+                f"{agent.tail()}"
             )
         time.sleep(0.1)
 
@@ -155,7 +156,10 @@ def eventually(what: str, check: Callable[[], T], agent: NodeSync, timeout: floa
 def node_status(
     plane: ControlPlane, namespace: str, profile: str, node: str = NODE
 ) -> dict[str, Any] | None:
-    path = f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/{NODE_STATUS.plural}/{status_name(profile, node)}"
+    path = (
+        f"/apis/{GROUP}/v1alpha1/namespaces/{namespace}/{NODE_STATUS.plural}/"
+        f"{status_name(profile, node)}"
+    )
     code, body = plane.get(path)
     if code == 404:
         return None

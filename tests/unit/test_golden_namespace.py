@@ -1,13 +1,13 @@
-"""Golden tests of the operator Namespace decorator: the webhook configuration and the binding table.
+"""Golden tests of the operator Namespace decorator: the webhook configuration and the binding
+table.
 
 Each folder under tests/golden/namespace/ holds the sync ``request.json``
 Metacontroller sends and the ``response.json`` the hook must answer.
-``pytest --regen-golden`` rewrites the answers.
+``pytest --regen-golden`` rewrites the answers (tests/helpers/golden.py).
 """
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ import pytest
 from hooks.cluster.binding import table
 from hooks.cluster.contract import CustomizeRequest
 from hooks.cluster.namespace import decorator, webhookconfig
+from tests.helpers.golden import Golden, cases, golden_folder, request_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "namespace"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+GOLDEN = golden_folder("namespace")
+CASES = cases(GOLDEN)
 
 
 def _sync(raw: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def _sync(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load(case: str) -> dict[str, Any]:
-    return dict(json.loads((GOLDEN / case / "request.json").read_text()))
+    return request_of(GOLDEN / case)
 
 
 def _attachment(answer: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -36,12 +37,8 @@ def _attachment(answer: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_sync_matches_golden_response(case: str, request: pytest.FixtureRequest) -> None:
-    got = _sync(_load(case))
-    expected = GOLDEN / case / "response.json"
-    if request.config.getoption("--regen-golden"):
-        expected.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    assert got == json.loads(expected.read_text())
+def test_sync_matches_golden_response(case: str, golden: Golden) -> None:
+    golden.check(GOLDEN / case, _sync(_load(case)))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -183,8 +180,14 @@ def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
         '{"version": 1, "namespaces": {"a": []}}',
         '{"version": 1, "namespaces": {"a": {"img": {}}}}',
         '{"version": 1, "namespaces": {"a": {"img": [1]}}}',
-        '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", "kind": "SeccompProfile", "state": "Installed"}]}}}',
-        '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", "kind": "SeccompProfile", "profile": "p", "state": "Installed", "value": 3}]}}}',
+        (
+            '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", '
+            '"kind": "SeccompProfile", "state": "Installed"}]}}}'
+        ),
+        (
+            '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", '
+            '"kind": "SeccompProfile", "profile": "p", "state": "Installed", "value": 3}]}}}'
+        ),
     ],
 )
 def test_a_broken_table_file_is_a_table_error(text: str) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from controlplane import ControlPlane
-from hookserver import post
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.hookserver import post
 
 FIELD_MANAGER = "metacontroller"
 

@@ -2,9 +2,10 @@
 
 Used to make ``examples/base-profiles/runc-v<version>.yaml``:
 
-    auditd                                   # as root: starts the daemon, logs to /var/log/audit/audit.log
-    .venv/bin/python tests/node/recording.py base --runs 20 > examples/base-profiles/runc-v1.1.5.yaml
-    .venv/bin/python tests/node/recording.py workload -- /bin/sh -c 'echo hi'
+    auditd      # as root: starts the daemon, logs to /var/log/audit/audit.log
+    out=examples/base-profiles/runc-v1.1.5.yaml
+    .venv/bin/python -m tests.helpers.runc_recording base --runs 20 > $out
+    .venv/bin/python -m tests.helpers.runc_recording workload -- /bin/sh -c 'echo hi'
 
 ``base`` runs a container whose workload is a 132-byte program that only calls
 exit_group, so every syscall logged for the ``runc:[2:INIT]`` process is one
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oci import Bundle, find_busybox, find_runc
+from tests.helpers.runc_bundle import Bundle, find_busybox, find_runc
 
 AUDIT_LOG = Path("/var/log/audit/audit.log")
 LOG_PROFILE = {"defaultAction": "SCMP_ACT_LOG"}

@@ -1,23 +1,23 @@
-"""Golden tests of the ProfileRecording controller: status.activeWorkloads, the Ready condition, finalize.
+"""Golden tests of the ProfileRecording controller: status.activeWorkloads, the Ready condition,
+finalize.
 
 Each folder under tests/golden/recording/controller/ holds a sync (or
 finalize) ``request.json`` and the ``response.json`` the hook must answer.
-``pytest --regen-golden`` rewrites the answers.
+``pytest --regen-golden`` rewrites the answers (tests/helpers/golden.py).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hooks.cluster.contract import CustomizeRequest, SyncRequest
 from hooks.cluster.recording import controller
+from tests.helpers.golden import Golden, cases, golden_folder, request_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "controller"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+GOLDEN = golden_folder("recording/controller")
+CASES = cases(GOLDEN)
 NOW = "2026-01-02T00:00:00Z"
 
 
@@ -26,7 +26,7 @@ def _sync(raw: dict[str, Any], now: str = NOW) -> dict[str, Any]:
 
 
 def _load(case: str) -> dict[str, Any]:
-    return dict(json.loads((GOLDEN / case / "request.json").read_text()))
+    return request_of(GOLDEN / case)
 
 
 def _status(case: str) -> dict[str, Any]:
@@ -34,12 +34,8 @@ def _status(case: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_sync_matches_golden_response(case: str, request: pytest.FixtureRequest) -> None:
-    got = _sync(_load(case))
-    expected = GOLDEN / case / "response.json"
-    if request.config.getoption("--regen-golden"):
-        expected.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    assert got == json.loads(expected.read_text())
+def test_sync_matches_golden_response(case: str, golden: Golden) -> None:
+    golden.check(GOLDEN / case, _sync(_load(case)))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -60,7 +56,8 @@ def test_recording_has_no_children_and_finalizes_only_when_asked(case: str) -> N
 
 def test_active_workloads_are_the_running_pods_this_recording_annotated() -> None:
     status = _status("recording-lists-active-workloads")
-    # Not: finished, terminating, unannotated, another recording's, the other kind's, a malformed id, another namespace.
+    # Not: finished, terminating, unannotated, another recording's, the other kind's, a malformed
+    # id, another namespace.
     assert status["activeWorkloads"] == ["recorded-pending", "recorded-running"]
     assert status["conditions"][0]["status"] == "True"
     assert status["conditions"][0]["reason"] == "Recording"
@@ -174,7 +171,8 @@ def _condition(case: str) -> dict[str, Any]:
 
 
 def test_merge_waits_for_every_replica_before_signalling_the_merge() -> None:
-    # Partial profiles prove the finished replica was collected, but a running one holds the merge back.
+    # Partial profiles prove the finished replica was collected, but a running one holds the merge
+    # back.
     got = _sync(_load("finalize-merge-waits-for-running-replicas-before-the-merge"))
     assert got["finalized"] is False
     condition = got["status"]["conditions"][0]

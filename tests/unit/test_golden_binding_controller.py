@@ -1,23 +1,23 @@
-"""Golden tests of the ProfileBinding controller: status.activeWorkloads, the Ready condition, finalize.
+"""Golden tests of the ProfileBinding controller: status.activeWorkloads, the Ready condition,
+finalize.
 
 Each folder under tests/golden/binding/controller/ holds a sync (or finalize)
 ``request.json`` and the ``response.json`` the hook must answer.
-``pytest --regen-golden`` rewrites the answers.
+``pytest --regen-golden`` rewrites the answers (tests/helpers/golden.py).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hooks.cluster.binding import controller
 from hooks.cluster.contract import CustomizeRequest, SyncRequest
+from tests.helpers.golden import Golden, cases, golden_folder, request_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "binding" / "controller"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+GOLDEN = golden_folder("binding/controller")
+CASES = cases(GOLDEN)
 NOW = "2026-01-02T00:00:00Z"
 
 
@@ -26,16 +26,12 @@ def _sync(raw: dict[str, Any], now: str = NOW) -> dict[str, Any]:
 
 
 def _load(case: str) -> dict[str, Any]:
-    return dict(json.loads((GOLDEN / case / "request.json").read_text()))
+    return request_of(GOLDEN / case)
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_sync_matches_golden_response(case: str, request: pytest.FixtureRequest) -> None:
-    got = _sync(_load(case))
-    expected = GOLDEN / case / "response.json"
-    if request.config.getoption("--regen-golden"):
-        expected.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    assert got == json.loads(expected.read_text())
+def test_sync_matches_golden_response(case: str, golden: Golden) -> None:
+    golden.check(GOLDEN / case, _sync(_load(case)))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,10 +1,11 @@
-"""Golden tests of the recording webhook: an AdmissionReview and a recording table in, the answer out.
+"""Golden tests of the recording webhook: an AdmissionReview and a recording table in, the
+answer out.
 
 Each folder under tests/golden/recording/admission/ holds ``request.json``
 (the AdmissionReview), ``table.json`` (the recording table the webhook has
 loaded; absent = no table yet), ``response.json`` (the exact answer) and, when
 the pod is patched, ``patch.json`` (the decoded JSONPatch, for review).
-``pytest --regen-golden`` rewrites the answers.
+``pytest --regen-golden`` rewrites the answers (tests/helpers/golden.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -22,9 +22,10 @@ from hooks.api import podannotations
 from hooks.cluster.binding.admission import MAX_WARNING_CHARS, AdmissionReviewRequest
 from hooks.cluster.recording import admission
 from hooks.cluster.recording.table import EMPTY, decode
+from tests.helpers.golden import Golden, cases, golden_folder, request_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "recording" / "admission"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+GOLDEN = golden_folder("recording/admission")
+CASES = cases(GOLDEN)
 LOGGING = {
     "type": "Localhost",
     "localhostProfile": "operator/security-profiles-operator/log-enricher-trace.json",
@@ -33,7 +34,7 @@ RECORDED_TYPE = {"type": "selinuxrecording.process"}
 
 
 def _raw(case: str) -> dict[str, Any]:
-    return dict(json.loads((GOLDEN / case / "request.json").read_text()))
+    return request_of(GOLDEN / case)
 
 
 def _answer_of(raw: dict[str, Any], case: str) -> dict[str, Any]:
@@ -54,7 +55,8 @@ def _patch_of(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """RFC 6902 ``add`` (the only operation the webhook sends) with RFC 6901 unescaping; strict parents."""
+    """RFC 6902 ``add`` (the only operation the webhook sends) with RFC 6901 unescaping; strict
+    parents."""
     result = copy.deepcopy(document)
     for op in ops:
         assert op["op"] == "add", op
@@ -79,18 +81,11 @@ def _warnings(case: str) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_admission_matches_golden_answer(case: str, request: pytest.FixtureRequest) -> None:
+def test_admission_matches_golden_answer(case: str, golden: Golden) -> None:
     folder = GOLDEN / case
     got = _answer(case)
-    patch = _patch_of(got)
-    if request.config.getoption("--regen-golden"):
-        (folder / "response.json").write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-        (folder / "patch.json").unlink(missing_ok=True)
-        if patch is not None:
-            (folder / "patch.json").write_text(json.dumps(patch, indent=2) + "\n")
-    assert got == json.loads((folder / "response.json").read_text())
-    expected_patch = folder / "patch.json"
-    assert patch == (json.loads(expected_patch.read_text()) if expected_patch.exists() else None)
+    golden.check(folder, got)
+    golden.check_optional(folder, _patch_of(got), "patch.json")
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -201,8 +196,14 @@ def test_override_of_users_security_context_is_warned() -> None:
     assert pod["spec"]["containers"][1]["securityContext"] == {"seccompProfile": LOGGING}
     assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert _warnings("user-seccomp-profile-replaced-with-warning") == [
-        "spo: recording 'web-recording' replaces the seccomp profile of container 'app' with the logging profile",
-        "spo: recording 'web-recording' overrides the pod's seccomp profile for container 'sidecar'",
+        (
+            "spo: recording 'web-recording' replaces the seccomp profile of container 'app' "
+            "with the logging profile"
+        ),
+        (
+            "spo: recording 'web-recording' overrides the pod's seccomp profile "
+            "for container 'sidecar'"
+        ),
     ]
     selinux = _patched("user-selinux-type-replaced-with-warning")
     assert selinux["spec"]["containers"][0]["securityContext"]["seLinuxOptions"] == {
@@ -210,7 +211,10 @@ def test_override_of_users_security_context_is_warned() -> None:
         "level": "s0:c1,c2",
     }
     assert _warnings("user-selinux-type-replaced-with-warning") == [
-        "spo: recording 'web-selinux' replaces the SELinux type 'container_t' of container 'app' with 'selinuxrecording.process'",
+        (
+            "spo: recording 'web-selinux' replaces the SELinux type 'container_t' "
+            "of container 'app' with 'selinuxrecording.process'"
+        ),
         "spo: recording 'web-selinux' overrides the pod's SELinux type for container 'sidecar'",
     ]
 
@@ -262,7 +266,8 @@ def test_oldest_recording_wins_a_container() -> None:
     assert annotations["io.containers.trace-logs/app"].startswith("old-recording_app_")
     assert annotations["io.containers.trace-logs/sidecar"].startswith("new-recording_sidecar_")
     assert _warnings("two-seccomp-recordings-oldest-wins-with-warning") == [
-        "spo: recording 'new-recording' ignored for container 'app': the older recording 'old-recording' records it"
+        "spo: recording 'new-recording' ignored for container 'app': "
+        "the older recording 'old-recording' records it"
     ]
 
 
@@ -290,7 +295,8 @@ def test_annotations_the_pod_has_are_kept_and_keys_are_escaped() -> None:
     ]
     assert copied["io.containers.trace-logs/app"].startswith("web-recording_app_")
     assert _warnings("annotation-the-pod-came-with-replaced-with-warning") == [
-        "spo: recording 'web-recording' replaces the annotation io.containers.trace-logs/app the pod came with"
+        "spo: recording 'web-recording' replaces the annotation io.containers.trace-logs/app "
+        "the pod came with"
     ]
 
 

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from oci import missing
-from unavailable import unavailable
-
 from nodesync.enricher.losses import auditd_pid
+from tests.helpers.runc_bundle import missing
+from tests.helpers.unavailable import unavailable
 
 AUDIT_LOG = Path("/var/log/audit/audit.log")
 WAIT = 30.0

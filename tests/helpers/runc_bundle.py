@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from unavailable import unavailable
+from tests.helpers.unavailable import unavailable
 
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
 APPLETS = ("sh", "echo", "mkdir", "ls", "cat", "true", "sleep")

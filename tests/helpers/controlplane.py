@@ -1,7 +1,7 @@
 """A real Kubernetes control plane on loopback for the end-to-end tests.
 
 etcd and kube-apiserver, compiled from the Go modules pinned under
-``tests/e2e/controlplane/`` by ``controlplane/build.sh`` into
+``tests/e2e/controlplane/`` by its ``build.sh`` into
 ``.cache/controlplane/<k8s-version>-<etcd-version>/`` (with a kubectl of the
 same release), started on free 127.0.0.1 ports with a throw-away PKI made by
 the ``openssl`` command. No controller-manager, scheduler or kubelet: objects
@@ -43,10 +43,9 @@ from typing import IO, Any
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-GO_DIR = HERE / "controlplane"
+REPO = Path(__file__).resolve().parents[2]
+GO_DIR = REPO / "tests" / "e2e" / "controlplane"  # the pinned Go modules and build.sh
 BUILD_SCRIPT = GO_DIR / "build.sh"
-REPO = HERE.parent.parent
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"

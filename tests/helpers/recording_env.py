@@ -26,10 +26,16 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
-from nodesync_process import NODE, NodeSync, eventually
-from webhooks import (
+
+from hooks.api import GROUP
+from hooks.api.seccompprofile import SeccompProfileSpec
+from hooks.cluster.seccomp.oci import encode, runtime_profile
+from tests.helpers.auditd import AUDIT_LOG
+from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.nodesync_process import NODE, NodeSync, eventually
+from tests.helpers.runc_bundle import Bundle, Run, localhost_seccomp
+from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
     REPO,
@@ -39,14 +45,6 @@ from webhooks import (
     serving_webhooks,
     with_status,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node"))  # the node tests' helpers
-from auditing import AUDIT_LOG
-from oci import Bundle, Run, localhost_seccomp
-
-from hooks.api import GROUP
-from hooks.api.seccompprofile import SeccompProfileSpec
-from hooks.cluster.seccomp.oci import encode, runtime_profile
 
 PROFILES = f"seccompprofiles.{GROUP}"
 RECORDINGS = f"profilerecordings.{GROUP}"
@@ -249,7 +247,8 @@ def trusting(server: WebhookServer) -> Iterator[None]:
 
 
 def controller_step(plane: ControlPlane, server: WebhookServer, controller: str) -> CompositeStep:
-    """A hand-driven step of the CompositeController in ``metacontroller/base/<controller>.yaml``."""
+    """A hand-driven step of the CompositeController in
+    ``metacontroller/base/<controller>.yaml``."""
     manifest = yaml.safe_load((REPO / "metacontroller" / "base" / f"{controller}.yaml").read_text())
     return CompositeStep(plane, server.base, manifest)
 
@@ -270,7 +269,8 @@ def installed_bytes(
 def on_runc_base(
     plane: ControlPlane, server: WebhookServer, namespace: str, name: str
 ) -> dict[str, Any]:
-    """The profile ``name`` built on the runc base profile (``baseProfileName``), as a node gets it."""
+    """The profile ``name`` built on the runc base profile (``baseProfileName``), as a node gets
+    it."""
     base = yaml.safe_load((REPO / "examples" / "base-profiles" / "runc-v1.1.5.yaml").read_text())
     base["metadata"]["namespace"] = namespace
     plane.apply(base)
@@ -361,7 +361,8 @@ class RecordedContainer:
 
 
 def recorded_pod(name: str, app: str, *, generate: bool = False) -> dict[str, Any]:
-    """A one-container busybox pod of this node; ``generate``: named from ``generateName: <name>``."""
+    """A one-container busybox pod of this node; ``generate``: named from
+    ``generateName: <name>``."""
     manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -4,7 +4,7 @@ Each folder under tests/golden/binding/admission/ holds ``request.json`` (the
 AdmissionReview the API server sends), ``table.json`` (the binding table the
 webhook has loaded; absent = no table yet), ``response.json`` (the exact
 answer) and, when the answer patches the pod, ``patch.json`` (the decoded
-JSONPatch, for review). ``pytest --regen-golden`` rewrites the answers.
+JSONPatch, for review). ``pytest --regen-golden`` rewrites the answers (tests/helpers/golden.py).
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ import pytest
 
 from hooks.cluster.binding import admission
 from hooks.cluster.binding.table import EMPTY, decode
+from tests.helpers.golden import Golden, cases, golden_folder, request_of
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "binding" / "admission"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "request.json").exists())
+GOLDEN = golden_folder("binding/admission")
+CASES = cases(GOLDEN)
 
 
 def _answer(folder: Path) -> dict[str, Any]:
-    review = admission.AdmissionReviewRequest.model_validate(
-        json.loads((folder / "request.json").read_text())
-    )
+    review = admission.AdmissionReviewRequest.model_validate(request_of(folder))
     table_file = folder / "table.json"
     if table_file.exists():
         return admission.admit(review, decode(table_file.read_text())).to_wire()
@@ -55,23 +54,16 @@ def apply_patch(document: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_admission_matches_golden_answer(case: str, request: pytest.FixtureRequest) -> None:
+def test_admission_matches_golden_answer(case: str, golden: Golden) -> None:
     folder = GOLDEN / case
     got = _answer(folder)
-    patch = _patch_of(got)
-    if request.config.getoption("--regen-golden"):
-        (folder / "response.json").write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-        (folder / "patch.json").unlink(missing_ok=True)
-        if patch is not None:
-            (folder / "patch.json").write_text(json.dumps(patch, indent=2) + "\n")
-    assert got == json.loads((folder / "response.json").read_text())
-    expected_patch = folder / "patch.json"
-    assert patch == (json.loads(expected_patch.read_text()) if expected_patch.exists() else None)
+    golden.check(folder, got)
+    golden.check_optional(folder, _patch_of(got), "patch.json")
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_every_answer_allows_and_echoes_the_uid(case: str) -> None:
-    raw = json.loads((GOLDEN / case / "request.json").read_text())
+    raw = request_of(GOLDEN / case)
     got = _answer(GOLDEN / case)
     assert got["apiVersion"] == "admission.k8s.io/v1"
     assert got["kind"] == "AdmissionReview"
@@ -86,7 +78,7 @@ def test_every_answer_allows_and_echoes_the_uid(case: str) -> None:
 @pytest.mark.parametrize("case", [c for c in CASES if (GOLDEN / c / "patch.json").exists()])
 def test_patched_pod_is_a_valid_pod(case: str) -> None:
     """The API server validates the patched pod; a patch that breaks it would fail the creation."""
-    raw = json.loads((GOLDEN / case / "request.json").read_text())
+    raw = request_of(GOLDEN / case)
     patch = _patch_of(_answer(GOLDEN / case))
     assert patch
     patched = apply_patch(raw["request"]["object"], patch)
@@ -120,9 +112,7 @@ def test_uncapped_warnings_say_how_many_were_left_out() -> None:
 
 
 def test_update_of_a_pod_is_never_patched_even_when_bindings_match() -> None:
-    raw = json.loads(
-        (GOLDEN / "seccomp-container-without-security-context-bound" / "request.json").read_text()
-    )
+    raw = request_of(GOLDEN / "seccomp-container-without-security-context-bound")
     table = decode(
         (GOLDEN / "seccomp-container-without-security-context-bound" / "table.json").read_text()
     )

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from unavailable import unavailable
 
 from nodesync.selinux.batch import SemoduleInstaller
+from tests.helpers.unavailable import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
