@@ -13,9 +13,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from hooks.api.base import Open, Wire
+from hooks.api.objectshapes import check_groups, check_object
 
 Object = dict[str, Any]
 # Kept as plain dictionaries (validated one level deep): related objects can be
@@ -44,6 +45,13 @@ class SyncRequest(Open):
     related: ObjectMap | None = None
     finalizing: bool = False
 
+    @model_validator(mode="after")
+    def _shaped(self) -> SyncRequest:
+        check_object(self.parent, "parent")
+        check_groups(self.children, "children")
+        check_groups(self.related, "related")
+        return self
+
     def children_of(self, key: str) -> list[Object]:
         return _objects(self.children, key)
 
@@ -63,6 +71,11 @@ class SyncResponse(Wire):
 class CustomizeRequest(Open):
     controller: Object = Field(default_factory=dict)
     parent: Object
+
+    @model_validator(mode="after")
+    def _shaped(self) -> CustomizeRequest:
+        check_object(self.parent, "parent")
+        return self
 
 
 class LabelSelector(Wire):

@@ -15,6 +15,7 @@ from hooks.api import GROUP
 from hooks.api import seccompprofile as api
 from hooks.api import spod as spod_api
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
+from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
@@ -62,6 +63,8 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     profile, the profiles of its namespace (a chain of bases can only be followed there)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    if name_problem(name, namespace):
+        return CustomizeResponse()  # the sync hook answers with the Error; it needs nothing related
     rules = [
         ResourceRule(
             apiVersion=NODE_STATUS_KIND.api_version,
@@ -88,6 +91,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     """The desired ConfigMap and the observed status of one SeccompProfile (also finalize)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    bad_name = name_problem(name, namespace)
     observed = child_named(request, CONFIGMAP, configmap_name(SECCOMP_KIND, name))
     pods = request.related_of(POD)
     workloads = active(pods, lambda pod: uses_seccomp_profile(pod, localhost_profile(namespace, name)))
@@ -108,6 +112,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             finalized = True
     else:
         try:
+            if bad_name:
+                raise ProfileProblem(validation.INVALID, bad_name)
             profile = _parse(request.parent)
             outcome, children = _desired(request, profile, namespace, name)
         except ProfileProblem as problem:
@@ -122,10 +128,11 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             children = [unchanged(observed, ('data',))] if keep and observed else []
 
     observed_status = request.parent.get("status") or {}
+    on_node = None if bad_name else localhost_profile(namespace, name)
     status = api.SeccompProfileStatus(
         status=outcome.state,
-        path=f"{KUBELET_SECCOMP_ROOT}/{localhost_profile(namespace, name)}",
-        localhostProfile=localhost_profile(namespace, name),
+        path=f"{KUBELET_SECCOMP_ROOT}/{on_node}" if on_node else None,
+        localhostProfile=on_node,
         activeWorkloads=workloads or None,
         conditions=conditions(outcome, observed_status.get("conditions"), now),
     )

@@ -31,6 +31,7 @@ from hooks.api import rawselinuxprofile as raw_api
 from hooks.api import selinuxprofile as api
 from hooks.api import spod as spod_api
 from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name
+from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
@@ -91,6 +92,8 @@ def customize(request: CustomizeRequest, kind: str = SELINUX_KIND) -> CustomizeR
     inherits it)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    if name_problem(name, namespace):
+        return CustomizeResponse()  # the sync hook answers with the Error; it needs nothing related
     rules = [
         ResourceRule(
             apiVersion=NODE_STATUS_KIND.api_version,
@@ -116,9 +119,10 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
     (also finalize: ``request.finalizing``)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    usage = api.policy_usage(name, namespace)
+    bad_name = name_problem(name, namespace)
+    usage = None if bad_name else api.policy_usage(name, namespace)
     observed = child_named(request, CONFIGMAP, configmap_name(kind, name))
-    workloads = active(request.related_of(POD), lambda pod: uses_selinux_type(pod, usage))
+    workloads = active(request.related_of(POD), lambda pod: usage is not None and uses_selinux_type(pod, usage))
     settings = selinux_settings.from_daemons(request.related_of(DAEMONS))
     resync: float | None = None
     finalized: bool | None = None
@@ -128,6 +132,8 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
         resync = None if finalized else FINALIZE_RESYNC_SECONDS
     else:
         try:
+            if bad_name:
+                raise ProfileProblem(_INVALID[kind], bad_name)
             outcome, children = _desired(request, kind, settings, observed)
         except ProfileProblem as problem:
             log.warning(

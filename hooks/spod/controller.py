@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hooks.api.base import Condition
+from hooks.api.names import name_problem
 from hooks.api.spod import QUANTITY_PATTERN, SecurityProfilesOperatorDaemon, SPODState, SPODStatus
 from hooks.contract import (
     Object,
@@ -44,6 +45,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     observed = _observed_daemonsets(request, (name, daemonset.log_enricher_name(name)))
     try:
+        bad_name = name_problem(name, namespace)
+        if bad_name:
+            raise ProfileProblem(validation.INVALID_NAME, bad_name)
         spod = _parse(request.parent)
         annotations = spod.metadata.annotations or {}
         validation.check(
