@@ -15,6 +15,22 @@ from datetime import UTC, datetime
 _PREFIX = "spo_"
 # Plain ``extra`` keys that are copied into the line as they are.
 _PLAIN = ("reason", "path", "changed", "count")
+# A line's parts are cut to these many characters: a name or a message can come from a request
+# (a 20 MB name), and a log line must stay a line.
+MAX_FIELD = 256
+MAX_MESSAGE = 4096
+MAX_TRACEBACK = 16384
+
+
+def cut(text: str, limit: int) -> str:
+    """``text``, or its first characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} characters)"
+
+
+def _field(value: object) -> object:
+    return cut(value, MAX_FIELD) if isinstance(value, str) else value
 
 
 def about(**fields: object) -> dict[str, object]:
@@ -36,16 +52,16 @@ class JSONFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": cut(record.getMessage(), MAX_MESSAGE),
             **self.always,
         }
         for key, value in record.__dict__.items():
             if key.startswith(_PREFIX):
-                line[key[len(_PREFIX) :]] = value
+                line[key[len(_PREFIX) :]] = _field(value)
             elif key in _PLAIN:
-                line[key] = value
+                line[key] = _field(value)
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            line["error"] = cut(self.formatException(record.exc_info), MAX_TRACEBACK)
         return json.dumps(line, default=str)
 
 

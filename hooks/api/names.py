@@ -23,12 +23,20 @@ _SUBDOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.ASCII)
 
 def is_subdomain(value: object) -> bool:
     """A DNS-1123 subdomain: lowercase letters, digits, ``-`` and ``.``, at most 253 characters."""
-    return isinstance(value, str) and len(value) <= MAX_SUBDOMAIN and _SUBDOMAIN_RE.fullmatch(value) is not None
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_SUBDOMAIN
+        and _SUBDOMAIN_RE.fullmatch(value) is not None
+    )
 
 
 def is_label(value: object) -> bool:
     """A DNS-1123 label: lowercase letters, digits and ``-``, at most 63 characters."""
-    return isinstance(value, str) and len(value) <= MAX_LABEL and _LABEL_RE.fullmatch(value) is not None
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_LABEL
+        and _LABEL_RE.fullmatch(value) is not None
+    )
 
 
 def name_problem(name: object, namespace: object, *, namespaced: bool = True) -> str | None:

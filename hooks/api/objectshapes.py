@@ -154,7 +154,9 @@ _BY_GROUP: dict[str, TypeAdapter[Any]] = {
     "Pod.v1": TypeAdapter(Pod),
     "DaemonSet.apps/v1": TypeAdapter(DaemonSet),
     "ConfigMap.v1": TypeAdapter(ConfigMap),
-    "SecurityProfileNodeStatus.security-profiles-operator.x-k8s.io/v1alpha1": TypeAdapter(NodeStatus),
+    "SecurityProfileNodeStatus.security-profiles-operator.x-k8s.io/v1alpha1": TypeAdapter(
+        NodeStatus
+    ),
 }
 _POD = _BY_GROUP["Pod.v1"]
 
@@ -171,7 +173,9 @@ def _cut(part: str) -> str:
 
 def _raise(error: ValidationError, where: str) -> None:
     first = error.errors()[0]
-    field = "".join(f"[{part}]" if isinstance(part, int) else f".{_cut(part)}" for part in first["loc"])
+    field = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{_cut(part)}" for part in first["loc"]
+    )
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     raise ShapeError(f"{where}{field}: {first['msg']}{more}") from None
 
@@ -194,10 +198,14 @@ def check_groups(groups: object, where: str) -> None:
     if groups is None:
         return
     if not isinstance(groups, dict):
-        raise ShapeError(f"{where}: must be an object (a map of kinds), not {type(groups).__name__}")
+        raise ShapeError(
+            f"{where}: must be an object (a map of kinds), not {type(groups).__name__}"
+        )
     for group, objects in groups.items():
         here = f"{where}[{shown(group)}]"
         if not isinstance(objects, dict):
-            raise ShapeError(f"{here}: must be an object (a map of names), not {type(objects).__name__}")
+            raise ShapeError(
+                f"{here}: must be an object (a map of names), not {type(objects).__name__}"
+            )
         for name, value in objects.items():
             check_object(value, f"{here}[{shown(name)}]", group)

@@ -124,7 +124,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             )
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
             # A mistake keeps what the nodes have; a profile the operator forbids must leave them.
-            keep = observed and problem.reason not in POLICY_REASONS
+            # A name that makes no valid path or child name gets nothing at all.
+            keep = observed and problem.reason not in POLICY_REASONS and not bad_name
             children = [unchanged(observed, ('data',))] if keep and observed else []
 
     observed_status = request.parent.get("status") or {}

@@ -142,7 +142,7 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
                 extra=about(namespace=namespace, name=name, kind=kind, reason=problem.reason),
             )
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
-            children = _kept(observed)
+            children = [] if bad_name else _kept(observed)
 
     observed_status = request.parent.get("status") or {}
     status = api.SelinuxProfileStatus(
