@@ -10,7 +10,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from hooks.metrics import HookMetrics
-from hooks.web import binding, edge, health, recording, seccompprofile, selinuxprofile, spod
+from hooks.web import binding, edge, health, limits, recording, seccompprofile, selinuxprofile, spod
 from hooks.web.jsoncodec import OrjsonProvider
 
 
@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Flask.json_provider_class = OrjsonProvider
     app = Flask(__name__)
     app.config.update(config or {})
+    limits.install(app)
     app.extensions["spo_metrics"] = HookMetrics()
     app.register_blueprint(health.blueprint)
     app.register_blueprint(seccompprofile.blueprint)

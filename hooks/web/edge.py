@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, RequestTimeout, UnsupportedMediaType
 
 from hooks.api.base import Wire
 from hooks.api.objectshapes import ShapeError
+from hooks.web import limits
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,7 +31,16 @@ def decode_object() -> dict[str, Any]:
     """The body as a JSON object, or a 4xx."""
     if not request.is_json:
         raise UnsupportedMediaType(f"expected Content-Type application/json, got {request.mimetype or 'none'!r}")
-    body = request.get_json(silent=True)
+    try:
+        raw = request.get_data(cache=False)  # a 413 past MAX_CONTENT_LENGTH, declared or streamed
+    except TimeoutError as error:  # the client stopped sending (serving.IO_TIMEOUT)
+        raise RequestTimeout("the body stopped arriving") from error
+    limits.check_values(raw)
+    try:
+        body = current_app.json.loads(raw)
+    except ValueError:
+        body = None
+    del raw
     if not isinstance(body, dict):
         raise BadRequest("the body is not a JSON object")
     return body
