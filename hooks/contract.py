@@ -10,7 +10,7 @@ without caring which, because every object carries its own metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -149,15 +149,19 @@ class ByName(Mapping[str, M], Generic[M]):
     """Related objects by name, each parsed into ``model`` only when looked up (a namespace
     can hold hundreds and a hook needs a few); one that does not parse counts as missing."""
 
-    def __init__(self, objects: list[Object], model: type[M]) -> None:
+    def __init__(self, objects: list[Object], model: type[M], check: Callable[[Object], None] | None = None) -> None:
         self._model = model
+        self._check = check
         self._raw: dict[str, Object] = {}
         for raw in objects:
             self._raw.setdefault((raw.get("metadata") or {}).get("name", ""), raw)
 
     def __getitem__(self, name: str) -> M:
+        raw = self._raw[name]
+        if self._check is not None:
+            self._check(raw)  # may raise: what the hook must answer about that object
         try:
-            return self._model.model_validate(self._raw[name])
+            return self._model.model_validate(raw)
         except ValidationError as error:
             raise KeyError(name) from error
 

@@ -14,10 +14,17 @@ from pydantic import ValidationError
 from hooks.api import GROUP
 from hooks.api import seccompprofile as api
 from hooks.api import spod as spod_api
-from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
+from hooks.api.configmaps import (
+    SECCOMP_KEY,
+    SECCOMP_KIND,
+    configmap_metadata,
+    configmap_name,
+    spec_too_large,
+)
 from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
+from hooks.api.objectshapes import shown
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
 from hooks.contract import (
@@ -140,7 +147,17 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     return SyncResponse(status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized)
 
 
+def _not_too_large(raw: Object) -> None:
+    problem = spec_too_large(raw)
+    if problem:
+        name = (raw.get("metadata") or {}).get("name")
+        raise ProfileProblem(validation.TOO_LARGE, f"SeccompProfile {shown(name)}: {problem}")
+
+
 def _parse(raw: Object) -> api.SeccompProfile:
+    problem = spec_too_large(raw)
+    if problem:
+        raise ProfileProblem(validation.TOO_LARGE, problem)
     try:
         return api.SeccompProfile.model_validate(raw)
     except ValidationError as error:
@@ -157,7 +174,7 @@ def _desired(request: SyncRequest, profile: api.SeccompProfile, namespace: str, 
     validation.check_name(name)
     validation.check_spec(profile.spec)
     siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
-    chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile))
+    chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile, _not_too_large))
     for base in chain:
         try:
             validation.check_spec(base.spec)

@@ -30,10 +30,11 @@ from pydantic import ValidationError
 from hooks.api import rawselinuxprofile as raw_api
 from hooks.api import selinuxprofile as api
 from hooks.api import spod as spod_api
-from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name
+from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name, spec_too_large
 from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
+from hooks.api.objectshapes import shown
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
 from hooks.api.spod import OPERATOR_NAMESPACE
@@ -163,7 +164,7 @@ def _desired(
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
         return of_state(ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"), []
     cil = translate(
-        profile, siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile), allowed_system_profiles=settings.allowed_system_profiles
+        profile, siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile, _not_too_large), allowed_system_profiles=settings.allowed_system_profiles
     )
     if not settings.enabled:
         return of_state(ProfileState.PENDING, settings.disabled_message(), reason=SELINUX_DISABLED), _kept(observed)
@@ -199,7 +200,17 @@ def _finalize(
     return of_state(ProfileState.TERMINATING, "no pod uses the policy and no node has it installed"), [], True
 
 
+def _not_too_large(raw: Object) -> None:
+    problem = spec_too_large(raw)
+    if problem:
+        name = (raw.get("metadata") or {}).get("name")
+        raise ProfileProblem(validation.TOO_LARGE, f"SelinuxProfile {shown(name)}: {problem}")
+
+
 def _parse(raw: Object, kind: str) -> api.SelinuxProfile | raw_api.RawSelinuxProfile:
+    problem = spec_too_large(raw)
+    if problem:
+        raise ProfileProblem(validation.TOO_LARGE, problem)
     try:
         return _MODELS[kind].model_validate(raw)
     except ValidationError as error:
