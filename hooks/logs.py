@@ -17,6 +17,22 @@ from datetime import UTC, datetime
 _PREFIX = "spo_"
 # Plain ``extra`` keys that are copied into the line as they are.
 _PLAIN = ("reason", "path", "changed", "count")
+# A line's parts are cut to these many characters: a name or a message can come from a request
+# (a 20 MB name), and a log line must stay a line.
+MAX_FIELD = 256
+MAX_MESSAGE = 4096
+MAX_TRACEBACK = 16384
+
+
+def cut(text: str, limit: int) -> str:
+    """``text``, or its first characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} characters)"
+
+
+def _field(value: object) -> object:
+    return cut(value, MAX_FIELD) if isinstance(value, str) else value
 
 
 def about(**fields: object) -> dict[str, object]:
@@ -32,9 +48,9 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
     fields: dict[str, object] = {}
     for key, value in record.__dict__.items():
         if key.startswith(_PREFIX):
-            fields[key[len(_PREFIX) :]] = value
+            fields[key[len(_PREFIX) :]] = _field(value)
         elif key in _PLAIN:
-            fields[key] = value
+            fields[key] = _field(value)
     return fields
 
 
@@ -53,7 +69,7 @@ class TextFormatter(logging.Formatter):
         )
         line += f" ({rest})" if rest else ""
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + cut(self.formatException(record.exc_info), MAX_TRACEBACK)
         return line
 
 
@@ -67,12 +83,12 @@ class JSONFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": cut(record.getMessage(), MAX_MESSAGE),
             **self.always,
             **_fields(record),
         }
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            line["error"] = cut(self.formatException(record.exc_info), MAX_TRACEBACK)
         return json.dumps(line, default=str)
 
 

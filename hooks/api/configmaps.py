@@ -16,6 +16,8 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
 
 from __future__ import annotations
 
+import orjson
+
 from hooks.api import selinuxprofile
 from hooks.api.nodestatus import PROFILE_ID_LABEL, PROFILE_KIND_LABEL, profile_id
 from hooks.api.registry import kind_named
@@ -29,6 +31,22 @@ SECCOMP_KIND = SECCOMP.kind
 SECCOMP_KEY = str(SECCOMP.configmap_key)
 SELINUX_KEY = str(selinuxprofile.KIND.configmap_key)
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 4096  # etcd's 1 MiB request limit, less room for metadata
+# A spec whose JSON is more than twice that cannot become a profile that fits (a profile keeps
+# every rule of its spec, and of its bases); it is refused before it is parsed and merged, which
+# would cost seconds and hundreds of MiB for nothing.
+MAX_SPEC_BYTES = 2 * MAX_CONFIGMAP_BYTES
+
+
+def spec_too_large(raw: object) -> str | None:
+    """Why the ``spec`` of the raw object ``raw`` is too large to become a profile, or None."""
+    spec = raw.get("spec") if isinstance(raw, dict) else None
+    size = len(orjson.dumps(spec)) if spec is not None else 0
+    if size <= MAX_SPEC_BYTES:
+        return None
+    return (
+        f"spec: {size} bytes of JSON; a profile made of it cannot fit in a ConfigMap "
+        f"({MAX_CONFIGMAP_BYTES} bytes)"
+    )
 
 
 def configmap_name(kind: str, profile: str) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES
+from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
 from hooks.api.selinuxprofile import ALLOW_SELF
 
@@ -197,13 +198,13 @@ def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
     if not _NAME.fullmatch(name):
         raise ProfileProblem(
             reason,
-            f"metadata.name: {name!r} must start with a letter and be lower case letters, "
+            f"metadata.name: {shown(name)} must start with a letter and be lower case letters, "
             "digits and '-' "
             f"(no '.': the SELinux block and module are named <name>_<namespace>)",
         )
     if not _NAMESPACE.fullmatch(namespace):
         raise ProfileProblem(
-            reason, f"metadata.namespace: {namespace!r} is not a valid namespace name"
+            reason, f"metadata.namespace: {shown(namespace)} is not a valid namespace name"
         )
     block = f"{name}_{namespace}"
     if len(block) > MAX_BLOCK_NAME:

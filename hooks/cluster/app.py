@@ -9,7 +9,16 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from hooks.cluster.metrics import HookMetrics
-from hooks.cluster.web import binding, edge, health, recording, seccompprofile, selinuxprofile, spod
+from hooks.cluster.web import (
+    binding,
+    edge,
+    health,
+    limits,
+    recording,
+    seccompprofile,
+    selinuxprofile,
+    spod,
+)
 from hooks.cluster.web.jsoncodec import OrjsonProvider
 
 
@@ -17,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Flask.json_provider_class = OrjsonProvider
     app = Flask(__name__)
     app.config.update(config or {})
+    limits.install(app)
     app.extensions["spo_metrics"] = HookMetrics()
     app.register_blueprint(health.blueprint)
     app.register_blueprint(seccompprofile.blueprint)

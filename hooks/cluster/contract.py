@@ -10,12 +10,13 @@ without caring which, because every object carries its own metadata.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from hooks.api.base import Object, Open, Wire
+from hooks.api.objectshapes import check_groups, check_object
 
 # Kept as plain dictionaries (validated one level deep): related objects can be
 # thousands of node statuses and pods, and each hook reads only what it needs.
@@ -43,6 +44,13 @@ class SyncRequest(Open):
     related: ObjectMap | None = None
     finalizing: bool = False
 
+    @model_validator(mode="after")
+    def _shaped(self) -> SyncRequest:
+        check_object(self.parent, "parent")
+        check_groups(self.children, "children")
+        check_groups(self.related, "related")
+        return self
+
     def children_of(self, key: str) -> list[Object]:
         return _objects(self.children, key)
 
@@ -62,6 +70,11 @@ class SyncResponse(Wire):
 class CustomizeRequest(Open):
     controller: Object = Field(default_factory=dict)
     parent: Object
+
+    @model_validator(mode="after")
+    def _shaped(self) -> CustomizeRequest:
+        check_object(self.parent, "parent")
+        return self
 
 
 class LabelSelector(Wire):
@@ -139,15 +152,21 @@ class ByName(Mapping[str, M], Generic[M]):
     """Related objects by name, each parsed into ``model`` only when looked up (a namespace
     can hold hundreds and a hook needs a few); one that does not parse counts as missing."""
 
-    def __init__(self, objects: list[Object], model: type[M]) -> None:
+    def __init__(
+        self, objects: list[Object], model: type[M], check: Callable[[Object], None] | None = None
+    ) -> None:
         self._model = model
+        self._check = check
         self._raw: dict[str, Object] = {}
         for raw in objects:
             self._raw.setdefault((raw.get("metadata") or {}).get("name", ""), raw)
 
     def __getitem__(self, name: str) -> M:
+        raw = self._raw[name]
+        if self._check is not None:
+            self._check(raw)  # may raise: what the hook must answer about that object
         try:
-            return self._model.model_validate(self._raw[name])
+            return self._model.model_validate(raw)
         except ValidationError as error:
             raise KeyError(name) from error
 

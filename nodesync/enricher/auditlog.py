@@ -118,6 +118,30 @@ def decode_value(raw: str) -> str:
     return raw
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` and ``int`` also take other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def record_pid(line: str, start: int = 0) -> str | None:
+    """The record's own ``pid=`` (its digits), the one parser of the recorder and the enricher.
+
+    In a SECCOMP or AVC record the process's pid comes before its ``comm=`` and ``exe=``,
+    which the kernel escapes, and then only fields that hold no space: so the record's own
+    field is the *last* `` pid=`` of the line (before auditd's enrichment). A ``pid=`` that
+    appears earlier is inside a value the kernel logs unescaped (an LSM label in ``subj=``)
+    and is not the record's. None when there is none or it is not ASCII digits.
+    """
+    cut = line.find(ENRICHED_SEPARATOR, start)
+    at = line.rfind(" pid=", start, len(line) if cut < 0 else cut)
+    if at < 0:
+        return None
+    at += 5
+    end = line.find(" ", at)
+    text = line[at:] if end < 0 else line[at:end]
+    return text if is_number(text) else None
+
+
 def _value(line: str, key: str, start: int) -> str | None:
     """The value of `` key=`` (key given with its leading space and '='), searched from start."""
     at = line.find(key, start)
@@ -165,7 +189,8 @@ def parse(line: str) -> AuditRecord | None:
 # times both); for the three fields of :func:`scan`, finds are faster.
 _SECCOMP_TAIL: Final = re.compile(
     r" pid=(\d+) comm=(\S+) exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+) "
-    r"(?:compat=\d+ )?ip=\S+ code=0x([0-9a-f]+)"
+    r"(?:compat=\d+ )?ip=\S+ code=0x([0-9a-f]+)",
+    re.ASCII,
 )
 
 
@@ -186,16 +211,17 @@ def scan(line: str) -> tuple[str, str, str] | AvcRecord | None:
         return None
     if line.startswith("SECCOMP ", at + 5) or line.startswith("1326 ", at + 5):
         # three fields, in the kernel's order: a find each beats the regular expression here
-        pid = line.find(" pid=", at) + 5
-        pid_end = line.find(" ", pid)
+        pid_text = record_pid(line, at)
+        if pid_text is None:
+            return None
+        pid_end = line.rfind(" pid=", at) + 5 + len(pid_text)
         arch = line.find(" arch=", pid_end) + 6
         arch_end = line.find(" ", arch)
         number = line.find(" syscall=", arch_end) + 9
         number_end = line.find(" ", number)
-        if pid > 5 and arch > 6 and number > 9 and min(pid_end, arch_end, number_end) > 0:
-            pid_text = line[pid:pid_end]
+        if arch > 6 and number > 9 and min(arch_end, number_end) > 0:
             number_text = line[number:number_end]
-            if pid_text.isdigit() and number_text.isdigit():
+            if is_number(number_text):
                 return pid_text, line[arch:arch_end], number_text
             return None
         record = _seccomp_any_order(line, line.find(" ", at))
@@ -208,8 +234,8 @@ def scan(line: str) -> tuple[str, str, str] | AvcRecord | None:
 
 
 def _seccomp(line: str, start: int) -> SeccompRecord | None:
-    match = _SECCOMP_TAIL.search(line, start)
-    if match is None:
+    match = _SECCOMP_TAIL.search(line, line.rfind(" pid=", start))  # the record's own pid
+    if match is None or match.group(1) != record_pid(line, start):
         return _seccomp_any_order(line, start)
     at = line.find("audit(", start)
     colon = line.find(":", at)
@@ -240,10 +266,16 @@ def _seccomp_any_order(line: str, start: int) -> SeccompRecord | None:
     cut = line.find(ENRICHED_SEPARATOR, fields)
     if cut >= 0:
         line = line[:cut]
-    pid = _value(line, " pid=", fields)
+    pid = record_pid(line, fields)
     arch = _value(line, " arch=", fields)
     syscall = _value(line, " syscall=", fields)
-    if pid is None or arch is None or syscall is None:
+    if (
+        pid is None
+        or arch is None
+        or syscall is None
+        or not is_number(syscall)
+        or not arch.isascii()
+    ):
         return None
     comm = _value(line, " comm=", fields)
     exe = _value(line, " exe=", fields)
@@ -283,7 +315,9 @@ def _avc(line: str, start: int) -> AvcRecord | None:
     tclass = _value(line, " tclass=", rest)
     if scontext is None or tcontext is None or tclass is None or not perms:
         return None
-    pid = _value(line, " pid=", rest)
+    pid = record_pid(line, fields)
+    if pid is None and " pid=" in line[fields:]:
+        return None  # a pid that is not ASCII digits
     comm = _value(line, " comm=", rest)
     exe = _value(line, " exe=", rest)
     permissive = _value(line, " permissive=", rest)

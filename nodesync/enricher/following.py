@@ -47,6 +47,12 @@ FINGERPRINT: Final = 64  # bytes before the offset that identify the content rea
 _COMPRESSED: Final = (".gz", ".xz", ".bz2", ".zst", ".lz4")
 
 
+# A line longer than this is dropped (and counted): an audit record is at most 8,970 bytes
+# (the kernel's MAX_AUDIT_MESSAGE_LENGTH), a few times that with auditd's enrichment. Without
+# a cap, a file without newlines would be held (and copied) whole.
+MAX_LINE = 64 * 1024
+
+
 class _Open:
     """One open file being read: what is consumed, what is read ahead, and its fingerprint."""
 
@@ -58,7 +64,8 @@ class _Open:
         self.pending = offset  # end of the lines delivered (consumed once committed)
         self.pending_tail = tail
         self.tail = tail  # the bytes just before offset
-        self.buffer = b""  # read beyond pending: an incomplete line
+        self.buffer = b""  # read beyond pending: an incomplete line (at most max_line bytes)
+        self.skipping = False  # in a line longer than max_line: dropped up to its newline
         self.retire_at: float | None = None
 
     @property
@@ -83,6 +90,7 @@ class Follower:
         *,
         poll_interval: float = 0.1,
         chunk_size: int = 1 << 20,
+        max_line: int = MAX_LINE,
         checkpoint_interval: float = 1.0,
         rotation_grace: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -91,6 +99,7 @@ class Follower:
         self.state = state
         self.poll_interval = poll_interval
         self.chunk_size = chunk_size
+        self.max_line = max_line
         self.checkpoint_interval = checkpoint_interval
         self.rotation_grace = rotation_grace
         self._clock = clock
@@ -105,6 +114,7 @@ class Follower:
         self._last_checkpoint = clock()
         self.rotations = 0
         self.truncations = 0
+        self.long_lines = 0  # lines longer than max_line, dropped
         self._start()  # the position of a fresh start is the end of the file now
 
     # -- opening -----------------------------------------------------------
@@ -299,21 +309,64 @@ class Follower:
         if size > read_at:
             chunk = os.pread(opened.fd, min(self.chunk_size, size - read_at), read_at)
             at_end = read_at + len(chunk) >= size
-            data += chunk
+            if opened.skipping:  # the rest of a line too long: up to its newline
+                end = chunk.find(b"\n")
+                self._drop(opened, chunk if end < 0 else chunk[: end + 1])
+                if end < 0:
+                    return lines
+                opened.skipping = False
+                chunk = chunk[end + 1 :]
+            data += chunk  # the buffer holds at most max_line bytes: no quadratic rebuilding
         newline = data.rfind(b"\n")
         unfinished = final and at_end and bool(data) and newline != len(data) - 1
         if unfinished:
             newline = len(data)  # the last line will never be finished: deliver it as it is
         if newline < 0:
-            opened.buffer = data
+            if len(data) > self.max_line:
+                self._too_long(opened, data)
+            else:
+                opened.buffer = data
             return lines
         complete = data[:newline]
-        opened.buffer = data[newline + 1 :]
+        opened.buffer = b""
         opened.pending += len(complete) if unfinished else newline + 1
         opened.pending_tail = (
             opened.pending_tail + data[max(0, newline + 1 - FINGERPRINT) : newline + 1]
         )[-FINGERPRINT:]
-        return complete.decode("utf-8", "replace").split("\n")
+        rest = data[newline + 1 :]
+        if len(rest) > self.max_line:
+            self._too_long(opened, rest)
+        else:
+            opened.buffer = rest
+        lines = complete.decode("utf-8", "replace").split("\n")
+        if len(complete) > self.max_line:  # may hold a line too long, read whole in one chunk
+            kept = [line for line in lines if len(line) <= self.max_line]
+            self._count_long(len(lines) - len(kept))
+            lines = kept
+        return lines
+
+    def _drop(self, opened: _Open, dropped: bytes) -> None:
+        """Pass over ``dropped``, the bytes that follow what was delivered (part of a long line)."""
+        opened.pending += len(dropped)
+        opened.pending_tail = (opened.pending_tail + dropped[-FINGERPRINT:])[-FINGERPRINT:]
+
+    def _too_long(self, opened: _Open, partial: bytes) -> None:
+        """``partial`` starts a line longer than max_line: drop it and the rest of that line."""
+        opened.buffer = b""
+        self._drop(opened, partial)
+        opened.skipping = True
+        self._count_long(1)
+
+    def _count_long(self, count: int) -> None:
+        if count:
+            self.long_lines += count
+            log.warning(
+                "%s: dropped %d lines longer than %d bytes (%d so far)",
+                self.path,
+                count,
+                self.max_line,
+                self.long_lines,
+            )
 
     def _rotated(self) -> bool:
         """Whether the path now names another file than the one being read."""

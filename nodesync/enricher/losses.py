@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -38,38 +39,38 @@ class Loss:
     ongoing: bool = False
 
 
-_LINE_REASONS: Final = (
-    ("rate limit exceeded", "rate-limit"),
-    ("backlog limit exceeded", "backlog-limit"),
-    ("printk limit exceeded", "printk-limit"),
+# What the kernel prints when it drops audit records (kernel/audit.c, with pr_fmt "audit: ")
+# and when printk's rate limit drops its own messages, as the whole of a kernel log message:
+# anchored at both ends, so that free text that merely contains these words (a userspace
+# ``type=USER ... msg='... audit rate limit exceeded'``, which any process with
+# CAP_AUDIT_WRITE can write) is no loss. A /dev/kmsg line must also be of the kernel's own
+# facility (0): whatever userspace writes there gets another one.
+_KERNEL_LOSS: Final = re.compile(
+    r"(?:(?P<prival>\d+),\d+,\d+,[^;]*;)?"  # /dev/kmsg: priority,sequence,time,flags;
+    r"(?:kernel: )?(?:\[ *\d+\.\d+\] )?"  # syslog's tag, dmesg's time
+    r"(?:audit: (?P<limit>rate|backlog|printk) limit exceeded"
+    r"|audit: audit_lost=(?P<lost>\d+) audit_rate_limit=\d+ audit_backlog_limit=\d+"
+    r"|kauditd_printk_skb: (?P<suppressed>\d+) callbacks suppressed)"
+    r"\s*",
+    re.ASCII,
 )
-
-
-def _number_before(line: str, marker: str) -> int:
-    words = line[: line.find(marker)].split()
-    return int(words[-1]) if words and words[-1].isdigit() else 0
-
-
-def _number_after(line: str, key: str) -> int:
-    at = line.find(key) + len(key)
-    end = at
-    while end < len(line) and line[end].isdigit():
-        end += 1
-    return int(line[at:end]) if end > at else 0
+_KERNEL_FACILITY_PRIVALS: Final = range(8)  # facility 0 (kern), any level
 
 
 def loss_of_line(line: str) -> Loss | None:
     """The loss a kernel message on ``line`` reports (any log form), None for other lines."""
-    if "audit" not in line:
+    match = _KERNEL_LOSS.fullmatch(line)
+    if match is None:
         return None
-    for marker, reason in _LINE_REASONS:
-        if marker in line:
-            return Loss(reason, line.strip())
-    if "audit_lost=" in line:
-        return Loss("lost-counter", line.strip(), _number_after(line, "audit_lost="))
-    if "callbacks suppressed" in line and "kauditd" in line:
-        return Loss("suppressed", line.strip(), _number_before(line, " callbacks suppressed"))
-    return None
+    prival = match.group("prival")
+    if prival is not None and int(prival) not in _KERNEL_FACILITY_PRIVALS:
+        return None
+    text = line.strip()
+    if match.group("limit"):
+        return Loss(f"{match.group('limit')}-limit", text)
+    if match.group("lost"):
+        return Loss("lost-counter", text, int(match.group("lost")))
+    return Loss("suppressed", text, int(match.group("suppressed")))
 
 
 def lost_counter(auditctl_status: str) -> int | None:
@@ -190,7 +191,7 @@ class LossDetector:
             if not chunk:
                 break
             for line in chunk.decode("utf-8", "replace").splitlines():
-                self.observe(line.partition(";")[2] or line)
+                self.observe(line)  # with its prefix: the facility says who wrote it
         return len(self.losses) - before
 
     def ongoing(self, reason: str) -> bool:

@@ -33,9 +33,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hooks.api.base import Open, Wire
+from hooks.api.objectshapes import check_object
 from hooks.cluster.binding.table import SECCOMP, SELINUX, WILDCARD, BindingTable, Entry
 from hooks.logs import about
 
@@ -66,6 +67,16 @@ class AdmissionRequest(Open):
     resource: GroupVersionResource | None = None
     subResource: str | None = None
     object: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _shaped(self) -> AdmissionRequest:
+        if self.object is not None:
+            pod = self.resource is not None and (self.resource.group, self.resource.resource) == (
+                "",
+                "pods",
+            )
+            check_object(self.object, "request.object", "Pod.v1" if pod else None)
+        return self
 
 
 class AdmissionReviewRequest(Open):

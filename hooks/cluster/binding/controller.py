@@ -24,6 +24,8 @@ from hooks.api import profilebinding as api
 from hooks.api import seccompprofile as seccomp_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api.base import Condition
+from hooks.api.names import is_subdomain, name_problem
+from hooks.api.objectshapes import shown
 from hooks.api.profilestate import ProfileState
 from hooks.api.seccompprofile import localhost_profile
 from hooks.cluster.binding.table import MISSING, SECCOMP, WILDCARD, Entry
@@ -59,6 +61,8 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     namespace = str(meta.get("namespace", ""))
     rules = [ResourceRule(apiVersion="v1", resource="pods", namespace=namespace)]
     ref = (request.parent.get("spec") or {}).get("profileRef") or {}
+    if not isinstance(ref, dict) or name_problem(meta.get("name"), namespace):
+        return CustomizeResponse()  # the sync hook answers with the Error
     kind = {
         SECCOMP: seccomp_api.KIND,
         api.ProfileBindingKind.SELINUX_PROFILE.value: selinux_api.KIND,
@@ -148,9 +152,16 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     observed = (request.parent.get("status") or {}).get("conditions")
     try:
         binding = api.ProfileBinding.model_validate(request.parent)
+        message = name_problem(binding.name, binding.namespace)
+        if not message and not is_subdomain(binding.spec.profileRef.name):
+            message = (
+                f"spec.profileRef.name: {shown(binding.spec.profileRef.name)} is not a DNS-1123 "
+                "subdomain"
+            )
     except ValidationError as error:
         first = error.errors()[0]
         message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    if message:
         log.warning(
             "profile binding rejected: %s",
             message,

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from hooks.api import profilebinding as binding_api
 from hooks.api import seccompprofile as seccomp_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api import spod as spod_api
 from hooks.api.base import Object, Open, Wire
+from hooks.api.objectshapes import check_groups, check_object
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.binding import table as binding_table
 from hooks.cluster.contract import (
@@ -61,6 +62,13 @@ class DecoratorSyncRequest(Open):
     attachments: ObjectMap | None = None
     related: ObjectMap | None = None
     finalizing: bool = False
+
+    @model_validator(mode="after")
+    def _shaped(self) -> DecoratorSyncRequest:
+        check_object(self.object, "object")
+        check_groups(self.attachments, "attachments")
+        check_groups(self.related, "related")
+        return self
 
     def related_of(self, key: str) -> list[Object]:
         found = (self.related or {}).get(key) or {}

@@ -46,6 +46,7 @@ from hooks.api import seccompprofile as seccomp_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api.base import Condition
 from hooks.api.kinds import Kind
+from hooks.api.names import name_problem
 from hooks.api.profilerecording import WAITING_FOR_MERGE
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.contract import (
@@ -88,6 +89,8 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     logging profile."""
     meta = request.parent.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    if name_problem(meta.get("name"), meta.get("namespace")):
+        return CustomizeResponse()  # the sync hook answers with the Error
     rules = [ResourceRule(apiVersion="v1", resource="pods", namespace=namespace)]
     kind = _PROFILE_KINDS.get(str((request.parent.get("spec") or {}).get("kind")))
     if kind is not None:

@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hooks.api import profilerecording as api
+from hooks.api.names import name_problem
 from hooks.api.profilestate import ProfileState
 from hooks.api.seccompprofile import localhost_profile
 from hooks.api.spod import OPERATOR_NAMESPACE
@@ -142,7 +143,9 @@ def parse(raw: dict[str, Any]) -> tuple[api.ProfileRecording | None, str | None]
     except ValidationError as error:
         first = error.errors()[0]
         return None, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    problem = selectors.problem(recording.spec.podSelector.to_wire())
+    problem = name_problem(recording.name, recording.namespace) or selectors.problem(
+        recording.spec.podSelector.to_wire()
+    )
     return (None, problem) if problem else (recording, None)
 
 

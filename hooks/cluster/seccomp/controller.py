@@ -15,9 +15,17 @@ from hooks.api import GROUP
 from hooks.api import seccompprofile as api
 from hooks.api import spod as spod_api
 from hooks.api.base import Object
-from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
+from hooks.api.configmaps import (
+    SECCOMP_KEY,
+    SECCOMP_KIND,
+    configmap_metadata,
+    configmap_name,
+    spec_too_large,
+)
+from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
+from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
@@ -58,6 +66,8 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     profile, the profiles of its namespace (a chain of bases can only be followed there)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    if name_problem(name, namespace):
+        return CustomizeResponse()  # the sync hook answers with the Error; it needs nothing related
     rules = [
         ResourceRule(
             apiVersion=NODE_STATUS_KIND.api_version,
@@ -90,6 +100,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     """The desired ConfigMap and the observed status of one SeccompProfile (also finalize)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    bad_name = name_problem(name, namespace)
     observed = child_named(request, CONFIGMAP, configmap_name(SECCOMP_KIND, name))
     pods = request.related_of(POD)
     workloads = active(
@@ -115,6 +126,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             finalized = True
     else:
         try:
+            if bad_name:
+                raise ProfileProblem(validation.INVALID, bad_name)
             profile = _parse(request.parent)
             outcome, children = _desired(request, profile, namespace, name)
         except ProfileProblem as problem:
@@ -125,14 +138,16 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             )
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
             # A mistake keeps what the nodes have; a profile the operator forbids must leave them.
-            keep = observed and problem.reason not in POLICY_REASONS
+            # A name that makes no valid path or child name gets nothing at all.
+            keep = observed and problem.reason not in POLICY_REASONS and not bad_name
             children = [unchanged(observed, ("data",))] if keep and observed else []
 
     observed_status = request.parent.get("status") or {}
+    on_node = None if bad_name else localhost_profile(namespace, name)
     status = api.SeccompProfileStatus(
         status=outcome.state,
-        path=f"{KUBELET_SECCOMP_ROOT}/{localhost_profile(namespace, name)}",
-        localhostProfile=localhost_profile(namespace, name),
+        path=f"{KUBELET_SECCOMP_ROOT}/{on_node}" if on_node else None,
+        localhostProfile=on_node,
         activeWorkloads=workloads or None,
         conditions=conditions(outcome, observed_status.get("conditions"), now),
     )
@@ -141,7 +156,17 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     )
 
 
+def _not_too_large(raw: Object) -> None:
+    problem = spec_too_large(raw)
+    if problem:
+        name = (raw.get("metadata") or {}).get("name")
+        raise ProfileProblem(validation.TOO_LARGE, f"SeccompProfile {shown(name)}: {problem}")
+
+
 def _parse(raw: Object) -> api.SeccompProfile:
+    problem = spec_too_large(raw)
+    if problem:
+        raise ProfileProblem(validation.TOO_LARGE, problem)
     try:
         return api.SeccompProfile.model_validate(raw)
     except ValidationError as error:
@@ -162,7 +187,7 @@ def _desired(
     validation.check_name(name)
     validation.check_spec(profile.spec)
     siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
-    chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile))
+    chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile, _not_too_large))
     for base in chain:
         try:
             validation.check_spec(base.spec)

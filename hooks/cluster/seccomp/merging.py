@@ -73,12 +73,11 @@ def merge(spec: SeccompProfileSpec, bases: list[SeccompProfileSpec]) -> SeccompP
     layers = [spec, *bases]
     unconditional: dict[str, Action] = {}
     errno_ret: dict[str, int | None] = {}
-    conditional: list[Syscall] = []
+    conditional: dict[tuple[object, ...], Syscall] = {}  # by content, in order: no quadratic search
     for layer in layers:
         for rule in layer.syscalls or []:
             if rule.args:
-                if rule not in conditional:
-                    conditional.append(rule)
+                conditional.setdefault(_identity(rule), rule)
                 continue
             for name in rule.names:
                 known = unconditional.get(name)
@@ -94,9 +93,15 @@ def merge(spec: SeccompProfileSpec, bases: list[SeccompProfileSpec]) -> SeccompP
             "listenerMetadata": next(
                 (x.listenerMetadata for x in layers if x.listenerMetadata), None
             ),
-            "syscalls": _group(unconditional, errno_ret) + conditional or None,
+            "syscalls": _group(unconditional, errno_ret) + list(conditional.values()) or None,
         }
     )
+
+
+def _identity(rule: Syscall) -> tuple[object, ...]:
+    """What makes two rules equal, as a key (every field of the rule and of its arguments)."""
+    args = tuple((arg.index, arg.value, arg.valueTwo, arg.op) for arg in rule.args or [])
+    return (tuple(rule.names), rule.action, rule.errnoRet, args)
 
 
 def _union(lists: Iterable[list[T] | None]) -> list[T] | None:

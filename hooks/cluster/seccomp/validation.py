@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hooks.api import syscalls
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES
+from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
 from hooks.api.seccompprofile import Action, SeccompProfileSpec
 
@@ -11,6 +12,13 @@ INVALID = "InvalidSeccompProfile"
 TOO_LARGE = "ProfileTooLarge"
 ERRNO_ACTIONS = (Action.ERRNO, Action.TRACE)  # the OCI runtime spec allows errnoRet on these only
 MAX_NAME = 245  # the ConfigMap is named "seccomp-<name>", at most 253 characters
+# What the kernel keeps of errnoRet. A filter returns 16 bits of data (SECCOMP_RET_DATA); for
+# SECCOMP_RET_ERRNO the kernel then caps them at MAX_ERRNO (4095), so a larger errno is not what
+# the process gets; runc hands the value to libseccomp as a signed 16-bit number, so a tracer's
+# message above 32767 comes out negative. Past these a value is not kept: it is an error.
+MAX_ERRNO_RET = {Action.ERRNO: 4095, Action.TRACE: 32767}
+# sun_path of a UNIX socket address holds 108 bytes, the terminating NUL included.
+MAX_LISTENER_PATH = 107
 
 
 def check_name(name: str) -> None:
@@ -45,6 +53,12 @@ def check_spec(spec: SeccompProfileSpec) -> None:
                 f"{field}.errnoRet: only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not "
                 f"{rule.action.value}",
             )
+        if rule.errnoRet is not None and rule.errnoRet > MAX_ERRNO_RET[rule.action]:
+            raise ProfileProblem(
+                INVALID,
+                f"{field}.errnoRet: at most {MAX_ERRNO_RET[rule.action]} with "
+                f"{rule.action.value}, got {rule.errnoRet}",
+            )
         notify = notify or rule.action is Action.NOTIFY
         if rule.args:
             continue
@@ -57,6 +71,27 @@ def check_spec(spec: SeccompProfileSpec) -> None:
             unconditional[name] = field
     if notify and not spec.listenerPath:
         raise ProfileProblem(INVALID, "spec.listenerPath: required when SCMP_ACT_NOTIFY is used")
+    if spec.listenerPath is not None:
+        check_listener_path(spec.listenerPath)
+
+
+def check_listener_path(path: str) -> None:
+    """An absolute, clean path of a UNIX socket: no NUL, no ``.`` or ``..``, no empty component."""
+    problem = None
+    if "\0" in path:
+        problem = "must not contain NUL"
+    elif not path.startswith("/"):
+        problem = "must be an absolute path"
+    elif path != "/" and any(part in ("", ".", "..") for part in path[1:].split("/")):
+        problem = "must be a clean path (no '.', '..', '//' or trailing '/')"
+    elif len(path.encode()) > MAX_LISTENER_PATH:
+        problem = (
+            f"at most {MAX_LISTENER_PATH} bytes (a UNIX socket's path), got {len(path.encode())}"
+        )
+    elif path == "/":
+        problem = "must name a socket, not '/'"
+    if problem:
+        raise ProfileProblem(INVALID, f"spec.listenerPath: {shown(path)} {problem}")
 
 
 def check_size(encoded: str) -> None:

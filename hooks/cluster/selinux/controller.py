@@ -32,9 +32,11 @@ from hooks.api import selinuxprofile as api
 from hooks.api import selinuxrules as validation
 from hooks.api import spod as spod_api
 from hooks.api.base import Object
-from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name
+from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name, spec_too_large
+from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
 from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
+from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
@@ -91,6 +93,8 @@ def customize(request: CustomizeRequest, kind: str = SELINUX_KIND) -> CustomizeR
     inherits it)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    if name_problem(name, namespace):
+        return CustomizeResponse()  # the sync hook answers with the Error; it needs nothing related
     rules = [
         ResourceRule(
             apiVersion=NODE_STATUS_KIND.api_version,
@@ -120,9 +124,12 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
     (also finalize: ``request.finalizing``)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    usage = api.policy_usage(name, namespace)
+    bad_name = name_problem(name, namespace)
+    usage = None if bad_name else api.policy_usage(name, namespace)
     observed = child_named(request, CONFIGMAP, configmap_name(kind, name))
-    workloads = active(request.related_of(POD), lambda pod: uses_selinux_type(pod, usage))
+    workloads = active(
+        request.related_of(POD), lambda pod: usage is not None and uses_selinux_type(pod, usage)
+    )
     settings = selinux_settings.from_daemons(request.related_of(DAEMONS))
     resync: float | None = None
     finalized: bool | None = None
@@ -132,6 +139,8 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
         resync = None if finalized else FINALIZE_RESYNC_SECONDS
     else:
         try:
+            if bad_name:
+                raise ProfileProblem(_INVALID[kind], bad_name)
             outcome, children = _desired(request, kind, settings, observed)
         except ProfileProblem as problem:
             log.warning(
@@ -140,7 +149,7 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
                 extra=about(namespace=namespace, name=name, kind=kind, reason=problem.reason),
             )
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
-            children = _kept(observed)
+            children = [] if bad_name else _kept(observed)
 
     observed_status = request.parent.get("status") or {}
     status = api.SelinuxProfileStatus(
@@ -166,7 +175,7 @@ def _desired(
         ), []
     cil = translate(
         profile,
-        siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile),
+        siblings=ByName(request.related_of(SELINUX_PROFILES), api.SelinuxProfile, _not_too_large),
         allowed_system_profiles=settings.allowed_system_profiles,
     )
     if not settings.enabled:
@@ -216,7 +225,17 @@ def _finalize(
     )
 
 
+def _not_too_large(raw: Object) -> None:
+    problem = spec_too_large(raw)
+    if problem:
+        name = (raw.get("metadata") or {}).get("name")
+        raise ProfileProblem(validation.TOO_LARGE, f"SelinuxProfile {shown(name)}: {problem}")
+
+
 def _parse(raw: Object, kind: str) -> api.SelinuxProfile | raw_api.RawSelinuxProfile:
+    problem = spec_too_large(raw)
+    if problem:
+        raise ProfileProblem(validation.TOO_LARGE, problem)
     try:
         return _MODELS[kind].model_validate(raw)
     except ValidationError as error:

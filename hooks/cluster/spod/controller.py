@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hooks.api.base import Condition, Object
+from hooks.api.names import name_problem
 from hooks.api.problems import ProfileProblem
 from hooks.api.spod import QUANTITY_PATTERN, SecurityProfilesOperatorDaemon, SPODState, SPODStatus
 from hooks.cluster.contract import SyncRequest, SyncResponse, group_key, last_applied, unchanged
@@ -37,6 +38,9 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     observed = _observed_daemonsets(request, (name, daemonset.log_enricher_name(name)))
     try:
+        bad_name = name_problem(name, namespace)
+        if bad_name:
+            raise ProfileProblem(validation.INVALID_NAME, bad_name)
         spod = _parse(request.parent)
         annotations = spod.metadata.annotations or {}
         validation.check(

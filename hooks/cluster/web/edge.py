@@ -13,9 +13,12 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from pydantic_core import ErrorDetails
+from werkzeug.exceptions import BadRequest, HTTPException, RequestTimeout, UnsupportedMediaType
 
 from hooks.api.base import Wire
+from hooks.api.objectshapes import ShapeError
+from hooks.cluster.web import limits
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,7 +33,16 @@ def decode_object() -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"expected Content-Type application/json, got {request.mimetype or 'none'!r}"
         )
-    body = request.get_json(silent=True)
+    try:
+        raw = request.get_data(cache=False)  # a 413 past MAX_CONTENT_LENGTH, declared or streamed
+    except TimeoutError as error:  # the client stopped sending (serving.IO_TIMEOUT)
+        raise RequestTimeout("the body stopped arriving") from error
+    limits.check_values(raw)
+    try:
+        body = current_app.json.loads(raw)
+    except ValueError:
+        body = None
+    del raw
     if not isinstance(body, dict):
         raise BadRequest("the body is not a JSON object")
     return body
@@ -41,11 +53,22 @@ def decode(model: type[M]) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '(body)'}: {item['msg']}"
-            for item in error.errors()[:5]
-        )
+        problems = "; ".join(_problem(item) for item in error.errors()[:5])
         raise HookInputError(f"invalid {model.__name__}: {problems}") from error
+
+
+def _problem(item: ErrorDetails) -> str:
+    """One validation error as ``field: message``; a shape check's message names its own field."""
+    if item["type"] == "value_error" and isinstance(
+        (item.get("ctx") or {}).get("error"), ShapeError
+    ):
+        return str(item["ctx"]["error"])
+    where = ".".join(shown_part(p) for p in item["loc"]) or "(body)"
+    return f"{where}: {item['msg']}"
+
+
+def shown_part(part: str | int) -> str:
+    return str(part) if len(str(part)) <= 64 else f"{str(part)[:61]}..."
 
 
 def now() -> str:
