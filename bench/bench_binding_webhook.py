@@ -48,7 +48,7 @@ from hooks.cluster.binding import admission, table
 NS = "bench"
 BINDINGS = 1000
 TARGET_P99_MS = 5.0
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 
 
 def app() -> Flask:
@@ -202,7 +202,7 @@ def main() -> int:
             **os.environ,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "SPO_BINDINGS_FILE": str(table_file),
-            "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
+            "PYTHONPATH": str(REPO),
         }
         server = subprocess.Popen(
             [
@@ -223,9 +223,9 @@ def main() -> int:
                 "4",
                 "--log-level",
                 "error",
-                "bench_binding_webhook:app()",
+                "bench.bench_binding_webhook:app()",
             ],
-            cwd=HERE,
+            cwd=REPO,
             env=env,
         )
         context = ssl.create_default_context(cafile=str(cert))

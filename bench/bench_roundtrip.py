@@ -49,14 +49,17 @@ class Client:
         self, method: str, path: str, body: Any = None, content_type: str = "application/json"
     ) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
         for _ in range(30):
-            self.conn.request(
-                method,
-                path,
-                body=data,
-                headers={"Content-Type": content_type, "Accept": "application/json"},
-            )
-            response = self.conn.getresponse()
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed the idle keep-alive connection (gunicorn does after 2 s,
+                # e.g. while the API server answers 429 in the warm-up): a new connection.
+                self.conn.close()
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
             raw = response.read()
             if response.status != 429:  # "storage is (re)initializing" right after a CRD appears
                 break

@@ -2,7 +2,7 @@
 ProfileRecording controller.
 
 The server, the certificate and the decorator step are the binding e2e's
-(``webhooks``): the configuration the namespace decorator computes is
+(``tests.helpers.webhook_server``): the configuration the namespace decorator computes is
 registered with ``clientConfig`` pointing at the loopback server, and the
 tables of the ``spo-bindings`` ConfigMap are written where the webhooks read
 them. The logging profile of the install (metacontroller/recording-profile.yaml)
