@@ -12,7 +12,7 @@ import pytest
 
 from nodesync.enricher.auditlog import AvcRecord, SeccompRecord, parse, record_pid, scan
 from nodesync.enricher.following import Follower
-from nodesync.enricher.recorder import LossDetector, loss_of_line
+from nodesync.enricher.losses import LossDetector, loss_of_line
 
 SECCOMP = (
     "type=SECCOMP msg=audit(1700000000.123:42): auid=4294967295 uid=0 gid=0 ses=4294967295 "
