@@ -33,11 +33,15 @@ class Agent:
 
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
         if kind in ("ADDED", "MODIFIED") and is_seccomp_configmap(obj):
-            self.sink.report(self.materialiser.upsert(obj))
+            before = self.materialiser.last(obj)
+            outcome = self.materialiser.upsert(obj)
+            if outcome.owner is None and before is not None and before.owner is not None:
+                self.sink.forget(before)  # no longer its profile's ConfigMap (orphaned)
+            self.sink.report(outcome)
         elif kind in ("ADDED", "MODIFIED", "DELETED"):
-            outcome = self.materialiser.delete(obj)
-            if outcome is not None:
-                self.sink.forget(outcome)
+            last = self.materialiser.delete(obj)
+            if last is not None:
+                self.sink.forget(last)
 
     def tick(self) -> None:
         self.sink.retry()

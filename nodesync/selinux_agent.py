@@ -66,11 +66,15 @@ class SelinuxAgent:
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
         with self.lock:
             if kind in ("ADDED", "MODIFIED") and is_selinux_configmap(obj):
-                self.sink.report(self.sync.upsert(obj))
+                before = self.sync.last(obj)
+                outcome = self.sync.upsert(obj)
+                if outcome.owner is None and before is not None and before.owner is not None:
+                    self.sink.forget(before)  # no longer its profile's ConfigMap (orphaned)
+                self.sink.report(outcome)
             elif kind in ("ADDED", "MODIFIED", "DELETED"):
-                outcome = self.sync.delete(obj)
-                if outcome is not None:
-                    self.sink.forget(outcome)
+                last = self.sync.delete(obj)
+                if last is not None:
+                    self.sink.forget(last)
 
     def poll(self) -> None:
         """Report the policies whose installation finished since (nothing to ask: no request)."""

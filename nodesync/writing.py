@@ -5,7 +5,11 @@ the bytes, its fixed mode and owner, and an fsync; it is then renamed over the
 final name, and the directory is fsynced once after all renames in it. A
 reader therefore sees the old file or the new one, never a partial one. Every
 operation goes through directory file descriptors opened with O_NOFOLLOW, so a
-symlink planted below the root is never written through.
+symlink planted below the root is never written through; nor is one planted
+as the root itself: ``<kubelet dir>/seccomp`` and ``<kubelet dir>/seccomp/operator``
+are opened without following a symbolic link (``open_root``), and nodesync
+refuses to write, change modes or remove anything when either is one
+(``UnsafeRoot``). The kubelet directory, set by the administrator, may be a link.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 TEMP_SUFFIX = ".tmp"
 _INLINE = 4  # fewer writes than this are not worth a thread pool
+GUARDED = 2  # <kubelet dir>/seccomp/operator: "seccomp" and "operator" are never followed
 
 
 @dataclass
@@ -45,6 +50,58 @@ class Result:
     removed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     other_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class UnsafeRoot(OSError):
+    """A folder nodesync writes in is a symbolic link, or not a folder: it writes nothing there."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unsafe root"
+
+
+def _refusal(path: Path) -> UnsafeRoot:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return UnsafeRoot(f"{path} is not a directory: nodesync writes nothing there")
+    return UnsafeRoot(
+        f"{path} is a symbolic link to {target}: nodesync does not write through symbolic links"
+    )
+
+
+def open_root(root: Path, *, guarded: int, mode: int | None) -> int | None:
+    """A directory descriptor of ``root`` whose last ``guarded`` components were opened one by
+    one without following a symbolic link (raises ``UnsafeRoot`` for one); the components
+    above, given by the administrator, may be links. ``mode``: create what is missing with
+    it; None: return None when something is missing."""
+    parts = root.parts[len(root.parts) - guarded :]
+    base = root.parents[guarded - 1] if guarded else root
+    if mode is not None:
+        _make_dirs(base, mode)
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if mode is None:
+            return None
+        raise
+    path = base
+    for part in parts:
+        path = path / part
+        try:
+            if mode is not None:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, mode, dir_fd=fd)
+            child = os.open(part, _DIR, dir_fd=fd)
+        except OSError as error:
+            os.close(fd)
+            if error.errno == errno.ENOENT and mode is None:
+                return None
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _refusal(path) from error
+            raise
+        os.close(fd)
+        fd = child
+    return fd
 
 
 def temp_name(name: str) -> str:
@@ -82,7 +139,7 @@ def write_atomically(dir_fd: int, name: str, content: bytes, perms: Perms, *, in
 
 
 def _make_dirs(path: Path, mode: int) -> None:
-    """Create the missing ancestors of the operator root (never changing existing ones)."""
+    """Create ``path`` and its missing ancestors (never changing existing ones)."""
     missing: list[Path] = []
     while not os.path.lexists(path):
         missing.append(path)
@@ -112,10 +169,8 @@ class Executor:
 
     @contextlib.contextmanager
     def _root(self) -> Iterator[int]:
-        _make_dirs(self.root.parent, self.perms.dir_mode)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(self.root, self.perms.dir_mode)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # may be a symlink
+        fd = open_root(self.root, guarded=GUARDED, mode=self.perms.dir_mode)
+        assert fd is not None
         try:
             _set_perms(fd, self.perms.dir_mode, self.perms)
             yield fd
@@ -130,7 +185,11 @@ class Executor:
             with self._root() as root_fd:
                 self._execute(root_fd, actions, result)
         except OSError as error:
-            message = f"operator root {self.root}: {error.strerror}"
+            message = (
+                str(error)
+                if isinstance(error, UnsafeRoot)
+                else f"operator root {self.root}: {error.strerror}"
+            )
             for action in actions:
                 if isinstance(action, Write):
                     result.errors.setdefault(action.relpath, message)

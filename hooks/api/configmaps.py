@@ -10,6 +10,11 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
   RawSelinuxProfile) and ``spo.x-k8s.io/profile-id``;
 - annotations: ``spo.x-k8s.io/profile-name``, the profile's own name (label
   values are limited to 63 characters, names are not);
+- owner: Metacontroller makes the profile the ConfigMap's controller
+  ownerReference. nodesync accepts a ConfigMap only when that owner is a profile
+  of the labelled kind whose name the ConfigMap's name and annotation spell
+  (``nodesync.profiles.owner_problem``), and only Metacontroller may write these
+  ConfigMaps at all (the ValidatingAdmissionPolicy ``spo-profile-configmaps``);
 - data: ``profile.json`` for seccomp (the OCI ``linux.seccomp`` object),
   ``policy.cil`` for SELinux.
 """
@@ -26,7 +31,12 @@ SECCOMP_KIND = "SeccompProfile"
 SECCOMP_KEY = "profile.json"
 SELINUX_KEY = "policy.cil"
 
-_PREFIX = {"SeccompProfile": "seccomp", "SelinuxProfile": "selinux", "RawSelinuxProfile": "rawselinux"}
+_PREFIX = {
+    "SeccompProfile": "seccomp",
+    "SelinuxProfile": "selinux",
+    "RawSelinuxProfile": "rawselinux",
+}
+PROFILE_KINDS = tuple(_PREFIX)  # the values of the profile-kind label
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 4096  # etcd's 1 MiB request limit, less room for metadata
 
 

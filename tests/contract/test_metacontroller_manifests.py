@@ -16,7 +16,15 @@ from hooks.api.crdgen import all_kinds
 KINDS = {kind.kind: kind for kind in all_kinds()}
 ROOT = Path(__file__).parent.parent.parent
 INSTALL = ROOT / "metacontroller" / "base"
-SHARED = ROOT.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+# The shared data folder sits next to the clone (or, for a worktree under wt/, next to its parent).
+SHARED = next(
+    (
+        found
+        for base in ROOT.parents
+        if (found := base / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml").exists()
+    ),
+    ROOT.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml",
+)
 
 
 def _metacontroller_schemas() -> dict[tuple[str, str], dict[str, Any]]:

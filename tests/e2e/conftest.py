@@ -47,7 +47,15 @@ def control_plane(control_plane_binaries: Path) -> Iterator[ControlPlane]:
 
 
 REPO = Path(__file__).resolve().parent.parent.parent
-METACONTROLLER_CRDS = REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+# The shared data folder sits next to the clone (or, for a worktree under wt/, next to its parent).
+METACONTROLLER_CRDS = next(
+    (
+        found
+        for base in REPO.parents
+        if (found := base / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml").exists()
+    ),
+    REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml",
+)
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +65,8 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
         pytest.fail(f"Metacontroller's CRDs are missing: {METACONTROLLER_CRDS}")
     control_plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_CRDS))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # Metacontroller's identity: the tests write Metacontroller's children as it.
+    control_plane.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent / "data" / "metacontroller-identity.yaml"))
     # cert-manager is not installed here: stand-in CRDs let its Issuer and Certificate be stored.
     control_plane.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent / "data" / "cert-manager-stand-in-crds.yaml"))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")

@@ -12,6 +12,10 @@ Metacontroller does for a CompositeController (v4, hook version v2):
    owner, delete observed children the answer left out, and write the
    answered status (plus ``observedGeneration``) to the status subresource;
 5. when finalize answers ``finalized: true``, remove Metacontroller's finalizer.
+
+Every write is made as Metacontroller's ServiceAccount (``METACONTROLLER``, by
+impersonation), the only identity the admission policy spo-profile-configmaps
+lets write the profile ConfigMaps.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from controlplane import ControlPlane
+from controlplane import METACONTROLLER, ControlPlane
 from hookserver import post
 
 FIELD_MANAGER = "metacontroller"
@@ -123,26 +127,26 @@ class CompositeStep:
             child["metadata"]["ownerReferences"] = [owner]
             desired.add((child["kind"], child["metadata"]["name"]))
             self.plane.kubectl(
-                "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-",
+                "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", *METACONTROLLER, "-f", "-",
                 input=json.dumps(child),
             )
         for group in request["children"].values():
             for child in group.values():
                 if (child["kind"], child["metadata"]["name"]) not in desired:
-                    self.plane.kubectl("delete", child["kind"].lower(), child["metadata"]["name"], "-n", namespace)
+                    self.plane.kubectl("delete", child["kind"].lower(), child["metadata"]["name"], "-n", namespace, *METACONTROLLER)
         if answer.get("status") is not None:
             parent["status"] = {**answer["status"], "observedGeneration": parent["metadata"].get("generation")}
-            self.plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(parent))
+            self.plane.kubectl("replace", "--subresource=status", *METACONTROLLER, "-f", "-", input=json.dumps(parent))
         if finalizing and answer.get("finalized"):
             current = self.parent(namespace, name)
             kept = [f for f in current["metadata"].get("finalizers") or [] if f != self.finalizer]
             patch = json.dumps({"metadata": {"finalizers": kept or None, "resourceVersion": current["metadata"]["resourceVersion"]}})
             rule = self.controller["spec"]["parentResource"]
-            self.plane.kubectl("patch", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace, "--type=merge", "-p", patch)
+            self.plane.kubectl("patch", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace, "--type=merge", "-p", patch, *METACONTROLLER)
         return answer
 
     def add_finalizer(self, namespace: str, name: str) -> None:
         """What Metacontroller does first for a controller with a finalize hook."""
         rule = self.controller["spec"]["parentResource"]
         patch = json.dumps({"metadata": {"finalizers": [self.finalizer]}})
-        self.plane.kubectl("patch", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace, "--type=merge", "-p", patch)
+        self.plane.kubectl("patch", _resource_arg(rule["apiVersion"], rule["resource"]), name, "-n", namespace, "--type=merge", "-p", patch, *METACONTROLLER)

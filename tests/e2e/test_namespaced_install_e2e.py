@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane
+from controlplane import METACONTROLLER, ControlPlane
 from nodesync_process import NodeSync, eventually, node_status
 
 from hooks.api import GROUP
@@ -188,7 +188,8 @@ def put(plane: ControlPlane, namespace: str, kind: str, name: str, key: str, dat
         }
     ]
     plane.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}}
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}},
+        who=METACONTROLLER,
     )
 
 

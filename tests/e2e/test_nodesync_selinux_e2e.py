@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import ControlPlane
+from controlplane import METACONTROLLER, ControlPlane
 from nodesync_process import NODE, NodeSync, eventually, node_status
 
 from hooks.api import GROUP
@@ -90,7 +90,7 @@ class Node:
         return self.drop / f"{policy}.cil"
 
     def start(self, plane: ControlPlane) -> NodeSync:
-        kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-nodesync", create=False)
+        kubeconfig = plane.node_agent_kubeconfig(OPERATOR_NS, "spo-nodesync", NODE)
         extra = [
             "--selinux-dir",
             str(self.drop),
@@ -203,7 +203,8 @@ def put_child(
         }
     ]
     plane.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}}
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}},
+        who=METACONTROLLER,
     )
 
 
@@ -246,7 +247,7 @@ def seccomp_profile(plane: ControlPlane, name: str) -> str:
 
 
 def delete_child(plane: ControlPlane, kind: str, name: str) -> None:
-    plane.kubectl("delete", "configmap", configmap_name(kind, name), "-n", NS)
+    plane.kubectl("delete", "configmap", configmap_name(kind, name), "-n", NS, *METACONTROLLER)
 
 
 def events_of(plane: ControlPlane, name: str) -> list[str]:

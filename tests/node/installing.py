@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from owners import owned
 
 from hooks.api.configmaps import configmap_metadata
 
@@ -19,12 +20,14 @@ NAMESPACE = "node-tests"
 
 def configmap_yaml(namespace: str, name: str, profile: dict[str, Any]) -> dict[str, Any]:
     metadata = configmap_metadata("SeccompProfile", namespace, name)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata,
-        "data": {"profile.json": json.dumps(profile, indent=2)},
-    }
+    return owned(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {"profile.json": json.dumps(profile, indent=2)},
+        }
+    )
 
 
 class Installer:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from owners import owned
 from selinux_env import (
     ROOT,
     compiled_policy,
@@ -66,16 +67,18 @@ TYPO = """\
 
 
 def configmap(name: str, cil: str, namespace: str = "default") -> dict[str, Any]:
-    return {
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": f"selinux-{name}",
-            "namespace": namespace,
-            "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
-            "annotations": {"spo.x-k8s.io/profile-name": name},
-        },
-        "data": {"policy.cil": cil.format(name=f"{name}_{namespace}")},
-    }
+    return owned(
+        {
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"selinux-{name}",
+                "namespace": namespace,
+                "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
+                "annotations": {"spo.x-k8s.io/profile-name": name},
+            },
+            "data": {"policy.cil": cil.format(name=f"{name}_{namespace}")},
+        }
+    )
 
 
 @pytest.fixture(scope="session")

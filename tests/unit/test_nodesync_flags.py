@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from owners import owner_reference
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
 from hooks.spod import daemonset
@@ -122,6 +123,7 @@ def configmap(kind: str, name: str, key: str, data: str, namespace: str = "team-
             "namespace": namespace,
             "labels": {"spo.x-k8s.io/profile-kind": kind},
             "annotations": {"spo.x-k8s.io/profile-name": name},
+            "ownerReferences": [owner_reference(kind, name)],
         },
         "data": {key: data},
     }

@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 
+from owners import owner_reference
 from selinuxd_double import SelinuxdDouble
 
 from hooks.recording.podannotations import SELINUX_RECORDING_TYPE
@@ -60,6 +61,7 @@ def configmap(name: str, namespace: str = "default") -> dict[str, Any]:
             "namespace": namespace,
             "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
             "annotations": {"spo.x-k8s.io/profile-name": name},
+            "ownerReferences": [owner_reference("SelinuxProfile", name)],
         },
         "data": {"policy.cil": f"(block {policy}\n    (blockinherit container)\n)\n"},
     }
