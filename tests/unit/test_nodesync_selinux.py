@@ -452,3 +452,24 @@ def test_a_policy_removed_before_it_settled_is_not_polled_for_ever(tmp_path: Pat
     for _ in range(10):
         sync.poll()
     assert not sync.needs_poll()
+
+
+def test_a_selinux_profile_takes_its_policy_name_from_a_raw_one_by_watch_events(
+    tmp_path: Path,
+) -> None:
+    backend = SelinuxdBackend(SelinuxdClient(str(tmp_path / "no.sock"), timeout=1))
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), backend, own={})
+    raw = configmap("p", kind="RawSelinuxProfile", cil="(block p_default (raw))\n")
+    typed = configmap("p", kind="SelinuxProfile", cil="(block p_default (typed))\n")
+    assert sync.upsert(raw).state is ProfileState.PENDING
+    assert (tmp_path / "drop/p_default.cil").read_text() == "(block p_default (raw))\n"
+    assert sync.upsert(typed).state is ProfileState.PENDING
+    assert (tmp_path / "drop/p_default.cil").read_text() == "(block p_default (typed))\n"
+    refused = sync.upsert(raw)  # the raw one comes again: refused, the file stays the typed one's
+    assert refused.state is ProfileState.ERROR and "SelinuxProfile p's" in (refused.message or "")
+    assert (tmp_path / "drop/p_default.cil").read_text() == "(block p_default (typed))\n"
+    outcomes = sync.converge([raw, typed])  # a relist agrees
+    assert {o.kind: o.state for o in outcomes} == {
+        "SelinuxProfile": ProfileState.PENDING,
+        "RawSelinuxProfile": ProfileState.ERROR,
+    }
