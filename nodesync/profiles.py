@@ -109,6 +109,13 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+_SHOWN = 253  # the longest Kubernetes name: what a refusal quotes of a claimed one
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
+
+
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return mapping(mapping(obj.get("metadata")).get("labels"))
 
@@ -160,10 +167,10 @@ def _controller_owner(metadata: Mapping[str, Any]) -> Owner | None:
         if isinstance(ref, Mapping) and ref.get("controller") is True:
             block = ref.get("blockOwnerDeletion")
             return Owner(
-                apiVersion=str(ref.get("apiVersion") or ""),
-                kind=str(ref.get("kind") or ""),
-                name=str(ref.get("name") or ""),
-                uid=str(ref.get("uid") or ""),
+                apiVersion=_shown(str(ref.get("apiVersion") or "")),
+                kind=_shown(str(ref.get("kind") or "")),
+                name=_shown(str(ref.get("name") or "")),
+                uid=_shown(str(ref.get("uid") or "")),
                 blockOwnerDeletion=block if isinstance(block, bool) else None,
             )
     return None
@@ -215,8 +222,9 @@ def claim_of(obj: Mapping[str, Any], *, invalid: str) -> Claim:
     label = _labels(obj).get(PROFILE_KIND_LABEL)
     kind = label if isinstance(label, str) and label else SECCOMP_KIND  # as the reader chose
     annotation = mapping(metadata.get("annotations")).get(PROFILE_NAME_ANNOTATION)
-    claimed = annotation if isinstance(annotation, str) and annotation else None
+    claimed = _shown(annotation) if isinstance(annotation, str) and annotation else None
     owner = _controller_owner(metadata)
+    configmap, namespace = _shown(configmap), _shown(namespace)
     fallback = claimed or configmap.removeprefix(
         configmap_name(kind, "") if kind in PROFILE_KINDS else ""
     )
