@@ -708,6 +708,23 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
+    def aggregate_cluster_role(self, name: str) -> list[dict[str, Any]]:
+        """Fill an aggregated ClusterRole (``edit``, ``view``...) with the rules of the roles its
+        selectors match, as kube-controller-manager's clusterrole-aggregation controller does
+        (it does not run here, so the built-in roles have no rules). Returns the rules."""
+        role = self.kubectl_json("get", "clusterrole", name)
+        selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+        if not selectors:
+            return list(role.get("rules") or [])
+        rules: list[dict[str, Any]] = []
+        for selector in selectors:
+            labels = ",".join(f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items())
+            for found in self.kubectl_json("get", "clusterrole", "-l", labels)["items"]:
+                if found["metadata"]["name"] != name:
+                    rules += [r for r in self.aggregate_cluster_role(found["metadata"]["name"]) if r not in rules]
+        self.kubectl("patch", "clusterrole", name, "--type=merge", "-p", json.dumps({"rules": rules}))
+        return rules
+
     def node_agent_kubeconfig(self, namespace: str, name: str, node: str) -> Path:
         """A kubeconfig with a token of that ServiceAccount bound to a pod on ``node``, as a
         DaemonSet pod's projected token is: the API server then names the node in the
