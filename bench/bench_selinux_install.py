@@ -59,6 +59,15 @@ def configmaps(count: int, tag: str) -> list[dict[str, Any]]:
                 "namespace": "bench",
                 "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
                 "annotations": {"spo.x-k8s.io/profile-name": f"{tag}{i}"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha2",
+                        "kind": "SelinuxProfile",
+                        "name": f"{tag}{i}",
+                        "uid": f"uid-{tag}{i}",
+                        "controller": True,
+                    }
+                ],
             },
             "data": {"policy.cil": POLICY.format(name=f"{tag}{i}_bench")},
         }

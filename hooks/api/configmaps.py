@@ -10,6 +10,11 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
   RawSelinuxProfile) and ``spo.x-k8s.io/profile-id``;
 - annotations: ``spo.x-k8s.io/profile-name``, the profile's own name (label
   values are limited to 63 characters, names are not);
+- owner: Metacontroller makes the profile the ConfigMap's controller
+  ownerReference. nodesync accepts a ConfigMap only when that owner is a profile
+  of the labelled kind whose name the ConfigMap's name and annotation spell
+  (``nodesync.profiles.owner_problem``), and only Metacontroller may write these
+  ConfigMaps at all (the ValidatingAdmissionPolicy ``spo-profile-configmaps``);
 - data: ``profile.json`` for seccomp (the OCI ``linux.seccomp`` object),
   ``policy.cil`` for SELinux.
 """
@@ -20,7 +25,7 @@ import orjson
 
 from hooks.api import selinuxprofile
 from hooks.api.nodestatus import PROFILE_ID_LABEL, PROFILE_KIND_LABEL, profile_id
-from hooks.api.registry import kind_named
+from hooks.api.registry import NODE_KINDS, kind_named
 from hooks.api.seccompprofile import KIND as SECCOMP
 
 PROFILE_NAME_ANNOTATION = "spo.x-k8s.io/profile-name"
@@ -30,6 +35,8 @@ MANAGED_BY = "security-profiles-operator"
 SECCOMP_KIND = SECCOMP.kind
 SECCOMP_KEY = str(SECCOMP.configmap_key)
 SELINUX_KEY = str(selinuxprofile.KIND.configmap_key)
+# The values of the profile-kind label: the kinds the nodes install.
+PROFILE_KINDS = tuple(kind.kind for kind in NODE_KINDS)
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 4096  # etcd's 1 MiB request limit, less room for metadata
 # A spec whose JSON is more than twice that cannot become a profile that fits (a profile keeps
 # every rule of its spec, and of its bases); it is refused before it is parsed and merged, which

@@ -176,6 +176,21 @@ def _selinux_node(configmaps: list[Object], out: Path) -> list[NodeReport]:
     return reports
 
 
+def _owned(child: Object, parent: Object) -> Object:
+    """``child`` with ``parent`` as its controller owner, as Metacontroller applies it (a profile
+    read from a file has no uid: a stand-in names it)."""
+    meta = parent["metadata"]
+    uid = meta.get("uid") or f"render-{parent['kind']}-{meta['namespace']}-{meta['name']}"
+    owner = {
+        "apiVersion": parent["apiVersion"],
+        "kind": parent["kind"],
+        "name": meta["name"],
+        "uid": uid,
+        "controller": True,
+    }
+    return {**child, "metadata": {**child["metadata"], "ownerReferences": [owner]}}
+
+
 def render_paths(paths: Iterable[Path], out: Path) -> Report:
     docs = load(paths)
     ours = [d for d in docs if str(d.get("apiVersion", "")).startswith(GROUP)]
@@ -220,6 +235,10 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
         )
 
     first = {(p["kind"], _key(p)): sync(p, [], []) for p in profiles}
+    owned = {
+        (p["kind"], _key(p)): [_owned(c, p) for c in first[(p["kind"], _key(p))].children]
+        for p in profiles
+    }
     nodes: dict[str, Callable[[list[Object], Path], list[NodeReport]]] = {
         SECCOMP_KIND: _seccomp_node,
         SELINUX_KIND: _selinux_node,
@@ -229,7 +248,7 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
         ((SECCOMP_KIND,), nodes[SECCOMP_KIND]),
         ((SELINUX_KIND, RAW_KIND), nodes[SELINUX_KIND]),
     ):
-        configmaps = [c for (kind, _), r in first.items() if kind in kinds for c in r.children]
+        configmaps = [c for (kind, _), children in owned.items() if kind in kinds for c in children]
         for node_report in node(configmaps, out):
             reports[(node_report.kind, node_report.namespace, node_report.name)] = node_report
     for profile in profiles:

@@ -34,6 +34,10 @@ class Installer(Protocol):
 
     def upsert(self, configmap: Mapping[str, Any]) -> Outcome: ...
 
+    def last(self, configmap: Mapping[str, Any]) -> Outcome | None:
+        """The outcome last reported for this ConfigMap, if any."""
+        ...
+
     def delete(self, configmap: Mapping[str, Any]) -> Outcome | None: ...
 
     def needs_poll(self) -> bool:
@@ -71,11 +75,15 @@ class NodeAgent:
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
         with self.lock:
             if kind in ("ADDED", "MODIFIED") and self.installer.accepts(obj):
-                self.sink.report(self.installer.upsert(obj))
+                before = self.installer.last(obj)
+                outcome = self.installer.upsert(obj)
+                if outcome.owner is None and before is not None and before.owner is not None:
+                    self.sink.forget(before)  # no longer its profile's ConfigMap (orphaned)
+                self.sink.report(outcome)
             elif kind in ("ADDED", "MODIFIED", "DELETED"):
-                outcome = self.installer.delete(obj)
-                if outcome is not None:
-                    self.sink.forget(outcome)
+                last = self.installer.delete(obj)
+                if last is not None:
+                    self.sink.forget(last)
 
     def poll(self) -> None:
         """Report the installations that finished since (nothing to ask: no request)."""

@@ -11,9 +11,9 @@ import logging
 from hooks import logs
 
 
-def about(namespace: str, name: str) -> dict[str, object]:
-    """The ``extra`` of a log call about one profile."""
-    return logs.about(namespace=namespace, name=name)
+def about(namespace: str, name: str, **more: object) -> dict[str, object]:
+    """The ``extra`` of a log call about one profile (``more``: its ConfigMap, say)."""
+    return logs.about(namespace=namespace, name=name, **more)
 
 
 def configure(node: str, level: int = logging.INFO) -> None:

@@ -2,12 +2,15 @@
 
 Files ending in .yaml, .yml or .json are read, recursively, in name order; a
 file may hold several YAML documents and ``kind: List`` objects. A file that
-cannot be parsed is logged and skipped, so one typo does not stop the rest.
+cannot be parsed stops the round (``FolderError``); an object that parses but is
+malformed (``metadata: "x"``) is passed on, for the readers to refuse that one
+alone, and logged here with its file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,6 +20,7 @@ import yaml
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+log = logging.getLogger(__name__)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -68,7 +72,12 @@ def iter_folder(folder: Path) -> Iterator[Mapping[str, Any]]:
         except (OSError, ValueError, yaml.YAMLError) as error:
             raise FolderError(f"cannot read {path}: {error}") from error
         for document in documents:
-            yield from _flatten(document)
+            for obj in _flatten(document):
+                if not isinstance(obj.get("metadata"), Mapping):
+                    log.warning(
+                        "%s holds a %s whose metadata is not an object", path, obj.get("kind")
+                    )
+                yield obj
 
 
 def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:

@@ -11,7 +11,7 @@ CANNOT_GET_PATH = "CannotGetSeccompProfilePath"
 CANNOT_SAVE = "CannotSaveSeccompProfile"
 CANNOT_REMOVE = "CannotRemoveSeccompProfile"
 CANNOT_UPDATE_STATUS = "CannotUpdateNodeStatus"
-FILE_CONFLICT = "SeccompProfileFileConflict"
+NOT_OWNED = "ConfigMapNotOwnedByProfile"  # a ConfigMap that is not its profile's (any kind)
 SAVED = "SavedSeccompProfile"
 
 SECCOMP_NOT_SUPPORTED_MESSAGE = "seccomp is not supported on this node"

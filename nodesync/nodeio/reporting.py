@@ -4,6 +4,10 @@ The reporter remembers what the API server holds for this node (primed from a
 list after every re-list of ConfigMaps), so an unchanged outcome costs no
 request. A failed request is logged, counted as ``CannotUpdateNodeStatus``
 and retried on the next ``retry()``.
+
+Only outcomes of a profile's own ConfigMap are reported (``Outcome.owner`` set):
+a ConfigMap that is not its profile's has no profile to report on, and the
+status it names may be the real profile's, which it must not overwrite.
 """
 
 from __future__ import annotations
@@ -124,12 +128,16 @@ class NodeStatusReporter:
         wanted: set[tuple[str, str]] = set()
         self.pending.clear()
         for outcome in outcomes:
+            if outcome.owner is None:
+                continue
             wanted.add(reports.key_of(outcome, self.node))
             self.report(outcome)
         for namespace, name in sorted(set(self.known) - wanted):
             self._delete(namespace, name, "")
 
     def report(self, outcome: Outcome) -> None:
+        if outcome.owner is None:
+            return  # not a profile's ConfigMap: nothing to report on (logged by the agent)
         key = reports.key_of(outcome, self.node)
         want = reports.report_for(outcome, self.node)
         have = self.known.get(key)
@@ -159,6 +167,8 @@ class NodeStatusReporter:
             self._event(outcome)
 
     def forget(self, outcome: Outcome) -> None:
+        if outcome.owner is None:
+            return
         namespace, name = reports.key_of(outcome, self.node)
         self.pending.pop((namespace, name), None)
         self._delete(namespace, name, outcome.name)
@@ -209,14 +219,15 @@ class NodeStatusReporter:
 
     def _event(self, outcome: Outcome) -> None:
         """Best effort: an Event on the profile (or the ConfigMap) when the state changes."""
-        involved: dict[str, Any]
-        if outcome.owner is not None:
-            owner = outcome.owner
-            involved = {"apiVersion": owner.apiVersion, "kind": owner.kind, "name": owner.name}
-            involved["uid"] = owner.uid
-        else:
-            involved = {"apiVersion": "v1", "kind": "ConfigMap", "name": outcome.configmap}
-        involved["namespace"] = outcome.namespace
+        owner = outcome.owner
+        assert owner is not None  # only owned outcomes are reported
+        involved: dict[str, Any] = {
+            "apiVersion": owner.apiVersion,
+            "kind": owner.kind,
+            "name": owner.name,
+            "uid": owner.uid,
+            "namespace": outcome.namespace,
+        }
         what = "seccomp profile" if outcome.kind == SECCOMP_KIND else "SELinux policy"
         body = event_body(
             involved,

@@ -1,5 +1,18 @@
-"""Where a profile comes from (its ConfigMap and owner), and what a node makes of it: a
-``Profile`` (the bytes to write and where) or a ``Rejection`` (why nothing can be). Pure."""
+"""Where a profile comes from: its ConfigMap, and the profile that owns it; and what a node
+makes of it, a ``Profile`` (bytes and where) or a ``Rejection`` (why nothing is written).
+
+Pure. ConfigMaps come as the API server's JSON, or in any shape a file holds in
+the local mode.
+
+Only the owner's ConfigMap counts: a ConfigMap is accepted only when its
+controller ownerReference is a profile of the labelled kind in this API group
+and the ConfigMap's name and profile-name annotation spell that profile's name
+(``owner_problem``). The profile name, and so the file, come from the owner.
+Anything else (no owner, another kind, a name that points at another profile)
+is refused as ``ConfigMapNotOwnedByProfile``: nothing is written for it,
+nothing is kept for it, and no node status is reported for it (there is no
+profile to report on), only a log line and a metric naming the ConfigMap.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hooks.api import GROUP
 from hooks.api.configmaps import (
+    PROFILE_KINDS,
     PROFILE_NAME_ANNOTATION,
     SECCOMP_KIND,
     configmap_name,
 )
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
-
-_PREFIX = configmap_name(SECCOMP_KIND, "")
+from nodesync.nodeio import reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +57,13 @@ class Owner:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Which ConfigMap a profile came from, and who owns it (for the node status)."""
+    """Which ConfigMap a profile came from, and the profile that owns it (for the node status)."""
 
     namespace: str
-    name: str  # the profile's name (the annotation), not the ConfigMap's
+    name: str  # the profile's name: the owner's; for a refused ConfigMap, what it claims
     kind: str
     configmap: str
-    owner: Owner | None  # the ConfigMap's controller ownerReference
+    owner: Owner | None  # the owning profile; None when the ConfigMap is not its profile's
 
     @property
     def key(self) -> tuple[str, str]:
@@ -67,8 +81,8 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a ConfigMap cannot be written. ``relpath`` is set when its file is known: a
-    file installed before from a good version of the ConfigMap is then kept."""
+    """Why a ConfigMap cannot be written. ``relpath`` is set when its file is known (the
+    ConfigMap is its profile's): a file installed before from a good version is then kept."""
 
     source: Source
     reason: str
@@ -80,32 +94,137 @@ def digest_of(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (files may hold any shape)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+_SHOWN = 253  # the longest Kubernetes name: what a refusal quotes of a claimed one
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
+
+
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return mapping(mapping(obj.get("metadata")).get("labels"))
+
+
+def is_configmap(obj: object) -> bool:
+    return isinstance(obj, Mapping) and obj.get("kind", "ConfigMap") == "ConfigMap"
+
+
+def malformed(obj: Mapping[str, Any]) -> str | None:
+    """What makes a ConfigMap unreadable (metadata, labels or annotations that are not
+    objects, a name or namespace that is not a string), or None. The API server never
+    sends such a thing; a file of the local mode may hold one."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return "metadata is not an object"
+    for field in ("labels", "annotations"):
+        if metadata.get(field) is not None and not isinstance(metadata[field], Mapping):
+            return f"metadata.{field} is not an object"
+    for field in ("name", "namespace"):
+        if not isinstance(metadata.get(field), str):
+            return f"metadata.{field} is not a string"
+    return None
+
+
+def label_unreadable(obj: Mapping[str, Any]) -> bool:
+    """Whether the profile-kind label cannot be read: metadata or labels that are not
+    objects, or a label value that is not a string."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return True
+    labels = metadata.get("labels")
+    if labels is not None and not isinstance(labels, Mapping):
+        return True
+    value = (labels or {}).get(PROFILE_KIND_LABEL)
+    return value is not None and not isinstance(value, str)
+
+
 def _controller_owner(metadata: Mapping[str, Any]) -> Owner | None:
-    for ref in metadata.get("ownerReferences") or []:
-        if isinstance(ref, Mapping) and ref.get("controller"):
+    references = metadata.get("ownerReferences")
+    for ref in references if isinstance(references, list) else []:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
             block = ref.get("blockOwnerDeletion")
             return Owner(
-                apiVersion=str(ref.get("apiVersion") or ""),
-                kind=str(ref.get("kind") or ""),
-                name=str(ref.get("name") or ""),
-                uid=str(ref.get("uid") or ""),
+                apiVersion=_shown(str(ref.get("apiVersion") or "")),
+                kind=_shown(str(ref.get("kind") or "")),
+                name=_shown(str(ref.get("name") or "")),
+                uid=_shown(str(ref.get("uid") or "")),
                 blockOwnerDeletion=block if isinstance(block, bool) else None,
             )
     return None
 
 
-def source_of(obj: Mapping[str, Any]) -> Source:
-    metadata = obj.get("metadata") or {}
-    configmap = str(metadata.get("name") or "")
-    annotations = metadata.get("annotations") or {}
-    name = annotations.get(PROFILE_NAME_ANNOTATION)
-    if not isinstance(name, str) or not name:
-        name = configmap.removeprefix(_PREFIX)
-    labels = metadata.get("labels") or {}
-    return Source(
-        namespace=str(metadata.get("namespace") or ""),
-        name=name,
-        kind=str(labels.get(PROFILE_KIND_LABEL) or SECCOMP_KIND),
-        configmap=configmap,
-        owner=_controller_owner(metadata),
+def owner_problem(
+    kind: str, configmap: str, claimed: str | None, owner: Owner | None
+) -> str | None:
+    """Why a ConfigMap labelled ``kind``, named ``configmap``, whose annotation claims the
+    profile ``claimed`` and whose controller is ``owner``, is not its profile's; None when
+    it is. The same rule as the admission policy's (metacontroller/base/admission-policies.yaml)."""
+    if kind not in PROFILE_KINDS:
+        return f"the label {PROFILE_KIND_LABEL} says {kind!r}, not a profile kind"
+    if owner is None:
+        return f"it has no controller ownerReference (it must be owned by its {kind})"
+    if owner.apiVersion.partition("/")[0] != GROUP or owner.kind != kind:
+        return (
+            f"its controller is {owner.kind} {owner.name!r} of {owner.apiVersion!r}, "
+            f"not a {kind} of {GROUP}"
+        )
+    if not owner.name or not owner.uid:
+        return "its controller ownerReference has no name or uid"
+    if configmap != configmap_name(kind, owner.name):
+        return (
+            f"its name is not {configmap_name(kind, owner.name)!r}, "
+            f"the name of the ConfigMap of its owner {kind} {owner.name!r}"
+        )
+    if claimed is not None and claimed != owner.name:
+        return (
+            f"its annotation {PROFILE_NAME_ANNOTATION} names {claimed!r}, "
+            f"but it is owned by {kind} {owner.name!r}"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who a ConfigMap says it is: its source, and why it is refused (None: it is its profile's)."""
+
+    source: Source
+    reason: str | None = None
+    message: str = ""
+
+
+def claim_of(obj: Mapping[str, Any], *, invalid: str) -> Claim:
+    """Read a ConfigMap's identity, of any shape: ``invalid`` is the reason of a malformed one."""
+    metadata = mapping(obj.get("metadata"))
+    configmap, namespace = _text(metadata.get("name")), _text(metadata.get("namespace"))
+    label = labels_of(obj).get(PROFILE_KIND_LABEL)
+    kind = label if isinstance(label, str) and label else SECCOMP_KIND  # as the reader chose
+    annotation = mapping(metadata.get("annotations")).get(PROFILE_NAME_ANNOTATION)
+    claimed = _shown(annotation) if isinstance(annotation, str) and annotation else None
+    owner = _controller_owner(metadata)
+    configmap, namespace = _shown(configmap), _shown(namespace)
+    fallback = claimed or configmap.removeprefix(
+        configmap_name(kind, "") if kind in PROFILE_KINDS else ""
     )
+    refused = Source(namespace, fallback, kind, configmap, owner=None)
+    shape = malformed(obj)
+    if shape is not None:
+        return Claim(refused, invalid, f"malformed ConfigMap: {shape}")
+    problem = owner_problem(kind, configmap, claimed, owner)
+    if problem is not None:
+        message = f"ConfigMap {namespace}/{configmap} is not its profile's: {problem}"
+        return Claim(refused, reasons.NOT_OWNED, message)
+    assert owner is not None
+    return Claim(Source(namespace, owner.name, kind, configmap, owner))
+
+
+def source_of(obj: Mapping[str, Any]) -> Source:
+    return claim_of(obj, invalid=reasons.INVALID_PROFILE).source

@@ -3,7 +3,9 @@
 ``materialise()`` is the one-shot entry point (``spo render``, ``--from-dir --once``);
 ``Materialiser`` keeps, per ConfigMap, only which file it owns and its outcome
 (never the payload), so the watch loop can apply single changes between full
-convergences.
+convergences. A file belongs to the ConfigMap of its profile only (see
+``profiles``): a ConfigMap that is not its profile's owns no file, and one that
+stops being its profile's (its owner reference removed) loses its file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import outcomes, reasons
-from nodesync.nodeio.atomicfiles import Perms
+from nodesync.nodeio.atomicfiles import Perms, UnsafeRoot
 from nodesync.nodeio.logs import about
 from nodesync.nodeio.metrics import Metrics
 from nodesync.nodeio.outcomes import Outcome
@@ -25,7 +27,6 @@ from nodesync.seccomp.observing import observe_files, observe_tree
 from nodesync.seccomp.paths import EXTENSION, operator_root
 from nodesync.seccomp.plan import Wanted, plan
 from nodesync.seccomp.profiles import (
-    conflict,
     is_seccomp_configmap,
     read_configmap,
     read_configmaps,
@@ -66,7 +67,6 @@ class Materialiser:
         self.metrics = metrics or Metrics()
         self.executor = Executor(self.root, self.perms, workers=workers)
         self.entries: dict[tuple[str, str], Entry] = {}  # by (namespace, ConfigMap name)
-        self.claims: dict[str, tuple[str, str]] = {}  # relpath -> ConfigMap key
 
     def accepts(self, configmap: Mapping[str, Any]) -> bool:
         return is_seccomp_configmap(configmap)
@@ -83,25 +83,21 @@ class Materialiser:
         """Make the operator root hold exactly the files the ConfigMaps ask for."""
         items = read_configmaps(configmaps)
         if not self.supported:
-            return self._remember([(item, outcomes.unsupported(item.source)) for item in items])
+            return self._remember([(item, self._unsupported(item)) for item in items])
         desired = {
             item.relpath: Wanted(item.relpath, item.content, item.digest)
             for item in items
             if isinstance(item, Profile)
         }
         kept = {item.relpath for item in items if isinstance(item, Rejection) and item.relpath}
-        observed = [entry for entry in observe_tree(self.root) if entry.relpath not in kept]
-        result = self.executor.execute(plan(desired, observed, self.perms))
-        self._account(result)
+        result = self._apply(desired, None, kept)
         return self._remember([(item, self._outcome(item, result)) for item in items])
 
     def _remember(self, pairs: list[tuple[Profile | Rejection, Outcome]]) -> list[Outcome]:
         self.entries.clear()
-        self.claims.clear()
         for item, outcome in pairs:
-            self.entries[item.source.key] = Entry(item.relpath, outcome)
-            if item.relpath is not None and self.supported:
-                self.claims.setdefault(item.relpath, item.source.key)
+            relpath = item.relpath if self.supported else None
+            self.entries[item.source.key] = Entry(relpath, outcome)
             self._log(outcome)
         return [outcome for _, outcome in pairs]
 
@@ -111,12 +107,8 @@ class Materialiser:
         """Apply one added or modified ConfigMap."""
         item = read_configmap(configmap)
         key = item.source.key
-        holder = self.claims.get(item.relpath) if item.relpath else None
-        if isinstance(item, Profile) and holder not in (None, key):
-            assert holder is not None
-            item = conflict(item, holder)
         if not self.supported:
-            outcome = outcomes.unsupported(item.source)
+            outcome = self._unsupported(item)
             self.entries[key] = Entry(None, outcome)
             self._log(outcome)
             return outcome
@@ -126,22 +118,11 @@ class Materialiser:
         if isinstance(item, Profile):
             scope.add(item.relpath)
             desired[item.relpath] = Wanted(item.relpath, item.content, item.digest)
-        moved = old is not None and old.relpath and old.relpath != item.relpath
-        if moved and old is not None and old.relpath and self.claims.get(old.relpath) == key:
-            scope.add(old.relpath)
-            del self.claims[old.relpath]
-        result = Result()
-        if scope:
-            result = self.executor.execute(
-                plan(desired, observe_files(self.root, scope), self.perms)
-            )
-            self._account(result)
+        if old is not None and old.relpath and old.relpath != item.relpath:
+            scope.add(old.relpath)  # no longer its profile's ConfigMap: its file goes
+        result = self._apply(desired, scope) if scope else Result()
         outcome = self._outcome(item, result)
-        if item.relpath is not None and self.claims.get(item.relpath, key) == key:
-            self.claims[item.relpath] = key
-            self.entries[key] = Entry(item.relpath, outcome)
-        else:
-            self.entries[key] = Entry(None, outcome)
+        self.entries[key] = Entry(item.relpath, outcome)
         self._log(outcome)
         return outcome
 
@@ -152,19 +133,52 @@ class Materialiser:
         if entry is None:
             return None
         relpath = entry.relpath
-        if relpath is not None and self.claims.get(relpath) == key:
-            del self.claims[relpath]
-            result = self.executor.execute(
-                plan({}, observe_files(self.root, [relpath]), self.perms)
-            )
-            self._account(result)
+        if relpath is not None:
+            self._apply({}, {relpath})
         log.info("profile deleted", extra={**about(key[0], entry.outcome.name), "path": relpath})
         return entry.outcome
 
     def outcomes(self) -> list[Outcome]:
         return [entry.outcome for entry in self.entries.values()]
 
+    def last(self, configmap: Mapping[str, Any]) -> Outcome | None:
+        """The last outcome of this ConfigMap, if it was seen."""
+        entry = self.entries.get(source_of(configmap).key)
+        return entry.outcome if entry is not None else None
+
     # -- shared -------------------------------------------------------------------------------
+
+    def _apply(
+        self, desired: dict[str, Wanted], scope: set[str] | None, kept: Iterable[str] = ()
+    ) -> Result:
+        """Plan ``desired`` against what is observed (the whole tree, or the paths of
+        ``scope``), less the ``kept`` paths, and carry the plan out."""
+        try:
+            found = observe_tree(self.root) if scope is None else observe_files(self.root, scope)
+        except UnsafeRoot as error:
+            return self._refused(desired, scope or set(), error)
+        skip = set(kept)
+        observed = [entry for entry in found if entry.relpath not in skip]
+        result = self.executor.execute(plan(desired, observed, self.perms))
+        self._account(result)
+        return result
+
+    def _refused(self, desired: dict[str, Wanted], scope: set[str], error: UnsafeRoot) -> Result:
+        """The operator root is a symbolic link: nothing is written, changed or removed."""
+        message = str(error)
+        self.metrics.error(reasons.CANNOT_SAVE)
+        log.error("%s", message, extra={**about("", ""), "reason": reasons.CANNOT_SAVE})
+        result = Result(errors=dict.fromkeys(desired, message))
+        result.other_errors.update(
+            (relpath, (reasons.CANNOT_REMOVE, message)) for relpath in scope - set(desired)
+        )
+        return result
+
+    @staticmethod
+    def _unsupported(item: Profile | Rejection) -> Outcome:
+        if isinstance(item, Rejection) and item.source.owner is None:
+            return outcomes.rejected(item)  # refused whatever the node supports
+        return outcomes.unsupported(item.source)
 
     def _outcome(self, item: Profile | Rejection, result: Result) -> Outcome:
         if isinstance(item, Rejection):
@@ -188,11 +202,14 @@ class Materialiser:
 
     def _log(self, outcome: Outcome) -> None:
         extra = {
-            **about(outcome.namespace, outcome.name),
+            **about(outcome.namespace, outcome.name, configmap=outcome.configmap),
             "reason": outcome.reason,
             "path": outcome.path,
         }
-        if outcome.state is ProfileState.ERROR:
+        if outcome.owner is None and outcome.state is ProfileState.ERROR:
+            self.metrics.error(outcome.reason)
+            log.warning("%s: nothing written", outcome.message, extra=extra)
+        elif outcome.state is ProfileState.ERROR:
             self.metrics.error(outcome.reason)
             log.warning("profile not installed: %s", outcome.message, extra=extra)
         elif outcome.changed:

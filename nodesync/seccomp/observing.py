@@ -1,4 +1,8 @@
-"""Look at what is under the operator root, without following any symlink."""
+"""Look at what is under the operator root, without following any symlink.
+
+The root is opened as the executor opens it (``writing.open_root``): when
+``seccomp`` or ``seccomp/operator`` is a symbolic link, ``UnsafeRoot`` is raised.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from nodesync.nodeio.atomicfiles import open_root
 from nodesync.seccomp.plan import EntryType, Observed
+from nodesync.seccomp.writing import GUARDED
 
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR = _READ | os.O_DIRECTORY
@@ -57,8 +63,8 @@ def _open_dir(path: str | Path, dir_fd: int | None = None) -> int | None:
 
 
 def observe_tree(root: Path) -> list[Observed]:
-    """Every entry at depth 1 and 2 under ``root`` (the root itself may be a symlink)."""
-    root_fd = _open_dir(root)
+    """Every entry at depth 1 and 2 under the operator root ``root``."""
+    root_fd = open_root(root, guarded=GUARDED, mode=None)
     if root_fd is None:
         return []
     found: list[Observed] = []
@@ -87,7 +93,7 @@ def observe_tree(root: Path) -> list[Observed]:
 
 def observe_files(root: Path, relpaths: Iterable[str]) -> list[Observed]:
     """Just the given ``<ns>/<name>.json`` entries, for a change to a single profile."""
-    root_fd = _open_dir(root)
+    root_fd = open_root(root, guarded=GUARDED, mode=None)
     if root_fd is None:
         return []
     found: list[Observed] = []

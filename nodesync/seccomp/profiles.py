@@ -1,8 +1,9 @@
 """What a seccomp ConfigMap asks a node for: a file, or an error to report.
 
-Pure: a ConfigMap (as the API server's JSON) goes in, a ``Profile`` or a
-``Rejection`` comes out. The payload is written byte for byte; it is only
-checked to be a JSON object of a size the API server could have stored.
+Pure: a ConfigMap (as the API server's JSON, or any shape a file holds in the
+local mode) goes in, a ``Profile`` or a ``Rejection`` comes out. The payload is
+written byte for byte; it is only checked to be a JSON object of a size the API
+server could have stored. Only the owner's ConfigMap counts (``claim_of``).
 """
 
 from __future__ import annotations
@@ -14,25 +15,37 @@ from typing import Any
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, SECCOMP_KEY, SECCOMP_KIND
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
 from nodesync.nodeio import reasons
-from nodesync.nodeio.sources import Profile, Rejection, Source, digest_of, source_of
+from nodesync.nodeio.sources import (
+    Profile,
+    Rejection,
+    claim_of,
+    digest_of,
+    is_configmap,
+    label_unreadable,
+    labels_of,
+)
 from nodesync.seccomp.paths import PathError, relative_path
 
 
 def is_seccomp_configmap(obj: Mapping[str, Any]) -> bool:
-    if obj.get("kind", "ConfigMap") != "ConfigMap":
+    """A ConfigMap labelled for a seccomp profile, or one whose label cannot be read (the
+    seccomp reader reports those, so that each is an error exactly once)."""
+    if not is_configmap(obj):
         return False
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(PROFILE_KIND_LABEL) == SECCOMP_KIND)
+    return label_unreadable(obj) or labels_of(obj).get(PROFILE_KIND_LABEL) == SECCOMP_KIND
 
 
 def read_configmap(obj: Mapping[str, Any]) -> Profile | Rejection:
     """Turn one seccomp ConfigMap into the file it asks for, or the reason it cannot be."""
-    source = source_of(obj)
+    claim = claim_of(obj, invalid=reasons.INVALID_PROFILE)
+    source = claim.source
+    if claim.reason is not None:
+        return Rejection(source, claim.reason, claim.message)
     try:
         relpath = relative_path(source.namespace, source.name)
     except PathError as error:
         return Rejection(source, reasons.CANNOT_GET_PATH, str(error))
-    data = obj.get("data") or {}
+    data = obj.get("data")
     text = data.get(SECCOMP_KEY) if isinstance(data, Mapping) else None
     if not isinstance(text, str):
         return Rejection(
@@ -62,25 +75,10 @@ def read_configmap(obj: Mapping[str, Any]) -> Profile | Rejection:
 
 
 def read_configmaps(objs: Iterable[Mapping[str, Any]]) -> list[Profile | Rejection]:
-    """Read every seccomp ConfigMap; of two that ask for the same file, the first by name wins."""
+    """Read every seccomp ConfigMap, sorted by (namespace, ConfigMap name).
+
+    No two accepted ConfigMaps can ask for one file: the file is the owner's, and the
+    owner's name fixes the ConfigMap's name, unique in its namespace."""
     read = [read_configmap(obj) for obj in objs if is_seccomp_configmap(obj)]
     read.sort(key=lambda item: item.source.key)
-    claimed: dict[str, Source] = {}
-    result: list[Profile | Rejection] = []
-    for item in read:
-        relpath = item.relpath
-        holder = claimed.setdefault(relpath, item.source) if relpath is not None else item.source
-        if holder is not item.source and isinstance(item, Profile):
-            result.append(conflict(item, holder.key))
-        else:
-            result.append(item)
-    return result
-
-
-def conflict(profile: Profile, holder: tuple[str, str]) -> Rejection:
-    """``profile`` asks for a file that the ConfigMap ``holder`` (namespace, name) already has."""
-    return Rejection(
-        profile.source,
-        reasons.FILE_CONFLICT,
-        f"{profile.relpath} is already written for ConfigMap {holder[0]}/{holder[1]}",
-    )
+    return read

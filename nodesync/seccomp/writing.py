@@ -5,7 +5,11 @@ the bytes, its fixed mode and owner, and an fsync; it is then renamed over the
 final name, and the directory is fsynced once after all renames in it. A
 reader therefore sees the old file or the new one, never a partial one. Every
 operation goes through directory file descriptors opened with O_NOFOLLOW, so a
-symlink planted below the root is never written through.
+symlink planted below the root is never written through; nor is one planted
+as the root itself: ``<kubelet dir>/seccomp`` and ``<kubelet dir>/seccomp/operator``
+are opened without following a symbolic link (``open_root``), and nodesync
+refuses to write, change modes or remove anything when either is one
+(``UnsafeRoot``). The kubelet directory, set by the administrator, may be a link.
 """
 
 from __future__ import annotations
@@ -22,13 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodesync.nodeio import reasons
-from nodesync.nodeio.atomicfiles import Perms, set_perms, write_atomically
+from nodesync.nodeio.atomicfiles import (
+    Perms,
+    UnsafeRoot,
+    open_root,
+    set_perms,
+    write_atomically,
+)
 from nodesync.seccomp.plan import Action, FixDir, Remove, RemoveDir, Write, namespace_of
 
 log = logging.getLogger(__name__)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _INLINE = 4  # fewer writes than this are not worth a thread pool
+GUARDED = 2  # <kubelet dir>/seccomp/operator: "seccomp" and "operator" are never followed
 
 
 @dataclass
@@ -43,17 +54,6 @@ class Result:
     removed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     other_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
-def _make_dirs(path: Path, mode: int) -> None:
-    """Create the missing ancestors of the operator root (never changing existing ones)."""
-    missing: list[Path] = []
-    while not os.path.lexists(path):
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(directory, mode)
 
 
 def _open_namespace(root_fd: int, namespace: str, perms: Perms, *, create: bool) -> int:
@@ -76,10 +76,8 @@ class Executor:
 
     @contextlib.contextmanager
     def _root(self) -> Iterator[int]:
-        _make_dirs(self.root.parent, self.perms.dir_mode)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(self.root, self.perms.dir_mode)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # may be a symlink
+        fd = open_root(self.root, guarded=GUARDED, mode=self.perms.dir_mode)
+        assert fd is not None
         try:
             set_perms(fd, self.perms.dir_mode, self.perms)
             yield fd
@@ -94,7 +92,11 @@ class Executor:
             with self._root() as root_fd:
                 self._execute(root_fd, actions, result)
         except OSError as error:
-            message = f"operator root {self.root}: {error.strerror}"
+            message = (
+                str(error)
+                if isinstance(error, UnsafeRoot)
+                else f"operator root {self.root}: {error.strerror}"
+            )
             for action in actions:
                 if isinstance(action, Write):
                     result.errors.setdefault(action.relpath, message)

@@ -7,6 +7,10 @@ rename stays on one filesystem) and renamed to ``<policy>.cil``. selinuxd
 watches only the top of its directory, so it sees one create event for a
 complete file and never a temporary file. Removing ``<policy>.cil`` makes
 selinuxd remove the module.
+
+The drop directory itself is opened without following a symbolic link: when it
+is one, every operation raises ``UnsafeRoot`` (an ``OSError``) and nothing is
+written or removed (its parents, set by the administrator, may be links).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nodesync.nodeio.atomicfiles import FILE_MODE, TEMP_SUFFIX, Perms, write_atomically
+from nodesync.nodeio.atomicfiles import FILE_MODE, TEMP_SUFFIX, Perms, open_root, write_atomically
 from nodesync.selinux.policies import CIL_EXTENSION
 
 log = logging.getLogger(__name__)
@@ -34,10 +38,14 @@ class DropDir:
         self.path = Path(path)
         self.mode = mode
 
+    def _open(self, *, create: bool) -> int | None:
+        """The drop directory's descriptor (None when missing and not ``create``)."""
+        return open_root(self.path, guarded=1, mode=0o755 if create else None)
+
     @contextlib.contextmanager
     def _fds(self) -> Iterator[tuple[int, int]]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        drop = os.open(self.path, _DIR)
+        drop = self._open(create=True)
+        assert drop is not None
         try:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(STAGING, 0o700, dir_fd=drop)
@@ -53,10 +61,17 @@ class DropDir:
         return self.path / (policy + CIL_EXTENSION)
 
     def read(self, policy: str) -> bytes | None:
-        try:
-            fd = os.open(self.file(policy), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except (FileNotFoundError, OSError):
+        drop = self._open(create=False)
+        if drop is None:
             return None
+        try:
+            fd = os.open(
+                policy + CIL_EXTENSION, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=drop
+            )
+        except OSError:
+            return None
+        finally:
+            os.close(drop)
         with os.fdopen(fd, "rb") as handle:
             return handle.read()
 
@@ -74,24 +89,29 @@ class DropDir:
 
     def remove(self, policy: str) -> bool:
         """Remove ``<policy>.cil``. Returns whether there was one."""
-        try:
-            os.unlink(self.file(policy))
-        except FileNotFoundError:
+        drop = self._open(create=False)
+        if drop is None:
             return False
-        with contextlib.suppress(OSError):
-            fd = os.open(self.path, _DIR)
+        try:
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                os.unlink(policy + CIL_EXTENSION, dir_fd=drop)
+            except FileNotFoundError:
+                return False
+            with contextlib.suppress(OSError):
+                os.fsync(drop)
+        finally:
+            os.close(drop)
         return True
 
     def policies(self) -> set[str]:
         """The policies that have a file here (hidden files and temporaries excluded)."""
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
+        drop = self._open(create=False)
+        if drop is None:
             return set()
+        try:
+            names = os.listdir(drop)
+        finally:
+            os.close(drop)
         return {
             name.removesuffix(CIL_EXTENSION)
             for name in names

@@ -3,6 +3,13 @@
 Pure. The hooks name the policy (and the CIL block in ``policy.cil``)
 ``<profile>_<namespace>``; nodesync installs it byte for byte as
 ``<policy>.cil`` and never interprets the CIL.
+
+As for seccomp (``profiles``), only the owner's ConfigMap counts: a ConfigMap
+whose controller is not the SelinuxProfile or RawSelinuxProfile its label and
+name say is refused (``ConfigMapNotOwnedByProfile``), installs nothing and
+keeps nothing. Profile and namespace names hold no ``_``, so two owners can
+ask for one policy only when a SelinuxProfile and a RawSelinuxProfile of one
+namespace share a name: the SelinuxProfile's is installed, the other refused.
 """
 
 from __future__ import annotations
@@ -15,7 +22,14 @@ from typing import Any
 from hooks.api import registry
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, SELINUX_KEY
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
-from nodesync.nodeio.sources import Source, digest_of, source_of
+from nodesync.nodeio.sources import (
+    Source,
+    claim_of,
+    digest_of,
+    is_configmap,
+    label_unreadable,
+    mapping,
+)
 
 SELINUX_KINDS = tuple(kind.kind for kind in registry.SELINUX_KINDS)
 CIL_EXTENSION = ".cil"
@@ -58,21 +72,26 @@ def policy_name(profile: str, namespace: str) -> str:
 
 
 def is_selinux_configmap(obj: Mapping[str, Any]) -> bool:
-    if obj.get("kind", "ConfigMap") != "ConfigMap":
+    """A ConfigMap labelled for an SELinux profile (one whose label cannot be read is the
+    seccomp reader's to report)."""
+    if not is_configmap(obj) or label_unreadable(obj):
         return False
-    labels = (obj.get("metadata") or {}).get("labels") or {}
+    labels = mapping(mapping(obj.get("metadata")).get("labels"))
     return labels.get(PROFILE_KIND_LABEL) in SELINUX_KINDS
 
 
 def read_policy(obj: Mapping[str, Any]) -> Policy | PolicyRejection:
     """Turn one SELinux ConfigMap into the policy it asks for, or the reason it cannot be."""
-    source = source_of(obj)
+    claim = claim_of(obj, invalid=INVALID_POLICY)
+    source = claim.source
+    if claim.reason is not None:
+        return PolicyRejection(source, claim.reason, claim.message)
     name = policy_name(source.name, source.namespace)
     if len(name) > MAX_POLICY_NAME or not _POLICY_NAME.match(name):
         return PolicyRejection(
             source, INVALID_POLICY, f"{name!r} is not a valid SELinux module name"
         )
-    data = obj.get("data") or {}
+    data = obj.get("data")
     text = data.get(SELINUX_KEY) if isinstance(data, Mapping) else None
     if not isinstance(text, str) or not text.strip():
         message = f"the ConfigMap has no data key {SELINUX_KEY!r}"
@@ -86,22 +105,35 @@ def read_policy(obj: Mapping[str, Any]) -> Policy | PolicyRejection:
     return Policy(source, name, content, digest_of(content))
 
 
+def outranks(kind: str, other: str) -> bool:
+    """Whether a policy of ``kind`` takes a policy name from one of ``other`` (a SelinuxProfile
+    from a RawSelinuxProfile of the same name and namespace)."""
+    return SELINUX_KINDS.index(kind) < SELINUX_KINDS.index(other)
+
+
+def taken(policy: Policy, holder: Source) -> PolicyRejection:
+    """``policy`` asks for the name of the policy of ``holder``, which outranks it."""
+    message = (
+        f"policy {policy.name} is {holder.kind} {holder.name}'s "
+        f"(ConfigMap {holder.namespace}/{holder.configmap}): rename this {policy.source.kind}"
+    )
+    return PolicyRejection(policy.source, INVALID_POLICY, message)
+
+
 def read_policies(objs: Iterable[Mapping[str, Any]]) -> list[Policy | PolicyRejection]:
-    """Read every SELinux ConfigMap, sorted by (namespace, ConfigMap); the first of two
-    ConfigMaps that ask for the same policy name wins, the other is rejected."""
+    """Read every SELinux ConfigMap, sorted by (namespace, ConfigMap); of a SelinuxProfile
+    and a RawSelinuxProfile asking for one policy name, the SelinuxProfile's is kept."""
     read = [read_policy(obj) for obj in objs if is_selinux_configmap(obj)]
     read.sort(key=lambda item: item.source.key)
     holders: dict[str, Source] = {}
-    result: list[Policy | PolicyRejection] = []
     for item in read:
         if isinstance(item, Policy):
-            holder = holders.setdefault(item.name, item.source)
-            if holder is not item.source:
-                message = (
-                    f"policy {item.name} is already installed for ConfigMap "
-                    f"{holder.namespace}/{holder.configmap}"
-                )
-                result.append(PolicyRejection(item.source, INVALID_POLICY, message))
-                continue
-        result.append(item)
-    return result
+            holder = holders.get(item.name)
+            if holder is None or outranks(item.source.kind, holder.kind):
+                holders[item.name] = item.source
+    return [
+        taken(item, holders[item.name])
+        if isinstance(item, Policy) and holders[item.name] is not item.source
+        else item
+        for item in read
+    ]

@@ -34,15 +34,16 @@ from nodesync.selinux.policies import (
     CANNOT_INSTALL_POLICY,
     CANNOT_SAVE_POLICY,
     INSTALLED_POLICY,
-    INVALID_POLICY,
     PENDING_POLICY,
     SELINUXD_UNAVAILABLE,
     Policy,
     PolicyRejection,
     is_selinux_configmap,
+    outranks,
     policy_name,
     read_policies,
     read_policy,
+    taken,
 )
 from nodesync.selinux.recordingpolicy import OPERATOR_POLICIES
 from nodesync.selinux.selinuxd import PolicyStatus, SelinuxdClient, SelinuxdError
@@ -211,9 +212,7 @@ class SelinuxSync:
         outcomes: list[Outcome] = []
         for item in items:
             if isinstance(item, PolicyRejection):
-                outcome = _outcome(
-                    item.source, ProfileState.ERROR, item.reason, item.message, path=None
-                )
+                outcome = self._rejected(item)
                 self.rejected[item.source.key] = outcome
                 outcomes.append(outcome)
                 continue
@@ -242,22 +241,18 @@ class SelinuxSync:
         if isinstance(item, Policy):
             holder = self.sources.get(item.name)
             if holder is not None and holder.key != key:
-                item = PolicyRejection(
-                    item.source,
-                    INVALID_POLICY,
-                    f"policy {item.name} is already installed for ConfigMap "
-                    f"{holder.namespace}/{holder.configmap}",
-                )
+                if outranks(item.source.kind, holder.kind):
+                    self._displace(item, holder)
+                else:
+                    item = taken(item, holder)
         removed: set[str] = set()
-        # A rejected new version keeps what was installed; a renamed policy replaces the old one.
-        if old is not None and isinstance(item, Policy) and item.name != old:
-            if self.drop.remove(old):
-                removed.add(old)
-            self._drop(old)
+        # A ConfigMap no longer its profile's loses its policy; an invalid new version of a
+        # profile's own ConfigMap keeps what was installed.
+        if old is not None and isinstance(item, PolicyRejection) and item.source.owner is None:
+            self._remove(old, item.source)
+            self.by_configmap.pop(key, None)
         if isinstance(item, PolicyRejection):
-            outcome = _outcome(
-                item.source, ProfileState.ERROR, item.reason, item.message, path=None
-            )
+            outcome = self._rejected(item)
             self.rejected[key] = outcome
             return outcome
         self.rejected.pop(key, None)
@@ -284,11 +279,42 @@ class SelinuxSync:
         last = self.reported.get(policy) or outcome_of(
             self.sources[policy], policy, None, changed=False
         )
-        if self.drop.remove(policy):
-            self.backend.apply(self.drop, set(), {policy})
-        self._drop(policy)
-        log.info("policy removed", extra={**about(source.namespace, source.name), "path": policy})
+        self._remove(policy, source)
         return last
+
+    def _remove(self, policy: str, source: Source) -> None:
+        """Remove ``policy``'s file (the next convergence tries again when that fails)."""
+        where = about(source.namespace, source.name)
+        try:
+            if self.drop.remove(policy):
+                self.backend.apply(self.drop, set(), {policy})
+        except OSError as error:
+            log.error("cannot remove policy %s: %s", policy, error, extra=where)
+        else:
+            log.info("policy removed", extra={**where, "path": policy})
+        self._drop(policy)
+
+    def _displace(self, policy: Policy, holder: Source) -> None:
+        """``policy`` outranks the ConfigMap ``holder``, which held its name: ``holder`` is
+        refused."""
+        self.by_configmap.pop(holder.key, None)
+        self._drop(policy.name)
+        displaced = Policy(holder, policy.name, b"", "")
+        self.rejected[holder.key] = self._rejected(taken(displaced, policy.source))
+
+    @staticmethod
+    def _rejected(item: PolicyRejection) -> Outcome:
+        source = item.source
+        if source.owner is None:
+            log.warning(
+                "%s: nothing written",
+                item.message,
+                extra={
+                    **about(source.namespace, source.name, configmap=source.configmap),
+                    "reason": item.reason,
+                },
+            )
+        return _outcome(source, ProfileState.ERROR, item.reason, item.message, path=None)
 
     def _drop(self, policy: str) -> None:
         self.sources.pop(policy, None)
@@ -338,6 +364,14 @@ class SelinuxSync:
 
     def outcomes(self) -> list[Outcome]:
         return [*self.reported.values(), *self.rejected.values()]
+
+    def last(self, configmap: Mapping[str, Any]) -> Outcome | None:
+        """The last outcome of this ConfigMap, if it was seen."""
+        key = source_of(configmap).key
+        policy = self.by_configmap.get(key)
+        if policy is not None:
+            return self.reported.get(policy)
+        return self.rejected.get(key)
 
     def poll(self) -> list[Outcome]:
         """Ask again about the policies still pending or recently written; return what changed."""

@@ -58,6 +58,13 @@ def installed(control_plane: ControlPlane) -> ControlPlane:
     crds = shared_data(METACONTROLLER_CRDS)
     control_plane.kubectl("apply", "--server-side", "-f", str(crds))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # Metacontroller's identity: the tests write Metacontroller's children as it.
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(Path(__file__).parent / "data" / "metacontroller-identity.yaml"),
+    )
     # cert-manager is not installed here: stand-in CRDs let its Issuer and Certificate be stored.
     control_plane.kubectl(
         "apply",

@@ -13,7 +13,7 @@ from hooks.api import GROUP
 from hooks.api.crdgen import all_kinds
 from hooks.cluster.contract import SyncRequest
 from hooks.cluster.seccomp import controller
-from tests.helpers.controlplane import ControlPlane
+from tests.helpers.controlplane import METACONTROLLER, ControlPlane
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -141,9 +141,26 @@ def test_children_of_every_example_pass_a_server_side_dry_run(installed: Control
         request = SyncRequest.model_validate(
             {"parent": profile, "related": {controller.SECCOMP_PROFILES: siblings}}
         )
-        children += controller.sync(request, "2026-01-01T00:00:00Z").children
+        for child in controller.sync(request, "2026-01-01T00:00:00Z").children:
+            # owned by its profile and applied by Metacontroller, as the admission policy wants
+            owner = {
+                "apiVersion": profile["apiVersion"],
+                "kind": profile["kind"],
+                "name": profile["metadata"]["name"],
+                "uid": "dry-run",
+                "controller": True,
+            }
+            children.append(
+                {**child, "metadata": {**child["metadata"], "ownerReferences": [owner]}}
+            )
     assert len(children) == len(profiles)
     out = installed.kubectl(
-        "apply", "--server-side", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(children)
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        *METACONTROLLER,
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(children),
     ).stdout
     assert out.count("serverside-applied (server dry run)") == len(children)

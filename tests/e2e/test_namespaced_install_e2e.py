@@ -26,7 +26,7 @@ import yaml
 from hooks.api import GROUP
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, SELINUX_KEY, configmap_metadata
 from hooks.cluster.spod import daemonset
-from tests.helpers.controlplane import ControlPlane
+from tests.helpers.controlplane import METACONTROLLER, ControlPlane
 from tests.helpers.nodesync_process import NodeSync, eventually, node_status
 from tests.helpers.selinuxd_double import SelinuxdDouble
 
@@ -187,7 +187,8 @@ def put(plane: ControlPlane, namespace: str, kind: str, name: str, key: str, dat
         }
     ]
     plane.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}}
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}},
+        who=METACONTROLLER,
     )
 
 

@@ -1,8 +1,9 @@
 """nodesync against the real API server, as a real process with its ServiceAccount's token.
 
 `python -m nodesync` runs with a kubeconfig holding a token of the installed
-``spo-nodesync`` ServiceAccount (so the ClusterRole of metacontroller/nodesync.yaml
-is proved enough), a temporary kubelet directory and a metrics port. The tests
+``spo-nodesync`` ServiceAccount bound to a pod on its node, as a DaemonSet pod's is
+(so the ClusterRole of metacontroller/nodesync.yaml and the per-node admission
+policy are proved to let it work), a temporary kubelet directory and a metrics port. The tests
 make ConfigMaps shaped exactly like the SeccompProfile hook's children, owned by
 real SeccompProfiles, and watch the files and SecurityProfileNodeStatuses
 follow. Every wait polls against a deadline; no sleep decides an outcome.
@@ -27,7 +28,7 @@ from hooks.api.nodestatus import PROFILE_STATE_LABEL
 from hooks.api.seccompprofile import SeccompProfileSpec
 from hooks.cluster.seccomp.oci import encode, runtime_profile
 from nodesync.nodeio import reasons
-from tests.helpers.controlplane import ControlPlane
+from tests.helpers.controlplane import METACONTROLLER, ControlPlane
 from tests.helpers.nodesync_process import NODE, NodeSync, eventually, node_status
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +68,8 @@ def make_profile(plane: ControlPlane, namespace: str, name: str, spec: dict[str,
 
 
 def put_configmap(plane: ControlPlane, namespace: str, name: str, uid: str, data: str) -> None:
-    """The hook's child ConfigMap of profile ``name``, owned by it as Metacontroller owns it."""
+    """The hook's child ConfigMap of profile ``name``, owned by it and applied as Metacontroller
+    applies it."""
     metadata = configmap_metadata(SECCOMP_KIND, namespace, name)
     metadata["ownerReferences"] = [
         {
@@ -80,12 +82,19 @@ def put_configmap(plane: ControlPlane, namespace: str, name: str, uid: str, data
         }
     ]
     plane.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {SECCOMP_KEY: data}}
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {SECCOMP_KEY: data},
+        },
+        who=METACONTROLLER,
     )
 
 
 def delete_configmap(plane: ControlPlane, namespace: str, name: str) -> None:
-    plane.kubectl("delete", "configmap", configmap_name(SECCOMP_KIND, name), "-n", namespace)
+    name = configmap_name(SECCOMP_KIND, name)
+    plane.kubectl("delete", "configmap", name, "-n", namespace, *METACONTROLLER)
 
 
 # -- checks for eventually() -----------------------------------------------------------------------
@@ -164,7 +173,7 @@ def plane(installed: ControlPlane) -> Iterator[ControlPlane]:
 
 @pytest.fixture(scope="module")
 def nodesync(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSync]:
-    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-nodesync", create=False)
+    kubeconfig = plane.node_agent_kubeconfig(OPERATOR_NS, "spo-nodesync", NODE)
     work = tmp_path_factory.mktemp("nodesync")
     agent = NodeSync(kubeconfig, work / "kubelet", work / "nodesync.log")
     agent.start()

@@ -37,7 +37,7 @@ from hooks.api.rawselinuxprofile import RawSelinuxProfile
 from hooks.api.selinuxprofile import SelinuxProfile
 from hooks.cluster.selinux.translation import translate
 from nodesync.selinux.batch import SemoduleInstaller
-from tests.helpers.controlplane import ControlPlane
+from tests.helpers.controlplane import METACONTROLLER, ControlPlane
 from tests.helpers.nodesync_process import NODE, NodeSync, eventually, node_status
 from tests.helpers.selinux_env import copy_store, find_semodule, install_base, selinuxd_unavailable
 from tests.helpers.selinuxd_double import SelinuxdDouble
@@ -87,7 +87,7 @@ class Node:
         return self.drop / f"{policy}.cil"
 
     def start(self, plane: ControlPlane) -> NodeSync:
-        kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-nodesync", create=False)
+        kubeconfig = plane.node_agent_kubeconfig(OPERATOR_NS, "spo-nodesync", NODE)
         extra = [
             "--selinux-dir",
             str(self.drop),
@@ -200,7 +200,8 @@ def put_child(
         }
     ]
     plane.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}}
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: data}},
+        who=METACONTROLLER,
     )
 
 
@@ -243,7 +244,7 @@ def seccomp_profile(plane: ControlPlane, name: str) -> str:
 
 
 def delete_child(plane: ControlPlane, kind: str, name: str) -> None:
-    plane.kubectl("delete", "configmap", configmap_name(kind, name), "-n", NS)
+    plane.kubectl("delete", "configmap", configmap_name(kind, name), "-n", NS, *METACONTROLLER)
 
 
 def events_of(plane: ControlPlane, name: str) -> list[str]:

@@ -143,13 +143,19 @@ def test_the_node_agents_are_really_refused_a_secret(
 def test_the_log_enricher_really_creates_a_profile_but_cannot_change_it(
     installed: ControlPlane,
 ) -> None:
-    """Not only the authorizer's word: a create goes through, an update is refused."""
+    """Not only the authorizer's word: a create of a recorded profile goes through, an update is
+    refused (the admission policy spo-log-enricher-profiles also refuses an unrecorded one:
+    tests/e2e/test_admission_policies_e2e.py)."""
     name = "recorded-by-the-log-enricher"
     profile = json.dumps(
         {
             "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
             "kind": "SeccompProfile",
-            "metadata": {"name": name, "namespace": NAMESPACE},
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {"spo.x-k8s.io/recording-id": "rec"},
+            },
             "spec": {"defaultAction": "SCMP_ACT_LOG"},
         }
     )

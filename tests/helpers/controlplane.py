@@ -662,15 +662,21 @@ class ControlPlane:
         """kubectl ... -o json, parsed."""
         return json.loads(self.kubectl(*args, "-o", "json", **kwargs).stdout)
 
-    def apply(self, manifest: str | Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
-        """kubectl apply -f - (server-side) of YAML text or objects."""
+    def apply(
+        self,
+        manifest: str | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        who: Sequence[str] = (),
+    ) -> str:
+        """kubectl apply -f - (server-side) of YAML text or objects, as admin or ``who``
+        (impersonation arguments, e.g. ``METACONTROLLER``)."""
         if isinstance(manifest, str):
             text = manifest
         elif isinstance(manifest, Mapping):
             text = yaml.safe_dump(dict(manifest))
         else:
             text = yaml.safe_dump_all([dict(m) for m in manifest])
-        return self.kubectl("apply", "--server-side", "-f", "-", input=text).stdout
+        return self.kubectl("apply", "--server-side", *who, "-f", "-", input=text).stdout
 
     @staticmethod
     def impersonate_service_account(namespace: str, name: str) -> list[str]:
@@ -701,8 +707,73 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
+    def aggregate_cluster_role(self, name: str) -> list[dict[str, Any]]:
+        """Fill an aggregated ClusterRole (``edit``, ``view``...) with the rules of the roles its
+        selectors match, as kube-controller-manager's clusterrole-aggregation controller does
+        (it does not run here, so the built-in roles have no rules). Returns the rules."""
+        role = self.kubectl_json("get", "clusterrole", name)
+        selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+        if not selectors:
+            return list(role.get("rules") or [])
+        rules: list[dict[str, Any]] = []
+        for selector in selectors:
+            labels = ",".join(f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items())
+            for found in self.kubectl_json("get", "clusterrole", "-l", labels)["items"]:
+                if found["metadata"]["name"] != name:
+                    rules += [
+                        r
+                        for r in self.aggregate_cluster_role(found["metadata"]["name"])
+                        if r not in rules
+                    ]
+        self.kubectl(
+            "patch", "clusterrole", name, "--type=merge", "-p", json.dumps({"rules": rules})
+        )
+        return rules
+
+    def node_agent_kubeconfig(self, namespace: str, name: str, node: str) -> Path:
+        """A kubeconfig with a token of that ServiceAccount bound to a pod on ``node``, as a
+        DaemonSet pod's projected token is: the API server then names the node in the
+        user's extra (``authentication.kubernetes.io/node-name``). The pod (never run: there
+        is no kubelet) is created first and must stay for the token to stay valid."""
+        assert self.pki is not None
+        pod = f"{name}-{node}"[:63].rstrip("-")
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"namespace": namespace, "name": pod},
+                "spec": {
+                    "nodeName": node,
+                    "serviceAccountName": name,
+                    "containers": [{"name": "agent", "image": "registry.invalid/agent:0"}],
+                },
+            }
+        )
+        token = self.kubectl(
+            "create",
+            "token",
+            name,
+            "-n",
+            namespace,
+            "--duration=1h",
+            "--bound-object-kind=Pod",
+            f"--bound-object-name={pod}",
+        ).stdout.strip()
+        self._sa_kubeconfigs += 1
+        path = self.workdir / f"sa-{namespace}-{name}-{node}-{self._sa_kubeconfigs}.kubeconfig"
+        config = _kubeconfig(self.server, self.pki.ca_cert, {"token": token}, f"{namespace}-{name}")
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
     def pids(self) -> list[int]:
         return [p.pid for p in (self.etcd, self.apiserver) if p is not None]
+
+
+# Metacontroller's identity as its own manifests install it
+# (tests/e2e/data/metacontroller-identity.yaml):
+# the only one the admission policy spo-profile-configmaps lets write the profile ConfigMaps.
+METACONTROLLER = ControlPlane.impersonate_service_account("metacontroller", "metacontroller")
 
 
 def pid_alive(pid: int) -> bool:

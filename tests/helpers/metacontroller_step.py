@@ -12,6 +12,10 @@ Metacontroller does for a CompositeController (v4, hook version v2):
    owner, delete observed children the answer left out, and write the
    answered status (plus ``observedGeneration``) to the status subresource;
 5. when finalize answers ``finalized: true``, remove Metacontroller's finalizer.
+
+Every write is made as Metacontroller's ServiceAccount (``METACONTROLLER``, by
+impersonation), the only identity the admission policy spo-profile-configmaps
+lets write the profile ConfigMaps.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.helpers.controlplane import ControlPlane
+from tests.helpers.controlplane import METACONTROLLER, ControlPlane
 from tests.helpers.hookserver import post
 
 FIELD_MANAGER = "metacontroller"
@@ -149,6 +153,7 @@ class CompositeStep:
                 "--server-side",
                 f"--field-manager={FIELD_MANAGER}",
                 "--force-conflicts",
+                *METACONTROLLER,
                 "-f",
                 "-",
                 input=json.dumps(child),
@@ -157,7 +162,12 @@ class CompositeStep:
             for child in group.values():
                 if (child["kind"], child["metadata"]["name"]) not in desired:
                     self.plane.kubectl(
-                        "delete", child["kind"].lower(), child["metadata"]["name"], "-n", namespace
+                        "delete",
+                        child["kind"].lower(),
+                        child["metadata"]["name"],
+                        "-n",
+                        namespace,
+                        *METACONTROLLER,
                     )
         if answer.get("status") is not None:
             parent["status"] = {
@@ -165,7 +175,12 @@ class CompositeStep:
                 "observedGeneration": parent["metadata"].get("generation"),
             }
             self.plane.kubectl(
-                "replace", "--subresource=status", "-f", "-", input=json.dumps(parent)
+                "replace",
+                "--subresource=status",
+                *METACONTROLLER,
+                "-f",
+                "-",
+                input=json.dumps(parent),
             )
         if finalizing and answer.get("finalized"):
             current = self.parent(namespace, name)
@@ -188,6 +203,7 @@ class CompositeStep:
                 "--type=merge",
                 "-p",
                 patch,
+                *METACONTROLLER,
             )
         return answer
 
@@ -204,4 +220,5 @@ class CompositeStep:
             "--type=merge",
             "-p",
             patch,
+            *METACONTROLLER,
         )

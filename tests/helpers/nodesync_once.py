@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from hooks.api.configmaps import configmap_metadata
+from tests.helpers.owners import owned
 
 REPO = Path(__file__).parents[2]
 
@@ -19,12 +20,14 @@ NAMESPACE = "node-tests"
 
 def configmap_yaml(namespace: str, name: str, profile: dict[str, Any]) -> dict[str, Any]:
     metadata = configmap_metadata("SeccompProfile", namespace, name)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata,
-        "data": {"profile.json": json.dumps(profile, indent=2)},
-    }
+    return owned(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {"profile.json": json.dumps(profile, indent=2)},
+        }
+    )
 
 
 class Installer:

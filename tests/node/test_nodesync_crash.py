@@ -22,6 +22,7 @@ import pytest
 
 from hooks.api.configmaps import configmap_metadata
 from tests.helpers.nodesync_once import REPO
+from tests.helpers.owners import owned
 
 pytestmark = pytest.mark.node
 
@@ -44,12 +45,14 @@ def write_folder(folder: Path, version: int, count: int = PROFILES) -> None:
     for i in range(count):
         metadata = configmap_metadata("SeccompProfile", f"ns{i % NAMESPACES}", f"p{i}")
         items.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": metadata,
-                "data": {"profile.json": payload(i, version)},
-            }
+            owned(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": metadata,
+                    "data": {"profile.json": payload(i, version)},
+                }
+            )
         )
     temporary = folder / ".profiles.json.tmp"
     temporary.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))

@@ -25,6 +25,7 @@ from nodesync.selinux.recordingpolicy import RECORDING_POLICY, RECORDING_TYPE
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
 from tests.helpers.golden import cases, golden_folder, response_of
+from tests.helpers.owners import owned
 from tests.helpers.selinux_env import (
     ROOT,
     compiled_policy,
@@ -66,16 +67,18 @@ TYPO = """\
 
 
 def configmap(name: str, cil: str, namespace: str = "default") -> dict[str, Any]:
-    return {
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": f"selinux-{name}",
-            "namespace": namespace,
-            "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
-            "annotations": {"spo.x-k8s.io/profile-name": name},
-        },
-        "data": {"policy.cil": cil.format(name=f"{name}_{namespace}")},
-    }
+    return owned(
+        {
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"selinux-{name}",
+                "namespace": namespace,
+                "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
+                "annotations": {"spo.x-k8s.io/profile-name": name},
+            },
+            "data": {"policy.cil": cil.format(name=f"{name}_{namespace}")},
+        }
+    )
 
 
 @pytest.fixture(scope="session")

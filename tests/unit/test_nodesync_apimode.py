@@ -320,16 +320,42 @@ def test_unsupported_node_reports_error_and_writes_nothing(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("bad_name", ["a..b", "../../x"])
 def test_bad_names_are_reported_not_written(tmp_path: Path, bad_name: str) -> None:
+    """A profile's own ConfigMap whose name makes no path: an Error on its node status."""
     rig = Rig(tmp_path)
-    body = cm("p")
-    body["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = bad_name
-    rig.cluster.configmaps[("ns", "seccomp-p")] = body
+    rig.cluster.configmaps[("ns", f"seccomp-{bad_name}")] = cm(bad_name)
     rig.cluster.configmaps[("ns", "seccomp-ok")] = cm("ok")
     rig.run()
     status = rig.status(bad_name)
     assert status["status"] == "Error" and "not a valid Kubernetes name" in status["message"]
     assert rig.status("ok")["status"] == "Installed"
     assert json.loads(rig.file("ok").read_text()) == {"defaultAction": "SCMP_ACT_ALLOW"}
+    assert sorted(p.name for p in (tmp_path / "seccomp" / "operator").rglob("*")) == [
+        "ns",
+        "ok.json",
+    ]
+
+
+def test_a_configmap_not_its_profiles_reports_nothing_and_leaves_the_real_status(
+    tmp_path: Path,
+) -> None:
+    """A forged ConfigMap naming a real profile in its annotation: the real profile's file and
+    node status stay as they are; the forged one is only logged and counted."""
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-real")] = cm("real")
+    forged = cm("evil", '{"defaultAction": "SCMP_ACT_ALLOW", "forged": true}')
+    forged["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = "real"
+    rig.cluster.configmaps[("ns", "seccomp-evil")] = forged
+    unowned = cm("ghost", '{"defaultAction": "SCMP_ACT_ALLOW", "forged": true}')
+    del unowned["metadata"]["ownerReferences"]
+    rig.cluster.configmaps[("ns", "seccomp-ghost")] = unowned
+    rig.run()
+    assert rig.status("real")["status"] == "Installed"
+    assert "message" not in rig.status("real")
+    assert set(rig.cluster.statuses) == {("ns", status_name("real", NODE))}
+    assert json.loads(rig.file("real").read_text()) == {"defaultAction": "SCMP_ACT_ALLOW"}
+    assert not rig.file("evil").exists() and not rig.file("ghost").exists()
+    assert rig.metrics.value("seccomp_profile_error_total", reason=reasons.NOT_OWNED) == 2
+    assert all(event["involvedObject"]["name"] == "real" for event in rig.cluster.events)
 
 
 def test_a_failed_report_ends_the_long_watch_and_is_retried_after_a_brief_one(

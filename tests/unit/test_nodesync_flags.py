@@ -15,13 +15,14 @@ import yaml
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
 from hooks.cluster.spod import daemonset
-from nodesync.command import nodesync as command
+from nodesync.command.nodesync import nodesync as command
 from nodesync.nodeio.cluster import ApiError
 from nodesync.selinux.batch import SemoduleInstaller
 from nodesync.selinux.dropdir import DropDir
 from nodesync.selinux.recordingpolicy import OPERATOR_POLICIES
 from nodesync.selinux.selinuxd import DEFAULT_SOCKET
 from nodesync.selinux.sync import BatchBackend, SelinuxSync
+from tests.helpers.owners import owner_reference
 
 ROOT = Path(__file__).parents[2]
 ENV = ("SELINUX_POLICY_DIR", "SELINUXD_SOCKET", "WATCH_NAMESPACE", "NODE_NAME", "KUBELET_DIR")
@@ -122,6 +123,7 @@ def configmap(kind: str, name: str, key: str, data: str, namespace: str = "team-
             "namespace": namespace,
             "labels": {"spo.x-k8s.io/profile-kind": kind},
             "annotations": {"spo.x-k8s.io/profile-name": name},
+            "ownerReferences": [owner_reference(kind, name)],
         },
         "data": {key: data},
     }

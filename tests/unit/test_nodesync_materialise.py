@@ -22,8 +22,22 @@ from tests.helpers.unavailable import unavailable
 ALLOW = json.dumps({"defaultAction": "SCMP_ACT_ALLOW"})
 
 
+def owner(name: str, kind: str = "SeccompProfile") -> dict[str, Any]:
+    """The controller ownerReference Metacontroller puts on the ConfigMap of profile ``name``."""
+    return {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+        "kind": kind,
+        "name": name,
+        "uid": f"uid-{name}",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def cm(namespace: str, name: str, payload: str | None = ALLOW, **meta: Any) -> dict[str, Any]:
+    """The ConfigMap of SeccompProfile ``name``, owned by it as Metacontroller owns it."""
     metadata = configmap_metadata("SeccompProfile", namespace, name)
+    metadata["ownerReferences"] = [owner(name)]
     metadata.update(meta)
     body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
     if payload is not None:
@@ -129,14 +143,8 @@ def test_ownership_is_the_configured_one(tmp_path: Path) -> None:
         (cm("ns", "bad", "[1, 2]"), reasons.INVALID_PROFILE),
         (cm("ns", "bad", None), reasons.INVALID_PROFILE),
         (cm("ns", "bad", "{}" + " " * MAX_CONFIGMAP_BYTES), reasons.INVALID_PROFILE),
-        (
-            cm("ns", "bad", annotations={"spo.x-k8s.io/profile-name": "../../../etc/cron.d/x"}),
-            reasons.CANNOT_GET_PATH,
-        ),
-        (
-            cm("ns", "bad", annotations={"spo.x-k8s.io/profile-name": "a..b"}),
-            reasons.CANNOT_GET_PATH,
-        ),
+        (cm("ns", "../../../etc/cron.d/x"), reasons.CANNOT_GET_PATH),
+        (cm("ns", "a..b"), reasons.CANNOT_GET_PATH),
         (cm("..", "bad"), reasons.CANNOT_GET_PATH),
     ],
 )
@@ -163,15 +171,86 @@ def test_invalid_update_keeps_the_installed_file(tmp_path: Path) -> None:
     assert tree(tmp_path) == {"ns/p.json": ALLOW.encode()}
 
 
-def test_two_configmaps_for_one_file_conflict(tmp_path: Path) -> None:
-    first = cm("ns", "p")
-    second = cm("ns", "p", json.dumps({"defaultAction": "SCMP_ACT_LOG"}))
-    second["metadata"]["name"] = "seccomp-p-copy"
-    outcomes = materialise([second, first], tmp_path)
-    states = {o.configmap: (o.state, o.reason) for o in outcomes}
-    assert states["seccomp-p"] == (ProfileState.INSTALLED, reasons.SAVED)
-    assert states["seccomp-p-copy"] == (ProfileState.ERROR, reasons.FILE_CONFLICT)
+FORGED = json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "forged": True})
+
+
+def forged(configmap: str, *owners: dict[str, Any], claims: str = "p") -> dict[str, Any]:
+    """A ConfigMap named ``configmap`` with ``owners``, claiming profile ``claims`` (annotation)."""
+    body = cm("ns", claims, FORGED)
+    body["metadata"]["name"] = configmap
+    body["metadata"]["ownerReferences"] = list(owners) or None
+    return body
+
+
+def forgeries() -> list[dict[str, Any]]:
+    """ConfigMaps that are not their profile's, each asking for ns/p.json one way or another."""
+    return [
+        forged("seccomp-p-copy"),  # no owner
+        forged("seccomp-p-copy2", owner("p")),  # owner p, but not p's ConfigMap name
+        forged("seccomp-evil", owner("evil")),  # evil's ConfigMap, claiming p
+        forged("seccomp-p-rec", owner("p", "ProfileRecording")),
+        forged("seccomp-p-other", {**owner("p"), "apiVersion": "example.com/v1"}),
+        forged("seccomp-p-ref", {**owner("p"), "controller": False}),
+        forged("seccomp-q", {**owner("q"), "uid": ""}, claims="q"),
+        forged("seccomp-p-se", owner("p", "SelinuxProfile")),
+        forged("selinux-p", owner("p", "SelinuxProfile")),  # labelled seccomp, named selinux
+    ]
+
+
+def test_only_the_owners_configmap_counts(tmp_path: Path) -> None:
+    metrics = Metrics()
+    outcomes = materialise([*forgeries(), cm("ns", "p")], tmp_path, metrics=metrics)
+    states = {o.configmap: (o.state, o.reason, o.owner is not None) for o in outcomes}
+    assert states.pop("seccomp-p") == (ProfileState.INSTALLED, reasons.SAVED, True)
+    assert set(states.values()) == {(ProfileState.ERROR, reasons.NOT_OWNED, False)}
+    assert len(states) == len(forgeries())
     assert tree(tmp_path) == {"ns/p.json": ALLOW.encode()}
+    assert metrics.value("seccomp_profile_error_total", reason=reasons.NOT_OWNED) == len(
+        forgeries()
+    )
+    for outcome in outcomes:
+        if outcome.owner is None:
+            assert outcome.configmap in (outcome.message or "") and outcome.path is None
+
+
+def test_a_forged_configmap_alone_writes_nothing_and_keeps_nothing(tmp_path: Path) -> None:
+    materialise([cm("ns", "p")], tmp_path)
+    assert tree(tmp_path) == {"ns/p.json": ALLOW.encode()}
+    materialise(forgeries(), tmp_path)  # the real one is gone: its file goes, no forgery takes it
+    assert tree(tmp_path) == {}
+
+
+def test_forged_configmaps_by_watch_events_never_touch_the_real_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = Materialiser(tmp_path)
+    m.converge([cm("ns", "p")])
+    for forged in forgeries():
+        outcome = m.upsert(forged)
+        assert (outcome.state, outcome.reason, outcome.owner) == (
+            ProfileState.ERROR,
+            reasons.NOT_OWNED,
+            None,
+        )
+        assert tree(tmp_path) == {"ns/p.json": ALLOW.encode()}
+        assert m.delete(forged) is not None
+        assert tree(tmp_path) == {"ns/p.json": ALLOW.encode()}
+    refusals = [
+        r for r in caplog.records if getattr(r, "spo_configmap", None) and r.levelname == "WARNING"
+    ]
+    assert {r.spo_configmap for r in refusals} == {f["metadata"]["name"] for f in forgeries()}  # type: ignore[attr-defined]
+    assert all("nothing written" in r.getMessage() for r in refusals)
+
+
+def test_a_configmap_that_loses_its_owner_loses_its_file(tmp_path: Path) -> None:
+    """Orphaned (its profile deleted with --cascade=orphan): no longer its profile's."""
+    m = Materialiser(tmp_path)
+    m.converge([cm("ns", "p"), cm("ns", "q")])
+    orphan = cm("ns", "p")
+    del orphan["metadata"]["ownerReferences"]
+    outcome = m.upsert(orphan)
+    assert (outcome.state, outcome.reason) == (ProfileState.ERROR, reasons.NOT_OWNED)
+    assert tree(tmp_path) == {"ns/q.json": ALLOW.encode()}
 
 
 def test_unsupported_kernel_installs_nothing(tmp_path: Path) -> None:
@@ -190,7 +269,7 @@ def test_other_objects_and_kinds_are_ignored() -> None:
     assert read_configmaps([selinux, secret, {"kind": "ConfigMap", "metadata": {}}]) == []
 
 
-def test_name_falls_back_to_the_configmap_name_without_prefix(tmp_path: Path) -> None:
+def test_name_comes_from_the_owner_when_the_annotation_is_missing(tmp_path: Path) -> None:
     body = cm("ns", "p")
     del body["metadata"]["annotations"]
     [outcome] = materialise([body], tmp_path)
@@ -204,17 +283,52 @@ def test_incremental_changes(tmp_path: Path) -> None:
     b = m.upsert(cm("ns", "b"))
     assert b.changed and b.state is ProfileState.INSTALLED
     assert not m.upsert(cm("ns", "b")).changed
-    # renaming the profile (annotation) moves the file
-    moved = cm("ns", "b", annotations={"spo.x-k8s.io/profile-name": "b2"})
-    assert m.upsert(moved).path == "ns/b2.json"
-    assert set(tree(tmp_path)) == {"ns/a.json", "ns/b2.json"}
-    # a ConfigMap asking for a file another one holds is refused, without touching it
+    # an invalid new version of b's own ConfigMap keeps b's file
+    assert m.upsert(cm("ns", "b", "{broken")).state is ProfileState.ERROR
+    assert set(tree(tmp_path)) == {"ns/a.json", "ns/b.json"}
+    # a ConfigMap claiming a's file is refused, without touching it
     thief = cm("ns", "x", json.dumps({"defaultAction": "SCMP_ACT_LOG"}))
     thief["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = "a"
-    assert m.upsert(thief).reason == reasons.FILE_CONFLICT
+    assert m.upsert(thief).reason == reasons.NOT_OWNED
     assert tree(tmp_path)["ns/a.json"] == ALLOW.encode()
-    deleted = m.delete(moved)
-    assert deleted is not None and deleted.name == "b2"
+    deleted = m.delete(cm("ns", "b"))
+    assert deleted is not None and deleted.name == "b"
     assert set(tree(tmp_path)) == {"ns/a.json"}
     assert m.delete(cm("ns", "never-seen")) is None
-    assert metrics.value("seccomp_profile_total", operation="delete") == 2  # b (moved) and b2
+    assert metrics.value("seccomp_profile_total", operation="delete") == 1
+
+
+# -- a symbolic link as the operator root ----------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["seccomp", "seccomp/operator"])
+def test_a_symlinked_root_is_refused_and_its_target_untouched(tmp_path: Path, link: str) -> None:
+    kubelet, elsewhere = tmp_path / "kubelet", tmp_path / "elsewhere"
+    target = elsewhere / "operator" if link == "seccomp" else elsewhere
+    (target / "ns").mkdir(parents=True)
+    (target / "ns/old.json").write_text("{}")
+    target.chmod(0o700)
+    (kubelet / link).parent.mkdir(parents=True)
+    (kubelet / link).symlink_to(elsewhere)
+    before = sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*"))
+    metrics = Metrics()
+    m = Materialiser(kubelet, metrics=metrics)
+    outcomes = m.converge([cm("ns", "p")])
+    assert [(o.state, o.reason) for o in outcomes] == [(ProfileState.ERROR, reasons.CANNOT_SAVE)]
+    assert "is a symbolic link to" in (outcomes[0].message or "")
+    assert str(kubelet / link) in (outcomes[0].message or "")
+    assert m.upsert(cm("ns", "q")).reason == reasons.CANNOT_SAVE
+    m.delete(cm("ns", "p"))
+    assert m.converge([]) == []
+    assert sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*")) == before
+    assert (target / "ns/old.json").read_text() == "{}"  # never removed
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700  # its mode never changed
+    assert metrics.value("seccomp_profile_error_total", reason=reasons.CANNOT_SAVE) >= 3
+
+
+def test_a_symlinked_kubelet_dir_is_the_administrators_choice(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "kubelet").symlink_to(tmp_path / "real")
+    [outcome] = materialise([cm("ns", "p")], tmp_path / "kubelet")
+    assert outcome.state is ProfileState.INSTALLED
+    assert (tmp_path / "real/seccomp/operator/ns/p.json").read_text() == ALLOW

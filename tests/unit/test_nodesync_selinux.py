@@ -95,14 +95,84 @@ def test_unsafe_policy_name_is_rejected() -> None:
     assert "not a valid SELinux module name" in item.message
 
 
-def test_selinux_and_raw_profile_of_same_name_conflict() -> None:
-    items = read_policies(
-        [configmap("p", kind="SelinuxProfile"), configmap("p", kind="RawSelinuxProfile")]
-    )
-    kinds = {type(item) for item in items}
-    assert kinds == {Policy, PolicyRejection}
-    rejected = next(item for item in items if isinstance(item, PolicyRejection))
-    assert "already installed" in rejected.message
+def test_selinux_profile_outranks_raw_profile_of_same_name() -> None:
+    """Only the cross-kind pair can ask for one policy name; the order they come in is moot."""
+    typed, raw = configmap("p", kind="SelinuxProfile"), configmap("p", kind="RawSelinuxProfile")
+    for items in (read_policies([typed, raw]), read_policies([raw, typed])):
+        by_kind = {item.source.kind: item for item in items}
+        assert isinstance(by_kind["SelinuxProfile"], Policy)
+        rejected = by_kind["RawSelinuxProfile"]
+        assert isinstance(rejected, PolicyRejection) and rejected.name is None
+        assert "SelinuxProfile p's" in rejected.message and "rename" in rejected.message
+
+
+def selinux_forgeries() -> list[dict[str, Any]]:
+    """ConfigMaps that are not their profile's, each asking for policy p_default."""
+
+    def forged(configmap_name: str, label: str = "SelinuxProfile", **owner: Any) -> dict[str, Any]:
+        body = configmap("p", kind=label, cil="(block p_default (typepermissive process))\n")
+        body["metadata"]["name"] = configmap_name
+        reference = body["metadata"]["ownerReferences"][0]
+        body["metadata"]["ownerReferences"] = [{**reference, **owner}] if owner else None
+        return body
+
+    return [
+        forged("selinux-p-copy"),  # no owner
+        forged("selinux-p-copy2", name="p"),  # owner p, not p's ConfigMap name
+        forged("selinux-evil", name="evil"),  # evil's ConfigMap claiming p
+        forged("selinux-p", name="p", kind="SeccompProfile"),  # a seccomp profile's
+        forged("rawselinux-p", "RawSelinuxProfile", name="p", kind="SelinuxProfile"),
+        forged("selinux-p", name="p", apiVersion="example.com/v1"),
+        forged("selinux-p", name="p", controller=False),
+    ]
+
+
+def test_only_the_owners_configmap_counts_for_selinux(tmp_path: Path) -> None:
+    backend = SelinuxdBackend(SelinuxdClient(str(tmp_path / "no.sock"), timeout=1))
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), backend, own={})
+    forgeries = selinux_forgeries()
+    unique = [f for f in forgeries if f["metadata"]["name"] != "selinux-p"]  # one object a name
+    outcomes = sync.converge([*unique, configmap("p")])
+    refused = [o for o in outcomes if o.configmap != "selinux-p"]
+    assert len(refused) == len(unique)
+    assert {(o.state, o.reason, o.owner) for o in refused} == {
+        (ProfileState.ERROR, "ConfigMapNotOwnedByProfile", None)
+    }
+    assert (
+        tmp_path / "drop/p_default.cil"
+    ).read_text() == "(block p_default\n  (blockinherit container)\n)\n"
+    assert sorted(os.listdir(tmp_path / "drop")) == [STAGING, "p_default.cil"]
+    for forged in unique:  # one by one, as watch events
+        assert sync.upsert(forged).reason == "ConfigMapNotOwnedByProfile"
+        sync.delete(forged)
+        assert (
+            (tmp_path / "drop/p_default.cil")
+            .read_text()
+            .startswith("(block p_default\n  (blockinherit")
+        )
+    changed = [f for f in forgeries if f["metadata"]["name"] == "selinux-p"]
+    assert len(changed) == 3
+    for forged in changed:  # the real ConfigMap itself changed into a forgery: its policy goes
+        sync.converge([configmap("p")])
+        assert sync.upsert(forged).reason == "ConfigMapNotOwnedByProfile"
+        assert "p_default.cil" not in os.listdir(tmp_path / "drop")
+    # forgeries alone: the real one gone, nothing of theirs appears
+    sync.converge(unique)
+    assert sorted(os.listdir(tmp_path / "drop")) == [STAGING]
+
+
+def test_an_orphaned_selinux_configmap_loses_its_policy(tmp_path: Path) -> None:
+    sink = Sink()
+    backend = SelinuxdBackend(SelinuxdClient(str(tmp_path / "no.sock"), timeout=1))
+    agent = NodeAgent(SelinuxSync(DropDir(tmp_path / "drop"), backend, own={}), sink)
+    agent.relist([configmap("p")])
+    assert (tmp_path / "drop/p_default.cil").exists()
+    orphan = configmap("p")
+    del orphan["metadata"]["ownerReferences"]
+    agent.event("MODIFIED", orphan)
+    assert not (tmp_path / "drop/p_default.cil").exists()
+    assert [o.name for o in sink.forgotten] == ["p"]  # its node status goes
+    assert sink.reported[-1].owner is None
 
 
 def test_seccomp_configmaps_are_ignored() -> None:
@@ -380,3 +450,24 @@ def test_a_policy_removed_before_it_settled_is_not_polled_for_ever(tmp_path: Pat
     for _ in range(10):
         sync.poll()
     assert not sync.needs_poll()
+
+
+def test_a_selinux_profile_takes_its_policy_name_from_a_raw_one_by_watch_events(
+    tmp_path: Path,
+) -> None:
+    backend = SelinuxdBackend(SelinuxdClient(str(tmp_path / "no.sock"), timeout=1))
+    sync = SelinuxSync(DropDir(tmp_path / "drop"), backend, own={})
+    raw = configmap("p", kind="RawSelinuxProfile", cil="(block p_default (raw))\n")
+    typed = configmap("p", kind="SelinuxProfile", cil="(block p_default (typed))\n")
+    assert sync.upsert(raw).state is ProfileState.PENDING
+    assert (tmp_path / "drop/p_default.cil").read_text() == "(block p_default (raw))\n"
+    assert sync.upsert(typed).state is ProfileState.PENDING
+    assert (tmp_path / "drop/p_default.cil").read_text() == "(block p_default (typed))\n"
+    refused = sync.upsert(raw)  # the raw one comes again: refused, the file stays the typed one's
+    assert refused.state is ProfileState.ERROR and "SelinuxProfile p's" in (refused.message or "")
+    assert (tmp_path / "drop/p_default.cil").read_text() == "(block p_default (typed))\n"
+    outcomes = sync.converge([raw, typed])  # a relist agrees
+    assert {o.kind: o.state for o in outcomes} == {
+        "SelinuxProfile": ProfileState.PENDING,
+        "RawSelinuxProfile": ProfileState.ERROR,
+    }

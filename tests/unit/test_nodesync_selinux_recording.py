@@ -30,6 +30,7 @@ from nodesync.selinux.recordingpolicy import (
 )
 from nodesync.selinux.selinuxd import SelinuxdClient
 from nodesync.selinux.sync import BatchBackend, SelinuxdBackend, SelinuxSync
+from tests.helpers.owners import owner_reference
 from tests.helpers.selinuxd_double import SelinuxdDouble
 
 RECORDING_FILE = RECORDING_POLICY + ".cil"
@@ -57,6 +58,7 @@ def configmap(name: str, namespace: str = "default") -> dict[str, Any]:
             "namespace": namespace,
             "labels": {"spo.x-k8s.io/profile-kind": "SelinuxProfile"},
             "annotations": {"spo.x-k8s.io/profile-name": name},
+            "ownerReferences": [owner_reference("SelinuxProfile", name)],
         },
         "data": {"policy.cil": f"(block {policy}\n    (blockinherit container)\n)\n"},
     }
