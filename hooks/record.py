@@ -260,13 +260,19 @@ def recorded_profile(
 
 
 def _write(text: str, out: str) -> str:
+    """Write the profile: a regular file atomically (a temporary file renamed over it); anything
+    else (a device such as /dev/null, a pipe, a symbolic link) is written through, never replaced."""
     if out == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return "standard output"
     path = Path(out)
-    temporary = path.with_name(f".{path.name}.spo-tmp")
     try:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            with path.open("w", encoding="utf-8") as target:
+                target.write(text)
+            return str(path)
+        temporary = path.with_name(f".{path.name}.spo-tmp")
         temporary.write_text(text, encoding="utf-8")
         temporary.replace(path)
     except OSError as error:

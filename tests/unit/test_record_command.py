@@ -291,3 +291,34 @@ def test_argument_conditions_on_distinct_indexes_must_all_hold() -> None:
     assert rule.applies((1, 6, 0, 0, 0, 0))
     assert not rule.applies((1, 5, 0, 0, 0, 0))
     assert not rule.applies((2, 6, 0, 0, 0, 0))
+
+
+def test_the_profile_goes_through_a_pipe_or_a_link_and_never_replaces_them(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    record._write("through the pipe\n", str(fifo))
+    reader.join(timeout=10)
+    assert received == ["through the pipe\n"]
+    assert fifo.is_fifo()
+
+    target = tmp_path / "target.yaml"
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+    record._write("through the link\n", str(link))
+    assert link.is_symlink() and target.read_text() == "through the link\n"
+
+    plain = tmp_path / "plain.yaml"
+    record._write("one\n", str(plain))
+    record._write("two\n", str(plain))
+    assert plain.read_text() == "two\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "fifo",
+        "link.yaml",
+        "plain.yaml",
+        "target.yaml",
+    ]
