@@ -33,6 +33,7 @@ searching each field. ``bench/bench_recorder.py`` times the choices.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -139,6 +140,21 @@ def _event(line: str, start: int) -> tuple[float, int, int] | None:
         return float(line[at + 6 : colon]), int(line[colon + 1 : close]), close + 2
     except ValueError:
         return None
+
+
+def event_time(line: str) -> float | None:
+    """The time of the audit event on ``line`` (seconds since the epoch), None for no record."""
+    found = _event(line, 0)
+    return found[0] if found is not None else None
+
+
+def last_event_time(lines: Sequence[str]) -> float | None:
+    """The time of the last audit event in ``lines`` (read in order), None when there is none."""
+    for line in reversed(lines):
+        found = event_time(line)
+        if found is not None:
+            return found
+    return None
 
 
 def parse(line: str) -> AuditRecord | None:

@@ -43,13 +43,17 @@ from typing import TYPE_CHECKING, Any
 
 from hooks.api import GROUP
 from nodesync import serving
+from nodesync.auditlog import last_event_time
 from nodesync.command import Loops, add_agent_arguments, stop_on_signals
-from nodesync.containers import ContainerResolver
+from nodesync.containers import ContainerResolver, read_cgroup
 from nodesync.enriching import LogEnricher
 from nodesync.following import Follower, StateFile
 from nodesync.logs import about, configure
 from nodesync.metrics import Metrics
 from nodesync.nodepods import NodePods, selector
+from nodesync.process_events import ProcessEvents
+from nodesync.process_events import Unavailable as ProcessEventsUnavailable
+from nodesync.processes import ProcessTable
 from nodesync.recording import Loss, LossDetector, Recorder, read_lost_counter
 from nodesync.reporting import event_body
 
@@ -126,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="/dev/kmsg",
         metavar="PATH",
         help="the kernel log, read for reports of dropped audit records ('' not to read it)",
+    )
+    parser.add_argument(
+        "--process-events",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow process creation (the kernel's proc connector: hostNetwork, and CAP_NET_ADMIN "
+        "before Linux 6.6) so that records of processes that have exited are attributed "
+        "(default on)",
     )
     parser.add_argument(
         "--lost-counter",
@@ -382,8 +394,14 @@ def follow(
     *,
     auditd: AuditdWatch | None = None,
     kernel: KernelLogWatch | None = None,
+    processes: ProcessEvents | None = None,
 ) -> None:
-    """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
+    """Read the audit log until ``stop``: enrich and record every batch, run what is due.
+
+    The process events are applied after a batch is read and before it is
+    accounted: every process created before a record of the batch was written
+    is then known (:mod:`nodesync.processes`).
+    """
     try:
         while not stop.is_set():
             if auditd is not None:
@@ -391,10 +409,16 @@ def follow(
             if kernel is not None:
                 kernel.check()
             batch = follower.poll()
+            if processes is not None:
+                processes.drain()
             if batch:
                 agent.consume(batch, each=enricher)
                 sys.stdout.flush()  # the enriched lines of a batch leave together
                 follower.commit()
+                if processes is not None:
+                    read = last_event_time(batch)
+                    if read is not None:
+                        processes.table.read_until(read)
             deferred.run_due()
             follower.maybe_checkpoint()
             if not batch:
@@ -404,6 +428,26 @@ def follow(
         follower.close()
         if kernel is not None:
             kernel.close()
+        if processes is not None:
+            processes.close()
+
+
+def open_process_events(proc_dir: Path | str) -> ProcessEvents | None:
+    """The process events of this node, or None (said at WARNING) when they cannot be read."""
+    table = ProcessTable(lambda pid: read_cgroup(pid, proc_dir))
+    try:
+        events = ProcessEvents(table)
+        events.confirm()
+    except ProcessEventsUnavailable as missing:
+        log.warning(
+            "process events cannot be read (%s): records of processes that exit before they are "
+            "read cannot be attributed and are counted as vanished",
+            missing.strerror or missing,
+            extra=about("", ""),
+        )
+        return None
+    log.info("following process creation (proc connector)", extra=about("", ""))
+    return events
 
 
 def run(args: argparse.Namespace) -> int:
@@ -419,7 +463,11 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     metrics = Metrics()
-    recorder = Recorder(ContainerResolver(args.proc_dir).lookup)
+    processes = open_process_events(args.proc_dir) if args.process_events else None
+    resolver = ContainerResolver(
+        args.proc_dir, remembered=processes.remembered if processes is not None else None
+    )
+    recorder = Recorder(resolver.lookup)
 
     pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
@@ -467,7 +515,14 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals(stop, interrupt)
     loops: dict[str, Callable[[], None]] = {
         "audit-log": lambda: follow(
-            follower, agent, enricher, deferred, stop, auditd=auditd, kernel=kernel
+            follower,
+            agent,
+            enricher,
+            deferred,
+            stop,
+            auditd=auditd,
+            kernel=kernel,
+            processes=processes,
         ),
         "pods": Watcher(source, pods, stop, timeout=args.watch_timeout).run,
         "merge": lambda: merge_loop(
