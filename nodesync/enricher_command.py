@@ -51,7 +51,7 @@ from nodesync.following import Follower, StateFile
 from nodesync.logs import about, configure
 from nodesync.metrics import Metrics
 from nodesync.nodepods import NodePods, selector
-from nodesync.process_events import ProcessEvents
+from nodesync.process_events import CAP_NET_ADMIN, ProcessEvents, drop_capability
 from nodesync.process_events import Unavailable as ProcessEventsUnavailable
 from nodesync.processes import ProcessTable
 from nodesync.recording import Loss, LossDetector, Recorder, read_lost_counter
@@ -446,7 +446,12 @@ def open_process_events(proc_dir: Path | str) -> ProcessEvents | None:
             extra=about("", ""),
         )
         return None
-    log.info("following process creation (proc connector)", extra=about("", ""))
+    dropped = drop_capability(CAP_NET_ADMIN)
+    log.info(
+        "following process creation (proc connector)%s",
+        "; CAP_NET_ADMIN given up" if dropped else "",
+        extra=about("", ""),
+    )
     return events
 
 

@@ -18,6 +18,7 @@ counted ``vanished`` as before.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -51,6 +52,36 @@ EVENT_AT: Final = NLMSGHDR.size + CN_MSG.size
 DATA_AT: Final = EVENT_AT + EVENT_HEADER.size
 RECEIVE_BUFFER: Final = 32 << 20
 SO_RCVBUFFORCE: Final = 33
+
+
+CAP_NET_ADMIN: Final = 12
+_CAPABILITY_VERSION_3: Final = 0x20080522
+
+
+def drop_capability(capability: int) -> bool:
+    """Give up ``capability`` for good (effective and permitted sets); whether it was held.
+
+    Once subscribed, the process events keep coming without it. With
+    ``no_new_privs`` (``allowPrivilegeEscalation: false``) no later exec gets it back.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = struct.pack("=Ii", _CAPABILITY_VERSION_3, 0)
+    data = ctypes.create_string_buffer(24)  # two struct __user_cap_data_struct
+    if libc.capget(header, data) != 0:
+        return False
+    words = list(struct.unpack("=6I", data.raw))  # effective, permitted, inheritable; twice
+    index, bit = divmod(capability, 32)
+    mask = 1 << bit
+    held = bool((words[index * 3] | words[index * 3 + 1]) & mask)
+    if not held:
+        return False
+    words[index * 3] &= ~mask
+    words[index * 3 + 1] &= ~mask
+    words[index * 3 + 2] &= ~mask
+    if libc.capset(header, struct.pack("=6I", *words)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"capset: {os.strerror(code)}")
+    return True
 
 
 class Unavailable(OSError):

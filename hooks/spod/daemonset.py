@@ -47,9 +47,12 @@ ServiceAccount, so (unlike Go, where it is a container of the spod's pods) it
 runs in a DaemonSet of its own, ``<spod>-log-enricher``, with the
 ServiceAccount ``spo-log-enricher`` (``metacontroller/base/log-enricher.yaml``)
 and its own fixed selector. Turning it on or off leaves nodesync's DaemonSet
-as it is. Its one container runs ``spo log-enricher`` as root without any
-capability, in the host's PID namespace (``hostPID``), and reads the host's
-audit log directory read-only; it saves its position in the audit log under
+as it is. Its one container runs ``spo log-enricher`` as root in the host's
+PID and network namespaces (``hostPID``, ``hostNetwork``) with one capability,
+``NET_ADMIN``, which it needs only to subscribe to the kernel's process events
+(the proc connector, which exists only in the host's network namespace, asks
+for it before Linux 6.6) and then drops; it reads the host's audit log
+directory read-only; it saves its position in the audit log under
 ``ENRICHER_STATE_DIR`` on the host, so a restart resumes where it stopped.
 ``enableMemoryOptimization`` sets ``ENABLE_MEMORY_OPTIMIZATION=true`` on it
 (its pod cache then holds only the pods of its node labelled
@@ -231,6 +234,8 @@ def log_enricher_daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
         "serviceAccountName": ENRICHER_SERVICE_ACCOUNT,
         **_scheduling(spod),
         "hostPID": True,
+        "hostNetwork": True,  # the proc connector is in the host's network namespace only
+        "dnsPolicy": "ClusterFirstWithHostNet",
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [_log_enricher(spod, image, custom_proc=custom_proc)],
         "volumes": volumes,
@@ -480,7 +485,7 @@ def _selinuxd(image: str, type_tag: str) -> Object:
 
 
 def _log_enricher(spod: SecurityProfilesOperatorDaemon, image: str, *, custom_proc: bool) -> Object:
-    """The log enricher reads the host's audit log as root, with no capability."""
+    """The log enricher reads the host's audit log as root, with NET_ADMIN for the process events."""
     spec = spod.spec
     env = [
         _node_name(),
@@ -516,7 +521,8 @@ def _log_enricher(spod: SecurityProfilesOperatorDaemon, image: str, *, custom_pr
             "runAsNonRoot": False,
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
+            # to subscribe to the process events (dropped once subscribed)
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},
             "seLinuxOptions": {"type": spec.selinuxTypeTag or DEFAULT_SELINUX_TYPE_TAG},
         },
         "resources": {
