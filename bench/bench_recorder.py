@@ -193,7 +193,8 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     index = {
         f"{pid:064x}": ContainerRef("team", f"pod-{pid}", "app") for pid in CONTAINER_PIDS
     }
-    enricher = LogEnricher("node-1", CollectorRegistry(), index.get, lambda line: sink.write(line + "\n"))
+    # as spo log-enricher writes: one write of its lines per batch (to /dev/null here)
+    enricher = LogEnricher("node-1", CollectorRegistry(), index.get, out=sink)
     while True:
         batch = follower.poll()
         if not batch:
