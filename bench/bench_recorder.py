@@ -21,7 +21,10 @@ memory does not grow with the log. Also times nodesync's SECCOMP parser (one
 regular expression) against one ``str.find`` per field on the same lines (the
 choice made in ``nodesync/enricher/auditlog.py``).
 
-Targets: >= 200,000 records/s, peak RSS < 64 MiB and not growing with the length.
+Targets: >= 200,000 records/s, peak RSS < 64 MiB and not growing with the length, for
+the recorder and for the enricher (what the DaemonSet runs). On a shared machine the
+wall clock counts the other processes' time too: each run also reports its CPU time
+(records per CPU second) and the ratios of CPU times.
 
 Run: .venv/bin/python -m bench.bench_recorder [--lines 1000000 4000000]
 """
@@ -182,12 +185,18 @@ def stub_cgroup(pid: int) -> str | None:
 
 def run_baseline(path: Path) -> dict[str, Any]:
     started = time.perf_counter()
+    cpu = time.process_time()
     count = 0
     with path.open(errors="replace") as log:
         for _ in log:
             count += 1
     seconds = time.perf_counter() - started
-    return {"lines": count, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
+    return {
+        "lines": count,
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[str, Any]:
@@ -195,13 +204,13 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     state = StateFile(state_dir / "offset.json")
     state.save([Position(stat.st_dev, stat.st_ino, 0, "")])  # resume from the beginning
     started = time.perf_counter()
+    cpu = time.process_time()
     follower = Follower(path, state)
     recorder = Recorder(ContainerResolver(read=stub_cgroup).lookup)
     sink = open(os.devnull, "w")  # noqa: SIM115 (closed below)
     index = {f"{pid:064x}": ContainerRef("team", f"pod-{pid}", "app") for pid in CONTAINER_PIDS}
-    enricher = LogEnricher(
-        "node-1", CollectorRegistry(), index.get, lambda line: sink.write(line + "\n")
-    )
+    # as spo log-enricher writes: one write of its lines per batch (to /dev/null here)
+    enricher = LogEnricher("node-1", CollectorRegistry(), index.get, out=sink)
     while True:
         batch = follower.poll()
         if not batch:
@@ -215,6 +224,7 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     follower.checkpoint()
     follower.close()
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu
     counts = recorder.counts
     records = counts.seccomp + counts.avc
     containers = len(recorder.container_ids())
@@ -228,6 +238,9 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
         "syscalls_of_one_container": len(some.names) if some else 0,
         "seconds": seconds,
         "records_per_second": records / seconds,
+        # on a shared machine the wall clock counts the other processes too
+        "cpu_seconds": cpu_seconds,
+        "records_per_cpu_second": records / cpu_seconds,
         "lines_per_second": counts.lines / seconds,
         "peak_rss_mib": peak_rss_mib(),
     }
@@ -339,6 +352,10 @@ def main() -> None:
                 "enricher": enricher,
                 "ratio_recorder_over_baseline_time": recorder["seconds"] / baseline["seconds"],
                 "ratio_enricher_over_baseline_time": enricher["seconds"] / baseline["seconds"],
+                "ratio_enricher_over_baseline_cpu": enricher["cpu_seconds"]
+                / baseline["cpu_seconds"],
+                "ratio_enricher_over_recorder_cpu": enricher["cpu_seconds"]
+                / recorder["cpu_seconds"],
             }
             if lines == args.lines[0]:
                 report["parser"] = parser_choice(log)
@@ -357,11 +374,19 @@ def main() -> None:
             run["enricher"]["records_per_second"] for run in runs.values()
         ),
         "enricher_peak_rss_mib": max(run["enricher"]["peak_rss_mib"] for run in runs.values()),
+        "records_per_cpu_second": min(
+            run["recorder"]["records_per_cpu_second"] for run in runs.values()
+        ),
+        "enricher_records_per_cpu_second": min(
+            run["enricher"]["records_per_cpu_second"] for run in runs.values()
+        ),
     }
     summary = report["summary"]
     report["meets_targets"] = (
         summary["records_per_second"] >= 200_000
+        and summary["enricher_records_per_second"] >= 200_000
         and summary["peak_rss_mib"] < 64
+        and summary["enricher_peak_rss_mib"] < 64
         and summary["peak_rss_growth_mib"] < 4
     )
     print(json.dumps(report, indent=2))

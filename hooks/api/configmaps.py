@@ -13,7 +13,7 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
 - owner: Metacontroller makes the profile the ConfigMap's controller
   ownerReference. nodesync accepts a ConfigMap only when that owner is a profile
   of the labelled kind whose name the ConfigMap's name and annotation spell
-  (``nodesync.profiles.owner_problem``), and only Metacontroller may write these
+  (``nodesync.nodeio.sources.owner_problem``), and only Metacontroller may write these
   ConfigMaps at all (the ValidatingAdmissionPolicy ``spo-profile-configmaps``);
 - data: ``profile.json`` for seccomp (the OCI ``linux.seccomp`` object),
   ``policy.cil`` for SELinux.

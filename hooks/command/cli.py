@@ -148,6 +148,30 @@ def parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(func=_render)
 
+    from hooks.command import record
+
+    recorder = sub.add_parser(
+        "record",
+        help="record the syscalls of a command on this machine into a SeccompProfile",
+        description="Run CMD with all its processes and threads under a seccomp filter that "
+        "reports every syscall (seccomp user notification: Linux 5.6+, no root needed), and "
+        "write a SeccompProfile that denies by default and allows what CMD called, ready for "
+        "kubectl apply. Exit code: CMD's.",
+        usage="spo record [-o FILE] [--name NAME] [--namespace NS] [--base NAME|FILE] "
+        "[--format crd|oci] -- CMD [ARGS...]",
+    )
+    record.add_record_arguments(recorder)
+
+    runner = sub.add_parser(
+        "run",
+        help="run a command under a seccomp profile and report each syscall it refuses",
+        description="Run CMD under a profile (a SeccompProfile with its bases merged as the "
+        "operator merges them, or a runtime seccomp JSON), compiled with libseccomp as runc "
+        "compiles it, and name on stderr each syscall the profile refuses. Exit code: CMD's.",
+        usage="spo run --profile FILE [--base-dir DIR] -- CMD [ARGS...]",
+    )
+    record.add_run_arguments(runner)
+
     crds = sub.add_parser(
         "crds",
         help="print or write the CustomResourceDefinitions",

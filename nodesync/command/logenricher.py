@@ -44,6 +44,7 @@ from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.following import Follower
 from nodesync.enricher.losses import AuditdWatch, KernelLogWatch, read_lost_counter
 from nodesync.enricher.nodepods import NodePods, selector
+from nodesync.enricher.process_events import open_process_events
 from nodesync.enricher.recorder import Recorder
 from nodesync.enricher.state import RecorderState
 from nodesync.nodeio import serving
@@ -116,6 +117,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the kernel log, read for reports of dropped audit records ('' not to read it)",
     )
     parser.add_argument(
+        "--process-events",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow process creation (the kernel's proc connector: hostNetwork, and CAP_NET_ADMIN "
+        "before Linux 6.6) so that records of processes that have exited are attributed "
+        "(default on)",
+    )
+    parser.add_argument(
         "--lost-counter",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -136,7 +145,11 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     metrics = Metrics()
-    recorder = Recorder(ContainerResolver(args.proc_dir).lookup)
+    processes = open_process_events(args.proc_dir) if args.process_events else None
+    resolver = ContainerResolver(
+        args.proc_dir, remembered=processes.remembered if processes is not None else None
+    )
+    recorder = Recorder(resolver.lookup)
 
     pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
@@ -186,7 +199,14 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals(stop, interrupt)
     loops: dict[str, Callable[[], None]] = {
         "audit-log": lambda: follow(
-            follower, agent, enricher, deferred, stop, auditd=auditd, kernel=kernel
+            follower,
+            agent,
+            enricher,
+            deferred,
+            stop,
+            auditd=auditd,
+            kernel=kernel,
+            processes=processes,
         ),
         "pods": Watcher(source, pods, stop, timeout=args.watch_timeout).run,
         "merge": lambda: merge_loop(

@@ -35,6 +35,7 @@ searching each field. ``bench/bench_recorder.py`` times the choices.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -167,6 +168,21 @@ def _event(line: str, start: int) -> tuple[float, int, int] | None:
         return None
 
 
+def event_time(line: str) -> float | None:
+    """The time of the audit event on ``line`` (seconds since the epoch), None for no record."""
+    found = _event(line, 0)
+    return found[0] if found is not None else None
+
+
+def last_event_time(lines: Sequence[str]) -> float | None:
+    """The time of the last audit event in ``lines`` (read in order), None when there is none."""
+    for line in reversed(lines):
+        found = event_time(line)
+        if found is not None:
+            return found
+    return None
+
+
 def parse(line: str) -> AuditRecord | None:
     """The SECCOMP or AVC record on ``line``; None for any other line or a malformed one."""
     at = line.find("type=")
@@ -231,6 +247,100 @@ def scan(line: str) -> tuple[str, str, str] | AvcRecord | None:
     if line.startswith("AVC ", at + 5) or line.startswith("1400 ", at + 5):
         return _avc(line, line.find(" ", at))
     return None
+
+
+Written = tuple[str, str, str, str, str]  # a SECCOMP record's event, pid, exe, arch, syscall
+# The fields the log enricher tells, in the kernel's order, from `` pid=`` to before `` ip=``;
+# the text of those fields -> (pid, exe, arch, syscall) texts, parsed once.
+_TOLD_FIELDS: Final = re.compile(
+    r" pid=(\d+) comm=\S+ exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+)(?: |$)"
+)
+MEMO_SIZE: Final = 65536
+_told_memo: dict[str, tuple[str, str, str, str]] = {}
+
+
+def scan_told(line: str) -> Written | AuditRecord | None:
+    """The log enricher's lean parse of a SECCOMP record: its event (``SECONDS.MILLIS:SERIAL``),
+    pid, exe (as written: quoted or hex), arch (hex) and syscall, as text; an AVC record, or a
+    SECCOMP record whose fields are in an unusual order, in full; None for any other line."""
+    at = line.find("type=")
+    if at < 0:
+        return None
+    if line.startswith("SECCOMP ", at + 5) or line.startswith("1326 ", at + 5):
+        event = line.find("audit(", at) + 6
+        event_end = line.find(")", event)
+        fields = line.find(" pid=", event_end)
+        fields_end = line.find(" ip=", fields)
+        if event > 5 and event_end > 0 and fields > 0 and fields_end > 0:
+            # pid= to syscall= (compat=): the same few texts again and again in a recording
+            key = line[fields:fields_end]
+            try:
+                pid, exe, arch, number = told_fields(key)
+            except ValueError:
+                pass
+            else:
+                return line[event:event_end], pid, exe, arch, number
+        return _seccomp_any_order(line, line.find(" ", at))
+    if line.startswith("AVC ", at + 5) or line.startswith("1400 ", at + 5):
+        return _avc(line, line.find(" ", at))
+    return None
+
+
+# A whole batch at once: every SECCOMP record written in the kernel's order as (event, its
+# fields from pid= to syscall=, ""), every AVC record as ("", "", its text after "type=").
+_TOLD_BATCH: Final = re.compile(
+    r"type=(?:SECCOMP|1326) msg=audit\(([0-9.:]+)\):(?: [^ \n]+)*?"
+    r"( pid=\d+ comm=[^ \n]+ exe=[^ \n]+ sig=-?\d+ arch=[0-9a-f]+ syscall=\d+)(?=[ \n]|$)"
+    r"|type=((?:AVC|1400) [^\n]*)"  # both begin with "type=": the search looks for that text
+)
+LOSS_MARKERS: Final = ("exceeded", "audit_lost", "suppressed")
+
+Told = tuple[str, str, str]  # (event, fields, "") of a SECCOMP record; ("", "", text) of an AVC
+
+
+_AVC_TEXT: Final = re.compile(r"type=((?:AVC|1400) [^\n]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class ToldBatch:
+    records: list[Told]  # in the order they were written
+    avc: list[str]  # the text of each AVC record after "type=", in order
+    mentions_loss: bool  # some line may report lost records (see nodesync.enricher.recorder)
+
+
+def scan_batch(lines: Sequence[str]) -> ToldBatch | None:
+    """The SECCOMP and AVC records of ``lines``, found by one regular expression over the whole
+    batch; None when a SECCOMP record is written in a way it does not read (then read the
+    lines one by one, :func:`scan_told`)."""
+    text = "\n".join(lines)
+    found: list[Told] = _TOLD_BATCH.findall(text)
+    avc_written = text.count("type=AVC ") + text.count("type=1400 ")
+    avc: list[str] = _AVC_TEXT.findall(text) if avc_written else []
+    written = text.count("type=SECCOMP ") + text.count("type=1326 ")
+    if written != len(found) - len(avc) or avc_written != len(avc):
+        return None
+    return ToldBatch(found, avc, any(marker in text for marker in LOSS_MARKERS))
+
+
+def told_fields(fields: str) -> tuple[str, str, str, str]:
+    """(pid, exe as written, arch, syscall) of the fields of a SECCOMP record in a
+    :class:`ToldBatch`."""
+    told = _told_memo.get(fields)
+    if told is None:
+        match = _TOLD_FIELDS.match(fields)
+        if match is None:
+            raise ValueError(f"not the fields of a SECCOMP record: {fields!r}")
+        pid, exe, arch, number = match.groups()
+        told = (pid, exe, arch, number)
+        if len(_told_memo) >= MEMO_SIZE:
+            _told_memo.clear()
+        _told_memo[fields] = told
+    return told
+
+
+def exe_text(raw: str) -> str:
+    """The executable of a record from its ``exe=`` value as written."""
+    return _text(raw)
 
 
 def _seccomp(line: str, start: int) -> SeccompRecord | None:

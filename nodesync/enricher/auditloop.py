@@ -8,10 +8,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from hooks.api import GROUP
+from nodesync.enricher.auditlog import last_event_time
 from nodesync.enricher.deferring import Deferred
 from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.following import Follower
 from nodesync.enricher.losses import AuditdWatch, KernelLogWatch
+from nodesync.enricher.process_events import ProcessEvents
 from nodesync.nodeio.reporting import event_body
 
 if TYPE_CHECKING:
@@ -60,8 +62,14 @@ def follow(
     *,
     auditd: AuditdWatch | None = None,
     kernel: KernelLogWatch | None = None,
+    processes: ProcessEvents | None = None,
 ) -> None:
-    """Read the audit log until ``stop``: enrich and record every batch, run what is due."""
+    """Read the audit log until ``stop``: enrich and record every batch, run what is due.
+
+    The process events are applied after a batch is read and before it is
+    accounted: every process created before a record of the batch was written
+    is then known (:mod:`nodesync.enricher.processes`).
+    """
     try:
         while not stop.is_set():
             if auditd is not None:
@@ -69,10 +77,16 @@ def follow(
             if kernel is not None:
                 kernel.check()
             batch = follower.poll()
+            if processes is not None:
+                processes.drain()
             if batch:
                 agent.consume(batch, each=enricher)
                 sys.stdout.flush()  # the enriched lines of a batch leave together
                 follower.commit()
+                if processes is not None:
+                    read = last_event_time(batch)
+                    if read is not None:
+                        processes.table.read_until(read)
             deferred.run_due()
             follower.maybe_checkpoint()
             if not batch:
@@ -82,3 +96,5 @@ def follow(
         follower.close()
         if kernel is not None:
             kernel.close()
+        if processes is not None:
+            processes.close()

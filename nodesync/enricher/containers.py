@@ -154,6 +154,10 @@ class ContainerResolver:
     enough that a process making thousands of syscalls costs one read, short
     enough that a reused pid is read again. Vanished pids are not cached (a
     later record may come from a new process with that pid).
+
+    ``remembered``, when given, is asked about a pid whose process is gone: the
+    container id it had, ``""`` for a host process, None when it does not know
+    (:class:`nodesync.enricher.process_events.ProcessEvents.remembered`).
     """
 
     def __init__(
@@ -163,8 +167,12 @@ class ContainerResolver:
         ttl: float = 10.0,
         read: Callable[[int], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        remembered: Callable[[int], str | None] | None = None,
     ) -> None:
         self._read = read if read is not None else (lambda pid: read_cgroup(pid, proc_root))
+        self._remembered = remembered
+        self.from_memory = 0  # lookups of gone processes that ``remembered`` answered
         self._size = size
         self._ttl = ttl
         self._clock = clock
@@ -180,7 +188,11 @@ class ContainerResolver:
         text = self._read(pid)
         if text is None:
             self._cache.pop(pid, None)
-            return Lookup(None, Unknown.VANISHED)
+            known = self._remembered(pid) if self._remembered is not None else None
+            if known is None:
+                return Lookup(None, Unknown.VANISHED)
+            self.from_memory += 1
+            return Lookup(known, "") if known else Lookup(None, Unknown.HOST)
         found = container_id_of_cgroup(text)
         result = Lookup(found, "" if found is not None else Unknown.HOST)
         self._cache[pid] = (now + self._ttl, result)

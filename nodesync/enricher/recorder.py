@@ -22,12 +22,25 @@ rate-limited: reading them from the kernel log is flagged from the start.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, Protocol, runtime_checkable
 
 from hooks.api import syscalls
-from nodesync.enricher.auditlog import AuditRecord, AvcRecord, SeccompRecord, parse, scan
+from nodesync.enricher.auditlog import (
+    AuditRecord,
+    AvcRecord,
+    SeccompRecord,
+    ToldBatch,
+    Written,
+    parse,
+    scan,
+    scan_batch,
+    scan_told,
+    told_fields,
+)
 from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
 from nodesync.enricher.losses import Loss, LossDetector
 
@@ -87,6 +100,36 @@ class Counts:
     host: int = 0  # not a container process
 
 
+@runtime_checkable
+class Teller(Protocol):
+    """Who tells each record as it is accounted (the log enricher), on the recorder's hot path.
+
+    A batch comes whole (:meth:`tell`): its records in order, as
+    :func:`nodesync.enricher.auditlog.scan_batch` found them, with the container and the
+    number of records of each distinct SECCOMP text (and the text's pid, exe, arch and
+    syscall, :func:`nodesync.enricher.auditlog.told_fields`), and each AVC record parsed
+    with its container. A batch that regular expression cannot read comes record
+    by record: SECCOMP records as the text they were written with, others in
+    full, and :meth:`told` ends it.
+    """
+
+    def tell(
+        self,
+        batch: ToldBatch,
+        seccomp: Mapping[str, tuple[str | None, int, tuple[str, str, str, str]]],
+        avc: Mapping[str, tuple[AuditRecord, str | None]],
+    ) -> None: ...
+
+    def seccomp(self, written: Written, container_id: str | None) -> None:
+        """``written``: (event, pid, exe, arch, syscall) as
+        :func:`nodesync.enricher.auditlog.scan_told`
+        gives them."""
+
+    def record(self, record: AuditRecord, container_id: str | None) -> None: ...
+
+    def told(self) -> None: ...
+
+
 class Recorder:
     """Accumulates SECCOMP and AVC records per container id.
 
@@ -102,11 +145,11 @@ class Recorder:
         self._seccomp: dict[str, SeccompTrace] = {}
         self._avc: dict[str, AvcTrace] = {}
 
-    def _count_unknown(self, found: Lookup) -> None:
+    def _count_unknown(self, found: Lookup, records: int = 1) -> None:
         if found.reason == Unknown.VANISHED:
-            self.counts.vanished += 1
+            self.counts.vanished += records
         else:
-            self.counts.host += 1
+            self.counts.host += records
 
     def add(self, record: AuditRecord) -> str | None:
         """Account one record; the container id it was attributed to (None: not a container's)."""
@@ -149,7 +192,11 @@ class Recorder:
         Returns how many records were accounted. This is the hot path: without
         ``each``, SECCOMP records (the bulk) are scanned for their pid, arch and
         number only and accounted inline; each pid is resolved once per call.
+        When ``each`` is a :class:`Teller` (the log enricher), SECCOMP records
+        are scanned for what it tells too, and handed over as text.
         """
+        if isinstance(each, Teller):
+            return self._consume_told(lines, each)
         if each is not None:
             return self._consume_records(lines, each)
         resolve = self._resolve
@@ -188,6 +235,107 @@ class Recorder:
         self.counts.lines += total
         self.counts.seccomp += seccomp
         self.counts.attributed += attributed
+        return counted
+
+    def _consume_told(self, lines: Iterable[str], teller: Teller) -> int:
+        lines = lines if isinstance(lines, list) else list(lines)
+        batch = scan_batch(lines)
+        if batch is None:
+            return self._consume_told_lines(lines, teller)
+        if batch.mentions_loss:
+            observe = self.detector.observe
+            for line in lines:
+                if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
+                    observe(line)
+        resolve = self._resolve
+        traces = self._seccomp
+        host = Lookup(None, Unknown.HOST)
+        texts = Counter(map(itemgetter(1), batch.records))
+        avc_records = texts.pop("", 0)
+        by_pid: dict[str, Lookup] = {}
+        seccomp: dict[str, tuple[str | None, int, tuple[str, str, str, str]]] = {}
+        records = attributed = 0
+        for fields, count in texts.items():
+            told = told_fields(fields)
+            pid, _, arch, number = told
+            found = by_pid.get(pid)
+            if found is None:
+                found = by_pid[pid] = resolve(int(pid)) if int(pid) else host
+            records += count
+            container_id = found.container_id
+            if container_id is None:
+                self._count_unknown(found, count)
+            else:
+                attributed += count
+                trace = traces.get(container_id)
+                if trace is None:
+                    trace = traces[container_id] = SeccompTrace()
+                trace.written.add((arch, number))
+                trace.records += count
+            seccomp[fields] = (container_id, count, told)
+        avc: dict[str, tuple[AuditRecord, str | None]] = {}
+        if avc_records:
+            for text in batch.avc:
+                record = parse("type=" + text)
+                if record is None:
+                    continue
+                found = resolve(record.pid) if record.pid else host
+                self._account(record, found)
+                avc[text] = (record, found.container_id)
+        self.counts.lines += len(lines)
+        self.counts.seccomp += records
+        self.counts.attributed += attributed
+        teller.tell(batch, seccomp, avc)
+        return records + len(avc)
+
+    def _consume_told_lines(self, lines: Iterable[str], teller: Teller) -> int:
+        resolve = self._resolve
+        traces = self._seccomp
+        observe = self.detector.observe
+        tell = teller.seccomp
+        # pid as written -> (its container id, the container's trace); a lookup that found
+        # no container is counted again for each record (vanished or host)
+        by_text: dict[str, tuple[str | None, SeccompTrace | None, Lookup]] = {}
+        host = Lookup(None, Unknown.HOST)
+        total = seccomp = attributed = counted = 0
+        for line in lines:
+            total += 1
+            scanned = scan_told(line)
+            if scanned is None:
+                if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
+                    observe(line)
+                continue
+            counted += 1
+            if type(scanned) is tuple:
+                pid = scanned[1]
+                known = by_text.get(pid)
+                if known is None:
+                    number_of_pid = int(pid)
+                    found = resolve(number_of_pid) if number_of_pid else host
+                    trace = None
+                    if found.container_id is not None:
+                        trace = traces.get(found.container_id)
+                        if trace is None:
+                            trace = traces[found.container_id] = SeccompTrace()
+                    known = by_text[pid] = (found.container_id, trace, found)
+                container_id, trace, found = known
+                seccomp += 1
+                if trace is None:
+                    self._count_unknown(found)
+                else:
+                    attributed += 1
+                    trace.written.add((scanned[3], scanned[4]))
+                    trace.records += 1
+                tell(scanned, container_id)
+                continue
+            record: AuditRecord = scanned  # type: ignore[assignment]
+            found = resolve(record.pid) if record.pid else host
+            self._account(record, found)
+            teller.record(record, found.container_id)
+        self.counts.lines += total
+        self.counts.seccomp += seccomp
+        self.counts.attributed += attributed
+        teller.told()
         return counted
 
     def _consume_records(

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hooks.spod.daemonset import ENRICHER_SERVICE_ACCOUNT, SERVICE_ACCOUNT
 
 from hooks.api import GROUP
 from hooks.api.configmaps import PROFILE_KINDS, PROFILE_NAME_ANNOTATION, configmap_name
 from hooks.api.nodestatus import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL, PROFILE_TO_RECORDING_LABEL
 from hooks.api.spod import OPERATOR_NAMESPACE
+from hooks.cluster.spod.daemonset import ENRICHER_SERVICE_ACCOUNT, SERVICE_ACCOUNT
 
 ROOT = Path(__file__).parents[2]
 FILE = ROOT / "metacontroller" / "base" / "admission-policies.yaml"

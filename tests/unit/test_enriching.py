@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from nodesync.enricher.auditlog import parse
+from nodesync.enricher.auditlog import parse, scan_batch
 from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
 from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.recorder import Recorder
@@ -121,3 +122,70 @@ def test_as_the_recorders_callback() -> None:
     recorder.consume([SECCOMP, AVC, SECCOMP.replace("pid=7", "pid=8")], each=enricher)
     assert [json.loads(line)["type"] for line in written] == ["seccomp", "selinux"]
     assert enricher.syscall_name(0xC000003E, 9999) == "syscall-9999"
+
+
+@pytest.mark.parametrize("unusual", [False, True], ids=["whole-batch", "line-by-line"])
+def test_the_recorders_hot_path_tells_the_same_lines_and_counts_as_enrich(unusual: bool) -> None:
+    """Both hot paths: the whole batch at once, and line by line (a SECCOMP record whose fields
+    are in an order the batch's regular expression does not read sends the batch there)."""
+    web_pid, host_pid, gone_pid, stranger_pid = 7, 8, 9, 10
+    stranger = "e" * 64  # a container of no known pod
+    owners = {web_pid: Lookup(WEB), host_pid: Lookup(None, Unknown.HOST)}
+    owners[gone_pid] = Lookup(None, Unknown.VANISHED)
+    owners[stranger_pid] = Lookup(stranger)
+    exe_hex = "2F7573722F62696E2F6D7920617070"  # "/usr/bin/my app": audit writes it in hex
+    lines = [
+        f"type=SECCOMP msg=audit(1700000000.{n % 1000:03d}:{100 + n}): auid=4294967295 uid=0 gid=0 "
+        f'ses=4294967295 subj=unconfined pid={pid} comm="mkdir" exe={exe} sig=0 arch=c000003e '
+        f"syscall={number} compat=0 ip=0x7f code=0x7ffc0000"
+        for n, (pid, exe, number) in enumerate(
+            [
+                (web_pid, '"/bin/busybox"', 83),
+                (web_pid, exe_hex, 0),
+                (host_pid, '"/usr/sbin/cron"', 1),
+                (gone_pid, '"/bin/mkdir"', 83),
+                (stranger_pid, '"/bin/sh"', 59),
+                (web_pid, '"/bin/busybox"', 83),
+                (web_pid, '"/bin/busybox"', 999),  # a number the table does not name
+            ]
+        )
+    ]
+    # the same fields in another order: the full parse's path
+    lines.append(
+        "type=SECCOMP msg=audit(1700000001.000:200): pid=7 auid=0 uid=0 gid=0 ses=1 arch=c000003e "
+        'comm="x" exe="/bin/x" sig=0 syscall=2 compat=0 ip=0x1 code=0x7ffc0000'
+    )
+    if not unusual:
+        lines.pop()
+    assert (scan_batch(lines) is None) == unusual
+    lines.append(
+        'type=AVC msg=audit(1700000001.001:201): avc:  denied  { read } for  pid=7 comm="x" '
+        "scontext=system_u:system_r:container_t:s0 tcontext=system_u:object_r:etc_t:s0 "
+        "tclass=file permissive=1"
+    )
+    for unattributed in (False, True):
+        slow_lines: list[str] = []
+        fast_lines: list[str] = []
+        slow = LogEnricher(
+            "n1",
+            CollectorRegistry(),
+            INDEX.get,
+            slow_lines.append,
+            include_unattributed=unattributed,
+        )
+        fast = LogEnricher(
+            "n1",
+            CollectorRegistry(),
+            INDEX.get,
+            fast_lines.append,
+            include_unattributed=unattributed,
+        )
+        for line in lines:
+            record = parse(line)
+            assert record is not None
+            slow.enrich(record, owners[record.pid].container_id)
+        Recorder(owners.__getitem__).consume(lines, each=fast)
+        assert fast_lines == slow_lines
+        assert fast.all_counts() == slow.all_counts()
+        # web: 4 SECCOMP (+1 in an unusual order), 1 AVC
+        assert len(fast_lines) == (8 if unattributed else 5) + unusual

@@ -15,7 +15,7 @@ import yaml
 
 from hooks.api.spod import SecurityProfilesOperatorDaemon
 from hooks.cluster.spod import daemonset
-from nodesync.command.nodesync import nodesync as command
+from nodesync.command import nodesync as command
 from nodesync.nodeio.cluster import ApiError
 from nodesync.selinux.batch import SemoduleInstaller
 from nodesync.selinux.dropdir import DropDir

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nodesync.command.nodesync import nodesync as command
+from nodesync.command import nodesync as command
 from tests.helpers.owners import owner_reference
 
 CONFIGMAP = {

@@ -266,6 +266,9 @@ def test_log_enricher_reads_the_audit_log_read_only_with_host_pid() -> None:
     pod = pod_of(ds)
     assert pod["serviceAccountName"] == "spo-log-enricher"
     assert pod["hostPID"] is True
+    # the proc connector (process events) exists in the host's network namespace only
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     assert "initContainers" not in pod
     [log_enricher] = pod["containers"]
@@ -296,7 +299,7 @@ def test_log_enricher_reads_the_audit_log_read_only_with_host_pid() -> None:
         "runAsNonRoot": False,
         "readOnlyRootFilesystem": True,
         "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
+        "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},  # to subscribe to process events
         "seLinuxOptions": {"type": "spc_t"},
     }
     assert log_enricher["resources"] == {

@@ -177,6 +177,8 @@ def log_enricher_daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
         "serviceAccountName": ENRICHER_SERVICE_ACCOUNT,
         **_scheduling(spod),
         "hostPID": True,
+        "hostNetwork": True,  # the proc connector is in the host's network namespace only
+        "dnsPolicy": "ClusterFirstWithHostNet",
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [_log_enricher(spod, image, custom_proc=custom_proc)],
         "volumes": volumes,
@@ -427,7 +429,8 @@ def _selinuxd(image: str, type_tag: str) -> Object:
 
 
 def _log_enricher(spod: SecurityProfilesOperatorDaemon, image: str, *, custom_proc: bool) -> Object:
-    """The log enricher reads the host's audit log as root, with no capability."""
+    """The log enricher reads the host's audit log as root, with NET_ADMIN for the process
+    events."""
     spec = spod.spec
     env = [
         _node_name(),
@@ -463,7 +466,8 @@ def _log_enricher(spod: SecurityProfilesOperatorDaemon, image: str, *, custom_pr
             "runAsNonRoot": False,
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
+            # to subscribe to the process events (dropped once subscribed)
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},
             "seLinuxOptions": {"type": spec.selinuxTypeTag or DEFAULT_SELINUX_TYPE_TAG},
         },
         "resources": {
