@@ -6,7 +6,7 @@ without ``CAP_SYS_ADMIN`` sets ``no_new_privs`` before loading the filter, as
 seccomp requires. :func:`check` says which of these is missing.
 
 Syscall numbers come from the project's libseccomp table
-(``hooks/seccomp/syscalls.py``, moving to ``hooks/api/syscalls.py``), so this
+(``hooks/api/syscalls.py``), so this
 works on every architecture the table knows.
 """
 
