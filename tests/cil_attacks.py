@@ -363,32 +363,32 @@ ATTACKS: tuple[Attack, ...] = (
     ),
     Attack(
         "typebounds",
-        _BASE + "(type child)\n(typebounds process child)\n(roletype system_r child)\n"
-        "(typeattributeset .domain (child))",
+        _BASE + "(type child_t)\n(typebounds process child_t)\n(roletype system_r child_t)\n"
+        "(typeattributeset .domain (child_t))",
         "a second domain of the profile, made a domain through a global attribute",
         FORBIDDEN,
         "'typebounds' statement acts on the whole policy",
     ),
     Attack(
         "attrset-all",
-        _BASE + "(typeattribute everything)\n(typeattributeset everything (all))\n"
-        "(allow process everything (file (read open)))",
+        _BASE + "(typeattribute everything_t)\n(typeattributeset everything_t (all))\n"
+        "(allow process everything_t (file (read open)))",
         "a local attribute holding every type of the policy",
         FORBIDDEN,
         "attribute expressions (all, not, and, or, xor) are not allowed",
     ),
     Attack(
         "attrset-not",
-        _BASE + "(typeattribute others)\n(typeattributeset others (not process))\n"
-        "(allow process others (process (ptrace)))",
+        _BASE + "(typeattribute others_t)\n(typeattributeset others_t (not process))\n"
+        "(allow process others_t (process (ptrace)))",
         "a local attribute holding every type but its own",
         FORBIDDEN,
         "attribute expressions (all, not, and, or, xor) are not allowed",
     ),
     Attack(
         "attrset-or",
-        _BASE + "(typeattribute mine)\n(typeattributeset mine (or .etc_t .bin_t))\n"
-        "(allow process mine (file (write)))",
+        _BASE + "(typeattribute mine_t)\n(typeattributeset mine_t (or .etc_t .bin_t))\n"
+        "(allow process mine_t (file (write)))",
         "a local attribute holding global types: writes /etc and /usr/bin",
         FORBIDDEN,
         "attribute expressions (all, not, and, or, xor) are not allowed",
@@ -396,16 +396,16 @@ ATTACKS: tuple[Attack, ...] = (
     Attack(
         "attrset-and",
         _BASE
-        + "(typeattribute secrets)\n(typeattributeset secrets (and .file_type .auth_file_type))\n"
-        "(allow process secrets (file (read open)))",
+        + "(typeattribute secrets_t)\n(typeattributeset secrets_t (and .file_type .auth_file_type))\n"
+        "(allow process secrets_t (file (read open)))",
         "a local attribute holding the authentication files",
         FORBIDDEN,
         "attribute expressions (all, not, and, or, xor) are not allowed",
     ),
     Attack(
         "local-attr-global-member",
-        _BASE + "(typeattribute group)\n(typeattributeset group (.etc_t))\n"
-        "(allow process group (file (write)))",
+        _BASE + "(typeattribute group_t)\n(typeattributeset group_t (.etc_t))\n"
+        "(allow process group_t (file (write)))",
         "a local attribute holding a global type (hides the type from the rule)",
         FORBIDDEN,
         "'.etc_t' is not a type of the profile's own block",
@@ -424,6 +424,15 @@ ATTACKS: tuple[Attack, ...] = (
         "adds a type to the template's attribute (accepted before this change)",
         FORBIDDEN,
         "typeattributeset of 'container_domain'",
+    ),
+    Attack(
+        "shadow-template-attribute",
+        _BASE + "(typeattribute container_domain)\n(typeattribute svirt_sandbox_domain)",
+        "the template's typeattributeset statements fill these local attributes instead: the "
+        "container's type leaves container_domain and svirt_sandbox_domain, which "
+        "container-selinux makes MCS-constrained (other containers' files across categories)",
+        FORBIDDEN,
+        "typeattribute 'container_domain': a name the profile declares must end in '_t'",
     ),
     Attack(
         "attr-port-type",

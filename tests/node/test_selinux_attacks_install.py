@@ -39,6 +39,13 @@ def _allowed(policy: str, source: str, target: str, cls: str) -> set[str]:
     return {perm for found in re.findall(rule, policy, re.MULTILINE) for perm in found.split()}
 
 
+def _members(policy: str, attribute: str) -> set[str]:
+    """The types the kernel policy puts in ``attribute``."""
+    rule = rf"^\(typeattributeset {re.escape(attribute)} \(([^)]*)\)\)$"
+    found = re.search(rule, policy, re.MULTILINE)
+    return set(found.group(1).split()) if found else set()
+
+
 def _has(policy: str, line: str) -> bool:
     return re.search(rf"^{re.escape(line)}", policy, re.MULTILINE) is not None
 
@@ -83,38 +90,27 @@ def test_every_refused_payload_would_install_without_the_validation(
     kernel = kernel_policy_cil(compiled_policy(root), tmp_path / "kernel.cil")
     contexts = (root / "etc/selinux" / STORE.name / "contexts/files/file_contexts").read_text()
 
+    victim = f"{VICTIM_BLOCK}.process"
     # quoted keywords: a permissive nested block; the shared template changed under another tenant
     assert _has(kernel, f"(typepermissive {_block('quoted-block')}.inner.process)")
-    assert "read" in _allowed(kernel, f"{VICTIM_BLOCK}.process", "shadow_t", "file")  # quoted-in
-    assert "write" in _allowed(
-        kernel, f"{VICTIM_BLOCK}.process", "etc_t", "file"
-    )  # in-global-allow
-    assert _has(kernel, f"(typepermissive {VICTIM_BLOCK}.process)")  # in-other-tenant, bare-in
-    unconfined = re.search(
-        r"^\(typeattributeset unconfined_domain_type \(([^)]*)\)\)$", kernel, re.MULTILINE
-    )
-    assert (
-        unconfined is not None and _process("quoted-unconfined-attr") in unconfined.group(1).split()
-    )
+    assert "read" in _allowed(kernel, victim, "shadow_t", "file")  # quoted-in
+    assert "write" in _allowed(kernel, victim, "etc_t", "file")  # in-global-allow
+    assert _has(kernel, f"(typepermissive {victim})")  # in-other-tenant, bare-in
+    assert _process("quoted-unconfined-attr") in _members(kernel, "unconfined_domain_type")
+    # a local attribute takes the template's place: the type leaves the global one
+    assert victim in _members(kernel, "container_domain")
+    assert _process("shadow-template-attribute") not in _members(kernel, "container_domain")
     # attributes, denied types, capabilities, permission expressions
     assert {"read", "write"} <= _allowed(kernel, _process("attr-file-type"), "file_type", "file")
-    assert {"read", "write"} <= _allowed(
-        kernel, _process("fixed-disk"), "fixed_disk_device_t", "blk_file"
-    )
+    disk = _allowed(kernel, _process("fixed-disk"), "fixed_disk_device_t", "blk_file")
+    assert {"read", "write"} <= disk
     assert "sys_admin" in _allowed(kernel, _process("cap-sys-admin"), "self", "capability")
     assert "relabelto" in _allowed(kernel, _process("perm-all"), "var_log_t", "file")
-    everything = re.search(
-        rf"^\(typeattributeset {re.escape(_block('attrset-all'))}\.everything \(([^)]*)\)\)$",
-        kernel,
-        re.MULTILINE,
-    )
-    assert everything is not None and "shadow_t" in everything.group(1).split()
+    assert "shadow_t" in _members(kernel, f"{_block('attrset-all')}.everything_t")
     assert _has(kernel, f"(typealiasactual {_block('typealias')}.secret shadow_t)")
     # rules for other domains, labels, users
-    assert _has(
-        kernel,
-        f"(typetransition user_t user_home_dir_t file .bashrc {_process('named-transition-foreign')})",
-    )
+    bashrc = _process("named-transition-foreign")
+    assert _has(kernel, f"(typetransition user_t user_home_dir_t file .bashrc {bashrc})")
     assert "write" in _allowed(kernel, "user_t", "var_log_t", "file")  # allow-foreign-source
     assert _has(kernel, "(portcon tcp 10250 (system_u object_r http_port_t")
     assert _has(kernel, '(genfscon proc "/sys/kernel/core_pattern" (system_u object_r var_log_t')

@@ -325,6 +325,8 @@ def test_raw_comment_on_the_last_line_does_not_swallow_the_closing_parenthesis()
         ("(allow process var_t (file (read)))\n(typetransition process var_t file)", "InvalidRawSelinuxProfile", "typetransition takes"),
         ("(type a.b)", "InvalidRawSelinuxProfile", "is not a name"),
         ("(typeattribute)", "InvalidRawSelinuxProfile", "takes one name"),
+        ("(typeattribute domain)", "ForbiddenCILStatement", "must end in '_t'"),
+        ("(type helper)", "ForbiddenCILStatement", "must end in '_t'"),
         ('(allow process "var t" (file (read)))', "InvalidRawSelinuxProfile", "not a valid SELinux type name"),
         ("(allow process .domain (process (getattr)))", "DeniedSelinuxRule", "'domain' is an attribute"),
         ("(allow process self (capability (sys_admin)))", "DeniedSelinuxRule", "permission 'sys_admin'"),
@@ -355,8 +357,8 @@ def test_raw_policy_without_a_policy_is_refused() -> None:
         '(blockinherit container)\n(typetransition process var_log_t file "(block x" var_log_t)\n',
         "(blockinherit container)\n(allow process process (context (contains)))\n",
         # its own types and attributes, declared anywhere in the block
-        "(blockinherit container)\n(typeattributeset helpers (helper_t process))\n(type helper_t)\n"
-        "(typeattribute helpers)\n(allow helpers self (file (read)))\n(allow process helpers (file (read)))\n",
+        "(blockinherit container)\n(typeattributeset helpers_t (helper_t process))\n(type helper_t)\n"
+        "(typeattribute helpers_t)\n(allow helpers_t self (file (read)))\n(allow process helpers_t (file (read)))\n",
         # the one attribute a rule may name; the process type of a profile of the namespace
         "(blockinherit container)\n(allow process unreserved_port_type (tcp_socket (name_bind)))\n"
         "(allow process db_team-a.process (unix_stream_socket (connectto)))\n",
