@@ -1,31 +1,50 @@
 """What a workload's SELinux profile may say, checked before anything reaches a node.
 
-Two kinds of checks, each answered with a ``ProfileProblem`` that names the
-offending rule:
+Each check answers with a ``ProfileProblem`` that names the offending rule:
 
 - names: profile names, SELinux types, classes and permissions against strict
   patterns, so that nothing the user typed can change the structure of the CIL
   it is written into;
 - power: a deny list of types, classes and permissions that no namespaced
   workload profile may grant (the kernel's and the policy's own types, loading
-  a policy, switching enforcement, relabelling, ...), and the daemon's list of
-  system templates a profile may inherit.
+  a policy, switching enforcement, relabelling, raw disks, capabilities such
+  as ``sys_admin``, ...), and the daemon's list of system templates a profile
+  may inherit;
+- attributes: a rule names types, never attributes (an attribute such as
+  ``file_type`` or ``domain`` stands for every type in it, the denied ones
+  included), except the few of ``DenyList.allowed_attributes``. The policy is
+  not at hand here, so a name is told by the reference policy's convention:
+  type names end in ``_t``, attribute names do not (true of all 3,796 types
+  and 334 attributes of Debian's reference policy 2.20221101; container-selinux
+  names its own the same way: ``container_t``, ``container_domain``). The types
+  of the profile's own block (``process``, ``socket``, ``self``) and the
+  ``process`` type of another profile of the same namespace may be named too;
+  entering another domain (``process`` ``transition``) is refused.
 
 A RawSelinuxProfile is CIL text that goes inside the profile's own block. It is
-read with the same lexical rules as the CIL compiler (comments end at a line
-feed or a carriage return, strings do not span lines) and must not leave that
-block: balanced parentheses, no NUL, only the CIL's symbol characters, and no
-statement that acts on the whole policy (``block``, ``in``, ``class``, ``role``,
-``user``, ``sid``, ``typepermissive``, ``filecon``, ``neverallow``, ...). The
-deny list applies to every symbol of the text.
+read as the CIL compiler reads it (``cilreader``: a quoted token is a name like
+any other, so keywords are recognised quoted or not), and each statement must
+be one of ``RAW_STATEMENTS``, each of which can only act inside the block: rules
+(``allow``, ``auditallow``, ``dontaudit``) and ``typetransition`` whose source
+is a type of the block; ``type`` and ``typeattribute`` declared in it (names
+ending in ``_t``: any other may be an attribute the inherited template fills,
+and a local one would take the container's type out of it);
+``typeattributeset`` of an attribute it declares, listing its own types (no
+expressions); ``blockinherit`` of an allowed system template. Everything else
+(``block``, ``in``, ``macro``, ``call``, ``optional``, ``typepermissive``,
+``sid``, ``filecon``, ``roletype``, ...) is refused. Once wrapped in its block,
+the text is read again and must be that one block holding exactly the policy's
+tokens (``check_wrapped``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from hooks.api import cilreader
+from hooks.api.cilreader import Atom, CilSyntaxError, Form, Node
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES
 from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
@@ -48,17 +67,39 @@ _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # A type: CIL symbols joined by dots (another block's type, e.g. "web_team-a.process").
 _TYPE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+# A name a RawSelinuxProfile declares in its block: one CIL symbol, no dots.
+_DECLARED = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+# A name of the global namespace (".x" is the global x in CIL).
+_GLOBAL = re.compile(r"\.?[A-Za-z0-9_-]+")
+# The process type of a profile's block: "<name>_<namespace>.process".
+_PROFILE_PROCESS = re.compile(
+    r"([a-z](?:[-a-z0-9]*[a-z0-9])?)_([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.process"
+)
 # Classes and permissions of the kernel's policy are lower case words.
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
+
+SELF = "self"
+OWN_TYPES = frozenset({"process", "socket"})
+"""The types the container template declares in every block that inherits it."""
+TYPE_SUFFIX = "_t"
+# Words that make a CIL permission list or attribute set an expression (all, not x, x and y, ...).
+OPERATORS = frozenset(
+    {"all", "and", "or", "xor", "not", "range", "eq", "neq", "dom", "domby", "incomp"}
+)
+TRANSITIONS = frozenset({"transition", "dyntransition"})
+# Reading a RawSelinuxProfile: the allowed statements nest three deep at most.
+MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
 class DenyList:
-    """Types, classes and permissions no workload profile may grant."""
+    """Types, classes and permissions no workload profile may grant, and the attributes it may
+    name (every other attribute is refused)."""
 
     types: frozenset[str]
     classes: frozenset[str]
     permissions: frozenset[str]
+    allowed_attributes: frozenset[str] = field(default_factory=frozenset)
 
     def reason_for(self, symbol: str) -> str | None:
         """Why ``symbol`` (any component of a dotted name) is denied, or None."""
@@ -85,10 +126,13 @@ DEFAULT_DENY = DenyList(
             "semanage_t",
             "semanage_exec_t",
             "semanage_store_t",
+            "semanage_var_lib_t",  # an alias of semanage_store_t
             "load_policy_t",
             "load_policy_exec_t",
             "setfiles_t",
             "setfiles_exec_t",
+            "restorecon_t",  # an alias of setfiles_t
+            "restorecon_exec_t",  # an alias of setfiles_exec_t
             "modules_object_t",
             "kmod_t",
             "kmod_exec_t",
@@ -97,7 +141,12 @@ DEFAULT_DENY = DenyList(
             "sysctl_modprobe_t",
             "proc_kcore_t",
             "proc_kmsg_t",
+            # raw memory and disks
             "memory_device_t",
+            "fixed_disk_device_t",
+            "removable_device_t",
+            "scsi_generic_device_t",
+            "lvm_control_t",
             # secrets and audit
             "shadow_t",
             "auditd_t",
@@ -110,11 +159,13 @@ DEFAULT_DENY = DenyList(
             "initrc_t",
             "unconfined_t",
             "unconfined_service_t",
+            "unconfined_execmem_t",
+            "ada_t",  # an alias of unconfined_execmem_t
             "sysadm_t",
             "spc_t",
             "container_runtime_t",
             "container_runtime_exec_t",
-            # attributes whose members bypass the policy
+            # attributes whose members bypass the policy (refused as attributes anyway)
             "unconfined_domain_type",
             "kern_unconfined",
             "selinux_unconfined_type",
@@ -139,29 +190,52 @@ DEFAULT_DENY = DenyList(
             "setsecparam",
             "setcheckreqprot",
             "relabelto",
-            "mac_admin",
-            "mac_override",
+            "module_load",
+            # capabilities (capability, capability2, cap_userns, cap2_userns) that own the node
+            "sys_admin",
+            "sys_ptrace",
             "sys_module",
             "sys_rawio",
             "sys_boot",
-            "module_load",
+            "sys_time",
+            "net_admin",
+            "dac_read_search",
+            "linux_immutable",
+            "syslog",
+            "bpf",
+            "perfmon",
+            "checkpoint_restore",
             "audit_control",
+            "audit_read",
+            "mac_admin",
+            "mac_override",
         }
     ),
+    allowed_attributes=frozenset({"unreserved_port_type"}),
 )
 """The built-in deny list. ``relabelfrom`` is not denied as such: on a sensitive type it is,
 because every right on a denied type is. The SecurityProfilesOperatorDaemon of this API
 version has no field to extend it."""
 
-# Statements that act on the whole policy, or that could carry such statements, are refused
-# in a RawSelinuxProfile. With every statement that holds other statements refused (block,
-# in, optional, macro, booleanif, tunableif), a statement can only sit directly in the block.
-RESTRICTED_STATEMENTS = frozenset(
+RULES = ("allow", "auditallow", "dontaudit")
+RAW_STATEMENTS = (
+    *RULES,
+    "typetransition",
+    "type",
+    "typeattribute",
+    "typeattributeset",
+    "blockinherit",
+)
+"""The statements a RawSelinuxProfile may use: each can only act inside the profile's block."""
+
+# Statements that act on the whole policy (or hold statements that may): refused with that
+# reason. Every other statement not in RAW_STATEMENTS is refused too.
+GLOBAL_STATEMENTS = frozenset(
     {
         "block", "blockabstract", "in", "optional", "macro", "call",
-        "booleanif", "tunableif", "tunable",
+        "booleanif", "tunableif", "boolean", "tunable",
         "class", "classorder", "classcommon", "common", "classmap", "classmapping",
-        "classpermissionset",
+        "classpermission", "classpermissionset",
         "sid", "sidorder", "sidcontext", "context",
         "role", "roletype", "roleallow", "roleattribute", "roleattributeset", "rolebounds",
         "roletransition",
@@ -171,22 +245,17 @@ RESTRICTED_STATEMENTS = frozenset(
         "mls", "sensitivity", "sensitivityorder", "sensitivityalias", "sensitivityaliasactual",
         "sensitivitycategory", "category", "categoryorder", "categoryalias", "categoryaliasactual",
         "dominance", "level", "levelrange", "rangetransition",
-        "typepermissive", "neverallow", "neverallowx", "deny",
+        "typepermissive", "typealias", "typealiasactual", "typebounds", "typechange", "typemember",
+        "expandtypeattribute", "neverallow", "neverallowx", "allowx", "auditallowx", "dontauditx",
+        "deny",
         "constrain", "mlsconstrain", "validatetrans", "mlsvalidatetrans",
         "defaultuser", "defaultrole", "defaulttype", "defaultrange",
         "filecon", "fsuse", "genfscon", "portcon", "netifcon", "nodecon", "ibpkeycon",
         "ibendportcon",
         "iomemcon", "ioportcon", "pcidevicecon", "pirqcon", "devicetreecon",
-        "policycap", "handleunknown", "<src_info>",
+        "policycap", "handleunknown", "ipaddr", "<src_info>",
     }
 )  # fmt: skip
-
-# The CIL compiler's symbol characters; anything else outside comments and strings is refused.
-_SYMBOL_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789[].@=/*-_$%+!|&^:~`#{}'<>?,"
-)
-_BLANKS = " \t"
-_LINE_ENDS = "\n\r"
 
 
 def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
@@ -215,23 +284,82 @@ def check_name(name: str, namespace: str, reason: str = INVALID) -> None:
         )
 
 
+# Rules on types, shared by SelinuxProfile and RawSelinuxProfile ------------------------------
+
+
+def target_problem(
+    name: str, own: frozenset[str], namespace: str | None, deny: DenyList = DEFAULT_DENY
+) -> str | None:
+    """Why a rule may not name ``name`` as its target (a message; the reason is DENIED), or None.
+
+    ``own`` are the names of the profile's own block; ``namespace`` the profile's (None: a
+    profile type of any namespace may be named).
+    """
+    denied = next((part for part in name.split(".") if part in deny.types), None)
+    if denied:
+        return (
+            f"type {denied!r} is on the deny list: no workload profile may be granted rights on it"
+        )
+    if name == SELF or name in own:
+        return None
+    if "." in name.removeprefix("."):
+        profile = _PROFILE_PROCESS.fullmatch(name)
+        if profile is None or (namespace is not None and profile.group(2) != namespace):
+            where = "of this namespace " if namespace is not None else ""
+            return (
+                f"{name!r} names a type inside another block: only the process type of a profile "
+                f"{where}(<name>_<namespace>.process) may be named"
+            )
+        return None
+    plain = name.removeprefix(".")
+    if plain.endswith(TYPE_SUFFIX) or plain in deny.allowed_attributes:
+        return None
+    allowed = ", ".join(sorted(deny.allowed_attributes)) or "none"
+    return (
+        f"{plain!r} is an attribute, not a type (type names end in {TYPE_SUFFIX!r}): a rule on an "
+        f"attribute reaches every type in it; the attributes a profile may name are: {allowed}"
+    )
+
+
+def permission_problem(
+    cls: str, perm: str, target: str, own: frozenset[str], deny: DenyList = DEFAULT_DENY
+) -> str | None:
+    """Why ``perm`` of ``cls`` on ``target`` may not be granted (a message), or None."""
+    if perm in OPERATORS:
+        return (
+            f"{perm!r} makes the permissions an expression (all, not, and, or, xor): "
+            "list the permissions one by one"
+        )
+    if perm in deny.permissions:
+        return f"permission {perm!r} is on the deny list: no workload profile may be granted it"
+    if cls == "process" and perm in TRANSITIONS and target != SELF and target not in own:
+        return (
+            f"permission {perm!r} of class 'process' on {target!r}: entering another domain gives "
+            "the container its rights; only the profile's own types may be entered"
+        )
+    return None
+
+
 def check_allow(
-    allow: dict[str, dict[str, list[str]]] | None, deny: DenyList = DEFAULT_DENY
+    allow: dict[str, dict[str, list[str]]] | None,
+    deny: DenyList = DEFAULT_DENY,
+    namespace: str | None = None,
 ) -> None:
-    """Every type, class and permission of ``spec.allow`` is well-formed and not denied."""
+    """Every type, class and permission of ``spec.allow`` is well-formed and not denied.
+
+    ``namespace`` is the profile's: another profile's process type may be named only in it
+    (None: in any namespace).
+    """
     allow = allow or {}
     for target in sorted(allow):
         classes = allow[target]
         where = f"spec.allow[{target}]"
+        resolved = "process" if target == ALLOW_SELF else target
         if target != ALLOW_SELF:
             _check_symbol(where, "type", target, _TYPE)
-            denied = next((part for part in target.split(".") if part in deny.types), None)
-            if denied:
-                raise ProfileProblem(
-                    DENIED,
-                    f"{where}: type {denied!r} is on the deny list: no workload profile may be "
-                    "granted rights on it",
-                )
+            problem = target_problem(target, OWN_TYPES, namespace, deny)
+            if problem:
+                raise ProfileProblem(DENIED, f"{where}: {problem}")
         for cls in sorted(classes):
             perms = classes[cls]
             at = f"{where}[{cls}]"
@@ -246,12 +374,9 @@ def check_allow(
                 raise ProfileProblem(INVALID, f"{at}: at least one permission is required")
             for perm in sorted(set(perms)):
                 _check_symbol(at, "permission", perm, _WORD)
-                if perm in deny.permissions:
-                    raise ProfileProblem(
-                        DENIED,
-                        f"{at}: permission {perm!r} is on the deny list: no workload profile "
-                        "may be granted it",
-                    )
+                problem = permission_problem(cls, perm, resolved, OWN_TYPES, deny)
+                if problem:
+                    raise ProfileProblem(DENIED, f"{at}: {problem}")
 
 
 def _check_symbol(where: str, what: str, value: str, pattern: re.Pattern[str]) -> None:
@@ -272,10 +397,17 @@ def check_system_template(where: str, template: str, allowed: Sequence[str]) -> 
         )
 
 
+# RawSelinuxProfile ---------------------------------------------------------------------------
+
+
 def check_raw_policy(
-    policy: str | None, allowed: Sequence[str], deny: DenyList = DEFAULT_DENY
-) -> None:
-    """The CIL of a RawSelinuxProfile stays inside its block and grants nothing denied.
+    policy: str | None,
+    allowed: Sequence[str],
+    deny: DenyList = DEFAULT_DENY,
+    namespace: str | None = None,
+) -> tuple[Form, ...]:
+    """The statements of a RawSelinuxProfile's CIL, once checked to act only inside its block
+    and to grant nothing denied.
 
     ``blockinherit`` may name an allowed system template and nothing else: a block
     name cannot tell a system template (``net_container``) from a profile of a
@@ -289,97 +421,295 @@ def check_raw_policy(
         policy.encode()
     except UnicodeEncodeError as error:
         raise ProfileProblem(INVALID_RAW, "spec.policy: must be valid UTF-8") from error
-    if ";;*" in policy:
-        raise ProfileProblem(INVALID_RAW, "spec.policy: ';;*' line marks are not allowed")
-    depth = 0
-    expect_head = False
-    statement: list[str] = []
-    for symbol, line in _tokens(policy):
-        where = f"spec.policy line {line}"
-        if symbol == "(":
-            depth += 1
-            expect_head = True
-            if depth == 1:
-                statement = []
-            continue
-        if symbol == ")":
-            depth -= 1
-            if depth < 0:
-                raise ProfileProblem(
-                    INVALID_RAW, f"{where}: unmatched ')' would close the profile's block"
+    statements = _read(policy)
+    _RawCheck(statements, allowed, deny, namespace).run()
+    return statements
+
+
+def check_wrapped(cil: str, block: str, policy: str) -> None:
+    """``cil`` reads as the one block ``block`` holding exactly the tokens of ``policy``.
+
+    A guard on the wrapping: whatever the text, it cannot read differently once in its block.
+    """
+    try:
+        wrapped = cilreader.tokens(cil)
+    except CilSyntaxError as error:
+        raise ProfileProblem(
+            INVALID_RAW, f"spec.policy: once in its block, it does not read: {error}"
+        ) from error
+    expected = ["(", "block", block, *cilreader.tokens(policy), ")"]
+    if wrapped != expected:
+        raise ProfileProblem(INVALID_RAW, "spec.policy: once in its block, it reads differently")
+
+
+def _read(policy: str) -> tuple[Form, ...]:
+    try:
+        return cilreader.read(policy, max_depth=MAX_DEPTH)
+    except cilreader.UnmatchedClose as error:
+        raise ProfileProblem(
+            INVALID_RAW,
+            f"spec.policy line {error.line}: unmatched ')' would close the profile's block",
+        ) from error
+    except CilSyntaxError as error:
+        where = "spec.policy" if error.line is None else f"spec.policy line {error.line}"
+        raise ProfileProblem(INVALID_RAW, f"{where}: {error.message}") from error
+
+
+class _RawCheck:
+    """The checks of one RawSelinuxProfile's statements (see the module's doc)."""
+
+    def __init__(
+        self,
+        statements: Sequence[Form],
+        allowed: Sequence[str],
+        deny: DenyList,
+        namespace: str | None,
+    ) -> None:
+        self.statements = statements
+        self.allowed = allowed
+        self.deny = deny
+        self.namespace = namespace
+        self.types: set[str] = set()
+        self.attributes: set[str] = set()
+        self.own = OWN_TYPES
+        self.denied: dict[str, str | None] = {}  # deny.reason_for, by symbol
+
+    def run(self) -> None:
+        for statement in self.statements:  # declarations hold for the whole block: read first
+            if statement.head in ("type", "typeattribute") and len(statement.items) == 2:
+                name = statement.items[1]
+                if isinstance(name, Atom):
+                    (self.types if statement.head == "type" else self.attributes).add(name.text)
+        self.own = OWN_TYPES | self.types | self.attributes
+        for statement in self.statements:
+            self.statement(statement)
+
+    def statement(self, form: Form) -> None:
+        where = f"spec.policy line {form.line}"
+        keyword = form.head
+        if keyword is None:
+            raise ProfileProblem(INVALID_RAW, f"{where}: a statement starts with its keyword")
+        if keyword not in RAW_STATEMENTS:
+            if keyword in GLOBAL_STATEMENTS:
+                message = (
+                    f"the {keyword!r} statement acts on the whole policy and is not allowed in a "
+                    "RawSelinuxProfile"
                 )
-            if depth == 0:
-                _check_statement(where, statement, allowed)
-            expect_head = False
-            continue
-        if depth == 0:
-            raise ProfileProblem(INVALID_RAW, f"{where}: {symbol!r} outside of a statement")
-        if expect_head and depth == 1 and symbol.lower() in RESTRICTED_STATEMENTS:
-            raise ProfileProblem(
-                FORBIDDEN_STATEMENT,
-                f"{where}: the {symbol!r} statement acts on the whole policy and is not "
-                "allowed in a RawSelinuxProfile",
-            )
-        if depth == 1:
-            statement.append(symbol)
-        expect_head = False
-        if not symbol.startswith('"'):
-            denied = deny.reason_for(symbol)
+            else:
+                message = (
+                    f"the {keyword!r} statement is not allowed in a RawSelinuxProfile "
+                    f"(allowed: {', '.join(RAW_STATEMENTS)})"
+                )
+            raise ProfileProblem(FORBIDDEN_STATEMENT, f"{where}: {message}")
+        args = form.items[1:]
+        skip = args[3] if keyword == "typetransition" and len(args) == 5 else None  # a file name
+        for atom in _atoms(args):
+            if atom is skip:
+                continue
+            denied = self.denied.get(atom.text, "")
+            if denied == "":
+                denied = self.denied[atom.text] = self.deny.reason_for(atom.text)
             if denied:
                 raise ProfileProblem(
                     DENIED,
-                    f"{where}: {denied} is on the deny list: no workload profile may grant it",
+                    f"spec.policy line {atom.line}: {denied} is on the deny list: no workload "
+                    "profile may grant it",
                 )
-    if depth:
-        raise ProfileProblem(
-            INVALID_RAW, f"spec.policy: unbalanced parentheses, {depth} '(' not closed"
-        )
-
-
-def _check_statement(where: str, statement: list[str], allowed: Sequence[str]) -> None:
-    if not statement or statement[0] != "blockinherit":
-        return
-    target = statement[1] if len(statement) == 2 else ""
-    if not target:
-        raise ProfileProblem(INVALID_RAW, f"{where}: blockinherit takes one block name")
-    check_system_template(f"{where}: blockinherit", target, allowed)
-
-
-def _tokens(policy: str) -> Iterator[tuple[str, int]]:
-    """``(``, ``)``, symbols and quoted strings with their line, as the CIL compiler reads them."""
-    index, line, end = 0, 1, len(policy)
-    while index < end:
-        char = policy[index]
-        if char == "\n":
-            line += 1
-            index += 1
-        elif char in _BLANKS or char == "\r":
-            index += 1
-        elif char == ";":
-            while index < end and policy[index] not in _LINE_ENDS:
-                index += 1
-        elif char in "()":
-            yield char, line
-            index += 1
-        elif char == '"':
-            close = index + 1
-            while close < end and policy[close] not in '"\n':
-                close += 1
-            if close == end or policy[close] != '"':
-                raise ProfileProblem(INVALID_RAW, f"spec.policy line {line}: unterminated string")
-            yield policy[index : close + 1], line
-            index = close + 1
-        elif char in _SYMBOL_CHARS:
-            start = index
-            while index < end and policy[index] in _SYMBOL_CHARS:
-                index += 1
-            yield policy[start:index], line
+        if keyword in RULES:
+            self.rule(where, keyword, args)
+        elif keyword == "typetransition":
+            self.typetransition(where, args)
+        elif keyword in ("type", "typeattribute"):
+            self.declaration(where, keyword, args)
+        elif keyword == "typeattributeset":
+            self.attribute_set(where, args)
         else:
+            self.blockinherit(where, args)
+
+    def rule(self, where: str, keyword: str, args: tuple[Node, ...]) -> None:
+        if len(args) != 3:
             raise ProfileProblem(
                 INVALID_RAW,
-                f"spec.policy line {line}: character {char!r} is not allowed outside comments "
-                "and strings",
+                f"{where}: {keyword} takes a source, a target and (class (permissions))",
             )
+        source = self.source(where, keyword, args[0])
+        target = self.target(where, args[1])
+        classperms = args[2]
+        if isinstance(classperms, Atom):
+            raise ProfileProblem(
+                FORBIDDEN_STATEMENT,
+                f"{where}: {classperms.text!r}: named class permissions are not allowed; write "
+                "(class (permissions))",
+            )
+        if len(classperms.items) != 2 or not isinstance(classperms.items[0], Atom):
+            raise ProfileProblem(
+                INVALID_RAW, f"{where}: {keyword} {source} {target}: write (class (permissions))"
+            )
+        cls = self.word(where, "class", classperms.items[0])
+        perms = classperms.items[1]
+        if isinstance(perms, Atom) or not perms.items:
+            raise ProfileProblem(
+                INVALID_RAW, f"{where}: class {cls!r}: the permissions are a list, e.g. (read open)"
+            )
+        for item in perms.items:
+            if isinstance(item, Form):
+                raise ProfileProblem(
+                    FORBIDDEN_STATEMENT,
+                    f"{where}: class {cls!r}: permission expressions are not allowed",
+                )
+            perm = self.word(where, "permission", item)
+            problem = permission_problem(cls, perm, target, self.own, self.deny)
+            if problem:
+                raise ProfileProblem(DENIED, f"{where}: {problem}")
+
+    def typetransition(self, where: str, args: tuple[Node, ...]) -> None:
+        if len(args) not in (4, 5):
+            raise ProfileProblem(
+                INVALID_RAW,
+                f"{where}: typetransition takes a source, a target, a class, [a file name,] "
+                "and a result",
+            )
+        self.source(where, "typetransition", args[0])
+        self.target(where, args[1])
+        cls = self.word(where, "class", args[2])
+        if len(args) == 5 and not isinstance(args[3], Atom):
+            raise ProfileProblem(
+                INVALID_RAW, f"{where}: typetransition: the file name is one string"
+            )
+        result = self.target(where, args[-1])
+        if cls == "process" and result not in self.own:
+            raise ProfileProblem(
+                DENIED,
+                f"{where}: typetransition into {result!r}: a process may only enter a type of "
+                "the profile's own block",
+            )
+
+    def declaration(self, where: str, keyword: str, args: tuple[Node, ...]) -> None:
+        if len(args) != 1 or not isinstance(args[0], Atom):
+            raise ProfileProblem(INVALID_RAW, f"{where}: {keyword} takes one name")
+        name = args[0].text
+        if len(name) > MAX_IDENTIFIER or not _DECLARED.fullmatch(name):
+            raise ProfileProblem(
+                INVALID_RAW,
+                f"{where}: {keyword} {_shown(name)} is not a name of at most {MAX_IDENTIFIER} "
+                "letters, digits, '_' and '-'",
+            )
+        if not name.endswith(TYPE_SUFFIX):
+            raise ProfileProblem(
+                FORBIDDEN_STATEMENT,
+                f"{where}: {keyword} {name!r}: a name the profile declares must end in "
+                f"{TYPE_SUFFIX!r}; any other may be an attribute the inherited template puts the "
+                "container's type in (container_domain, ...), which a declaration in the block "
+                "would take it out of",
+            )
+
+    def attribute_set(self, where: str, args: tuple[Node, ...]) -> None:
+        if len(args) != 2 or not isinstance(args[0], Atom):
+            raise ProfileProblem(
+                INVALID_RAW, f"{where}: typeattributeset takes an attribute and (its types)"
+            )
+        attribute = args[0].text
+        if attribute not in self.attributes:
+            raise ProfileProblem(
+                FORBIDDEN_STATEMENT,
+                f"{where}: typeattributeset of {attribute!r}: only an attribute the profile "
+                "declares "
+                "(typeattribute) may be given types; adding a type to another attribute gives it "
+                "that attribute's rights",
+            )
+        members = args[1].items if isinstance(args[1], Form) else (args[1],)
+        for member in members:
+            if isinstance(member, Form) or member.text in OPERATORS:
+                raise ProfileProblem(
+                    FORBIDDEN_STATEMENT,
+                    f"{where}: typeattributeset {attribute}: attribute expressions (all, not, "
+                    "and, or, xor) "
+                    "are not allowed; list the profile's own types",
+                )
+            if member.text not in self.own:
+                raise ProfileProblem(
+                    FORBIDDEN_STATEMENT,
+                    f"{where}: typeattributeset {attribute}: {_shown(member.text)} is not a "
+                    "type of the "
+                    "profile's own block (process, socket, or one it declares)",
+                )
+
+    def blockinherit(self, where: str, args: tuple[Node, ...]) -> None:
+        if len(args) != 1 or not isinstance(args[0], Atom):
+            raise ProfileProblem(INVALID_RAW, f"{where}: blockinherit takes one block name")
+        check_system_template(f"{where}: blockinherit", args[0].text, self.allowed)
+
+    def source(self, where: str, keyword: str, node: Node) -> str:
+        name = self.name(where, "source", node)
+        if name not in self.own:
+            raise ProfileProblem(
+                FORBIDDEN_STATEMENT,
+                f"{where}: {keyword} from {_shown(name)}: the source must be a type of the "
+                "profile's own "
+                "block (process, socket, or one it declares); a rule for any other type acts "
+                "outside it",
+            )
+        return name
+
+    def target(self, where: str, node: Node) -> str:
+        name = self.name(where, "type", node)
+        if not _GLOBAL.fullmatch(name) and not _TYPE.fullmatch(name):
+            raise ProfileProblem(
+                INVALID_RAW, f"{where}: {_shown(name)} is not a valid SELinux type name"
+            )
+        problem = target_problem(name, self.own, self.namespace, self.deny)
+        if problem:
+            raise ProfileProblem(DENIED, f"{where}: {problem}")
+        return name
+
+    def name(self, where: str, what: str, node: Node) -> str:
+        if isinstance(node, Form):
+            raise ProfileProblem(
+                FORBIDDEN_STATEMENT,
+                f"{where}: a {what} is one name, not an expression or anonymous list",
+            )
+        if len(node.text) > MAX_IDENTIFIER:
+            raise ProfileProblem(
+                INVALID_RAW,
+                f"{where}: {what} {_shown(node.text)} is longer than {MAX_IDENTIFIER} characters",
+            )
+        return node.text
+
+    def word(self, where: str, what: str, node: Node) -> str:
+        if (
+            isinstance(node, Form)
+            or len(node.text) > MAX_IDENTIFIER
+            or not _WORD.fullmatch(node.text)
+        ):
+            shown = "a list" if isinstance(node, Form) else _shown(node.text)
+            raise ProfileProblem(
+                INVALID_RAW, f"{where}: {what} {shown} is not a valid SELinux {what} name"
+            )
+        if what == "class" and node.text in self.deny.classes:
+            raise ProfileProblem(
+                DENIED,
+                f"{where}: class {node.text!r} is on the deny list: no workload profile may "
+                "grant it",
+            )
+        return node.text
+
+
+def _atoms(nodes: Sequence[Node]) -> list[Atom]:
+    """Every atom of ``nodes``, at any depth (the allowed statements nest three deep at most)."""
+    found: list[Atom] = []
+    pending = list(reversed(nodes))
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Atom):
+            found.append(node)
+        else:
+            pending.extend(reversed(node.items))
+    return found
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def check_size(cil: str) -> None:

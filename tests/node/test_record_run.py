@@ -19,10 +19,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from unavailable import unavailable
 
 from hooks.api import syscalls
 from hooks.api.seccompprofile import SeccompProfile
+from tests.helpers.unavailable import unavailable
 
 ROOT = Path(__file__).parent.parent.parent
 SPO = str(Path(sys.executable).parent / "spo")

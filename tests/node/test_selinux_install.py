@@ -1,13 +1,13 @@
 """SELinux policies into a real policy store: Debian's reference policy, real ``semodule``.
 
 Every test works in a private copy of the store (``semodule -p``) that already
-holds the container shim and udica's templates; nothing touches the machine's.
+holds the container shim and udica's templates (the ``store`` fixture of conftest.py);
+nothing touches the machine's.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,9 +29,6 @@ from tests.helpers.owners import owned
 from tests.helpers.selinux_env import (
     ROOT,
     compiled_policy,
-    copy_store,
-    find_semodule,
-    install_base,
     kernel_policy_cil,
     selinuxd_unavailable,
 )
@@ -79,22 +76,6 @@ def configmap(name: str, cil: str, namespace: str = "default") -> dict[str, Any]
             "data": {"policy.cil": cil.format(name=f"{name}_{namespace}")},
         }
     )
-
-
-@pytest.fixture(scope="session")
-def base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private store with the shim and the udica templates installed (built once)."""
-    semodule = find_semodule()
-    root = copy_store(tmp_path_factory.mktemp("selinux-base") / "root")
-    install_base(root, semodule, root.parent / "base-modules")
-    return root
-
-
-@pytest.fixture
-def store(base_root: Path, tmp_path: Path) -> SemoduleInstaller:
-    root = tmp_path / "root"
-    shutil.copytree(base_root, root, symlinks=True)
-    return SemoduleInstaller(semodule=find_semodule(), root=root, reload=False)
 
 
 def wait_for(condition: Any, what: str, timeout: float = 300.0) -> None:

@@ -27,9 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auditing import AUDIT_LOG, auditd_running
-from oci import Bundle, Run
-from unavailable import unavailable
 
 from nodesync.enricher.auditlog import AuditRecord, SeccompRecord, last_event_time
 from nodesync.enricher.containers import ContainerResolver, read_cgroup
@@ -37,6 +34,9 @@ from nodesync.enricher.following import Follower, StateFile
 from nodesync.enricher.process_events import ProcessEvents, Unavailable
 from nodesync.enricher.processes import ProcessTable
 from nodesync.enricher.recorder import Recorder
+from tests.helpers.auditd import AUDIT_LOG, auditd_running
+from tests.helpers.runc_bundle import Bundle, Run
+from tests.helpers.unavailable import unavailable
 
 pytestmark = pytest.mark.node
 

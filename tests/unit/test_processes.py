@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from nodesync import process_events
+from nodesync.enricher import process_events
 from nodesync.enricher.containers import ContainerResolver, Unknown
 from nodesync.enricher.processes import HOST, ProcessTable
 

@@ -101,14 +101,20 @@ _SYMBOL = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
         not in validation.DEFAULT_DENY.types
         | validation.DEFAULT_DENY.classes
         | validation.DEFAULT_DENY.permissions
+        | validation.OPERATORS
+        | validation.TRANSITIONS
     )
+)
+# A type, not an attribute: its name ends in _t.
+_TYPE_NAME = _SYMBOL.map(lambda s: f"{s}_t").filter(
+    lambda s: s not in validation.DEFAULT_DENY.types
 )
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     allow=st.dictionaries(
-        st.one_of(st.just("@self"), _SYMBOL),
+        st.one_of(st.just("@self"), _TYPE_NAME),
         st.dictionaries(_SYMBOL, st.lists(_SYMBOL, min_size=1, max_size=5), max_size=3),
         max_size=4,
     ),
@@ -262,6 +268,31 @@ def test_system_templates_must_be_in_the_daemons_list() -> None:
         ({"var_t": {"File": ["read"]}}, "InvalidSelinuxProfile", "class 'File'"),
         ({"var_t": {"file": ["read write"]}}, "InvalidSelinuxProfile", "permission 'read write'"),
         ({"var_t": {"file": []}}, "InvalidSelinuxProfile", "at least one permission"),
+        ({"file_type": {"file": ["read"]}}, "DeniedSelinuxRule", "'file_type' is an attribute"),
+        ({"domain": {"process": ["ptrace"]}}, "DeniedSelinuxRule", "'domain' is an attribute"),
+        (
+            {"fixed_disk_device_t": {"blk_file": ["read"]}},
+            "DeniedSelinuxRule",
+            "type 'fixed_disk_device_t'",
+        ),
+        ({"@self": {"capability": ["sys_admin"]}}, "DeniedSelinuxRule", "permission 'sys_admin'"),
+        ({"@self": {"cap_userns": ["sys_ptrace"]}}, "DeniedSelinuxRule", "permission 'sys_ptrace'"),
+        (
+            {"var_t": {"file": ["all"]}},
+            "DeniedSelinuxRule",
+            "'all' makes the permissions an expression",
+        ),
+        ({"sshd_t": {"process": ["transition"]}}, "DeniedSelinuxRule", "entering another domain"),
+        (
+            {"db_team-b.process": {"process": ["ptrace"]}},
+            "DeniedSelinuxRule",
+            "inside another block",
+        ),
+        (
+            {"container.process": {"process": ["ptrace"]}},
+            "DeniedSelinuxRule",
+            "inside another block",
+        ),
     ],
 )
 def test_allow_rules_are_checked_against_patterns_and_the_deny_list(
@@ -277,6 +308,19 @@ def test_another_profiles_process_type_may_be_named() -> None:
         _profile({"allow": {"db_team-a.process": {"unix_stream_socket": ["connectto"]}}})
     )
     assert "(allow process db_team-a.process ( unix_stream_socket ( connectto )))" in cil
+
+
+def test_own_types_self_and_allowed_attributes_may_be_named() -> None:
+    allow = {
+        "@self": {"process": ["transition"]},
+        "process": {"process": ["dyntransition"]},
+        "self": {"tcp_socket": ["listen"]},
+        "socket": {"sock_file": ["write"]},
+        "unreserved_port_type": {"tcp_socket": ["name_bind"]},
+    }
+    cil = translate(_profile({"allow": allow}))
+    assert "(allow process unreserved_port_type ( tcp_socket ( name_bind )))" in cil
+    assert "(allow process process ( process ( dyntransition transition )))" in cil
 
 
 @pytest.mark.parametrize("name", ["web.v2", "Web", "-web", "1web", "a" * 243])
@@ -375,6 +419,65 @@ def test_raw_comment_on_the_last_line_does_not_swallow_the_closing_parenthesis()
             "DeniedSelinuxRule",
             "unconfined_domain_type",
         ),
+        (
+            "(typeattributeset container_domain (process))",
+            "ForbiddenCILStatement",
+            "typeattributeset of 'container_domain'",
+        ),
+        (
+            "(type helper_t)\n(typeattributeset container_domain (helper_t))",
+            "ForbiddenCILStatement",
+            "'container_domain'",
+        ),
+        (
+            "((allow) process var_t (file (read)))",
+            "InvalidRawSelinuxProfile",
+            "starts with its keyword",
+        ),
+        ("(allow process var_t)", "InvalidRawSelinuxProfile", "takes a source, a target"),
+        ("(allow process var_t file)", "ForbiddenCILStatement", "named class permissions"),
+        (
+            "(allow process var_t (file read))",
+            "InvalidRawSelinuxProfile",
+            "the permissions are a list",
+        ),
+        ("(allow process (var_t) (file (read)))", "ForbiddenCILStatement", "not an expression"),
+        (
+            "(allow process var_t (file ((read))))",
+            "ForbiddenCILStatement",
+            "permission expressions",
+        ),
+        ("(allow process var_t (File (read)))", "InvalidRawSelinuxProfile", "class 'File'"),
+        ("(allow process var_t.x (file (read)))", "DeniedSelinuxRule", "inside another block"),
+        (
+            "(allow process db_team-b.process (file (read)))",
+            "DeniedSelinuxRule",
+            "inside another block",
+        ),
+        (
+            "(allow process var_t (file (read)))\n(typetransition process var_t file)",
+            "InvalidRawSelinuxProfile",
+            "typetransition takes",
+        ),
+        ("(type a.b)", "InvalidRawSelinuxProfile", "is not a name"),
+        ("(typeattribute)", "InvalidRawSelinuxProfile", "takes one name"),
+        ("(typeattribute domain)", "ForbiddenCILStatement", "must end in '_t'"),
+        ("(type helper)", "ForbiddenCILStatement", "must end in '_t'"),
+        (
+            '(allow process "var t" (file (read)))',
+            "InvalidRawSelinuxProfile",
+            "not a valid SELinux type name",
+        ),
+        (
+            "(allow process .domain (process (getattr)))",
+            "DeniedSelinuxRule",
+            "'domain' is an attribute",
+        ),
+        (
+            "(allow process self (capability (sys_admin)))",
+            "DeniedSelinuxRule",
+            "permission 'sys_admin'",
+        ),
         ("(allow process self (security (setenforce)))", "DeniedSelinuxRule", "class 'security'"),
         ("(allow process var_t (file (relabelto)))", "DeniedSelinuxRule", "permission 'relabelto'"),
         ("(blockinherit spc)", "SystemProfileNotAllowed", "'spc'"),
@@ -405,14 +508,41 @@ def test_raw_policy_without_a_policy_is_refused() -> None:
         "(blockinherit container)\n; (sid kernel) in a comment is only a comment\n",
         '(blockinherit container)\n(typetransition process var_log_t file "(block x" var_log_t)\n',
         "(blockinherit container)\n(allow process process (context (contains)))\n",
-        (
-            "(blockinherit container)\n(type helper_t)\n"
-            "(typeattributeset container_domain (helper_t))\n"
-        ),
+        # its own types and attributes, declared anywhere in the block
+        "(blockinherit container)\n(typeattributeset helpers_t (helper_t process))\n(type "
+        "helper_t)\n"
+        "(typeattribute helpers_t)\n(allow helpers_t self (file (read)))\n(allow process "
+        "helpers_t (file (read)))\n",
+        # the one attribute a rule may name; the process type of a profile of the namespace
+        "(blockinherit container)\n(allow process unreserved_port_type (tcp_socket (name_bind)))\n"
+        "(allow process db_team-a.process (unix_stream_socket (connectto)))\n",
+        # global names with a leading dot; auditallow, dontaudit; a named type transition
+        "(blockinherit container)\n(auditallow process .var_log_t (file (write)))\n"
+        "(dontaudit process .proc_t (file (getattr)))\n"
+        '(typetransition process .tmp_t file "app.sock" socket)\n(typetransition process '
+        ".bin_t process process)\n",
+        # entering its own types
+        "(blockinherit container)\n(allow process self (process (transition dyntransition "
+        "setcurrent)))\n",
     ],
 )
 def test_raw_policy_that_stays_in_its_block_is_accepted(policy: str) -> None:
     assert translate(_raw(policy)).startswith("(block raw_team-a\n")
+
+
+def test_quoted_and_bare_raw_policies_give_the_same_answer() -> None:
+    """CIL reads a quoted token as a name: quoting changes neither an acceptance nor a refusal."""
+    accepted = "(blockinherit container)\n(allow process var_log_t (file (read open)))\n"
+    quoted = (
+        '("blockinherit" "container")\n("allow" "process" "var_log_t" ("file" ("read" "open")))\n'
+    )
+    assert translate(_raw(quoted)).replace('"', "") == translate(_raw(accepted))
+    for bare in ("(typepermissive process)", "(allow process shadow_t (file (read)))", "(sid x)"):
+        quoted = bare.replace("(", '("', 1).replace(" ", '" ', 1)
+        assert (_problem(_raw(quoted)).reason, _problem(_raw(quoted)).message) == (
+            _problem(_raw(bare)).reason,
+            _problem(_raw(bare)).message,
+        )
 
 
 def test_raw_blockinherit_of_a_template_the_daemon_allows() -> None:
@@ -481,3 +611,24 @@ def test_every_selinux_example_translates() -> None:
     assert any(
         ref.get("kind") == "SelinuxProfile" for d in docs for ref in d["spec"].get("inherit", [])
     )
+
+
+def test_the_wrapped_text_must_read_as_the_block_holding_exactly_the_statements() -> None:
+    statements = '(blockinherit container)\n("allow" process var_t (file (read)))'
+    good = (
+        '(block raw_team-a\n    (blockinherit container)\n    ("allow" process var_t (file '
+        "(read)))\n)\n"
+    )
+    validation.check_wrapped(good, "raw_team-a", statements)
+    escaped = good.replace(
+        "(blockinherit container)", "(blockinherit container))\n(sid x)\n(block y"
+    )
+    for cil, block in (
+        (good, "other_team-a"),
+        (escaped, "raw_team-a"),
+        (good + "(sid x)\n", "raw_team-a"),
+    ):
+        with pytest.raises(ProfileProblem) as caught:
+            validation.check_wrapped(cil, block, statements)
+        assert caught.value.reason == "InvalidRawSelinuxProfile"
+        assert "once in its block" in caught.value.message

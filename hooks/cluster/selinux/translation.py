@@ -113,11 +113,13 @@ def translate(
     """
     if isinstance(profile, RawSelinuxProfile):
         validation.check_name(profile.name, profile.namespace, validation.INVALID_RAW)
-        validation.check_raw_policy(profile.spec.policy, allowed_system_profiles, deny)
-        cil = raw_cil(profile.name, profile.namespace, profile.spec.policy or "")
+        policy = profile.spec.policy or ""
+        validation.check_raw_policy(policy, allowed_system_profiles, deny, profile.namespace)
+        cil = raw_cil(profile.name, profile.namespace, policy)
+        validation.check_wrapped(cil, policy_name(profile.name, profile.namespace), policy)
     else:
         validation.check_name(profile.name, profile.namespace)
-        validation.check_allow(profile.spec.allow, deny)
+        validation.check_allow(profile.spec.allow, deny, profile.namespace)
         inherited = inheritance.resolve(profile, siblings or {}, allowed_system_profiles)
         cil = selinux_cil(profile.name, profile.namespace, profile.spec, inherited)
     validation.check_size(cil)
