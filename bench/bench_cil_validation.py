@@ -9,7 +9,7 @@ best of ``--repeat`` runs of each, and their ratio.
 
     python bench/bench_cil_validation.py [--rules 15000] [--repeat 5]
 
-Target: the raw profile within 10 times the structured one, and under a second.
+Target: the raw profile within 10 times the structured one.
 """
 
 from __future__ import annotations
