@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooks.api import rawselinuxrules as rawrules
 from hooks.api import selinuxrules as validation
 from hooks.api.problems import ProfileProblem
 from hooks.api.rawselinuxprofile import RawSelinuxProfile
@@ -619,7 +620,7 @@ def test_the_wrapped_text_must_read_as_the_block_holding_exactly_the_statements(
         '(block raw_team-a\n    (blockinherit container)\n    ("allow" process var_t (file '
         "(read)))\n)\n"
     )
-    validation.check_wrapped(good, "raw_team-a", statements)
+    rawrules.check_wrapped(good, "raw_team-a", statements)
     escaped = good.replace(
         "(blockinherit container)", "(blockinherit container))\n(sid x)\n(block y"
     )
@@ -629,6 +630,6 @@ def test_the_wrapped_text_must_read_as_the_block_holding_exactly_the_statements(
         (good + "(sid x)\n", "raw_team-a"),
     ):
         with pytest.raises(ProfileProblem) as caught:
-            validation.check_wrapped(cil, block, statements)
+            rawrules.check_wrapped(cil, block, statements)
         assert caught.value.reason == "InvalidRawSelinuxProfile"
         assert "once in its block" in caught.value.message

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hooks.api import rawselinuxrules as rawrules
 from hooks.api import selinuxrules as validation
 from hooks.api.rawselinuxprofile import RawSelinuxProfile
 from hooks.api.selinuxprofile import ALLOW_SELF, SelinuxProfile, SelinuxProfileSpec, policy_name
@@ -81,7 +82,7 @@ def selinux_cil(name: str, namespace: str, spec: SelinuxProfileSpec, inherited: 
 
 
 def raw_cil(name: str, namespace: str, policy: str) -> str:
-    """The CIL block of a RawSelinuxProfile (no checks: see ``validation.check_raw_policy``).
+    """The CIL block of a RawSelinuxProfile (no checks: see ``rawselinuxrules.check_raw_policy``).
 
     Lines are split at line feeds only: CIL ends a comment at a line feed or a
     carriage return, and nothing else may turn commented text into code.
@@ -114,9 +115,9 @@ def translate(
     if isinstance(profile, RawSelinuxProfile):
         validation.check_name(profile.name, profile.namespace, validation.INVALID_RAW)
         policy = profile.spec.policy or ""
-        validation.check_raw_policy(policy, allowed_system_profiles, deny, profile.namespace)
+        rawrules.check_raw_policy(policy, allowed_system_profiles, deny, profile.namespace)
         cil = raw_cil(profile.name, profile.namespace, policy)
-        validation.check_wrapped(cil, policy_name(profile.name, profile.namespace), policy)
+        rawrules.check_wrapped(cil, policy_name(profile.name, profile.namespace), policy)
     else:
         validation.check_name(profile.name, profile.namespace)
         validation.check_allow(profile.spec.allow, deny, profile.namespace)
