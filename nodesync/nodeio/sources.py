@@ -95,8 +95,9 @@ def digest_of(content: bytes) -> str:
 
 
 def mapping(value: object) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else an empty one (files may hold any shape)."""
-    return value if isinstance(value, Mapping) else {}
+    """``value`` when it is a JSON object, else an empty one (files may hold any shape; JSON
+    and YAML objects are dicts, and a dict check costs a tenth of an ABC check)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: object) -> str:
@@ -115,7 +116,7 @@ def labels_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def is_configmap(obj: object) -> bool:
-    return isinstance(obj, Mapping) and obj.get("kind", "ConfigMap") == "ConfigMap"
+    return isinstance(obj, dict) and obj.get("kind", "ConfigMap") == "ConfigMap"
 
 
 def malformed(obj: Mapping[str, Any]) -> str | None:
@@ -123,10 +124,10 @@ def malformed(obj: Mapping[str, Any]) -> str | None:
     objects, a name or namespace that is not a string), or None. The API server never
     sends such a thing; a file of the local mode may hold one."""
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, dict):
         return "metadata is not an object"
     for field in ("labels", "annotations"):
-        if metadata.get(field) is not None and not isinstance(metadata[field], Mapping):
+        if metadata.get(field) is not None and not isinstance(metadata[field], dict):
             return f"metadata.{field} is not an object"
     for field in ("name", "namespace"):
         if not isinstance(metadata.get(field), str):
@@ -138,10 +139,10 @@ def label_unreadable(obj: Mapping[str, Any]) -> bool:
     """Whether the profile-kind label cannot be read: metadata or labels that are not
     objects, or a label value that is not a string."""
     metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, dict):
         return True
     labels = metadata.get("labels")
-    if labels is not None and not isinstance(labels, Mapping):
+    if labels is not None and not isinstance(labels, dict):
         return True
     value = (labels or {}).get(PROFILE_KIND_LABEL)
     return value is not None and not isinstance(value, str)
@@ -150,7 +151,7 @@ def label_unreadable(obj: Mapping[str, Any]) -> bool:
 def _controller_owner(metadata: Mapping[str, Any]) -> Owner | None:
     references = metadata.get("ownerReferences")
     for ref in references if isinstance(references, list) else []:
-        if isinstance(ref, Mapping) and ref.get("controller") is True:
+        if isinstance(ref, dict) and ref.get("controller") is True:
             block = ref.get("blockOwnerDeletion")
             return Owner(
                 apiVersion=_shown(str(ref.get("apiVersion") or "")),

@@ -46,7 +46,7 @@ def read_configmap(obj: Mapping[str, Any]) -> Profile | Rejection:
     except PathError as error:
         return Rejection(source, reasons.CANNOT_GET_PATH, str(error))
     data = obj.get("data")
-    text = data.get(SECCOMP_KEY) if isinstance(data, Mapping) else None
+    text = data.get(SECCOMP_KEY) if isinstance(data, dict) else None
     if not isinstance(text, str):
         return Rejection(
             source,

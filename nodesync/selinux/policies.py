@@ -92,7 +92,7 @@ def read_policy(obj: Mapping[str, Any]) -> Policy | PolicyRejection:
             source, INVALID_POLICY, f"{name!r} is not a valid SELinux module name"
         )
     data = obj.get("data")
-    text = data.get(SELINUX_KEY) if isinstance(data, Mapping) else None
+    text = data.get(SELINUX_KEY) if isinstance(data, dict) else None
     if not isinstance(text, str) or not text.strip():
         message = f"the ConfigMap has no data key {SELINUX_KEY!r}"
         return PolicyRejection(source, INVALID_POLICY, message, name)

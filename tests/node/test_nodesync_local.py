@@ -129,23 +129,25 @@ def test_bad_configmaps_are_errors_logged_by_name_and_the_rest_is_installed(tmp_
     folder.mkdir()
     invalid = configmap_yaml("ns", "invalid", GOOD)
     invalid["data"]["profile.json"] = '{"defaultAction": '
-    dotted = configmap_yaml("ns", "dotted", GOOD)
-    dotted["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = "../../../../etc/evil"
+    dotted = configmap_yaml("ns", "../../../../etc/evil", GOOD)  # its profile's, a bad name
+    forged = configmap_yaml("ns", "forged", GOOD)  # claims another profile's file
+    forged["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = "good-0"
     enormous = configmap_yaml(
         "ns", "enormous", {"defaultAction": "SCMP_ACT_ALLOW", "x": "y" * (2 << 20)}
     )
     good = [configmap_yaml("ns", f"good-{i}", GOOD) for i in range(3)]
     (folder / "all.yaml").write_text(
-        yaml.safe_dump_all([invalid, good[0], dotted, good[1], enormous, good[2]])
+        yaml.safe_dump_all([invalid, good[0], dotted, good[1], enormous, forged, good[2]])
     )
     done = run_once(folder, kubelet)
     assert done.returncode == 1
     summary = json.loads(done.stdout)
-    assert summary["profiles"] == 6 and summary["written"] == 3
+    assert summary["profiles"] == 7 and summary["written"] == 3
     assert {(e["name"], e["reason"]) for e in summary["errors"]} == {
         ("invalid", "InvalidSeccompProfile"),
         ("../../../../etc/evil", "CannotGetSeccompProfilePath"),
         ("enormous", "InvalidSeccompProfile"),
+        ("good-0", "ConfigMapNotOwnedByProfile"),
     }
     assert sorted(p.name for p in (kubelet / "seccomp/operator/ns").iterdir()) == [
         "good-0.json",
@@ -162,6 +164,8 @@ def test_bad_configmaps_are_errors_logged_by_name_and_the_rest_is_installed(tmp_
     }
     assert ("ns", "invalid", "InvalidSeccompProfile") in warnings
     assert ("ns", "enormous", "InvalidSeccompProfile") in warnings
+    assert ("ns", "good-0", "ConfigMapNotOwnedByProfile") in warnings
+    assert (kubelet / "seccomp/operator/ns/good-0.json").read_text() == json.dumps(GOOD, indent=2)
 
     # A file that is not YAML at all: nothing may be concluded from the folder, so
     # nothing changes (converging without it would remove what it held).

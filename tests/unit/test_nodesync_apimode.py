@@ -358,6 +358,31 @@ def test_a_configmap_not_its_profiles_reports_nothing_and_leaves_the_real_status
     assert all(event["involvedObject"]["name"] == "real" for event in rig.cluster.events)
 
 
+def test_watch_events_of_forgeries_touch_nothing_and_an_orphaned_configmap_goes(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p")
+    rig.cluster.configmaps[("ns", "seccomp-q")] = cm("q")
+    forged = cm("evil", '{"defaultAction": "SCMP_ACT_ALLOW", "forged": true}')
+    forged["metadata"]["annotations"]["spo.x-k8s.io/profile-name"] = "p"
+    orphan = cm("q")
+    del orphan["metadata"]["ownerReferences"]  # its profile deleted with --cascade=orphan
+    rig.cluster.watches = [
+        [
+            {"type": "ADDED", "object": forged},
+            {"type": "MODIFIED", "object": orphan},
+            {"type": "DELETED", "object": forged},
+        ]
+    ]
+    rig.run()
+    assert rig.file("p").read_text() == '{"defaultAction": "SCMP_ACT_ALLOW"}'
+    assert rig.status("p")["status"] == "Installed"
+    assert not rig.file("q").exists()
+    assert set(rig.cluster.statuses) == {("ns", status_name("p", NODE))}  # q's status went
+    assert not rig.file("evil").exists()
+
+
 def test_a_failed_report_ends_the_long_watch_and_is_retried_after_a_brief_one(
     tmp_path: Path,
 ) -> None:
