@@ -139,13 +139,7 @@ def merged_with_bases(
         validation.check_spec(profile.spec)
         siblings = profiles_beside(folder) if profile.spec.baseProfileName else {}
         chain = merging.base_chain(profile, siblings)
-        for base in chain:
-            try:
-                validation.check_spec(base.spec)
-            except ProfileProblem as problem:
-                raise ProfileProblem(
-                    "InvalidBaseProfile", f"base profile {base.name!r}: {problem.message}"
-                ) from problem
+        validation.check_bases(chain)
     except ProfileProblem as problem:
         where = (
             f" (bases are looked up in {folder})" if problem.reason == "BaseProfileNotFound" else ""

@@ -188,13 +188,7 @@ def _desired(
     validation.check_spec(profile.spec)
     siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
     chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile, _not_too_large))
-    for base in chain:
-        try:
-            validation.check_spec(base.spec)
-        except ProfileProblem as problem:
-            raise ProfileProblem(
-                "InvalidBaseProfile", f"base profile {base.name!r}: {problem.message}"
-            ) from problem
+    validation.check_bases(chain)
     merged = merging.merge(profile.spec, [base.spec for base in chain])
     policy.check(merged, policy.from_daemons(request.related_of(DAEMONS)))
     content = encode(runtime_profile(merged))

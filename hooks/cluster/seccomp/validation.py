@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hooks.api import syscalls
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES
 from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
-from hooks.api.seccompprofile import Action, SeccompProfileSpec
+from hooks.api.seccompprofile import Action, SeccompProfile, SeccompProfileSpec
 
 INVALID = "InvalidSeccompProfile"
 TOO_LARGE = "ProfileTooLarge"
@@ -102,3 +104,14 @@ def check_size(encoded: str) -> None:
             f"spec: the profile is {size} bytes, more than a ConfigMap can hold "
             f"({MAX_CONFIGMAP_BYTES})",
         )
+
+
+def check_bases(chain: Sequence[SeccompProfile]) -> None:
+    """Every base profile of ``chain`` is valid itself, or ``InvalidBaseProfile`` names it."""
+    for base in chain:
+        try:
+            check_spec(base.spec)
+        except ProfileProblem as problem:
+            raise ProfileProblem(
+                "InvalidBaseProfile", f"base profile {base.name!r}: {problem.message}"
+            ) from problem
