@@ -63,11 +63,13 @@ class NodePods:
 
     def relist(self, pods: Iterable[Mapping[str, Any]]) -> None:
         listed = list(pods)
+        # the recording first: once a container's records can be told (and the recorder's
+        # state saved with them), the pod saved beside them must be the one naming the container
+        if self._recording is not None:
+            self._recording.relist(listed)
         with self._lock:
             self._by_pod = {pod_key(pod): container_index([pod]) for pod in listed}
             self._rebuild()
-        if self._recording is not None:
-            self._recording.relist(listed)
         self.ready.set()
 
     def event(self, kind: str, obj: Mapping[str, Any]) -> None:
@@ -81,11 +83,11 @@ class NodePods:
                 self._by_pod.pop(key, None)
                 self._rebuild()
             return
+        if self._recording is not None:
+            self._recording.observe(obj)  # first: see relist
         with self._lock:
             self._by_pod[key] = container_index([obj])
             self._rebuild()
-        if self._recording is not None:
-            self._recording.observe(obj)
 
     def tick(self) -> None:
         """Nothing waits for a retry here: a failed profile creation is logged."""

@@ -130,6 +130,18 @@ class Teller(Protocol):
     def told(self) -> None: ...
 
 
+_TELLERS: dict[type, bool] = {}
+
+
+def _is_teller(each: object) -> bool:
+    """``isinstance(each, Teller)``, remembered per type (the check walks the protocol each time)."""
+    kind = type(each)
+    known = _TELLERS.get(kind)
+    if known is None:
+        known = _TELLERS[kind] = isinstance(each, Teller)
+    return known
+
+
 class Recorder:
     """Accumulates SECCOMP and AVC records per container id.
 
@@ -195,8 +207,8 @@ class Recorder:
         When ``each`` is a :class:`Teller` (the log enricher), SECCOMP records
         are scanned for what it tells too, and handed over as text.
         """
-        if isinstance(each, Teller):
-            return self._consume_told(lines, each)
+        if each is not None and _is_teller(each):
+            return self._consume_told(lines, each)  # type: ignore[arg-type]
         if each is not None:
             return self._consume_records(lines, each)
         resolve = self._resolve

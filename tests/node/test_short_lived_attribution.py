@@ -151,3 +151,36 @@ def test_a_thousand_short_lived_children_are_all_attributed_on_a_busy_machine(
         f"{len(missed_before)} records were not attributed; table: {processes.table.counts}"
     )
     assert missed_before  # what this fixes was there
+
+
+GIVE_UP = """
+import subprocess, time
+from nodesync.containers import read_cgroup
+from nodesync.process_events import CAP_NET_ADMIN, ProcessEvents, drop_capability
+from nodesync.processes import ProcessTable
+
+events = ProcessEvents(ProcessTable(read_cgroup))
+events.confirm()
+print("dropped", drop_capability(CAP_NET_ADMIN))
+status = open("/proc/self/status").read()
+effective = int(status.split("CapEff:")[1].split()[0], 16)
+permitted = int(status.split("CapPrm:")[1].split()[0], 16)
+print("held", bool((effective | permitted) >> CAP_NET_ADMIN & 1))
+child = subprocess.run(["sh", "-c", "true"]).returncode
+time.sleep(0.2)
+events.drain()
+print("forks", events.table.counts.forks)
+"""
+
+
+def test_the_log_enricher_gives_up_net_admin_and_the_events_keep_coming(
+    processes: ProcessEvents,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", GIVE_UP], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert said["dropped"] == "True"
+    assert said["held"] == "False"
+    assert int(said["forks"]) >= 1
