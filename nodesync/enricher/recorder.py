@@ -134,7 +134,8 @@ _TELLERS: dict[type, bool] = {}
 
 
 def _is_teller(each: object) -> bool:
-    """``isinstance(each, Teller)``, remembered per type (the check walks the protocol each time)."""
+    """``isinstance(each, Teller)``, remembered per type (the check walks the protocol each
+    time)."""
     kind = type(each)
     known = _TELLERS.get(kind)
     if known is None:
