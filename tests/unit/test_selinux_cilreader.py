@@ -4,6 +4,9 @@ them, and every text it cannot read is a CilSyntaxError with its line."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hooks.api.cilreader import (
     Atom,
     CilSyntaxError,
@@ -13,8 +16,6 @@ from hooks.api.cilreader import (
     read,
     unquoted,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def shapes(text: str) -> list[object]:
