@@ -57,7 +57,9 @@ class DeferredRecording:
 
     def observe(self, pod: Mapping[str, Any]) -> None:
         self.agent.remember(pod)
-        self.deferred.later(lambda: self.agent.observe(pod))
+        # later, only to finish it: this state must not replace a newer one remembered since
+        # (the saved state would then lack the container ids the newer one names)
+        self.deferred.later(lambda: self.agent.settle(pod))
 
     def deleted(self, pod: Mapping[str, Any]) -> None:
         self.deferred.later(lambda: self.agent.deleted(pod))

@@ -240,6 +240,13 @@ class RecordingAgent:
             self._pods[pod_key(pod)] = pod
         return True
 
+    def settle(self, pod: Mapping[str, Any]) -> list[Decision]:
+        """The deferred half of observing ``pod`` (remembered when it was seen): finish it if that
+        state of it Succeeded. An older state never replaces a newer one remembered since."""
+        if not finished(pod) or not self.remember(pod):
+            return []
+        return self.finish(pod)
+
     def observe(self, pod: Mapping[str, Any]) -> list[Decision]:
         """A pod was added or changed: remember it if recorded; finish it if it Succeeded."""
         if not self.remember(pod):

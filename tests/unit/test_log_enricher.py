@@ -50,6 +50,9 @@ class Calls:
     def remember(self, pod: Any) -> None:
         self.calls.append(("remember", pod["metadata"]["name"]))
 
+    def settle(self, pod: Any) -> None:
+        self.calls.append(("settle", pod["metadata"]["name"]))
+
     def gone(self, listed: Any) -> list[Any]:
         return []
 
@@ -99,14 +102,14 @@ def test_deferred_calls_run_in_order_once_due() -> None:
     recording.deleted(pod("b"))
     assert deferred.run_due() == 0 and calls.calls == []
     now[0] += 1.0
-    assert deferred.run_due() == 1 and calls.calls == [("observe", "a")]
+    assert deferred.run_due() == 1 and calls.calls == [("settle", "a")]
     now[0] += 5.0
     recording.relist([pod("c")])
     assert calls.calls[-1] == ("remember", "c")
     assert deferred.run_due() == 1
     now[0] += 2.0
     assert deferred.run_due() == 1
-    assert calls.calls == [("observe", "a"), ("remember", "c"), ("deleted", "b"), ("observe", "c")]
+    assert calls.calls == [("settle", "a"), ("remember", "c"), ("deleted", "b"), ("settle", "c")]
 
 
 def test_a_list_taken_before_a_pod_was_added_does_not_finish_it() -> None:
@@ -129,6 +132,25 @@ def test_a_list_taken_before_a_pod_was_added_does_not_finish_it() -> None:
     now[0] += 5.0
     deferred.run_due()
     assert [c["metadata"]["name"] for c in created] == ["rec-c0"]
+
+
+def test_a_state_seen_earlier_never_replaces_a_newer_one_in_what_is_saved() -> None:
+    """Pending (no container yet), then Running naming its container: the deferred half of
+    the first event must not bring the Pending state back, or a crash then would save a pod
+    whose container is unknown and its profile could not be made."""
+    now = [0.0]
+    deferred = Deferred(2.0, clock=lambda: now[0])
+    agent = RecordingAgent(_recorder(), [].append, arch="SCMP_ARCH_X86_64")
+    pods = NodePods(DeferredRecording(agent, deferred))
+    annotations = {"io.containers.trace-logs/c0": "rec_c0_abcde_1"}
+    pods.event("ADDED", pod("web", annotations=annotations))
+    now[0] += 1.0
+    pods.event("MODIFIED", pod("web", CID_A, annotations=annotations))
+    now[0] += 1.5
+    assert deferred.run_due() == 1  # the first event's turn
+    [saved] = agent.snapshot()
+    ids = [status["containerID"] for status in saved["status"]["containerStatuses"]]
+    assert ids == [f"containerd://{CID_A}"]
 
 
 def _recorder() -> Recorder:
