@@ -22,8 +22,9 @@ without the new profile and must be recreated to get it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from hooks.api import profilebinding as binding_api
 from hooks.api import seccompprofile as seccomp_api
@@ -51,16 +52,33 @@ BINDINGS = group_key(binding_api.KIND.kind, binding_api.KIND.api_version)
 SECCOMP_PROFILES = group_key(seccomp_api.KIND.kind, seccomp_api.KIND.api_version)
 SELINUX_PROFILES = group_key(selinux_api.KIND.kind, selinux_api.KIND.api_version)
 DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
+CONFIGURATIONS = group_key(webhookconfig.KIND, webhookconfig.API_VERSION)
 
 
 class DecoratorSyncRequest(Open):
-    """A DecoratorController sync request: the target ``object`` and what is attached to it."""
+    """A DecoratorController sync request: the target ``object`` and what is attached to it.
+
+    Hook version v1 names them ``object`` and ``attachments``; Metacontroller's v2 request
+    builder (``pkg/controller/decorator/api/v2``) names them ``parent`` and ``children``.
+    Both are read; the model keeps the v1 names.
+    """
 
     controller: Object = Field(default_factory=dict)
     object: Object
     attachments: ObjectMap | None = None
     related: ObjectMap | None = None
     finalizing: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v2_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "object" not in data and "parent" in data:
+            renamed = {k: v for k, v in data.items() if k not in ("parent", "children")}
+            renamed["object"] = data["parent"]
+            if "attachments" not in data and "children" in data:
+                renamed["attachments"] = data["children"]
+            return renamed
+        return data
 
     def related_of(self, key: str) -> list[Object]:
         found = (self.related or {}).get(key) or {}
@@ -140,7 +158,8 @@ def sync(request: DecoratorSyncRequest) -> DecoratorSyncResponse:
     attachments: list[Object] = []
     configuration = webhookconfig.desired(_spod_spec(request))
     if configuration is not None:
-        attachments.append(configuration)
+        observed = ((request.attachments or {}).get(CONFIGURATIONS) or {}).get(webhookconfig.NAME)
+        attachments.append(webhookconfig.with_observed_ca(configuration, observed))
     recordings = recording_table.resolve(
         request.related_of(recording_table.RECORDINGS), request.related_of(SECCOMP_PROFILES)
     )

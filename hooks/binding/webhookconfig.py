@@ -8,14 +8,21 @@ webhooks replaces that webhook's ``failurePolicy``, ``namespaceSelector`` or
 ``objectSelector`` (each only when set); entries of other names are ignored,
 as in the Go operator.
 
-The CA bundle is not set here: cert-manager's CA injector fills it in from the
+The CA bundle is not made here: cert-manager's CA injector fills it in from the
 ``cert-manager.io/inject-ca-from`` annotation (or an admin does, see
-metacontroller/webhook-tls.md). Metacontroller's apply only touches the fields the hook
-returns, so the injected ``caBundle`` stays.
+metacontroller/webhook-tls.md). Metacontroller's client-side apply
+(``pkg/dynamic/apply``) merges a list item by item only when its items share one of the
+keys ``containerPort``, ``port``, ``uid``, ``ip`` or ``path``; webhooks have none of them, so
+the answered ``webhooks`` list replaces the stored one whole on every update, and an
+injected ``caBundle`` the answer lacked would be dropped. So :func:`with_observed_ca` carries
+the ``caBundle`` of the observed configuration over, webhook by webhook. The defaults the
+API server would fill in (``matchPolicy``, ``reinvocationPolicy``) are written out, so the
+answer equals the stored object and a sync that changes nothing sends no update.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +32,8 @@ from hooks.api.profilerecording import ENABLE_RECORDING_LABEL
 from hooks.api.spod import OPERATOR_NAMESPACE
 
 NAME = "spo-mutating-webhook-configuration"
+API_VERSION = "admissionregistration.k8s.io/v1"
+KIND = "MutatingWebhookConfiguration"
 SERVICE = "spo-webhook"
 SERVICE_PORT = 443
 CERTIFICATE = "spo-webhook-cert"
@@ -75,6 +84,8 @@ def _webhook(hook: _Webhook, options: spod_api.WebhookOptions | None) -> dict[st
         "admissionReviewVersions": ["v1"],
         "sideEffects": "None",
         "failurePolicy": failure_policy,
+        "matchPolicy": "Equivalent",
+        "reinvocationPolicy": "Never",
         "timeoutSeconds": TIMEOUT_SECONDS,
         "clientConfig": {
             "service": {
@@ -105,8 +116,8 @@ def desired(spec: spod_api.SPODSpec | None) -> dict[str, Any] | None:
         return None
     options = {option.name: option for option in (spec.webhookOptions if spec and spec.webhookOptions else [])}
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {
             "name": NAME,
             "labels": {"app.kubernetes.io/name": "security-profiles-operator"},
@@ -114,3 +125,21 @@ def desired(spec: spod_api.SPODSpec | None) -> dict[str, Any] | None:
         },
         "webhooks": [_webhook(hook, options.get(hook.name)) for hook in WEBHOOKS],
     }
+
+
+def with_observed_ca(
+    configuration: dict[str, Any], observed: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``configuration`` with the ``clientConfig.caBundle`` each webhook of the same name has in
+    ``observed`` (the stored configuration: the CA injector's, or an admin's, bundle)."""
+    bundles = {
+        hook.get("name"): (hook.get("clientConfig") or {}).get("caBundle")
+        for hook in (observed or {}).get("webhooks") or []
+        if isinstance(hook, dict)
+    }
+    kept = copy.deepcopy(configuration)
+    for hook in kept["webhooks"]:
+        bundle = bundles.get(hook["name"])
+        if isinstance(bundle, str) and bundle:
+            hook["clientConfig"]["caBundle"] = bundle
+    return kept

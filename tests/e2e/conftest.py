@@ -9,6 +9,7 @@ reason, or fail when the CI environment variable is set.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -47,7 +48,9 @@ def control_plane(control_plane_binaries: Path) -> Iterator[ControlPlane]:
 
 
 REPO = Path(__file__).resolve().parent.parent.parent
-METACONTROLLER_CRDS = REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+# The shared reference data sits beside the checkout (SPO_SHARED moves it, for a worktree).
+SHARED = Path(os.environ.get("SPO_SHARED") or REPO.parent / "shared")
+METACONTROLLER_CRDS = SHARED / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -210,10 +210,11 @@ def _openssl(cwd: Path, *args: str) -> None:
         raise ControlPlaneStartError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
 
 
-def make_pki(folder: Path, *, days: int = 7) -> Pki:
-    """A CA, a serving certificate for the apiserver on 127.0.0.1/localhost,
-    an admin client certificate (O=system:masters) and a ServiceAccount token
-    signing key pair. ECDSA P-256 throughout: quick to generate."""
+def make_pki(folder: Path, *, days: int = 7, serving_names: Sequence[str] = ()) -> Pki:
+    """A CA, a serving certificate for the apiserver on 127.0.0.1/localhost (and the
+    extra ``serving_names``: ``DNS:...`` or ``IP:...``), an admin client certificate
+    (O=system:masters) and a ServiceAccount token signing key pair. ECDSA P-256
+    throughout: quick to generate."""
     if shutil.which("openssl") is None:
         raise ControlPlaneUnavailable("the 'openssl' command is not on PATH")
     folder.mkdir(parents=True, exist_ok=True)
@@ -286,6 +287,7 @@ def make_pki(folder: Path, *, days: int = 7) -> Pki:
             "DNS:kubernetes.default",
             "DNS:kubernetes.default.svc",
             "DNS:kubernetes.default.svc.cluster.local",
+            *serving_names,
         ]
     )
     sign(
@@ -358,6 +360,8 @@ class ControlPlane:
         self._logs: list[IO[bytes]] = []
         self._sa_kubeconfigs = 0
         self._last_check = ""
+        self.on_stop: list[Callable[[], None]] = []
+        """Called by stop() first (clients closing their connections)."""
 
     # lifecycle
 
@@ -471,6 +475,10 @@ class ControlPlane:
                 # The lease reconciler refuses a loopback advertise address, and
                 # the "kubernetes" Service's endpoints serve nobody here anyway.
                 "--endpoint-reconciler-type=none",
+                # Admission webhooks and aggregated APIs are called on an endpoint of their
+                # Service (its EndpointSlices), not on its cluster IP, which nothing routes
+                # here: no kube-proxy runs.
+                "--enable-aggregator-routing=true",
                 "--allow-privileged=true",
                 "--profiling=false",
                 *self.extra_apiserver_args,
@@ -617,6 +625,9 @@ class ControlPlane:
         self._logs.clear()
 
     def stop(self) -> None:
+        for close in self.on_stop:
+            close()
+        self.on_stop.clear()
         self._kill_processes()
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

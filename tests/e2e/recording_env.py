@@ -187,7 +187,7 @@ def recording_webhook(plane: ControlPlane, folder: Path, namespace: str, recordi
     for manifest in recordings:
         plane.apply(manifest)
     try:
-        with serving_webhooks(folder) as server:
+        with serving_webhooks(folder, plane) as server:
             decorator_step(plane, server)  # registers the webhook configuration, publishes the tables
             yield server
     finally:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from controlplane import ControlPlane
-from metacontroller_step import CompositeStep
+from metacontroller_step import CompositeStep, DecoratorStep
 from webhooks import CONFIGURATION, OPERATOR_NS, REPO, WebhookServer, changes, serving_webhooks
 from webhooks import create as _create
 from webhooks import decorator_step as _decorator_step
@@ -42,7 +42,7 @@ SELINUX_USAGE = f"web-policy_{BOUND_NS}.process"
 @pytest.fixture(scope="module")
 def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
     try:
-        with serving_webhooks(tmp_path_factory.mktemp("binding-webhook")) as server:
+        with serving_webhooks(tmp_path_factory.mktemp("binding-webhook"), installed) as server:
             yield server
     finally:
         installed.kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found", check=False)
@@ -184,6 +184,38 @@ def test_registered_configuration_is_the_computed_one(bound: ControlPlane) -> No
     entries = json.loads(table["data"]["bindings.json"])["namespaces"][BOUND_NS]
     assert entries["nginx:1.27"][0]["state"] == "Installed"
     assert entries["busybox:1.36"][0]["state"] == "Missing"
+
+
+def test_configuration_keeps_its_service_route_and_the_injected_ca_across_syncs(bound: ControlPlane, webhook: WebhookServer) -> None:
+    """The API server reaches the webhooks through the Service (the tests above), with the CA
+    cert-manager's injector wrote; Metacontroller's next syncs keep both, and a sync that
+    changes nothing writes nothing."""
+    manifest = yaml.safe_load((REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text())
+    step = DecoratorStep(bound, webhook.base, manifest, context=webhook.context)
+    injected = bound.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
+    bundles = [w["clientConfig"].get("caBundle") for w in injected["webhooks"]]
+    assert all(bundles)
+    step.sync("v1", "Namespace", None, OPERATOR_NS)
+    step.sync("v1", "Namespace", None, OPERATOR_NS)
+    assert step.api.requests["update"] == 0
+    stored = bound.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
+    assert stored["metadata"]["resourceVersion"] == injected["metadata"]["resourceVersion"]
+    assert [w["clientConfig"] for w in stored["webhooks"]] == [w["clientConfig"] for w in injected["webhooks"]]
+    assert all(set(w["clientConfig"]) == {"service", "caBundle"} for w in stored["webhooks"])
+
+    def webhook_options(options: list[dict[str, str]] | None) -> None:
+        patch = json.dumps({"spec": {"webhookOptions": options}})
+        bound.kubectl("patch", f"securityprofilesoperatordaemons.{GROUP}", "spod", "-n", OPERATOR_NS, "--type=merge", "-p", patch)
+        step.sync("v1", "Namespace", None, OPERATOR_NS)
+
+    try:
+        webhook_options([{"name": "recording.spo.io", "failurePolicy": "Ignore"}])  # the configuration changes
+        after = bound.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
+        assert after["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"]
+        assert {w["name"]: w["failurePolicy"] for w in after["webhooks"]} == {"binding.spo.io": "Fail", "recording.spo.io": "Ignore"}
+        assert [w["clientConfig"].get("caBundle") for w in after["webhooks"]] == bundles
+    finally:
+        webhook_options(None)
 
 
 def test_binding_status_lists_its_pods_and_deletion_waits_for_them(bound: ControlPlane, webhook: WebhookServer) -> None:

@@ -50,7 +50,7 @@ RECORDINGS = f"profilerecordings.{GROUP}"
 @pytest.fixture(scope="module")
 def webhook(installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
     try:
-        with serving_webhooks(tmp_path_factory.mktemp("recording-webhook")) as server:
+        with serving_webhooks(tmp_path_factory.mktemp("recording-webhook"), installed) as server:
             yield server
     finally:
         installed.kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found", check=False)
@@ -167,7 +167,7 @@ def test_update_is_not_mutated(recording: ControlPlane) -> None:
 def test_registered_configuration_routes_recording_to_the_recording_webhook(recording: ControlPlane) -> None:
     stored = recording.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
     hook = {w["name"]: w for w in stored["webhooks"]}["recording.spo.io"]
-    assert hook["clientConfig"]["url"].endswith("/mutate-v1-pod-recording")
+    assert hook["clientConfig"]["service"]["path"] == "/mutate-v1-pod-recording"
     assert hook["namespaceSelector"] == {"matchExpressions": [{"key": "spo.x-k8s.io/enable-recording", "operator": "Exists"}]}
     assert hook["rules"][0]["operations"] == ["CREATE"]
 

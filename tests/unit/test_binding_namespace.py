@@ -98,6 +98,31 @@ def test_webhook_options_replace_only_what_they_set() -> None:
     assert hooks["recording.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"] == "team"
 
 
+def test_v2_request_field_names_are_read_as_the_v1_ones() -> None:
+    raw = _load("bindings-resolved-across-namespaces")
+    v2 = {k: v for k, v in raw.items() if k not in ("object", "attachments")}
+    v2["parent"] = raw["object"]
+    v2["children"] = raw.get("attachments") or {}
+    assert _sync(v2) == _sync(raw)
+
+
+def test_injected_ca_bundle_of_the_observed_configuration_is_kept() -> None:
+    """Metacontroller's apply replaces the whole ``webhooks`` list (its items have no merge
+    key), so the answer itself must carry the bundle the CA injector wrote."""
+    raw = _load("defaults-without-spod-or-bindings")
+    first = _attachment(_sync(raw), "MutatingWebhookConfiguration")
+    assert first is not None
+    assert all("caBundle" not in w["clientConfig"] for w in first["webhooks"])
+    stored = json.loads(json.dumps(first))
+    stored["webhooks"][0]["clientConfig"]["caBundle"] = "Q0EtT05F"
+    stored["webhooks"][1]["clientConfig"]["caBundle"] = "Q0EtVFdP"
+    key = "MutatingWebhookConfiguration.admissionregistration.k8s.io/v1"
+    again = _attachment(_sync({**raw, "attachments": {key: {stored["metadata"]["name"]: stored}}}), "MutatingWebhookConfiguration")
+    assert again is not None
+    assert [w["clientConfig"].get("caBundle") for w in again["webhooks"]] == ["Q0EtT05F", "Q0EtVFdP"]
+    assert {k: v for k, v in again.items() if k != "webhooks"} == {k: v for k, v in first.items() if k != "webhooks"}
+
+
 def test_static_webhook_config_leaves_the_configuration_alone() -> None:
     answer = _sync(_load("static-webhook-config-attaches-only-the-table"))
     assert [a["kind"] for a in answer["attachments"]] == ["ConfigMap"]
