@@ -28,6 +28,8 @@ _OWNED_METADATA = ("name", "namespace", "labels", "annotations")
 
 CONFIGMAP = "ConfigMap.v1"
 POD = "Pod.v1"
+MISSING_CHILD_RESYNC_SECONDS = 2.0
+"""How soon a parent is synced again while a child it asked for is still missing."""
 
 
 def group_key(kind: str, api_version: str) -> str:
@@ -158,3 +160,23 @@ class ByName(Mapping[str, M], Generic[M]):
 def child_named(request: SyncRequest, key: str, name: str) -> Object | None:
     """The observed child of group ``key`` (``ConfigMap.v1``) named ``name``, if any."""
     return next((c for c in request.children_of(key) if (c.get("metadata") or {}).get("name") == name), None)
+
+
+def missing_child_resync(request: SyncRequest, children: list[Object]) -> float | None:
+    """A resync delay when a child asked for in an earlier sync is still not observed.
+
+    Metacontroller creates a missing child and ignores AlreadyExists. A parent deleted and
+    created again under the same name leaves its predecessor's child (owned by the old uid,
+    so claimed by nobody) until the garbage collector deletes it, and that deletion is no
+    event of the new parent: without a resync the new parent would wait for an unrelated
+    event to get its child. An earlier sync happened when the parent has a status
+    (``observedGeneration``); on the first sync the child is missing as a matter of course.
+    """
+    if "observedGeneration" not in (request.parent.get("status") or {}):
+        return None
+    for child in children:
+        key = group_key(str(child.get("kind")), str(child.get("apiVersion")))
+        name = (child.get("metadata") or {}).get("name")
+        if not any((seen.get("metadata") or {}).get("name") == name for seen in request.children_of(key)):
+            return MISSING_CHILD_RESYNC_SECONDS
+    return None

@@ -32,6 +32,7 @@ from hooks.contract import (
     SyncResponse,
     child_named,
     group_key,
+    missing_child_resync,
     unchanged,
 )
 from hooks.logs import about
@@ -121,6 +122,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             keep = observed and problem.reason not in POLICY_REASONS
             children = [unchanged(observed, ('data',))] if keep and observed else []
 
+    if resync is None:
+        resync = missing_child_resync(request, children)
     observed_status = request.parent.get("status") or {}
     status = api.SeccompProfileStatus(
         status=outcome.state,

@@ -49,6 +49,7 @@ from hooks.contract import (
     SyncResponse,
     child_named,
     group_key,
+    missing_child_resync,
     unchanged,
 )
 from hooks.logs import about
@@ -138,6 +139,8 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
             children = _kept(observed)
 
+    if resync is None:
+        resync = missing_child_resync(request, children)
     observed_status = request.parent.get("status") or {}
     status = api.SelinuxProfileStatus(
         status=outcome.state,

@@ -3,6 +3,7 @@ the rest against the Kubernetes schema, and the kustomization lists every file."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from hooks.api.crdgen import all_kinds
 KINDS = {kind.kind: kind for kind in all_kinds()}
 ROOT = Path(__file__).parent.parent.parent
 INSTALL = ROOT / "metacontroller" / "base"
-SHARED = ROOT.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+# The shared reference data sits beside the checkout (SPO_SHARED moves it, for a worktree).
+SHARED = Path(os.environ.get("SPO_SHARED") or ROOT.parent / "shared") / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
 
 
 def _metacontroller_schemas() -> dict[tuple[str, str], dict[str, Any]]:
