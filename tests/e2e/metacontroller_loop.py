@@ -55,16 +55,9 @@ from typing import Any
 
 import yaml
 from kubeapi import ApiError, KubeApi, Object, Resource, Watch
-from metacontroller_step import (
-    CompositeController,
-    DecoratorController,
-    GarbageCollectorStandIn,
-    SyncError,
-    controller_ref,
-    deleting,
-    selector_matches,
-    uniform_key,
-)
+from metacontroller_common import SyncError, controller_ref, deleting, selector_matches, uniform_key
+from metacontroller_step import CompositeController, DecoratorController
+from stand_ins import GarbageCollectorStandIn
 
 log = logging.getLogger("metacontroller-emulation")
 REPO = Path(__file__).resolve().parent.parent.parent

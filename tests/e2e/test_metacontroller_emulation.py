@@ -23,9 +23,9 @@ from metacontroller_step import (
     CONTROLLER_UID,
     CompositeStep,
     DecoratorStep,
-    GarbageCollectorStandIn,
     api_for,
 )
+from stand_ins import GarbageCollectorStandIn
 
 from hooks.api import GROUP
 
@@ -86,7 +86,9 @@ def _profile(plane: ControlPlane, name: str, spec: dict[str, Any] | None = None)
 
 
 def _configmap(plane: ControlPlane, name: str) -> dict[str, Any] | None:
-    got = plane.kubectl("get", "configmap", name, "-n", NS, "-o", "json", "--show-managed-fields", check=False)
+    got = plane.kubectl(
+        "get", "configmap", name, "-n", NS, "-o", "json", "--show-managed-fields", check=False
+    )
     return json.loads(got.stdout) if got.returncode == 0 else None
 
 

@@ -18,8 +18,9 @@ import pytest
 import yaml
 from controlplane import ControlPlane
 from metacontroller_loop import Metacontroller
-from metacontroller_step import GarbageCollectorStandIn, api_for
+from metacontroller_step import api_for
 from nodesync_process import NodeSync, eventually, node_status
+from stand_ins import GarbageCollectorStandIn
 
 from hooks.api import GROUP
 from hooks.api.seccompprofile import SeccompProfileSpec

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 from controlplane import ControlPlane
-from metacontroller_step import CompositeStep, GarbageCollectorStandIn
+from metacontroller_step import CompositeStep
+from stand_ins import GarbageCollectorStandIn
 
 from hooks.api import GROUP
 

@@ -35,7 +35,8 @@ import yaml
 from controlplane import ControlPlane, free_port, make_pki
 from flask import Flask
 from hookserver import serving
-from metacontroller_step import DecoratorStep, inject_ca_bundle
+from metacontroller_step import DecoratorStep
+from stand_ins import inject_ca_bundle
 
 REPO = Path(__file__).resolve().parent.parent.parent
 OPERATOR_NS = "security-profiles-operator"
