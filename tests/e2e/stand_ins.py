@@ -31,17 +31,30 @@ class GarbageCollectorStandIn:
         self.resources = [api.resource(v, r) for v, r in resources]
         self.deleted: list[str] = []
 
-    def _owner_exists(self, ref: dict[str, Any], namespace: str | None) -> bool:
-        try:
-            resource = self.api.resource_of_kind(ref["apiVersion"], ref["kind"])
-        except ApiError:
-            return False
-        owner = self.api.find(resource, namespace if resource.namespaced else None, ref["name"])
-        return owner is not None and owner["metadata"]["uid"] == ref["uid"]
+    def _owner_exists(
+        self, ref: dict[str, Any], namespace: str | None, seen: dict[tuple[str, ...], bool]
+    ) -> bool:
+        key = (
+            str(ref["apiVersion"]),
+            str(ref["kind"]),
+            namespace or "",
+            str(ref["name"]),
+            str(ref["uid"]),
+        )
+        if key not in seen:
+            try:
+                resource = self.api.resource_of_kind(ref["apiVersion"], ref["kind"])
+            except ApiError:
+                seen[key] = False
+                return False
+            owner = self.api.find(resource, namespace if resource.namespaced else None, ref["name"])
+            seen[key] = owner is not None and owner["metadata"]["uid"] == ref["uid"]
+        return seen[key]
 
     def collect(self) -> list[str]:
-        """One pass; the ``Kind namespace/name`` of what it deleted."""
+        """One pass (each owner looked up once); the ``Kind namespace/name`` of what it deleted."""
         deleted: list[str] = []
+        seen: dict[tuple[str, ...], bool] = {}
         for resource in self.resources:
             items, _ = self.api.list(resource)
             for obj in items:
@@ -49,7 +62,7 @@ class GarbageCollectorStandIn:
                 refs = meta.get("ownerReferences") or []
                 if not refs or deleting(obj):
                     continue
-                alive = [r for r in refs if self._owner_exists(r, meta.get("namespace"))]
+                alive = [r for r in refs if self._owner_exists(r, meta.get("namespace"), seen)]
                 if len(alive) == len(refs):
                     continue
                 try:

@@ -175,3 +175,31 @@ def test_profile_recreated_while_the_old_configmap_waits_gets_its_own(
 
 def _assert(condition: bool) -> None:
     assert condition
+
+
+def test_with_the_garbage_collector_running_the_node_forgets_a_deleted_profile(
+    plane: ControlPlane, nodesync: NodeSync, hook_server: str
+) -> None:
+    api = api_for(plane)
+    collector = GarbageCollectorStandIn(
+        api, [("v1", "configmaps"), (f"{GROUP}/v1alpha1", "securityprofilenodestatuses")]
+    )
+    with Metacontroller(
+        api, hook_server, [SECCOMP], workers=2, garbage_collector=collector
+    ) as loop:
+        uid = _profile(plane, "collected", LOG)
+        eventually(
+            "collected installed",
+            lambda: _installed(plane, nodesync, "collected", LOG, uid),
+            nodesync,
+        )
+        plane.kubectl("delete", PROFILES, "collected", "-n", NS, "--wait=false")
+
+        def forgotten() -> None:
+            assert _status(plane, "collected") is None
+            assert not nodesync.file(NS, "collected").exists()
+            assert node_status(plane, NS, "collected") is None
+
+        eventually("the node forgot the deleted profile", forgotten, nodesync)
+        assert f"ConfigMap {NS}/seccomp-collected" in collector.deleted
+        loop.raise_errors(NS)
