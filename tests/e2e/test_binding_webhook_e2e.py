@@ -1,14 +1,12 @@
-"""The binding webhook, called by the real kube-apiserver over HTTPS.
+"""The binding webhook, called by the real kube-apiserver over HTTPS through its Service.
 
-The hooks run under gunicorn on loopback with a certificate for 127.0.0.1
-(made with openssl, signed by a throw-away CA). The webhook configuration the
-namespace decorator computes is registered as it is, except that
-``clientConfig`` points at that server (``url`` + ``caBundle``) instead of the
-in-cluster Service. The binding table is made the way the cluster makes it:
-the decorator's customize and sync hooks are called as Metacontroller would
-call them, the ConfigMap is applied, and its ``bindings.json`` is written to
-the file the webhook reads (what the kubelet does for a mounted ConfigMap).
-The server and these steps are shared with the recording e2e (``webhooks``).
+The hooks run under gunicorn with a certificate for the Service's name (made with openssl,
+signed by a throw-away CA); an EndpointSlice of the Service ``spo-webhook`` points at them.
+The webhook configuration the namespace decorator computes is attached as it is (one
+faithful sync of the emulated Metacontroller), cert-manager's CA injector's stand-in writes
+the CA into it, and the ``bindings.json`` of the stored ConfigMap is written to the file the
+webhook reads (what the kubelet does for a mounted ConfigMap). The server and these steps
+are shared with the recording e2e (``webhooks``).
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-binding`` and,
 as a control, the same pod in an unlabelled namespace: the difference between

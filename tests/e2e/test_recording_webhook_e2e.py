@@ -1,11 +1,11 @@
 """The recording webhook, called by the real kube-apiserver over HTTPS, and the ProfileRecording controller.
 
-The server, the certificate and the decorator step are the binding e2e's
-(``webhooks``): the configuration the namespace decorator computes is
-registered with ``clientConfig`` pointing at the loopback server, and the
-tables of the ``spo-bindings`` ConfigMap are written where the webhooks read
-them. The logging profile of the install (metacontroller/recording-profile.yaml)
-is applied and reported Installed, as nodesync would report it.
+The server, the certificate, the Service route and the decorator step are the binding
+e2e's (``webhooks``): the configuration the namespace decorator computes is attached as it
+is, the CA injector's stand-in fills in its ``caBundle``, and the tables of the
+``spo-bindings`` ConfigMap are written where the webhooks read them. The logging profile of
+the install (metacontroller/recording-profile.yaml) is applied and reported Installed, as
+nodesync would report it.
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-recording``
 and, as a control, the same pod in an unlabelled namespace: the difference
