@@ -1,0 +1,106 @@
+"""The node itself: a kubelet that runs pods, with logs and exec through the API server, the
+controllers of kube-controller-manager, the scheduler, and Services through kube-proxy."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from conftest import eventually
+from controlplane import pinned_versions
+from kubenode import NODE_NAME, Cluster
+from workloads import busybox_pod, create, delete, exec_in, wait_log, wait_running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def test_node_is_ready_with_the_pinned_kubelet_and_containerd(cluster: Cluster) -> None:
+    node = cluster.plane.kubectl_json("get", "node", NODE_NAME)
+    info = node["status"]["nodeInfo"]
+    assert info["kubeletVersion"] == pinned_versions().kubernetes
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+    assert addresses["InternalIP"] == cluster.node.address
+    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"
+    # The images were imported, none pulled: the sandbox image is ours.
+    assert "localhost/spo-e2e/pause:3.10" in cluster.node.images()
+
+
+def test_a_scheduled_pod_runs_and_answers_logs_and_exec(cluster: Cluster) -> None:
+    plane = cluster.plane
+    name = unique("hello")
+    pod, _ = create(plane, "default", busybox_pod(name, "echo hello from the node; sleep 3600"))
+    assert "nodeName" not in pod["spec"]  # the scheduler places it
+    try:
+        running = wait_running(plane, "default", name)
+        assert running["spec"]["nodeName"] == NODE_NAME
+        assert running["status"]["podIP"].startswith("10.88.")
+        wait_log(plane, "default", name, "hello from the node")
+        code, out = exec_in(
+            plane, "default", name, "cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        )
+        assert (code, out) == (0, "default")
+    finally:
+        delete(plane, "default", name)
+
+
+def test_pods_reach_the_api_server_through_the_kubernetes_service(cluster: Cluster) -> None:
+    """The "kubernetes" Service's ClusterIP (what in-cluster clients use) leads to the API server:
+    kube-proxy's rules, the endpoints the API server keeps on the node's address."""
+    plane = cluster.plane
+    endpoints = plane.kubectl_json("get", "endpoints", "kubernetes", "-n", "default")
+    assert endpoints["subsets"][0]["addresses"][0]["ip"] == cluster.node.address
+    name = unique("reach")
+    script = (
+        "wget -q -O - --no-check-certificate"
+        ' "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version"; sleep 3600'
+    )
+    create(plane, "default", busybox_pod(name, script))
+    try:
+        wait_running(plane, "default", name)
+        wait_log(plane, "default", name, f'"gitVersion": "{pinned_versions().kubernetes}"')
+    finally:
+        delete(plane, "default", name)
+
+
+def test_garbage_collector_deletes_what_an_owner_leaves(cluster: Cluster) -> None:
+    """kube-controller-manager's garbage collector runs: the children Metacontroller leaves to it
+    after a finalize go with their owner."""
+    plane = cluster.plane
+    owner_name, child_name = unique("owner"), unique("child")
+    owner = json.loads(
+        plane.kubectl("create", "configmap", owner_name, "-n", "default", "-o", "json").stdout
+    )
+    child = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": child_name,
+            "namespace": "default",
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "name": owner_name,
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+    }
+    plane.apply(child)
+    plane.kubectl("delete", "configmap", owner_name, "-n", "default", "--wait=false")
+    eventually(
+        lambda: (
+            plane.kubectl("get", "configmap", child_name, "-n", "default", check=False).returncode
+            != 0
+        ),
+        timeout=60,
+        what="the garbage collector deleting the child",
+    )
