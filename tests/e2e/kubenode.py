@@ -110,6 +110,9 @@ HOST_PATHS = (
     "/var/run/netns",
     "/opt/cni",
     "/etc/cni",
+    # hostPath volumes of the operator's own DaemonSets (DirectoryOrCreate)
+    "/var/lib/security-profiles-operator",
+    "/var/log/audit",
 )
 
 
@@ -120,7 +123,7 @@ class NodeStartError(ControlPlaneStartError):
 def node_address() -> str:
     """The machine's address on its default route: the node's InternalIP."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("192.0.2.255", 9))  # no packet is sent: this only picks a route
+        sock.connect(("198.51.100.1", 9))  # no packet is sent: this only picks a route
         address: str = sock.getsockname()[0]
     if address.startswith("127."):
         raise ControlPlaneUnavailable("this machine has no address besides loopback")
@@ -703,6 +706,10 @@ class Node:
         for hierarchy in CGROUP_FS.iterdir():
             if (hierarchy / "cgroup.procs").exists():
                 (hierarchy / CGROUP_ROOT).mkdir(exist_ok=True)
+        cpuset = CGROUP_FS / "cpuset"
+        for name in ("cpuset.cpus", "cpuset.mems"):  # a new v1 cpuset starts empty
+            if (cpuset / name).exists():
+                (cpuset / CGROUP_ROOT / name).write_text((cpuset / name).read_text())
         self._spawn(
             "kubelet",
             [

@@ -62,6 +62,8 @@ PAUSE_IMAGE = "localhost/spo-e2e/pause:3.10"
 BUSYBOX_IMAGE = "localhost/spo-e2e/busybox:e2e"
 BUSYBOX = Path("/bin/busybox")
 BASE_PACKAGES = ("python3-venv", "ca-certificates")
+# Each source change makes a new operator archive (about 340 MB): keep the newest few.
+KEEP_OPERATOR_ARCHIVES = 4
 # What the Dockerfile copies from the build context (the rest is .dockerignore'd).
 OPERATOR_CONTEXT = (
     "Dockerfile",
@@ -159,6 +161,15 @@ def buildah_store() -> Iterator[Buildah]:
             check=False,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _prune(pattern: str, *, keep: int) -> None:
+    """Remove all but the ``keep`` newest archives matching ``pattern`` (other work trees of
+    the same cache may still use a recent one)."""
+    archives = sorted(cache_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in archives[keep:]:
+        old.unlink(missing_ok=True)
+        log(f"removed {old}")
 
 
 def _publish(staged: Path, final: Path) -> Path:
@@ -324,7 +335,9 @@ def build_operator() -> Path:
             staged = final.with_suffix(".part")
             buildah("push", OPERATOR_IMAGE, f"docker-archive:{staged}:{OPERATOR_IMAGE}")
             log(f"operator image built in {time.monotonic() - begin:.0f}s")
-            return _publish(staged, final)
+            published = _publish(staged, final)
+        _prune("security-profiles-operator-py-*.docker.tar", keep=KEEP_OPERATOR_ARCHIVES)
+        return published
 
 
 # ---------------------------------------------------------------- pause

@@ -7,10 +7,10 @@ import json
 import uuid
 
 import pytest
-from conftest import eventually
+from busybox_pods import busybox_pod, create, delete, exec_in, get, logs, wait_log, wait_running
 from controlplane import pinned_versions
 from kubenode import NODE_NAME, Cluster
-from workloads import busybox_pod, create, delete, exec_in, wait_log, wait_running
+from operator_install import OPERATOR_IMAGE, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
 
@@ -50,21 +50,38 @@ def test_a_scheduled_pod_runs_and_answers_logs_and_exec(cluster: Cluster) -> Non
         delete(plane, "default", name)
 
 
+IN_CLUSTER_CLIENT = """
+import json, os, ssl, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+context = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+request = urllib.request.Request(
+    f"https://{host}:{port}/version", headers={"Authorization": "Bearer " + open(f"{sa}/token").read()}
+)
+print("reached", json.load(urllib.request.urlopen(request, context=context))["gitVersion"])
+"""
+
+
 def test_pods_reach_the_api_server_through_the_kubernetes_service(cluster: Cluster) -> None:
-    """The "kubernetes" Service's ClusterIP (what in-cluster clients use) leads to the API server:
-    kube-proxy's rules, the endpoints the API server keeps on the node's address."""
+    """An in-cluster client (the Service's environment variables, the ServiceAccount's token and
+    CA) reaches the API server: kube-proxy's rules lead the "kubernetes" Service's ClusterIP to
+    the endpoints the API server keeps on the node's address."""
     plane = cluster.plane
-    endpoints = plane.kubectl_json("get", "endpoints", "kubernetes", "-n", "default")
-    assert endpoints["subsets"][0]["addresses"][0]["ip"] == cluster.node.address
-    name = unique("reach")
-    script = (
-        "wget -q -O - --no-check-certificate"
-        ' "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version"; sleep 3600'
+    slices = plane.kubectl_json(
+        "get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes"
     )
-    create(plane, "default", busybox_pod(name, script))
+    assert slices["items"][0]["endpoints"][0]["addresses"] == [cluster.node.address]
+    name = unique("reach")
+    manifest = busybox_pod(name, "", image=OPERATOR_IMAGE)
+    manifest["spec"]["containers"][0]["command"] = ["python3", "-c", IN_CLUSTER_CLIENT]
+    create(plane, "default", manifest)
     try:
-        wait_running(plane, "default", name)
-        wait_log(plane, "default", name, f'"gitVersion": "{pinned_versions().kubernetes}"')
+        eventually(
+            lambda: get(plane, "default", name)["status"].get("phase") in ("Succeeded", "Failed"),
+            timeout=90,
+            what="the client pod done",
+        )
+        assert logs(plane, "default", name).strip() == f"reached {pinned_versions().kubernetes}"
     finally:
         delete(plane, "default", name)
 
