@@ -162,20 +162,26 @@ def installed(cluster: Cluster) -> Iterator[Operator]:
         loop.stop()
 
 
-def table(operator: Operator, key: str) -> str:
-    """A key of the ConfigMap spo-bindings as the webhook container sees it (mounted)."""
-    hooks = pods(operator.plane, OPERATOR_NS, HOOKS)
-    if not hooks:
-        return ""
-    proc = operator.plane.kubectl(
-        "exec",
-        hooks[0]["metadata"]["name"],
-        "-n",
-        OPERATOR_NS,
-        "--container=webhook",
-        "--",
-        "cat",
-        f"/etc/spo/bindings/{key}",
-        check=False,
-    )
-    return proc.stdout if proc.returncode == 0 else ""
+def tables(operator: Operator, key: str) -> list[str]:
+    """A key of the ConfigMap spo-bindings as each webhook container sees it (its mounted copy;
+    the kubelet refreshes each pod's copy on its own, and the API server calls either pod)."""
+    seen = []
+    for pod in pods(operator.plane, OPERATOR_NS, HOOKS):
+        proc = operator.plane.kubectl(
+            "exec",
+            pod["metadata"]["name"],
+            "-n",
+            OPERATOR_NS,
+            "--container=webhook",
+            "--",
+            "cat",
+            f"/etc/spo/bindings/{key}",
+            check=False,
+        )
+        seen.append(proc.stdout if proc.returncode == 0 else "")
+    return seen
+
+
+def in_every_table(operator: Operator, key: str, text: str) -> bool:
+    found = tables(operator, key)
+    return bool(found) and all(text in table for table in found)

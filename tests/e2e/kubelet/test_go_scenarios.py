@@ -28,7 +28,7 @@ from busybox_pods import (
     wait_waiting_reason,
 )
 from controlplane import ControlPlane
-from operator_install import OPERATOR_NS, Operator, eventually, pod_ready, pods, table
+from operator_install import OPERATOR_NS, Operator, eventually, in_every_table, pod_ready, pods
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
 
@@ -319,7 +319,7 @@ def test_binding_by_image_gives_a_real_pod_its_profile(operator: Operator, works
     )
     # The decorator publishes the binding in spo-bindings; the kubelet refreshes the mounted copy.
     eventually(
-        lambda: profile in table(operator, "bindings.json"),
+        lambda: in_every_table(operator, "bindings.json", profile),
         timeout=180,
         what="the binding in the webhook's table",
     )

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from busybox_pods import busybox_pod, create, delete, get, logs
 from controlplane import ControlPlane
-from operator_install import OPERATOR_NS, Operator, eventually, pod_ready, pods, table
+from operator_install import OPERATOR_NS, Operator, eventually, in_every_table, pod_ready, pods
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "node"))  # the node tests' helpers
 from auditing import auditd_running
@@ -95,7 +95,7 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
         }
     )
     eventually(
-        lambda: recording in table(enricher, "recordings.json"),
+        lambda: in_every_table(enricher, "recordings.json", recording),
         timeout=180,
         what="the recording in the webhook's table",
     )
