@@ -3,9 +3,10 @@
 - ``node_bin_dir`` (session): every Kubernetes binary, built by controlplane/build.sh if missing.
 - ``node_images`` (session): the archives of the pause image, the operator's image (built from
   the project's Dockerfile) and the busybox workload image (``tools/image/build.py``, cached).
-- ``cluster`` (session): ``kubenode.node_cluster`` with those images imported; one per machine
-  (a file lock). Its teardown fails (``MachineChanged``) when the machine is not as it was.
-- ``operator`` (session): ``operator_install.installed``: the operator installed with
+- ``cluster`` (package: it stops when the last node test is done, not at the end of the whole
+  session): ``kubenode.node_cluster`` with those images imported; one per machine (a file
+  lock). Its teardown fails (``MachineChanged``) when the machine is not as it was.
+- ``operator`` (package): ``operator_install.installed``: the operator installed with
   ``kubectl apply -k``, Metacontroller's part played by ``PollingMetacontroller``.
 
 When a component is missing (Go, containerd, buildah, ...), the tests skip with the reason, or
@@ -25,8 +26,9 @@ from typing import NoReturn
 import pytest
 from controlplane import ControlPlaneStartError, ControlPlaneUnavailable
 from kubenode import Cluster, node_binaries, node_cluster
-from operator_install import REPO, Operator, installed
 from unavailable import unavailable as any_test_unavailable
+
+from kubelet.operator_install import REPO, Operator, installed
 
 IMAGE_TOOL = REPO / "tools" / "image" / "build.py"
 
@@ -78,7 +80,7 @@ def node_images(node_bin_dir: Path) -> NodeImages:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(node_bin_dir: Path, node_images: NodeImages) -> Iterator[Cluster]:
     """The one-node cluster. Its teardown fails (MachineChanged) when the machine is not as found."""
     images = (node_images.pause, node_images.operator, node_images.busybox)
@@ -89,7 +91,7 @@ def cluster(node_bin_dir: Path, node_images: NodeImages) -> Iterator[Cluster]:
         unavailable(str(exc))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(cluster: Cluster) -> Iterator[Operator]:
     with installed(cluster) as running:
         yield running

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 from controlplane import ControlPlane, server_extensions
 from kubenode import Cluster
-from polling_metacontroller import PollingMetacontroller
+
+from kubelet.polling_metacontroller import PollingMetacontroller
 
 REPO = Path(__file__).resolve().parents[3]
 OVERLAY = Path(__file__).resolve().parent / "overlay"

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from busybox_pods import (
+from controlplane import ControlPlane
+
+from kubelet.busybox_pods import (
     BUSYBOX_IMAGE,
     SECCOMP_ROOT,
     busybox_pod,
@@ -27,8 +29,14 @@ from busybox_pods import (
     wait_running,
     wait_waiting_reason,
 )
-from controlplane import ControlPlane
-from operator_install import OPERATOR_NS, Operator, eventually, in_every_table, pod_ready, pods
+from kubelet.operator_install import (
+    OPERATOR_NS,
+    Operator,
+    eventually,
+    in_every_table,
+    pod_ready,
+    pods,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
 

@@ -7,10 +7,20 @@ import json
 import uuid
 
 import pytest
-from busybox_pods import busybox_pod, create, delete, exec_in, get, logs, wait_log, wait_running
 from controlplane import pinned_versions
 from kubenode import NODE_NAME, Cluster
-from operator_install import OPERATOR_IMAGE, eventually
+
+from kubelet.busybox_pods import (
+    busybox_pod,
+    create,
+    delete,
+    exec_in,
+    get,
+    logs,
+    wait_log,
+    wait_running,
+)
+from kubelet.operator_install import OPERATOR_IMAGE, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
 

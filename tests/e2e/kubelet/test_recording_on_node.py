@@ -13,9 +13,17 @@ from typing import Any
 
 import pytest
 import yaml
-from busybox_pods import busybox_pod, create, delete, get, logs
 from controlplane import ControlPlane
-from operator_install import OPERATOR_NS, Operator, eventually, in_every_table, pod_ready, pods
+
+from kubelet.busybox_pods import busybox_pod, create, delete, get, logs
+from kubelet.operator_install import (
+    OPERATOR_NS,
+    Operator,
+    eventually,
+    in_every_table,
+    pod_ready,
+    pods,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "node"))  # the node tests' helpers
 from auditing import auditd_running

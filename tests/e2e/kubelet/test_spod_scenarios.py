@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from busybox_pods import (
+from controlplane import ControlPlane
+
+from kubelet.busybox_pods import (
     SECCOMP_ROOT,
     busybox_pod,
     create,
@@ -20,8 +22,7 @@ from busybox_pods import (
     wait_running,
     wait_waiting_reason,
 )
-from controlplane import ControlPlane
-from operator_install import (
+from kubelet.operator_install import (
     HOOKS,
     NODESYNC,
     OPERATOR_NS,
