@@ -47,7 +47,15 @@ def control_plane(control_plane_binaries: Path) -> Iterator[ControlPlane]:
 
 
 REPO = Path(__file__).resolve().parent.parent.parent
-METACONTROLLER_CRDS = REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml"
+# The project's shared folder beside the clone (or beside the folder of its work trees).
+METACONTROLLER_CRDS = next(
+    (
+        candidate
+        for folder in REPO.parents
+        if (candidate := folder / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml").exists()
+    ),
+    REPO.parent / "shared" / "data" / "metacontroller" / "metacontroller-crds-v1.yaml",
+)
 
 
 @pytest.fixture(scope="session")
