@@ -6,6 +6,7 @@ etcd and kube-apiserver, compiled from the Go modules pinned under
 same release), started on free 127.0.0.1 ports with a throw-away PKI made by
 the ``openssl`` command. No controller-manager, scheduler or kubelet: objects
 are stored and served, admission and RBAC are enforced, nothing reconciles.
+``kubenode.py`` adds those (a real node) on top of a ControlPlane.
 
 Usage outside pytest (the ``control_plane`` fixture in conftest.py does this)::
 
