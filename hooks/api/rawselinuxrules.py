@@ -4,31 +4,41 @@ permissions checked as a SelinuxProfile's are (hooks.api.selinuxrules)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from hooks.api import cilreader
 from hooks.api.cilreader import Atom, CilSyntaxError, Form, Node
 from hooks.api.problems import ProfileProblem
 from hooks.api.selinuxrules import (
-    _DECLARED,
-    _GLOBAL,
-    _TYPE,
-    _WORD,
     DEFAULT_DENY,
     DENIED,
     FORBIDDEN_STATEMENT,
     INVALID_RAW,
-    MAX_DEPTH,
     MAX_IDENTIFIER,
     OPERATORS,
     OWN_TYPES,
+    TYPE_PATTERN,
     TYPE_SUFFIX,
+    WORD_PATTERN,
     DenyList,
-    _shown,
     check_system_template,
     permission_problem,
     target_problem,
 )
+
+# A name a RawSelinuxProfile declares in its block: one CIL symbol, no dots.
+_DECLARED = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+# A name of the global namespace (".x" is the global x in CIL).
+_GLOBAL = re.compile(r"\.?[A-Za-z0-9_-]+")
+# Reading a RawSelinuxProfile: the allowed statements nest three deep at most.
+MAX_DEPTH = 16
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
 
 RULES = ("allow", "auditallow", "dontaudit")
 
@@ -325,7 +335,7 @@ class _RawCheck:
 
     def target(self, where: str, node: Node) -> str:
         name = self.name(where, "type", node)
-        if not _GLOBAL.fullmatch(name) and not _TYPE.fullmatch(name):
+        if not _GLOBAL.fullmatch(name) and not TYPE_PATTERN.fullmatch(name):
             raise ProfileProblem(
                 INVALID_RAW, f"{where}: {_shown(name)} is not a valid SELinux type name"
             )
@@ -351,7 +361,7 @@ class _RawCheck:
         if (
             isinstance(node, Form)
             or len(node.text) > MAX_IDENTIFIER
-            or not _WORD.fullmatch(node.text)
+            or not WORD_PATTERN.fullmatch(node.text)
         ):
             shown = "a list" if isinstance(node, Form) else _shown(node.text)
             raise ProfileProblem(

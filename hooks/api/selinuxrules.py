@@ -64,17 +64,13 @@ MAX_BLOCK_NAME = 255 - len(".cil")
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # A type: CIL symbols joined by dots (another block's type, e.g. "web_team-a.process").
-_TYPE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-# A name a RawSelinuxProfile declares in its block: one CIL symbol, no dots.
-_DECLARED = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-# A name of the global namespace (".x" is the global x in CIL).
-_GLOBAL = re.compile(r"\.?[A-Za-z0-9_-]+")
+TYPE_PATTERN = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 # The process type of a profile's block: "<name>_<namespace>.process".
 _PROFILE_PROCESS = re.compile(
     r"([a-z](?:[-a-z0-9]*[a-z0-9])?)_([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.process"
 )
 # Classes and permissions of the kernel's policy are lower case words.
-_WORD = re.compile(r"[a-z][a-z0-9_]*")
+WORD_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
 SELF = "self"
 OWN_TYPES = frozenset({"process", "socket"})
@@ -85,8 +81,6 @@ OPERATORS = frozenset(
     {"all", "and", "or", "xor", "not", "range", "eq", "neq", "dom", "domby", "incomp"}
 )
 TRANSITIONS = frozenset({"transition", "dyntransition"})
-# Reading a RawSelinuxProfile: the allowed statements nest three deep at most.
-MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -316,14 +310,14 @@ def check_allow(
         where = f"spec.allow[{target}]"
         resolved = "process" if target == ALLOW_SELF else target
         if target != ALLOW_SELF:
-            _check_symbol(where, "type", target, _TYPE)
+            _check_symbol(where, "type", target, TYPE_PATTERN)
             problem = target_problem(target, OWN_TYPES, namespace, deny)
             if problem:
                 raise ProfileProblem(DENIED, f"{where}: {problem}")
         for cls in sorted(classes):
             perms = classes[cls]
             at = f"{where}[{cls}]"
-            _check_symbol(at, "class", cls, _WORD)
+            _check_symbol(at, "class", cls, WORD_PATTERN)
             if cls in deny.classes:
                 raise ProfileProblem(
                     DENIED,
@@ -333,7 +327,7 @@ def check_allow(
             if not perms:
                 raise ProfileProblem(INVALID, f"{at}: at least one permission is required")
             for perm in sorted(set(perms)):
-                _check_symbol(at, "permission", perm, _WORD)
+                _check_symbol(at, "permission", perm, WORD_PATTERN)
                 problem = permission_problem(cls, perm, resolved, OWN_TYPES, deny)
                 if problem:
                     raise ProfileProblem(DENIED, f"{at}: {problem}")
@@ -358,11 +352,6 @@ def check_system_template(where: str, template: str, allowed: Sequence[str]) -> 
 
 
 # RawSelinuxProfile ---------------------------------------------------------------------------
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """``text`` quoted for a message, cut to ``limit`` characters."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def check_size(cil: str) -> None:

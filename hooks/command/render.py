@@ -28,6 +28,7 @@ import yaml
 
 from hooks.api import GROUP, rawselinuxprofile, seccompprofile, selinuxprofile
 from hooks.api.base import Object
+from hooks.api.configmaps import PROFILE_KINDS
 from hooks.api.nodestatus import (
     NODE_NAME_LABEL,
     PROFILE_ID_LABEL,
@@ -37,7 +38,6 @@ from hooks.api.nodestatus import (
     status_name,
 )
 from hooks.api.profilestate import ProfileState
-from hooks.api.registry import NODE_KINDS
 from hooks.cluster.contract import CONFIGMAP, SyncRequest, SyncResponse
 from hooks.cluster.seccomp import controller as seccomp
 from hooks.cluster.selinux import controller as selinux
@@ -50,7 +50,6 @@ SECCOMP_KIND, SELINUX_KIND, RAW_KIND = (
     selinuxprofile.KIND.kind,
     rawselinuxprofile.KIND.kind,
 )
-PROFILE_KINDS = tuple(kind.kind for kind in NODE_KINDS)
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,11 @@ from typing import Any
 from hooks.api import podannotations
 from hooks.api import profilerecording as api
 from hooks.api import seccompprofile as seccomp_api
-from hooks.api import selinuxprofile as selinux_api
 from hooks.api.base import Condition
 from hooks.api.kinds import Kind
 from hooks.api.names import name_problem
 from hooks.api.profilerecording import WAITING_FOR_MERGE
+from hooks.api.registry import RECORDED_KINDS
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.contract import (
     POD,
@@ -72,10 +72,7 @@ DELETING = "Deleting"
 FINALIZE_RESYNC_SECONDS = 10.0
 MAX_LISTED = 5
 _FINISHED = ("Succeeded", "Failed")
-_PROFILE_KINDS: dict[str, Kind] = {
-    api.RecordingKind.SECCOMP_PROFILE.value: seccomp_api.KIND,
-    api.RecordingKind.SELINUX_PROFILE.value: selinux_api.KIND,
-}
+_PROFILE_KINDS: dict[str, Kind] = {kind.kind: kind for kind in RECORDED_KINDS}
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
