@@ -155,9 +155,9 @@ def test_a_thousand_short_lived_children_are_all_attributed_on_a_busy_machine(
 
 GIVE_UP = """
 import subprocess, time
-from nodesync.containers import read_cgroup
-from nodesync.process_events import CAP_NET_ADMIN, ProcessEvents, drop_capability
-from nodesync.processes import ProcessTable
+from nodesync.enricher.containers import read_cgroup
+from nodesync.enricher.process_events import CAP_NET_ADMIN, ProcessEvents, drop_capability
+from nodesync.enricher.processes import ProcessTable
 
 events = ProcessEvents(ProcessTable(read_cgroup))
 events.confirm()
