@@ -1,5 +1,8 @@
 # One image for both components: `spo hooks` (the Deployment) and `spo nodesync` (the DaemonSet).
-FROM python:3.11-slim
+# BASE is any image with python3 (and its venv module) on PATH: the published image uses
+# python:3.11-slim; the node tests build on a minimal Debian made by tools/image/build.py.
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/spo/bin:$PATH
 WORKDIR /src

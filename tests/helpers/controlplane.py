@@ -6,6 +6,7 @@ etcd and kube-apiserver, compiled from the Go modules pinned under
 same release), started on free 127.0.0.1 ports with a throw-away PKI made by
 the ``openssl`` command. No controller-manager, scheduler or kubelet: objects
 are stored and served, admission and RBAC are enforced, nothing reconciles.
+``kubenode.py`` adds those (a real node) on top of a ControlPlane.
 
 Usage outside pytest (the ``control_plane`` fixture in conftest.py does this)::
 
@@ -47,6 +48,8 @@ REPO = Path(__file__).resolve().parents[2]
 GO_DIR = REPO / "tests" / "e2e" / "controlplane"  # the pinned Go modules and build.sh
 BUILD_SCRIPT = GO_DIR / "build.sh"
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
+# What tests/e2e/kubenode.py runs besides, built by the same script into the same folder.
+NODE_BINARIES = ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "pause")
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 # The first address of the range: the "kubernetes" Service, in the serving cert.
@@ -104,8 +107,8 @@ def binaries_dir(versions: Versions | None = None) -> Path:
     return cache_root() / (versions or pinned_versions()).key
 
 
-def _complete(bin_dir: Path) -> bool:
-    return all(os.access(bin_dir / name, os.X_OK) for name in BINARIES)
+def _complete(bin_dir: Path, names: Sequence[str] = BINARIES) -> bool:
+    return all(os.access(bin_dir / name, os.X_OK) for name in names)
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -125,12 +128,12 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
-def ensure_binaries(*, timeout: float = 3600.0) -> Path:
-    """The folder holding etcd, kube-apiserver and kubectl; builds them with
-    build.sh first when they are missing (a cold build takes minutes; follow
-    it with ``tail -f .cache/controlplane/build.log``)."""
+def ensure_binaries(*, timeout: float = 3600.0, names: Sequence[str] = BINARIES) -> Path:
+    """The folder holding etcd, kube-apiserver and kubectl (or ``names``, e.g.
+    BINARIES + NODE_BINARIES); builds the missing ones with build.sh first (a
+    cold build takes minutes; follow it with ``tail -f .cache/controlplane/build.log``)."""
     bin_dir = binaries_dir()
-    if _complete(bin_dir):
+    if _complete(bin_dir, names):
         return bin_dir
     if shutil.which("go") is None:
         raise ControlPlaneUnavailable(
@@ -139,10 +142,10 @@ def ensure_binaries(*, timeout: float = 3600.0) -> Path:
         )
     log = cache_root() / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as err:
+    with log.open("a") as err:
         try:
             proc = subprocess.run(
-                ["bash", str(BUILD_SCRIPT)],
+                ["bash", str(BUILD_SCRIPT), *names],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
@@ -159,8 +162,8 @@ def ensure_binaries(*, timeout: float = 3600.0) -> Path:
             f"{BUILD_SCRIPT} failed (exit {proc.returncode}); last lines of {log}:\n{_tail(log)}"
         )
     built = Path(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else bin_dir
-    if not _complete(built):
-        raise ControlPlaneUnavailable(f"{BUILD_SCRIPT} succeeded but {built} lacks {BINARIES}")
+    if not _complete(built, names):
+        raise ControlPlaneUnavailable(f"{BUILD_SCRIPT} succeeded but {built} lacks {names}")
     return built
 
 
@@ -191,6 +194,22 @@ def _preexec() -> Callable[[], None] | None:
     return _die_with_parent if threading.active_count() == 1 else None
 
 
+CLIENT_EXTENSIONS = (
+    "basicConstraints=critical,CA:FALSE\n"
+    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+    "extendedKeyUsage=clientAuth"
+)
+
+
+def server_extensions(sans: Sequence[str]) -> str:
+    """openssl extensions of a serving certificate for ``sans`` (``IP:...``, ``DNS:...``)."""
+    return (
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={','.join(sans)}"
+    )
+
+
 @dataclass(frozen=True)
 class Pki:
     ca_cert: Path
@@ -201,6 +220,16 @@ class Pki:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+    # What kube-apiserver presents to kubelets (logs, exec): O=system:masters.
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
+    days: int = 7
+
+    def issue(self, name: str, subject: str, extensions: str) -> tuple[Path, Path]:
+        """Another certificate signed by this CA, beside the others: (``<name>.crt``, ``.key``).
+        ``extensions``: CLIENT_EXTENSIONS or server_extensions([...])."""
+        _sign(self.ca_cert.parent, name, subject, extensions, self.days)
+        return self.ca_cert.parent / f"{name}.crt", self.ca_cert.parent / f"{name}.key"
 
 
 def _openssl(cwd: Path, *args: str) -> None:
@@ -209,53 +238,55 @@ def _openssl(cwd: Path, *args: str) -> None:
         raise ControlPlaneStartError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
 
 
-def make_pki(folder: Path, *, days: int = 7) -> Pki:
-    """A CA, a serving certificate for the apiserver on 127.0.0.1/localhost,
-    an admin client certificate (O=system:masters) and a ServiceAccount token
-    signing key pair. ECDSA P-256 throughout: quick to generate."""
+def _key(folder: Path, name: str) -> None:
+    _openssl(
+        folder, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name
+    )
+
+
+def _sign(folder: Path, name: str, subject: str, extensions: str, days: int) -> None:
+    """``<name>.key`` and ``<name>.crt`` in ``folder``, signed by its ``ca.crt``/``ca.key``."""
+    _key(folder, f"{name}.key")
+    _openssl(folder, "req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr")
+    (folder / f"{name}.ext").write_text(f"[ext]\n{extensions}\n")
+    _openssl(
+        folder,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        f"0x{secrets.token_hex(12)}",
+        "-days",
+        str(days),
+        "-extfile",
+        f"{name}.ext",
+        "-extensions",
+        "ext",
+        "-out",
+        f"{name}.crt",
+    )
+
+
+def make_pki(folder: Path, *, days: int = 7, extra_sans: Sequence[str] = ()) -> Pki:
+    """A CA, a serving certificate for the apiserver on 127.0.0.1/localhost (and
+    ``extra_sans``, e.g. ``IP:<node address>``), an admin client certificate
+    (O=system:masters), the apiserver's client certificate for kubelets and a
+    ServiceAccount token signing key pair. ECDSA P-256 throughout: quick to
+    generate. ``Pki.issue`` signs more."""
     if shutil.which("openssl") is None:
         raise ControlPlaneUnavailable("the 'openssl' command is not on PATH")
     folder.mkdir(parents=True, exist_ok=True)
 
     def key(name: str) -> None:
-        _openssl(
-            folder,
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            name,
-        )
+        _key(folder, name)
 
     def sign(name: str, subject: str, extensions: str) -> None:
-        key(f"{name}.key")
-        _openssl(
-            folder, "req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr"
-        )
-        (folder / f"{name}.ext").write_text(f"[ext]\n{extensions}\n")
-        _openssl(
-            folder,
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            f"0x{secrets.token_hex(12)}",
-            "-days",
-            str(days),
-            "-extfile",
-            f"{name}.ext",
-            "-extensions",
-            "ext",
-            "-out",
-            f"{name}.crt",
-        )
+        _sign(folder, name, subject, extensions, days)
 
     key("ca.key")
     _openssl(
@@ -285,6 +316,7 @@ def make_pki(folder: Path, *, days: int = 7) -> Pki:
             "DNS:kubernetes.default",
             "DNS:kubernetes.default.svc",
             "DNS:kubernetes.default.svc.cluster.local",
+            *extra_sans,
         ]
     )
     sign(
@@ -294,13 +326,8 @@ def make_pki(folder: Path, *, days: int = 7) -> Pki:
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
         f"extendedKeyUsage=serverAuth\nsubjectAltName={sans}",
     )
-    sign(
-        "admin",
-        "/O=system:masters/CN=spo-e2e-admin",
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=clientAuth",
-    )
+    sign("admin", "/O=system:masters/CN=spo-e2e-admin", CLIENT_EXTENSIONS)
+    sign("kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", CLIENT_EXTENSIONS)
     key("sa.key")
     _openssl(folder, "pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub")
     return Pki(
@@ -312,6 +339,9 @@ def make_pki(folder: Path, *, days: int = 7) -> Pki:
         admin_key=folder / "admin.key",
         sa_key=folder / "sa.key",
         sa_pub=folder / "sa.pub",
+        kubelet_client_cert=folder / "kubelet-client.crt",
+        kubelet_client_key=folder / "kubelet-client.key",
+        days=days,
     )
 
 
@@ -330,7 +360,15 @@ def _kubeconfig(server: str, ca: Path, user: Mapping[str, str], name: str) -> di
 
 class ControlPlane:
     """etcd + kube-apiserver on loopback. start() returns once /readyz is ok;
-    stop() (idempotent) kills both and removes the work folder."""
+    stop() (idempotent) kills both and removes the work folder.
+
+    For a cluster with a node (tests/e2e/kubenode.py): ``bind_address`` "0.0.0.0"
+    and ``advertise_address`` the node's address put the "kubernetes" Service's
+    endpoints there (the lease reconciler), so that pods reach the API server
+    through that Service; ``disabled_admission_plugins=()`` keeps ServiceAccount
+    admission, whose ServiceAccounts kube-controller-manager then makes. The
+    apiserver always presents ``pki.kubelet_client_cert`` to kubelets and checks
+    their serving certificates against the CA (``kubectl logs``, ``exec``)."""
 
     def __init__(
         self,
@@ -339,10 +377,16 @@ class ControlPlane:
         workdir: Path | None = None,
         extra_apiserver_args: Sequence[str] = (),
         keep: bool | None = None,
+        bind_address: str = "127.0.0.1",
+        advertise_address: str = "127.0.0.1",
+        disabled_admission_plugins: Sequence[str] = DISABLED_ADMISSION_PLUGINS,
     ) -> None:
         self.bin_dir = bin_dir
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spo-e2e-cp-"))
         self.extra_apiserver_args = list(extra_apiserver_args)
+        self.bind_address = bind_address
+        self.advertise_address = advertise_address
+        self.disabled_admission_plugins = list(disabled_admission_plugins)
         self.keep = os.environ.get("CONTROLPLANE_KEEP") == "1" if keep is None else keep
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.etcd_log = self.workdir / "etcd.log"
@@ -377,7 +421,8 @@ class ControlPlane:
         stopped and ControlPlaneStartError carries the tails of both logs."""
         begin = time.monotonic()
         try:
-            self.pki = make_pki(self.workdir / "pki")
+            extra_sans = [] if self._loopback_advertised else [f"IP:{self.advertise_address}"]
+            self.pki = make_pki(self.workdir / "pki", extra_sans=extra_sans)
             self.timings["pki_s"] = time.monotonic() - begin
             for attempt in range(1, attempts + 1):
                 try:
@@ -393,6 +438,10 @@ class ControlPlane:
             self.stop()
             raise
         self.timings["start_s"] = time.monotonic() - begin
+
+    @property
+    def _loopback_advertised(self) -> bool:
+        return self.advertise_address.startswith("127.")
 
     def _port_clash(self) -> bool:
         return any(
@@ -450,11 +499,19 @@ class ControlPlane:
     def _spawn_apiserver(self) -> None:
         assert self.pki is not None
         pki, port = self.pki, self.port
+        admission = (
+            [f"--disable-admission-plugins={','.join(self.disabled_admission_plugins)}"]
+            if self.disabled_admission_plugins
+            else []
+        )
+        # The lease reconciler refuses a loopback advertise address, and the "kubernetes"
+        # Service's endpoints would serve nobody then anyway.
+        reconciler = ["--endpoint-reconciler-type=none"] if self._loopback_advertised else []
         self.apiserver = self._spawn(
             [
                 str(self.bin_dir / "kube-apiserver"),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
+                f"--advertise-address={self.advertise_address}",
                 f"--secure-port={port}",
                 f"--etcd-servers={self.etcd_url}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
@@ -466,10 +523,12 @@ class ControlPlane:
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                f"--disable-admission-plugins={','.join(DISABLED_ADMISSION_PLUGINS)}",
-                # The lease reconciler refuses a loopback advertise address, and
-                # the "kubernetes" Service's endpoints serve nobody here anyway.
-                "--endpoint-reconciler-type=none",
+                *admission,
+                *reconciler,
+                f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                f"--kubelet-client-key={pki.kubelet_client_key}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
                 "--allow-privileged=true",
                 "--profiling=false",
                 *self.extra_apiserver_args,
@@ -524,7 +583,7 @@ class ControlPlane:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    probe.bind(("127.0.0.1", self.port))
+                    probe.bind((self.bind_address, self.port))
                     return
                 except OSError as exc:
                     if time.monotonic() > deadline:

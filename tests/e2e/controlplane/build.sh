@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Build the control plane binaries the e2e tests run: etcd, kube-apiserver and
-# kubectl, compiled from the Go modules pinned in ./etcd/go.mod and
-# ./kube/go.mod. Output: <cache>/<k8s-version>-<etcd-version>/{etcd,
-# kube-apiserver,kubectl}, where <cache> is $CONTROLPLANE_CACHE or
-# <repo>/.cache/controlplane. Nothing is built when those binaries exist.
+# Build the binaries the e2e tests run, compiled from the Go modules pinned in
+# ./etcd/go.mod and ./kube/go.mod: etcd, kube-apiserver and kubectl (the
+# control plane), kube-controller-manager, kube-scheduler and kubelet (the
+# node), and `pause` (the sandbox binary of the pause image, from pause.c in
+# the same k8s.io/kubernetes module, with `gcc -static`).
 #
-# Needs only Go (and network access to the Go module proxy on the first run).
-# The last line on stdout is the folder holding the binaries; progress and
-# timings go to stderr.
+#   build.sh [name ...]    the names to have (default: all of them)
+#
+# Output: <cache>/<k8s-version>-<etcd-version>/<name>, where <cache> is
+# $CONTROLPLANE_CACHE or <repo>/.cache/controlplane. A binary already there is
+# not built again; each one lands in the folder by an atomic rename once built.
+#
+# Needs Go (and network access to the Go module proxy on the first run), and
+# gcc with a static libc for `pause`. The last line on stdout is the folder
+# holding the binaries; progress and timings go to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +34,15 @@ if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
     exit 2
 fi
 out="$cache/${k8s_version}-${etcd_version}"
-bins=(etcd kube-apiserver kubectl)
+all=(etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy pause)
+if (($#)); then
+    bins=("$@")
+else
+    bins=("${all[@]}")
+fi
+for b in "${bins[@]}"; do
+    [[ " ${all[*]} " == *" $b "* ]] || { echo "build.sh: unknown binary '$b' (known: ${all[*]})" >&2; exit 2; }
+done
 
 complete() {
     local b
@@ -60,6 +74,7 @@ if complete "$out"; then  # somebody else built it while we waited
     exit 0
 fi
 
+mkdir -p "$out"
 tmp="$(mktemp -d "$cache/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -81,19 +96,33 @@ done
 
 build() {  # <module dir> <binary name> <package> [extra ldflags]
     local start=$SECONDS
+    [[ -x "$out/$2" ]] && return 0
     echo "build.sh: go build $3 ($2)" >&2
     (cd "$here/$1" && go build -ldflags="-s -w ${4:-}" -o "$tmp/$2" "$3")
+    mv "$tmp/$2" "$out/$2"
     echo "build.sh: built $2 in $((SECONDS - start))s" >&2
 }
 
-total=$SECONDS
-build etcd etcd go.etcd.io/etcd/server/v3
-build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$xflags"
-build kube kubectl k8s.io/kubernetes/cmd/kubectl "$xflags"
+# The pause image's only binary: a static C program that sleeps until a signal.
+build_pause() {
+    [[ -x "$out/pause" ]] && return 0
+    local src
+    src="$(cd "$here/kube" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+    echo "build.sh: gcc -static $src (pause)" >&2
+    gcc -Os -Wall -Werror -static -DVERSION="$k8s_version" -o "$tmp/pause" "$src"
+    strip "$tmp/pause"
+    mv "$tmp/pause" "$out/pause"
+    echo "build.sh: built pause" >&2
+}
 
-rm -rf "$out"
-chmod 755 "$tmp"
-mv "$tmp" "$out"
-trap - EXIT
-echo "build.sh: $out complete in $((SECONDS - total))s" >&2
+total=$SECONDS
+for b in "${bins[@]}"; do
+    case "$b" in
+        etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;
+        pause) build_pause ;;
+        *) build kube "$b" "k8s.io/kubernetes/cmd/$b" "$xflags" ;;
+    esac
+done
+chmod 755 "$out"
+echo "build.sh: $out has ${bins[*]} ($((SECONDS - total))s)" >&2
 echo "$out"

@@ -1,0 +1,194 @@
+"""Go's "Log Enricher" and "Verify profile recording logs" cases on the real node: the log
+enricher pod follows the host's auditd log, a real pod is recorded, and the same workload runs
+under the recorded profile (built on the runc base) while what it never did is refused."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.kubelet.busybox_pods import busybox_pod, create, delete, get, logs
+from tests.e2e.kubelet.operator_install import (
+    OPERATOR_NS,
+    Operator,
+    eventually,
+    in_every_table,
+    pod_ready,
+    pods,
+)
+from tests.helpers.controlplane import ControlPlane
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "node"))  # the node tests' helpers
+from tests.helpers.auditd import auditd_running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
+
+REPO = Path(__file__).resolve().parents[3]
+GROUP = "security-profiles-operator.x-k8s.io"
+RECORDING_LABEL = "spo.x-k8s.io/recording-id"
+ENRICHER = "app.kubernetes.io/name=spo-log-enricher"
+EPERM = "Operation not permitted"
+# busybox's sh with builtins, and sleep (a process of its own) long enough for the log enricher
+# to map every record to the container while the process still lives.
+WORKLOAD = "i=0; while [ $i -lt 3 ]; do echo tick $i; i=$((i+1)); sleep 2; done"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def phase(plane: ControlPlane, namespace: str, name: str) -> str:
+    return str(get(plane, namespace, name).get("status", {}).get("phase", ""))
+
+
+@pytest.fixture(scope="module")
+def enricher(operator: Operator) -> Iterator[Operator]:
+    """auditd on the host, and the spod with the log enricher on (Go: enableLogEnricher)."""
+    plane = operator.plane
+    with auditd_running():
+        patch = json.dumps({"spec": {"enableLogEnricher": True}})
+        plane.kubectl("patch", "spod", "spod", "-n", OPERATOR_NS, "--type=merge", "-p", patch)
+        eventually(
+            lambda: [p for p in pods(plane, OPERATOR_NS, ENRICHER) if pod_ready(p)],
+            timeout=180,
+            what="the log enricher's pod Ready",
+        )
+        try:
+            yield operator
+        finally:
+            patch = json.dumps({"spec": {"enableLogEnricher": False}})
+            plane.kubectl("patch", "spod", "spod", "-n", OPERATOR_NS, "--type=merge", "-p", patch)
+
+
+def recorded_profiles(plane: ControlPlane, namespace: str, recording: str) -> list[dict[str, Any]]:
+    found = plane.kubectl_json(
+        "get", f"seccompprofiles.{GROUP}", "-n", namespace, "-l", f"{RECORDING_LABEL}={recording}"
+    )
+    return list(found["items"])
+
+
+def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operator) -> None:
+    plane = enricher.plane
+    namespace = unique("record")
+    plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"spo.x-k8s.io/enable-recording": ""}},
+        }
+    )
+    eventually(
+        lambda: plane.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
+        timeout=60,
+        what="the default ServiceAccount",
+    )
+    recording, app = unique("rec"), unique("app")
+    plane.apply(
+        {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "ProfileRecording",
+            "metadata": {"name": recording, "namespace": namespace},
+            "spec": {
+                "kind": "SeccompProfile",
+                "recorder": "logs",
+                "podSelector": {"matchLabels": {"app": app}},
+            },
+        }
+    )
+    eventually(
+        lambda: in_every_table(enricher, "recordings.json", recording),
+        timeout=180,
+        what="the recording in the webhook's table",
+    )
+    name = unique("recorded")
+    stored, _ = create(plane, namespace, busybox_pod(name, WORKLOAD, labels={"app": app}))
+    seccomp = stored["spec"]["containers"][0]["securityContext"]["seccompProfile"]
+    assert seccomp["localhostProfile"] == f"operator/{OPERATOR_NS}/log-enricher-trace.json"
+    eventually(
+        lambda: phase(plane, namespace, name) == "Succeeded", timeout=120, what="recorded pod done"
+    )
+    # Go's log enricher case: the enricher pod's log names the pod and its syscalls.
+    enricher_pod = pods(plane, OPERATOR_NS, ENRICHER)[0]["metadata"]["name"]
+    eventually(
+        lambda: name in logs(plane, OPERATOR_NS, enricher_pod),
+        timeout=60,
+        what="the recorded pod in the log enricher's log",
+    )
+    lines = [
+        json.loads(line)
+        for line in logs(plane, OPERATOR_NS, enricher_pod).splitlines()
+        if line.startswith("{") and name in line
+    ]
+    assert any(line.get("syscallName") == "execve" for line in lines), lines[:5]
+    [profile] = eventually(
+        lambda: recorded_profiles(plane, namespace, recording), timeout=120, what="recorded profile"
+    )
+    [rule] = profile["spec"]["syscalls"]
+    recorded = set(rule["names"])
+    assert {"execve", "write"} <= recorded, recorded
+    assert "mkdir" not in recorded and "mkdirat" not in recorded
+    # The same workload under the recorded syscalls, on the runc base (what runc does before
+    # the workload's execve is not the container's): it runs; mkdir, never recorded, is refused.
+    base = yaml.safe_load((REPO / "examples" / "base-profiles" / "runc-v1.1.5.yaml").read_text())
+    base["metadata"]["namespace"] = namespace
+    plane.apply(base)
+    replay = unique("replay")
+    plane.apply(
+        {
+            "apiVersion": f"{GROUP}/v1beta1",
+            "kind": "SeccompProfile",
+            "metadata": {"name": replay, "namespace": namespace},
+            "spec": {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "baseProfileName": base["metadata"]["name"],
+                "syscalls": [{"action": "SCMP_ACT_ALLOW", "names": sorted(recorded)}],
+            },
+        }
+    )
+    eventually(
+        lambda: (
+            (
+                plane.kubectl_json("get", f"seccompprofiles.{GROUP}", replay, "-n", namespace).get(
+                    "status"
+                )
+                or {}
+            ).get("status")
+            == "Installed"
+        ),
+        timeout=120,
+        what="the replay profile Installed",
+    )
+    localhost = f"operator/{namespace}/{replay}.json"
+    again, refused = unique("again"), unique("refused")
+    for pod, script in (
+        (again, WORKLOAD),
+        (refused, WORKLOAD + "; mkdir /tmp/never; echo mkdir exited $?"),
+    ):
+        manifest = busybox_pod(pod, script)
+        manifest["spec"]["containers"][0]["securityContext"] = {
+            "seccompProfile": {"type": "Localhost", "localhostProfile": localhost},
+            "allowPrivilegeEscalation": False,  # as the runc base was recorded
+        }
+        create(plane, namespace, manifest)
+    try:
+        for pod in (again, refused):
+            eventually(
+                # type: ignore[misc]
+                lambda pod=pod: phase(plane, namespace, pod) in ("Succeeded", "Failed"),
+                timeout=120,
+                what=f"{pod} done",
+            )
+        assert phase(plane, namespace, again) == "Succeeded"
+        assert "tick 2" in logs(plane, namespace, again)
+        out = logs(plane, namespace, refused)
+        assert "tick 2" in out and "mkdir exited 1" in out and EPERM in out, out
+    finally:
+        delete(plane, namespace, again, refused, name)
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
