@@ -14,7 +14,7 @@ naming the image; ``base``: an OCI archive, what ``buildah`` takes as
 How:
 
 - ``base``: ``mmdebstrap`` makes a minimal Debian root (the "essential" set
-  plus ``python3-venv`` and ``ca-certificates``) of this machine's release from
+  plus ``python3-venv``, ``ca-certificates`` and ``libstdc++6``) of this machine's release from
   the Debian mirror this machine's apt uses (``DEBIAN_MIRROR`` and
   ``DEBIAN_SECURITY_MIRROR`` override it); ``buildah`` turns it into a
   one-layer image. It is the Debian counterpart of ``python:3.11-slim``.
@@ -61,7 +61,8 @@ OPERATOR_IMAGE = "localhost/security-profiles-operator-py:e2e"
 PAUSE_IMAGE = "localhost/spo-e2e/pause:3.10"
 BUSYBOX_IMAGE = "localhost/spo-e2e/busybox:e2e"
 BUSYBOX = Path("/bin/busybox")
-BASE_PACKAGES = ("python3-venv", "ca-certificates")
+# libstdc++6: greenlet (under gevent, the hooks' server) links it; python:3.11-slim has it.
+BASE_PACKAGES = ("python3-venv", "ca-certificates", "libstdc++6")
 # Each source change makes a new operator archive (about 340 MB): keep the newest few.
 KEEP_OPERATOR_ARCHIVES = 4
 # What the Dockerfile copies from the build context (the rest is .dockerignore'd).

@@ -148,6 +148,16 @@ def installed(cluster: Cluster) -> Iterator[Operator]:
     loop = PollingMetacontroller(plane)
     loop.start()
     try:
+        _until_running(plane, ca)
+        yield Operator(cluster, loop, ca)
+    finally:
+        loop.stop()
+
+
+def _until_running(plane: ControlPlane, ca: Path) -> None:
+    """Wait for the operator's pods and the webhook configuration; when they do not come,
+    fail with what the pods say (their status, events and logs)."""
+    try:
         eventually(
             lambda: len(ready_pods(plane, OPERATOR_NS, HOOKS)) == 2,
             timeout=180,
@@ -159,9 +169,22 @@ def installed(cluster: Cluster) -> Iterator[Operator]:
             what="the spod DaemonSet's pod Ready",
         )
         eventually(lambda: inject_ca(plane, ca), timeout=120, what="the webhook configuration")
-        yield Operator(cluster, loop, ca)
-    finally:
-        loop.stop()
+    except pytest.fail.Exception as failed:
+        pytest.fail(f"{failed}\n{_pod_report(plane)}")
+
+
+def _pod_report(plane: ControlPlane) -> str:
+    """What the operator's namespace says about its pods: for a failure's message."""
+    said = []
+    for args in (
+        ("get", "pods", "-o", "wide"),
+        ("describe", "pods"),
+        ("logs", "--all-containers", "--tail=40", "--prefix", "-l", f"{HOOKS}"),
+        ("logs", "--all-containers", "--tail=40", "--prefix", "-l", f"{NODESYNC}"),
+    ):
+        proc = plane.kubectl(*args, "-n", OPERATOR_NS, check=False)
+        said.append(f"$ kubectl {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+    return "\n".join(said)
 
 
 def tables(operator: Operator, key: str) -> list[str]:

@@ -67,9 +67,12 @@ def wait_installed(
     plane: ControlPlane, namespace: str, *names: str, timeout: float = 180.0
 ) -> None:
     for name in names:
+
+        def installed(name: str = name) -> bool:
+            return profile_status(plane, namespace, name) == "Installed"
+
         eventually(
-            # type: ignore[misc]
-            lambda name=name: profile_status(plane, namespace, name) == "Installed",
+            installed,
             timeout=timeout,
             what=f"SeccompProfile {namespace}/{name} Installed",
         )

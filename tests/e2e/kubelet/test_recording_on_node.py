@@ -5,7 +5,6 @@ under the recorded profile (built on the runc base) while what it never did is r
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +22,8 @@ from tests.e2e.kubelet.operator_install import (
     pod_ready,
     pods,
 )
-from tests.helpers.controlplane import ControlPlane
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "node"))  # the node tests' helpers
 from tests.helpers.auditd import auditd_running
+from tests.helpers.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
 
@@ -179,9 +176,12 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
         create(plane, namespace, manifest)
     try:
         for pod in (again, refused):
+
+            def done(pod: str = pod) -> bool:
+                return phase(plane, namespace, pod) in ("Succeeded", "Failed")
+
             eventually(
-                # type: ignore[misc]
-                lambda pod=pod: phase(plane, namespace, pod) in ("Succeeded", "Failed"),
+                done,
                 timeout=120,
                 what=f"{pod} done",
             )

@@ -156,10 +156,12 @@ def test_the_same_profile_name_in_two_namespaces_gives_two_profiles(
     try:
         for ns, pod, expected in ((namespace, first, "refused"), (other, second, "made")):
             wait_running(plane, ns, pod)
+
+            def logged(ns: str = ns, pod: str = pod) -> str:
+                return plane.kubectl("logs", pod, "-n", ns, check=False).stdout.strip()
+
             eventually(
-                lambda ns=ns, pod=pod: plane.kubectl(
-                    "logs", pod, "-n", ns, check=False
-                ).stdout.strip(),  # type: ignore[misc]
+                logged,
                 timeout=60,
                 what=f"the log of {pod}",
             )
