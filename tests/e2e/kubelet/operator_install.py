@@ -29,6 +29,8 @@ from tests.helpers.controlplane import ControlPlane, server_extensions
 
 REPO = Path(__file__).resolve().parents[3]
 OVERLAY = Path(__file__).resolve().parent / "overlay"
+# Metacontroller's ServiceAccount, which the loop impersonates.
+METACONTROLLER_IDENTITY = REPO / "tests" / "e2e" / "data" / "metacontroller-identity.yaml"
 OPERATOR_NS = "security-profiles-operator"
 WEBHOOK_CONFIGURATION = "spo-mutating-webhook-configuration"
 OPERATOR_IMAGE = "localhost/security-profiles-operator-py:e2e"
@@ -93,6 +95,7 @@ def _apply(cluster: Cluster) -> Path:
     plane = cluster.plane
     # Metacontroller's own install brings its CRDs; its controller is PollingMetacontroller.
     plane.kubectl("apply", "--server-side", "-f", str(metacontroller_crds()))
+    plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_IDENTITY))
     # The README's install: the CRDs, then (once established) everything else.
     plane.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
     plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")

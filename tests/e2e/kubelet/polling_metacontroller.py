@@ -53,8 +53,14 @@ class ApiError(RuntimeError):
         self.status = status
 
 
+# Who Metacontroller is (tests/e2e/data/metacontroller-identity.yaml): the install's admission
+# policies let only it write the profiles' ConfigMaps and node statuses.
+METACONTROLLER_USER = "system:serviceaccount:metacontroller:metacontroller"
+
+
 class Api:
-    """Just enough of the Kubernetes API over HTTPS, as the admin."""
+    """Just enough of the Kubernetes API over HTTPS, as Metacontroller's ServiceAccount (the
+    admin, impersonating it)."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.server = plane.server
@@ -67,7 +73,10 @@ class Api:
     ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.server + path, data=data, method=method, headers={"Content-Type": content_type}
+            self.server + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": content_type, "Impersonate-User": METACONTROLLER_USER},
         )
         try:
             with urllib.request.urlopen(req, context=self.context, timeout=30) as response:

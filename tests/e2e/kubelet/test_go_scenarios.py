@@ -111,12 +111,10 @@ def example_names() -> list[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def workspace(operator: Operator) -> Iterator[str]:
+def new_namespace(plane: ControlPlane, prefix: str = "node-e2e") -> str:
     """A namespace of the test's own, once kube-controller-manager gave it its default
     ServiceAccount."""
-    plane = operator.plane
-    namespace = unique("node-e2e")
+    namespace = unique(prefix)
     plane.kubectl("create", "namespace", namespace)
     eventually(
         lambda: (
@@ -128,8 +126,15 @@ def workspace(operator: Operator) -> Iterator[str]:
         timeout=60,
         what="the namespace's default ServiceAccount",
     )
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def workspace(operator: Operator) -> Iterator[str]:
+    """A namespace shared by this module's tests."""
+    namespace = new_namespace(operator.plane)
     yield namespace
-    plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    operator.plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 # ------------------------------------------------ Go: "Verify default and example profiles"
@@ -302,11 +307,29 @@ def test_a_profile_not_in_use_is_deleted_with_its_file(operator: Operator, works
 
 
 def test_binding_by_image_gives_a_real_pod_its_profile(operator: Operator, workspace: str) -> None:
+    bound_pod_cannot_mkdir(operator, workspace, BUSYBOX_IMAGE)
+
+
+def test_binding_by_star_gives_every_container_of_the_namespace_its_profile(
+    operator: Operator,
+) -> None:
+    """Go's binding by ``image: "*"``: every container of the namespace, whatever its image.
+    A namespace of its own, so that the other tests' pods are not bound."""
+    namespace = new_namespace(operator.plane, "node-e2e-star")
+    try:
+        bound_pod_cannot_mkdir(operator, namespace, "*")
+    finally:
+        operator.plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def bound_pod_cannot_mkdir(operator: Operator, namespace: str, image: str) -> None:
+    """A profile denying mkdir, bound to ``image`` in ``namespace``: a busybox pod made after
+    the binding reached the webhook has the profile on its container and mkdir fails."""
     plane = operator.plane
     profile = unique("bound-deny-mkdir")
     plane.apply(
         seccomp_profile(
-            workspace,
+            namespace,
             profile,
             {
                 "defaultAction": "SCMP_ACT_ALLOW",
@@ -316,17 +339,17 @@ def test_binding_by_image_gives_a_real_pod_its_profile(operator: Operator, works
             },
         )
     )
-    wait_installed(plane, workspace, profile)
-    plane.kubectl("label", "namespace", workspace, "spo.x-k8s.io/enable-binding=", "--overwrite")
+    wait_installed(plane, namespace, profile)
+    plane.kubectl("label", "namespace", namespace, "spo.x-k8s.io/enable-binding=", "--overwrite")
     binding = unique("busybox-binding")
     plane.apply(
         {
             "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
             "kind": "ProfileBinding",
-            "metadata": {"name": binding, "namespace": workspace},
+            "metadata": {"name": binding, "namespace": namespace},
             "spec": {
                 "profileRef": {"kind": "SeccompProfile", "name": profile},
-                "image": BUSYBOX_IMAGE,
+                "image": image,
             },
         }
     )
@@ -338,20 +361,22 @@ def test_binding_by_image_gives_a_real_pod_its_profile(operator: Operator, works
     )
     name = unique("bound")
     script = "mkdir /tmp/by-the-workload; echo mkdir exited $?; sleep 3600"
-    stored, warnings = create(plane, workspace, busybox_pod(name, script))
+    stored, warnings = create(plane, namespace, busybox_pod(name, script))
     try:
-        container = stored["spec"]["containers"][0]
-        assert container["securityContext"]["seccompProfile"] == {
+        # By image: the container's own security context; by "*": the pod's, which the
+        # container inherits.
+        spec = stored["spec"] if image == "*" else stored["spec"]["containers"][0]
+        assert spec["securityContext"]["seccompProfile"] == {
             "type": "Localhost",
-            "localhostProfile": localhost(workspace, profile),
+            "localhostProfile": localhost(namespace, profile),
         }, warnings
-        wait_running(plane, workspace, name)
-        out = wait_log(plane, workspace, name, "mkdir exited 1")
+        wait_running(plane, namespace, name)
+        out = wait_log(plane, namespace, name, "mkdir exited 1")
         assert EPERM in out
     finally:
-        delete(plane, workspace, name)
+        delete(plane, namespace, name)
         plane.kubectl(
-            "delete", "profilebinding", binding, "-n", workspace, "--wait=false", check=False
+            "delete", "profilebinding", binding, "-n", namespace, "--wait=false", check=False
         )
 
 

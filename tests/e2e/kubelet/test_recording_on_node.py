@@ -5,6 +5,7 @@ under the recorded profile (built on the runc base) while what it never did is r
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,4 +192,167 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
         assert "tick 2" in out and "mkdir exited 1" in out and EPERM in out, out
     finally:
         delete(plane, namespace, again, refused, name)
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def recording_namespace(plane: ControlPlane) -> str:
+    """A namespace of the test's own, labelled for recording, with its default
+    ServiceAccount."""
+    namespace = unique("record")
+    plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"spo.x-k8s.io/enable-recording": ""}},
+        }
+    )
+    eventually(
+        lambda: plane.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
+        timeout=60,
+        what="the default ServiceAccount",
+    )
+    return namespace
+
+
+def start_recording(operator: Operator, namespace: str, app: str, **spec: Any) -> str:
+    """A ProfileRecording (seccomp, logs) of the pods labelled ``app``, once the webhook's
+    table has it."""
+    recording = unique("rec")
+    operator.plane.apply(
+        {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "ProfileRecording",
+            "metadata": {"name": recording, "namespace": namespace},
+            "spec": {
+                "kind": "SeccompProfile",
+                "recorder": "logs",
+                "podSelector": {"matchLabels": {"app": app}},
+                **spec,
+            },
+        }
+    )
+    eventually(
+        lambda: in_every_table(operator, "recordings.json", recording),
+        timeout=180,
+        what="the recording in the webhook's table",
+    )
+    return recording
+
+
+def test_only_the_containers_named_by_the_recording_are_recorded(enricher: Operator) -> None:
+    """Go's multi-container recording with ``containers``: a pod of two containers, the
+    recording names the second; one profile, ``<recording>-work1``."""
+    plane = enricher.plane
+    namespace = recording_namespace(plane)
+    app = unique("app")
+    try:
+        recording = start_recording(enricher, namespace, app, containers=["work1"])
+        name = unique("two")
+        stored, _ = create(
+            plane, namespace, busybox_pod(name, WORKLOAD, labels={"app": app}, containers=2)
+        )
+        first, second = stored["spec"]["containers"]
+        assert "seccompProfile" not in (first.get("securityContext") or {}), first
+        assert second["securityContext"]["seccompProfile"]["localhostProfile"] == (
+            f"operator/{OPERATOR_NS}/log-enricher-trace.json"
+        )
+        eventually(
+            lambda: phase(plane, namespace, name) == "Succeeded", timeout=120, what="pod done"
+        )
+        [profile] = eventually(
+            lambda: recorded_profiles(plane, namespace, recording),
+            timeout=120,
+            what="the recorded profile",
+        )
+        assert profile["metadata"]["name"] == f"{recording}-work1"
+        [rule] = profile["spec"]["syscalls"]
+        assert {"execve", "write"} <= set(rule["names"]), rule
+        time.sleep(5)  # the log enricher has had the time to make a profile for `work` too
+        assert len(recorded_profiles(plane, namespace, recording)) == 1
+    finally:
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_deployment_of_two_replicas_is_merged_into_one_profile(enricher: Operator) -> None:
+    """Go's recording of a Deployment with ``mergeStrategy: containers``: each replica gives a
+    partial profile; deleting the recording merges them into ``<recording>-work`` and removes
+    the partials, then the recording goes."""
+    plane = enricher.plane
+    namespace = recording_namespace(plane)
+    app = unique("app")
+    try:
+        recording = start_recording(enricher, namespace, app, mergeStrategy="containers")
+        deployment = busybox_pod(app, WORKLOAD + "; sleep 3600", labels={"app": app})
+        template = {"metadata": deployment["metadata"], "spec": deployment["spec"]}
+        template["spec"]["restartPolicy"] = "Always"
+        plane.apply(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": app, "namespace": namespace},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": app}},
+                    "template": template,
+                },
+            }
+        )
+        eventually(
+            lambda: (
+                len(
+                    [
+                        p
+                        for p in pods(plane, namespace, f"app={app}")
+                        if "tick 2" in logs(plane, namespace, p["metadata"]["name"])
+                    ]
+                )
+                == 2
+            ),
+            timeout=180,
+            what="both replicas through their workload",
+        )
+        plane.kubectl("scale", "deployment", app, "-n", namespace, "--replicas=0")
+        partials = eventually(
+            lambda: (
+                [
+                    p
+                    for p in recorded_profiles(plane, namespace, recording)
+                    if p["metadata"].get("labels", {}).get("spo.x-k8s.io/partial") == "true"
+                ]
+                if len(recorded_profiles(plane, namespace, recording)) == 2
+                else []
+            ),
+            timeout=180,
+            what="one partial profile per replica",
+        )
+        assert len(partials) == 2, partials
+        plane.kubectl("delete", "profilerecording", recording, "-n", namespace, "--wait=false")
+        merged = eventually(
+            lambda: [
+                p
+                for p in recorded_profiles(plane, namespace, recording)
+                if p["metadata"]["name"] == f"{recording}-work"
+                and "spo.x-k8s.io/partial" not in p["metadata"].get("labels", {})
+            ],
+            timeout=180,
+            what="the merged profile",
+        )
+        [rule] = merged[0]["spec"]["syscalls"]
+        assert {"execve", "write"} <= set(rule["names"]), rule
+        eventually(
+            lambda: len(recorded_profiles(plane, namespace, recording)) == 1,
+            timeout=120,
+            what="the partial profiles gone",
+        )
+        eventually(
+            lambda: (
+                plane.kubectl(
+                    "get", "profilerecording", recording, "-n", namespace, check=False
+                ).returncode
+                != 0
+            ),
+            timeout=120,
+            what="the recording gone",
+        )
+    finally:
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
