@@ -303,7 +303,10 @@ def test_a_deployment_of_two_replicas_is_merged_into_one_profile(enricher: Opera
                     [
                         p
                         for p in pods(plane, namespace, f"app={app}")
-                        if "tick 2" in logs(plane, namespace, p["metadata"]["name"])
+                        if "tick 2"
+                        in plane.kubectl(
+                            "logs", p["metadata"]["name"], "-n", namespace, check=False
+                        ).stdout
                     ]
                 )
                 == 2
