@@ -55,7 +55,9 @@ class _Counts(Collector):
 
 
 MAX_CACHED: Final = 4096
-MAX_ENDS: Final = 65536  # (SECCOMP fields as written, pod part) -> the end of their lines
+# the pod part of a container's lines, their counts by syscall part, and their ends by fields
+_PodPart = tuple[str, dict[str, int], dict[str, tuple[str, str]]]
+MAX_ENDS: Final = 65536  # per pod part: SECCOMP fields as written -> the end of their lines
 
 
 def _json(text: str) -> str:
@@ -100,11 +102,12 @@ class LogEnricher:
         self._told: dict[tuple[str, str, str, str], dict[str, int]] = {}
         self._pending: list[str] = []
         # this batch's: container id -> (the pod part of its lines, its counts); ("", ...): untold
-        self._pod_parts: dict[str, tuple[str, dict[str, int]]] = {}
+        self._pod_parts: dict[str, _PodPart] = {}
         self._exe_parts: dict[str, str] = {}
         self._syscall_parts: dict[tuple[str, str], str] = {}
         self._syscall_names: dict[str, str] = {}  # the syscall part of a line -> the name
-        self._ends: dict[tuple[str, str], tuple[str, str]] = {}
+        # the pod part of a line -> SECCOMP fields as written -> (the end of the line, its syscall)
+        self._ends: dict[str, dict[str, tuple[str, str]]] = {}
         registry.register(_Counts(self))
 
     def _stream(self) -> TextIO:
@@ -190,12 +193,12 @@ class LogEnricher:
     # --- the recorder's hot path (nodesync.enricher.recorder.Teller)
     # -------------------------------
 
-    def _pod_part(self, container_id: str | None) -> tuple[str, dict[str, int]]:
-        """``,"type":"seccomp","node":...,"container":...,"executable":`` for a container's records
-        and their counts; an empty part when they are not told."""
+    def _pod_part(self, container_id: str | None) -> _PodPart:
+        """``,"type":"seccomp","node":...,"container":...,"executable":`` for a container's records,
+        their counts and the ends of their lines; an empty part when they are not told."""
         ref = self._pods(container_id) if container_id is not None else None
         if ref is None and not self._include_unattributed:
-            found: tuple[str, dict[str, int]] = ("", {})
+            found: _PodPart = ("", {}, {})
         else:
             namespace, pod, container = (
                 (ref.namespace, ref.pod, ref.container) if ref else ("", "", "")
@@ -204,7 +207,10 @@ class LogEnricher:
                 f',"type":"seccomp","node":{_json(self.node)},"namespace":{_json(namespace)},'
                 f'"pod":{_json(pod)},"container":{_json(container)},"executable":'
             )
-            found = (part, self._told.setdefault((self.node, namespace, pod, container), {}))
+            labels = (self.node, namespace, pod, container)
+            if part not in self._ends and len(self._ends) >= MAX_CACHED:
+                self._ends.clear()  # the pods of long ago
+            found = (part, self._told.setdefault(labels, {}), self._ends.setdefault(part, {}))
         self._pod_parts[container_id or ""] = found
         return found
 
@@ -236,27 +242,18 @@ class LogEnricher:
         its lines after the event) and counted with its number of records, then every line is
         its event and that end, in the batch's order."""
         ends: dict[str, str] = {}
-        end_of = self._ends
+        pod_parts = self._pod_parts
         for fields, (container_id, records, told) in seccomp.items():
-            found = self._pod_parts.get(container_id or "")
+            found = pod_parts.get(container_id or "")
             if found is None:
                 found = self._pod_part(container_id)
-            part, counts = found
+            part, counts, end_of = found
             if not part:
                 ends[fields] = ""
                 continue
-            known = end_of.get((fields, part))
+            known = end_of.get(fields)
             if known is None:
-                pid, exe, arch, number = told
-                syscall = self._syscall_parts.get((arch, number))
-                if syscall is None:
-                    syscall = self._syscall_part(arch, number)
-                if len(end_of) >= MAX_ENDS:
-                    end_of.clear()
-                known = end_of[fields, part] = (
-                    f'{part}{self._exe_part(exe)},"pid":{pid}{syscall}',
-                    syscall,
-                )
+                known = self._end(part, end_of, fields, told)
             ends[fields] = known[0]
             counts[known[1]] = counts.get(known[1], 0) + records
         avc_lines: dict[str, str] = {}
@@ -274,13 +271,30 @@ class LogEnricher:
             self._write_lines(lines)
         self._pod_parts.clear()
 
+    def _end(
+        self,
+        part: str,
+        end_of: dict[str, tuple[str, str]],
+        fields: str,
+        told: tuple[str, str, str, str],
+    ) -> tuple[str, str]:
+        """The end of the lines of a SECCOMP text after their event, and their syscall part."""
+        pid, exe, arch, number = told
+        syscall = self._syscall_parts.get((arch, number))
+        if syscall is None:
+            syscall = self._syscall_part(arch, number)
+        if len(end_of) >= MAX_ENDS:
+            end_of.clear()
+        known = end_of[fields] = (f'{part}{self._exe_part(exe)},"pid":{pid}{syscall}', syscall)
+        return known
+
     def seccomp(self, written: Written, container_id: str | None) -> None:
         """Tell and count one SECCOMP record, given as written."""
         event, pid, exe, arch, number = written
         found = self._pod_parts.get(container_id or "")
         if found is None:
             found = self._pod_part(container_id)
-        part, counts = found
+        part, counts, _ = found
         if not part:
             return
         syscall = self._syscall_parts.get((arch, number))

@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from hooks.api import syscalls
 from nodesync.enricher.auditlog import (
+    TOLD_FIELDS,
     AuditRecord,
     AvcRecord,
     SeccompRecord,
@@ -39,7 +40,6 @@ from nodesync.enricher.auditlog import (
     scan,
     scan_batch,
     scan_told,
-    told_fields,
 )
 from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
 from nodesync.enricher.losses import Loss, LossDetector
@@ -265,27 +265,31 @@ class Recorder:
         host = Lookup(None, Unknown.HOST)
         texts = Counter(map(itemgetter(1), batch.records))
         avc_records = texts.pop("", 0)
-        by_pid: dict[str, Lookup] = {}
+        by_pid: dict[str, tuple[Lookup, SeccompTrace | None]] = {}
         seccomp: dict[str, tuple[str | None, int, tuple[str, str, str, str]]] = {}
         records = attributed = 0
+        parsed = TOLD_FIELDS
         for fields, count in texts.items():
-            told = told_fields(fields)
-            pid, _, arch, number = told
-            found = by_pid.get(pid)
-            if found is None:
-                found = by_pid[pid] = resolve(int(pid)) if int(pid) else host
+            told = parsed[fields]
+            pid = told[0]
+            known = by_pid.get(pid)
+            if known is None:
+                found = resolve(int(pid)) if int(pid) else host
+                trace = None
+                if found.container_id is not None:
+                    trace = traces.get(found.container_id)
+                    if trace is None:
+                        trace = traces[found.container_id] = SeccompTrace()
+                known = by_pid[pid] = (found, trace)
+            found, trace = known
             records += count
-            container_id = found.container_id
-            if container_id is None:
+            if trace is None:
                 self._count_unknown(found, count)
             else:
                 attributed += count
-                trace = traces.get(container_id)
-                if trace is None:
-                    trace = traces[container_id] = SeccompTrace()
-                trace.written.add((arch, number))
+                trace.written.add(told[2:])
                 trace.records += count
-            seccomp[fields] = (container_id, count, told)
+            seccomp[fields] = (found.container_id, count, told)
         avc: dict[str, tuple[AuditRecord, str | None]] = {}
         if avc_records:
             for text in batch.avc:

@@ -34,7 +34,7 @@ from nodesync.enricher.following import Follower, StateFile
 from nodesync.enricher.process_events import ProcessEvents, Unavailable
 from nodesync.enricher.processes import ProcessTable
 from nodesync.enricher.recorder import Recorder
-from tests.helpers.auditd import AUDIT_LOG, auditd_running
+from tests.helpers.auditd import AUDIT_LOG, auditd_running, running_auditd
 from tests.helpers.runc_bundle import Bundle, Run
 from tests.helpers.unavailable import unavailable
 
@@ -138,6 +138,8 @@ def test_a_thousand_short_lived_children_are_all_attributed_on_a_busy_machine(
     follower.close()
 
     assert result and result[0].returncode == 0, result
+    # someone else stopping auditd meanwhile sends the records elsewhere: say so, not a count
+    assert running_auditd() == auditd, "auditd was stopped or restarted during the test"
     assert not recorder.detector.lost, recorder.detector
     mkdirs = [r for r, _ in ours if isinstance(r, SeccompRecord) and r.syscall == MKDIR]
     assert len(mkdirs) == CHILDREN  # every call was logged and read
