@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from hooks import logs
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 DEFAULT_BIND = "0.0.0.0:8080"
+METRICS_AUTH = ("none", "token", "off")
 
 
 def _hooks(args: argparse.Namespace) -> int:
@@ -28,9 +34,41 @@ def _hooks(args: argparse.Namespace) -> int:
             args.bindings_file
         )  # read by the binding blueprint in each worker
     serving.serve(
-        bind=args.bind, workers=args.workers, certfile=args.certfile, keyfile=args.keyfile
+        bind=args.bind,
+        workers=args.workers,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        factory=functools.partial(
+            _hooks_app, args.metrics_auth, args.metrics_dir or [], args.metrics_auth_ttl
+        ),
     )
     return 0
+
+
+def _hooks_app(auth: str, extra_dirs: Sequence[str], ttl: float) -> Flask:
+    """The hooks' app (in each worker) with the ``/metrics`` access ``--metrics-auth`` asks
+    for: ``none`` open, ``off`` 404, ``token`` a bearer token the API server accepts and
+    allows to get ``/metrics`` (TokenReview and SubjectAccessReview, with the pod's own
+    ServiceAccount token, or ``$KUBECONFIG``)."""
+    from hooks.cluster.app import create_app
+    from hooks.cluster.web import health
+
+    app = create_app()
+    app.extensions[health.EXTRA_DIRS] = tuple(extra_dirs)
+    if auth == "off":
+        app.extensions[health.GUARD] = lambda authorization, path: (404, "not found")
+    elif auth == "token":
+        from nodesync.nodeio.metricsauth import MetricsGuard
+        from nodesync.nodeio.requesting import KubernetesCluster
+
+        guard = MetricsGuard(KubernetesCluster(), ttl=ttl)
+
+        def check(authorization: str | None, path: str) -> tuple[int, str]:
+            verdict = guard.check(authorization, path)
+            return verdict.code, verdict.message
+
+        app.extensions[health.GUARD] = check
+    return app
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -105,6 +143,28 @@ def parser() -> argparse.ArgumentParser:
             "the binding table the binding webhook reads (default $SPO_BINDINGS_FILE, else "
             "/etc/spo/bindings/bindings.json)"
         ),
+    )
+    hooks.add_argument(
+        "--metrics-auth",
+        choices=METRICS_AUTH,
+        default=os.environ.get("METRICS_AUTH", "none"),
+        help="who may read /metrics: anyone (none, the default), bearer tokens allowed to get "
+        "it (token: TokenReview and SubjectAccessReview with the pod's ServiceAccount, "
+        "or $KUBECONFIG), nobody (off) (env METRICS_AUTH)",
+    )
+    hooks.add_argument(
+        "--metrics-dir",
+        action="append",
+        metavar="DIR",
+        help="another server's PROMETHEUS_MULTIPROC_DIR whose numbers /metrics includes "
+        "(repeatable)",
+    )
+    hooks.add_argument(
+        "--metrics-auth-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a token's review is reused (default 30)",
     )
     hooks.set_defaults(func=_hooks)
 

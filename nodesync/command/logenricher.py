@@ -6,7 +6,8 @@ follows the audit log (:mod:`nodesync.enricher.following`) and, for every SECCOM
 record of a process in a pod's container:
 
 - prints one JSON line telling the record with its pod (:mod:`nodesync.enricher.enriching`)
-  and counts it in ``security_profiles_operator_seccomp_profile_audit_total``;
+  and counts it in ``security_profiles_operator_seccomp_profile_audit_total`` (or, for an
+  AVC record, ``..._selinux_profile_audit_total``);
 - accumulates what the containers marked by the recording webhook did
   (:mod:`nodesync.enricher.recorder`) and, when such a pod has Succeeded or is gone,
   creates its recorded SeccompProfile or SelinuxProfile
@@ -22,6 +23,11 @@ done, so that a container's last records are in its profile.
 Nothing is lost on a restart: the position in the audit log and what the
 recorder accumulated are saved together, atomically, in ``--state-dir``.
 
+With ``--metrics-socket`` the audit counters are served on that Unix socket
+(``/metrics-spod``) for nodesync, which adds them to its authenticated
+``/metrics-spod``; the plain ``--metrics-bind`` listener (on the host's network)
+then keeps ``/healthz`` and ``/readyz`` only.
+
 Without auditd the kernel rate-limits the audit records it logs; the recorder
 then says so at ERROR and refuses to create any profile (an incomplete profile
 breaks the workload it is meant for).
@@ -35,6 +41,9 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from socketserver import BaseServer
+
+from prometheus_client import CollectorRegistry, generate_latest
 
 from nodesync.command.running import Loops, add_agent_arguments, stop_on_signals
 from nodesync.enricher.auditloop import event, follow
@@ -125,6 +134,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default on)",
     )
     parser.add_argument(
+        "--metrics-socket",
+        default=os.environ.get("METRICS_SOCKET") or None,
+        metavar="PATH",
+        help="serve the audit counters on this Unix socket for nodesync, not on --metrics-bind "
+        "(env METRICS_SOCKET)",
+    )
+    parser.add_argument(
+        "--metrics-socket-group",
+        type=int,
+        default=None,
+        metavar="GID",
+        help="the group that may read the socket (nodesync's; this process must be in it)",
+    )
+    parser.add_argument(
         "--lost-counter",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -183,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%s does not exist yet: waiting for it", args.audit_log, extra=about("", ""))
     pods = NodePods(DeferredRecording(agent, deferred))
     enricher = LogEnricher(args.node_name, metrics.registry, pods.lookup)
+    audit = CollectorRegistry()
+    audit.register(enricher.collector)
     source = pods_cluster.pods_of_node(args.node_name, selector(args.memory_optimization))
     log.info(
         "following %s; pods of node %s%s",
@@ -219,16 +244,39 @@ def run(args: argparse.Namespace) -> int:
         ),
     }
     runner = Loops(loops, stop, interrupt)
-    server = (
-        serving.start(args.metrics_bind, metrics, pods.ready, runner.healthy)
-        if args.metrics_bind
-        else None
-    )
+    servers = _serve(args, metrics, audit, pods.ready, runner.healthy)
     try:
         return runner.run()
     finally:
-        if server is not None:
+        for server in servers:
             server.shutdown()
+
+
+def _serve(
+    args: argparse.Namespace,
+    metrics: Metrics,
+    audit: CollectorRegistry,
+    ready: threading.Event,
+    healthy: Callable[[], bool],
+) -> list[BaseServer]:
+    """The probes' listener, with every metric unless the audit counters go to nodesync
+    through ``--metrics-socket``."""
+    servers: list[BaseServer] = []
+    if args.metrics_bind:
+        servers.append(
+            serving.start(
+                args.metrics_bind, metrics, ready, healthy, serve_metrics=not args.metrics_socket
+            )
+        )
+    if args.metrics_socket:
+        servers.append(
+            serving.start_unix(
+                args.metrics_socket,
+                {"/metrics-spod": lambda: bytes(generate_latest(audit))},
+                group=args.metrics_socket_group,
+            )
+        )
+    return servers
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,13 @@ installs them. In API mode each kind has its own watcher, in its own thread;
 ``--namespace`` (env ``WATCH_NAMESPACE``) restricts nodesync to one namespace:
 it lists and watches ConfigMaps there only and writes node statuses there only,
 so a Role in that namespace is all the rights it needs.
+
+Metrics: with ``--secure-metrics-bind`` (API mode), ``/metrics`` (the reconcile
+loops) and ``/metrics-spod`` (the operator's counters, the log enricher's of this
+node included when ``--enricher-metrics-socket`` names its socket) are served over
+HTTPS to bearer tokens allowed to ``get`` them, and the plain ``--metrics-bind``
+listener keeps ``/healthz`` and ``/readyz`` only. Without it, the plain listener
+serves ``/metrics`` too (everything, to anyone who reaches it). docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from hooks.api.profilestate import ProfileState
@@ -32,6 +40,7 @@ from nodesync.nodeio.agent import NodeAgent, poll_loop
 from nodesync.nodeio.atomicfiles import Perms
 from nodesync.nodeio.logs import about, configure
 from nodesync.nodeio.metrics import Metrics
+from nodesync.nodeio.metricsauth import DEFAULT_TTL, MetricsGuard, Reviews
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.nodeio.reading import FolderError, folder_signature, iter_folder
 from nodesync.nodeio.reporting import NodeStatusReporter, NoStatus
@@ -50,6 +59,10 @@ DEFAULT_KUBELET_DIR = "/var/lib/kubelet"
 DEFAULT_METRICS_BIND = "0.0.0.0:8085"
 DEFAULT_SELINUX_DIR = "/etc/selinux.d"  # where the spod's DaemonSet mounts the drop directory
 INSTALLERS = ("selinuxd", "batch")
+SECCOMP_CONTROLLER = "seccompprofile"  # controller_runtime_reconcile_*{controller=...}
+SELINUX_CONTROLLER = "selinuxprofile"
+CONTROLLERS_PATH = "/metrics"
+SPOD_PATH = "/metrics-spod"
 
 
 def _owner(value: str) -> tuple[int, int]:
@@ -89,6 +102,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--poll-interval", type=float, default=1.0, help="--from-dir polling, seconds"
     )
     parser.add_argument("--workers", type=int, default=16, help="parallel file writes")
+    secure = parser.add_argument_group("authenticated metrics (API mode)")
+    secure.add_argument(
+        "--secure-metrics-bind",
+        default=os.environ.get("SECURE_METRICS_BIND", ""),
+        metavar="HOST:PORT",
+        help="serve /metrics and /metrics-spod over HTTPS there, to bearer tokens allowed to "
+        "get them (env SECURE_METRICS_BIND; default: off)",
+    )
+    secure.add_argument(
+        "--tls-cert-file", metavar="PATH", help="the HTTPS certificate (PEM), read again on change"
+    )
+    secure.add_argument("--tls-key-file", metavar="PATH", help="its private key (PEM)")
+    secure.add_argument(
+        "--metrics-auth-ttl",
+        type=float,
+        default=DEFAULT_TTL,
+        metavar="SECONDS",
+        help=f"how long a token's review is reused (default {DEFAULT_TTL:g})",
+    )
+    secure.add_argument(
+        "--enricher-metrics-socket",
+        default=os.environ.get("ENRICHER_METRICS_SOCKET") or None,
+        metavar="PATH",
+        help="the log enricher's socket: its audit counters join /metrics-spod "
+        "(env ENRICHER_METRICS_SOCKET)",
+    )
     selinux = parser.add_argument_group("SELinux")
     selinux.add_argument(
         "--selinux",
@@ -154,18 +193,28 @@ def selinux_dir(args: argparse.Namespace) -> Path | None:
     return Path(DEFAULT_SELINUX_DIR) if args.selinux else None
 
 
-def selinux_sync(args: argparse.Namespace, folder: Path) -> SelinuxSync:
+def selinux_sync(
+    args: argparse.Namespace, folder: Path, metrics: Metrics | None = None
+) -> SelinuxSync:
     backend: Backend
     if args.selinux_installer == "batch":
         root = args.semodule_root
         backend = BatchBackend(SemoduleInstaller(root=root, reload=root is None))
     else:
         backend = SelinuxdBackend(SelinuxdClient(args.selinuxd_socket))
-    return SelinuxSync(DropDir(folder), backend)
+    return SelinuxSync(DropDir(folder), backend, metrics=metrics)
 
 
 def run(args: argparse.Namespace) -> int:
     configure(args.node_name, getattr(logging, str(args.log_level).upper(), logging.INFO))
+    if args.secure_metrics_bind and not (args.tls_cert_file and args.tls_key_file):
+        log.error(
+            "--secure-metrics-bind needs --tls-cert-file and --tls-key-file", extra=about("", "")
+        )
+        return 2
+    if args.secure_metrics_bind and args.from_dir:
+        log.error("--secure-metrics-bind needs the API (not --from-dir)", extra=about("", ""))
+        return 2
     metrics = Metrics()
     supported = seccomp_supported(Path(args.proc_dir))
     if not supported:
@@ -202,10 +251,17 @@ def run_local(
     reads all it is given before it changes anything, so a file that cannot be
     read (FolderError) stops the round before any change.
     """
-    agents: list[NodeAgent] = [NodeAgent(materialiser, NoStatus())]
+    agents: list[NodeAgent] = [
+        NodeAgent(materialiser, NoStatus(), metrics=metrics, controller=SECCOMP_CONTROLLER)
+    ]
     selinux = None
     if drop is not None:
-        selinux = NodeAgent(selinux_sync(args, drop), NoStatus())
+        selinux = NodeAgent(
+            selinux_sync(args, drop, metrics),
+            NoStatus(),
+            metrics=metrics,
+            controller=SELINUX_CONTROLLER,
+        )
         agents.append(selinux)
     folder = Path(args.from_dir)
     if args.once:
@@ -252,7 +308,12 @@ def run_api(
     stop = threading.Event()
     cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     clusters = [cluster]
-    agent = NodeAgent(materialiser, NodeStatusReporter(cluster, args.node_name, metrics))
+    agent = NodeAgent(
+        materialiser,
+        NodeStatusReporter(cluster, args.node_name, metrics),
+        metrics=metrics,
+        controller=SECCOMP_CONTROLLER,
+    )
     ready = [agent.ready]
     loops: dict[str, Callable[[], None]] = {
         "seccomp": Watcher(cluster, agent, stop, timeout=args.watch_timeout).run
@@ -262,7 +323,10 @@ def run_api(
         other = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
         clusters.append(other)
         selinux = NodeAgent(
-            selinux_sync(args, drop), SelinuxStatusReporter(other, args.node_name, metrics)
+            selinux_sync(args, drop, metrics),
+            SelinuxStatusReporter(other, args.node_name, metrics),
+            metrics=metrics,
+            controller=SELINUX_CONTROLLER,
         )
         ready.append(selinux.ready)
         loops["selinux"] = Watcher(
@@ -278,18 +342,45 @@ def run_api(
 
     stop_on_signals(stop, interrupt)
     runner = Loops(loops, stop, interrupt)
-    server = (
-        serving.start(
-            args.metrics_bind, metrics, lambda: all(e.is_set() for e in ready), runner.healthy
+    servers = []
+    if args.metrics_bind:
+        servers.append(
+            serving.start(
+                args.metrics_bind,
+                metrics,
+                lambda: all(e.is_set() for e in ready),
+                runner.healthy,
+                serve_metrics=not args.secure_metrics_bind,
+            )
         )
-        if args.metrics_bind
-        else None
-    )
+    if args.secure_metrics_bind:
+        servers.append(secure_metrics(args, metrics, KubernetesCluster(args.kubeconfig)))
     try:
         return runner.run()
     finally:
-        if server is not None:
+        for server in servers:
             server.shutdown()
+
+
+def secure_metrics(
+    args: argparse.Namespace, metrics: Metrics, reviews: Reviews
+) -> ThreadingHTTPServer:
+    """The HTTPS listener of ``/metrics`` and ``/metrics-spod`` (the Service ``metrics``)."""
+    socket_path = args.enricher_metrics_socket
+
+    def spod() -> bytes:
+        own = metrics.spod_exposition()
+        if not socket_path:
+            return own
+        return own + (serving.fetch_unix(socket_path, SPOD_PATH) or b"")
+
+    guard = MetricsGuard(reviews, ttl=args.metrics_auth_ttl)
+    return serving.start_secure(
+        args.secure_metrics_bind,
+        {CONTROLLERS_PATH: metrics.controllers_exposition, SPOD_PATH: spod},
+        guard.check,
+        serving.TlsFiles(args.tls_cert_file, args.tls_key_file),
+    )
 
 
 def poll_folder(

@@ -13,8 +13,11 @@ permissions, space-separated); an AVC record has no syscall of its own, so
 ``syscallID`` and ``syscallName`` are null there. Records of processes that
 are in no known pod container are not logged (unless ``include_unattributed``).
 
-Each SECCOMP record also counts in
-``security_profiles_operator_seccomp_profile_audit_total{node,namespace,pod,container,syscall}``.
+Each told SECCOMP record also counts in
+``security_profiles_operator_seccomp_profile_audit_total{node,namespace,pod,container,executable,
+syscall}`` and each told AVC record in
+``security_profiles_operator_selinux_profile_audit_total{node,namespace,pod,container,executable,
+scontext,tcontext}``, the Go operator's names and labels.
 """
 
 from __future__ import annotations
@@ -29,16 +32,34 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hooks.api import syscalls
-from nodesync.enricher.auditlog import AuditRecord, SeccompRecord, ToldBatch, Written, exe_text
+from nodesync.enricher.auditlog import (
+    AuditRecord,
+    AvcRecord,
+    SeccompRecord,
+    ToldBatch,
+    Written,
+    exe_text,
+)
 from nodesync.enricher.containers import ContainerRef
 
 METRIC_NAMESPACE: Final = "security_profiles_operator"
 METRIC_NAME: Final = "seccomp_profile_audit"  # exposed with the _total suffix
-LABELS: Final = ("node", "namespace", "pod", "container", "syscall")
+SELINUX_METRIC_NAME: Final = "selinux_profile_audit"
+LABELS: Final = ("node", "namespace", "pod", "container", "executable", "syscall")
+SELINUX_LABELS: Final = (
+    "node",
+    "namespace",
+    "pod",
+    "container",
+    "executable",
+    "scontext",
+    "tcontext",
+)
+MAX_EXE_NAMES: Final = 65536
 
 
 class _Counts(Collector):
-    """``security_profiles_operator_seccomp_profile_audit_total`` from the enricher's counts."""
+    """The two audit counters, computed from the enricher's counts when scraped."""
 
     def __init__(self, enricher: LogEnricher) -> None:
         self.enricher = enricher
@@ -46,17 +67,25 @@ class _Counts(Collector):
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(
             f"{METRIC_NAMESPACE}_{METRIC_NAME}",
-            "Counter of seccomp audit records, by the container that made them.",
+            "Seccomp audit records, by the container and executable that made them.",
             labels=list(LABELS),
         )
         for labels, value in self.enricher.all_counts().items():
             family.add_metric(list(labels), value)
         yield family
+        avc = CounterMetricFamily(
+            f"{METRIC_NAMESPACE}_{SELINUX_METRIC_NAME}",
+            "SELinux AVC records, by the container and executable that made them.",
+            labels=list(SELINUX_LABELS),
+        )
+        for avc_labels, value in dict(self.enricher.avc_counts).items():
+            avc.add_metric(list(avc_labels), value)
+        yield avc
 
 
 MAX_CACHED: Final = 4096
 # the pod part of a container's lines, their counts by syscall part, and their ends by fields
-_PodPart = tuple[str, dict[str, int], dict[str, tuple[str, str]]]
+_PodPart = tuple[str, dict[tuple[str, str], int], dict[str, tuple[str, tuple[str, str]]]]
 MAX_ENDS: Final = 65536  # per pod part: SECCOMP fields as written -> the end of their lines
 
 
@@ -97,9 +126,12 @@ class LogEnricher:
         self._names: dict[tuple[int, int], str] = {}
         # Counted in plain dicts and exposed when scraped: a prometheus_client child's
         # labels() and inc() cost a fifth of the time of a record.
-        self.counts: dict[tuple[str, str, str, str, str], int] = {}
-        # the hot path's: labels but the syscall -> the syscall part of a line -> count
-        self._told: dict[tuple[str, str, str, str], dict[str, int]] = {}
+        self.counts: dict[tuple[str, str, str, str, str, str], int] = {}
+        self.avc_counts: dict[tuple[str, str, str, str, str, str, str], int] = {}
+        # the hot path's: the pod's labels -> (exe as written, the syscall part of a line)
+        # -> count
+        self._told: dict[tuple[str, str, str, str], dict[tuple[str, str], int]] = {}
+        self._exe_names: dict[str, str] = {}  # exe as written -> its text (scrapes only)
         self._pending: list[str] = []
         # this batch's: container id -> (the pod part of its lines, its counts); ("", ...): untold
         self._pod_parts: dict[str, _PodPart] = {}
@@ -107,8 +139,9 @@ class LogEnricher:
         self._syscall_parts: dict[tuple[str, str], str] = {}
         self._syscall_names: dict[str, str] = {}  # the syscall part of a line -> the name
         # the pod part of a line -> SECCOMP fields as written -> (the end of the line, its syscall)
-        self._ends: dict[str, dict[str, tuple[str, str]]] = {}
-        registry.register(_Counts(self))
+        self._ends: dict[str, dict[str, tuple[str, tuple[str, str]]]] = {}
+        self.collector = _Counts(self)
+        registry.register(self.collector)
 
     def _stream(self) -> TextIO:
         return self._out if self._out is not None else sys.stdout
@@ -121,14 +154,23 @@ class LogEnricher:
         for line in lines:
             self._write(line)
 
-    def all_counts(self) -> dict[tuple[str, str, str, str, str], int]:
-        """Every count by its labels (one C-level copy of each dict: safe against the writer)."""
+    def all_counts(self) -> dict[tuple[str, str, str, str, str, str], int]:
+        """Every SECCOMP count by its labels (one C-level copy of each dict: safe against the
+        writer)."""
         merged = dict(self.counts)
         for labels, counts in list(self._told.items()):
-            for part, value in list(counts.items()):
-                key = (*labels, self._syscall_names[part])
+            for (exe, part), value in list(counts.items()):
+                key = (*labels, self._exe_name(exe), self._syscall_names[part])
                 merged[key] = merged.get(key, 0) + value
         return merged
+
+    def _exe_name(self, raw: str) -> str:
+        name = self._exe_names.get(raw)
+        if name is None:
+            if len(self._exe_names) >= MAX_EXE_NAMES:
+                self._exe_names.clear()
+            name = self._exe_names[raw] = exe_text(raw)
+        return name
 
     def syscall_name(self, arch: int, number: int) -> str:
         key = (arch, number)
@@ -174,9 +216,21 @@ class LogEnricher:
                 line["namespace"],
                 line["pod"],
                 line["container"],
+                record.exe,
                 line["syscallName"],
             )
             self.counts[key] = self.counts.get(key, 0) + 1
+        elif isinstance(record, AvcRecord):
+            avc = (
+                self.node,
+                line["namespace"],
+                line["pod"],
+                line["container"],
+                record.exe,
+                record.scontext,
+                record.tcontext,
+            )
+            self.avc_counts[avc] = self.avc_counts.get(avc, 0) + 1
         return line
 
     def enrich(self, record: AuditRecord, container_id: str | None) -> dict[str, Any] | None:
@@ -274,18 +328,22 @@ class LogEnricher:
     def _end(
         self,
         part: str,
-        end_of: dict[str, tuple[str, str]],
+        end_of: dict[str, tuple[str, tuple[str, str]]],
         fields: str,
         told: tuple[str, str, str, str],
-    ) -> tuple[str, str]:
-        """The end of the lines of a SECCOMP text after their event, and their syscall part."""
+    ) -> tuple[str, tuple[str, str]]:
+        """The end of the lines of a SECCOMP text after their event, and what they are counted
+        by: (the executable as written, the syscall part)."""
         pid, exe, arch, number = told
         syscall = self._syscall_parts.get((arch, number))
         if syscall is None:
             syscall = self._syscall_part(arch, number)
         if len(end_of) >= MAX_ENDS:
             end_of.clear()
-        known = end_of[fields] = (f'{part}{self._exe_part(exe)},"pid":{pid}{syscall}', syscall)
+        known = end_of[fields] = (
+            f'{part}{self._exe_part(exe)},"pid":{pid}{syscall}',
+            (exe, syscall),
+        )
         return known
 
     def seccomp(self, written: Written, container_id: str | None) -> None:
@@ -303,7 +361,8 @@ class LogEnricher:
         self._pending.append(
             f'{{"msg":"audit","timestamp":"{event}"{part}{self._exe_part(exe)},"pid":{pid}{syscall}'
         )
-        counts[syscall] = counts.get(syscall, 0) + 1
+        key = (exe, syscall)
+        counts[key] = counts.get(key, 0) + 1
 
     def record(self, record: AuditRecord, container_id: str | None) -> None:
         """Tell and count a record given in full (AVC, or SECCOMP written in an unusual order)."""

@@ -22,7 +22,7 @@ from hooks.api.profilestate import ProfileState
 from nodesync.nodeio import reasons, reports
 from nodesync.nodeio.cluster import ApiError, Cluster
 from nodesync.nodeio.logs import about
-from nodesync.nodeio.metrics import Metrics
+from nodesync.nodeio.metrics import SECCOMP, Metrics
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.nodeio.reports import Report
 
@@ -99,6 +99,10 @@ class NoStatus:
 
 
 class NodeStatusReporter:
+    # which counter a failed status update counts in, and with which reason
+    metrics_kind = SECCOMP
+    failure_reason = reasons.CANNOT_UPDATE_STATUS
+
     def __init__(
         self, cluster: Cluster, node: str, metrics: Metrics, *, events: bool = True
     ) -> None:
@@ -213,8 +217,8 @@ class NodeStatusReporter:
         log.info("node status %s deleted", name, extra=about(namespace, profile))
 
     def _failed(self, namespace: str, name: str, what: str, error: ApiError) -> None:
-        self.metrics.error(reasons.CANNOT_UPDATE_STATUS)
-        extra = {**about(namespace, name), "reason": reasons.CANNOT_UPDATE_STATUS}
+        self.metrics.error(self.failure_reason, kind=self.metrics_kind)
+        extra = {**about(namespace, name), "reason": self.failure_reason}
         log.error("%s: %s", what, error, extra=extra)
 
     def _event(self, outcome: Outcome) -> None:

@@ -225,6 +225,24 @@ class KubernetesCluster:
         ns = urllib.parse.quote(namespace, safe="")
         self._json("POST", f"/api/v1/namespaces/{ns}/events", body=body)
 
+    # -- who reads the metrics (metricsauth) ---------------------------------------------------
+
+    def create_token_review(self, body: Object) -> Object:
+        """Who a bearer token is (``authentication.k8s.io``; cluster-scoped, whatever the
+        watched namespace)."""
+        return self._json(
+            "POST", "/apis/authentication.k8s.io/v1/tokenreviews", body=body, read_timeout=10.0
+        )
+
+    def create_subject_access_review(self, body: Object) -> Object:
+        """Whether a user may do something (``authorization.k8s.io``; cluster-scoped)."""
+        return self._json(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            body=body,
+            read_timeout=10.0,
+        )
+
     # -- recording (the log enricher's identity, not nodesync's) ------------------------------
 
     def pods_of_node(self, node_name: str, selector: str = "") -> PodSource:

@@ -9,11 +9,13 @@ is idle is reported at once, not when the watch ends.
 from __future__ import annotations
 
 from hooks.api.nodestatus import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
+from nodesync.nodeio.metrics import SELINUX
 from nodesync.nodeio.reporting import NodeStatusReporter
 from nodesync.nodeio.reports import report_of
 from nodesync.selinux.policies import SELINUX_KINDS
 
 SELECTOR = f"{PROFILE_KIND_LABEL} in ({','.join(SELINUX_KINDS)})"
+CANNOT_UPDATE_STATUS = "CannotUpdatePolicyStatus"  # the Go operator's reason
 
 
 def node_selector(node: str) -> str:
@@ -21,7 +23,11 @@ def node_selector(node: str) -> str:
 
 
 class SelinuxStatusReporter(NodeStatusReporter):
-    """The node status reporter, primed from (and pruning) the SELinux kinds' statuses only."""
+    """The node status reporter, primed from (and pruning) the SELinux kinds' statuses only;
+    its failures count in ``selinux_profile_error_total``."""
+
+    metrics_kind = SELINUX
+    failure_reason = CANNOT_UPDATE_STATUS
 
     def prime(self) -> None:
         items = self.cluster.list_node_statuses(node_selector(self.node))

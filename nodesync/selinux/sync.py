@@ -15,6 +15,12 @@ profile owns them, so there is no node status to report):
 The outcome of a policy is ``Installed``, ``Error`` (with the installer's
 message) or ``Pending`` until the installer has handled it; ``poll()`` returns
 the outcomes that changed since they were last returned, for the status reporter.
+
+Metrics (``security_profiles_operator_selinux_profile_*``): a policy file written
+counts as an ``update``, one removed as a ``delete`` (the operator's own policies
+not counted); a refused ConfigMap, a file that cannot be written, and a policy
+that turns to ``Error`` (or whose installer cannot be asked) count an error with
+their reason.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Protocol
 
 from hooks.api.profilestate import ProfileState
 from nodesync.nodeio.logs import about
+from nodesync.nodeio.metrics import SELINUX, Metrics
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.nodeio.sources import Source, source_of
 from nodesync.selinux.batch import SemoduleInstaller
@@ -174,7 +181,9 @@ class SelinuxSync:
         *,
         keep: Iterable[str] = TEMPLATES,
         own: Mapping[str, bytes] = OPERATOR_POLICIES,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.drop = drop
         self.backend = backend
         self.keep = frozenset(keep)
@@ -203,6 +212,8 @@ class SelinuxSync:
         except OSError as error:
             log.error("cannot write policies: %s", error, extra=about("", ""))
             return [self._reject_all(item, error) for item in items]
+        self.metrics.updated(len(written - self.own.keys()), kind=SELINUX)
+        self.metrics.deleted(len(removed - self.own.keys()), kind=SELINUX)
         self.backend.apply(self.drop, written, removed)
         self.awaiting |= written & self.own.keys()
         self._log_own()
@@ -229,7 +240,8 @@ class SelinuxSync:
 
     def _reject_all(self, item: Policy | PolicyRejection, error: OSError) -> Outcome:
         if isinstance(item, PolicyRejection):
-            return _outcome(item.source, ProfileState.ERROR, item.reason, item.message, path=None)
+            return self._rejected(item)
+        self.metrics.error(CANNOT_SAVE_POLICY, kind=SELINUX)
         return _outcome(item.source, ProfileState.ERROR, CANNOT_SAVE_POLICY, str(error), path=None)
 
     # -- single changes -----------------------------------------------------------------------
@@ -259,9 +271,12 @@ class SelinuxSync:
         try:
             written = self.drop.write(item.name, item.content)
         except OSError as error:
+            self.metrics.error(CANNOT_SAVE_POLICY, kind=SELINUX)
             return _outcome(
                 item.source, ProfileState.ERROR, CANNOT_SAVE_POLICY, str(error), path=None
             )
+        if written:
+            self.metrics.updated(kind=SELINUX)
         self.sources[item.name] = item.source
         self.by_configmap[key] = item.name
         self.backend.apply(self.drop, {item.name} if written else set(), removed)
@@ -287,6 +302,7 @@ class SelinuxSync:
         where = about(source.namespace, source.name)
         try:
             if self.drop.remove(policy):
+                self.metrics.deleted(kind=SELINUX)
                 self.backend.apply(self.drop, set(), {policy})
         except OSError as error:
             log.error("cannot remove policy %s: %s", policy, error, extra=where)
@@ -302,8 +318,8 @@ class SelinuxSync:
         displaced = Policy(holder, policy.name, b"", "")
         self.rejected[holder.key] = self._rejected(taken(displaced, policy.source))
 
-    @staticmethod
-    def _rejected(item: PolicyRejection) -> Outcome:
+    def _rejected(self, item: PolicyRejection) -> Outcome:
+        self.metrics.error(item.reason, kind=SELINUX)
         source = item.source
         if source.owner is None:
             log.warning(
@@ -337,6 +353,11 @@ class SelinuxSync:
                 self.unsettled[policy] -= 1
                 if self.unsettled[policy] <= 0:
                     del self.unsettled[policy]
+        before = self.reported.get(policy)
+        if outcome.reason in (CANNOT_INSTALL_POLICY, SELINUXD_UNAVAILABLE) and (
+            before is None or before.reason != outcome.reason
+        ):
+            self.metrics.error(outcome.reason, kind=SELINUX)
         self.reported[policy] = outcome
         return outcome
 

@@ -1,7 +1,7 @@
 """The single-namespace install (metacontroller/namespaced/), as kustomize renders it: nodesync
 and the log enricher have a Role and a RoleBinding each in one namespace and no cluster-wide
-rights, the spod tells their DaemonSets which namespace, and everything else is the default
-install unchanged."""
+rights (but nodesync's right to check who reads its metrics), the spod tells their DaemonSets
+which namespace, and everything else is the default install unchanged."""
 
 from __future__ import annotations
 
@@ -77,18 +77,34 @@ def namespaced() -> list[dict[str, Any]]:
     return render(NAMESPACED)
 
 
+# nodesync checks who reads its metrics (docs/metrics.md): TokenReviews and
+# SubjectAccessReviews exist cluster-wide only, and give no access to any object.
+METRICS_REVIEWER = ("ClusterRoleBinding", "", "spo-metrics-reviewer")
+REVIEWS = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    },
+]
+
+
 @pytest.mark.parametrize("account", ACCOUNTS)
 def test_the_node_agents_have_no_cluster_wide_rights(
     namespaced: list[dict[str, Any]], account: str
 ) -> None:
+    """None but, for nodesync, the two reviews that check a metrics reader."""
     cluster_wide = [
         key(doc)
         for doc in namespaced
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")
         and (doc["metadata"]["name"] == account or binds(doc, account))
     ]
-    assert cluster_wide == []
-    bindings = [doc for doc in namespaced if binds(doc, account)]
+    assert cluster_wide == ([METRICS_REVIEWER] if account == NODESYNC else [])
+    reviewer = by_key(namespaced)[("ClusterRole", "", "spo-metrics-reviewer")]
+    assert reviewer["rules"] == REVIEWS
+    bindings = [doc for doc in namespaced if binds(doc, account) and key(doc) != METRICS_REVIEWER]
     assert [key(doc) for doc in bindings] == [("RoleBinding", OPERATOR_NS, account)]
 
 

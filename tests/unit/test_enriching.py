@@ -1,4 +1,5 @@
-"""The log enricher: one JSON line per record of a pod's container, and the audit counter."""
+"""The log enricher: one JSON line per record of a pod's container, and the audit counters
+(named and labelled as the Go operator's)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ AVC = (
     "tclass=file permissive=0"
 )
 METRIC = "security_profiles_operator_seccomp_profile_audit_total"
+AVC_METRIC = "security_profiles_operator_selinux_profile_audit_total"
 
 
 def make(include_unattributed: bool = False) -> tuple[LogEnricher, CollectorRegistry, list[str]]:
@@ -61,6 +63,7 @@ def test_seccomp_line_has_exactly_the_fields() -> None:
         "namespace": "shop",
         "pod": "web-1",
         "container": "nginx",
+        "executable": "/bin/busybox",
         "syscall": "mkdir",
     }
     assert registry.get_sample_value(METRIC, labels) == 1.0
@@ -68,7 +71,7 @@ def test_seccomp_line_has_exactly_the_fields() -> None:
     assert registry.get_sample_value(METRIC, labels) == 2.0
 
 
-def test_avc_line_adds_the_selinux_fields_and_is_not_counted_as_seccomp() -> None:
+def test_avc_line_adds_the_selinux_fields_and_counts_as_selinux_only() -> None:
     enricher, registry, written = make()
     record = parse(AVC)
     assert record is not None
@@ -84,6 +87,16 @@ def test_avc_line_adds_the_selinux_fields_and_is_not_counted_as_seccomp() -> Non
     assert line["syscallID"] is None and line["syscallName"] is None
     assert line["timestamp"] == "1700000001.500:43"
     assert METRIC + "{" not in generate_latest(registry).decode()  # no sample at all
+    labels = {
+        "node": "node-1",
+        "namespace": "shop",
+        "pod": "web-1",
+        "container": "nginx",
+        "executable": "",  # this record has no exe=
+        "scontext": "system_u:system_r:container_t:s0:c1,c2",
+        "tcontext": "system_u:object_r:var_t:s0",
+    }
+    assert registry.get_sample_value(AVC_METRIC, labels) == 1.0
 
 
 def test_records_outside_pods_are_not_logged_unless_asked() -> None:
@@ -96,19 +109,29 @@ def test_records_outside_pods_are_not_logged_unless_asked() -> None:
     everything, registry, logged = make(include_unattributed=True)
     everything.enrich(record, None)
     assert json.loads(logged[0])["pod"] == ""
-    labels = {"node": "node-1", "namespace": "", "pod": "", "container": "", "syscall": "mkdir"}
+    labels = {"node": "node-1", "namespace": "", "pod": "", "container": ""}
+    labels |= {"executable": "/bin/busybox", "syscall": "mkdir"}
     assert registry.get_sample_value(METRIC, labels) == 1.0
 
 
-def test_metric_is_exposed_with_exactly_its_name_and_labels() -> None:
+def test_metrics_are_exposed_with_exactly_the_go_operators_names_and_labels() -> None:
+    """security_profiles_operator_{seccomp,selinux}_profile_audit_total of the Go operator
+    v0.8.4 (internal/pkg/daemon/metrics/metrics.go): the same label names, the executable
+    included."""
     enricher, registry, _ = make()
-    record = parse(SECCOMP)
-    assert record is not None
-    enricher.enrich(record, WEB)
+    for line in (SECCOMP, AVC.replace('comm="cat"', 'comm="cat" exe="/bin/cat"')):
+        record = parse(line)
+        assert record is not None
+        enricher.enrich(record, WEB)
     exposition = generate_latest(registry).decode()
     assert (
-        f'{METRIC}{{container="nginx",namespace="shop",node="node-1",pod="web-1",'
-        'syscall="mkdir"} 1.0' in exposition
+        f'{METRIC}{{container="nginx",executable="/bin/busybox",namespace="shop",node="node-1",'
+        'pod="web-1",syscall="mkdir"} 1.0' in exposition
+    )
+    assert (
+        f'{AVC_METRIC}{{container="nginx",executable="/bin/cat",namespace="shop",node="node-1",'
+        'pod="web-1",scontext="system_u:system_r:container_t:s0:c1,c2",'
+        'tcontext="system_u:object_r:var_t:s0"} 1.0' in exposition
     )
 
 
@@ -187,5 +210,8 @@ def test_the_recorders_hot_path_tells_the_same_lines_and_counts_as_enrich(unusua
         Recorder(owners.__getitem__).consume(lines, each=fast)
         assert fast_lines == slow_lines
         assert fast.all_counts() == slow.all_counts()
+        assert fast.avc_counts == slow.avc_counts
+        web = ("n1", "shop", "web-1", "nginx")
+        assert fast.all_counts()[(*web, "/usr/bin/my app", "read")] == 1  # hex exe, decoded
         # web: 4 SECCOMP (+1 in an unusual order), 1 AVC
         assert len(fast_lines) == (8 if unattributed else 5) + unusual

@@ -269,12 +269,21 @@ def test_log_enricher_reads_the_audit_log_read_only_with_host_pid() -> None:
     # the proc connector (process events) exists in the host's network namespace only
     assert pod["hostNetwork"] is True
     assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
-    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    # nodesync's group (65535): the metrics socket is given to it
+    assert pod["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "supplementalGroups": [65535],
+    }
     assert "initContainers" not in pod
     [log_enricher] = pod["containers"]
     assert log_enricher["name"] == "log-enricher"
     assert log_enricher["command"] == ["spo", "log-enricher"]
-    assert log_enricher["args"] == ["--state-dir=/var/lib/security-profiles-operator/log-enricher"]
+    assert log_enricher["args"] == [
+        "--state-dir=/var/lib/security-profiles-operator/log-enricher",
+        # the audit counters go to nodesync's /metrics-spod, not to the host's network
+        "--metrics-socket=/var/run/security-profiles-operator/log-enricher-metrics.sock",
+        "--metrics-socket-group=65535",
+    ]
     mounts = {m["name"]: m for m in log_enricher["volumeMounts"]}
     assert mounts["host-audit-log"] == {
         "name": "host-audit-log",
@@ -292,7 +301,12 @@ def test_log_enricher_reads_the_audit_log_read_only_with_host_pid() -> None:
         "type": "DirectoryOrCreate",
     }
     assert volumes["host-audit-log"]["hostPath"]["path"] == "/var/log/audit"
-    assert set(mounts) == set(volumes) == {"host-audit-log", "state", "tmp"}
+    assert volumes["metrics-socket"]["hostPath"] == {
+        "path": "/var/run/security-profiles-operator",
+        "type": "DirectoryOrCreate",
+    }
+    assert "readOnly" not in mounts["metrics-socket"]
+    assert set(mounts) == set(volumes) == {"host-audit-log", "state", "tmp", "metrics-socket"}
     assert log_enricher["securityContext"] == {
         "runAsUser": 0,
         "runAsGroup": 0,
@@ -368,10 +382,7 @@ def test_the_log_enricher_takes_the_type_tag_and_the_watched_namespace() -> None
 def test_custom_host_proc_is_mounted_for_the_log_enricher_only() -> None:
     ds = enricher({"hostProcVolumePath": "/hostproc"})
     log_enricher = container(ds, "log-enricher")
-    assert log_enricher["args"] == [
-        "--state-dir=/var/lib/security-profiles-operator/log-enricher",
-        "--proc-dir=/host/proc",
-    ]
+    assert log_enricher["args"][-1] == "--proc-dir=/host/proc"
     assert {"name": "host-proc", "mountPath": "/host/proc", "readOnly": True} in log_enricher[
         "volumeMounts"
     ]

@@ -38,6 +38,15 @@ KUBELET_SECCOMP_DIR = f"{KUBELET_DIR}/seccomp"
 OPERATOR_DIR = f"{KUBELET_SECCOMP_DIR}/operator"
 METRICS_PORT = 8085
 ENRICHER_METRICS_PORT = 8086
+# The authenticated metrics (the Service "metrics", docs/metrics.md): nodesync serves
+# /metrics and /metrics-spod over HTTPS with the certificate of this Secret (optional: the
+# pod starts before cert-manager or the administrator writes it), and reads the log
+# enricher's audit counters from its socket in a host folder both pods mount.
+SECURE_METRICS_PORT = 9443
+METRICS_TLS_SECRET = "spo-metrics-tls"  # noqa: S105 (a Secret's name)
+METRICS_TLS_DIR = "/etc/spo/metrics-tls"
+METRICS_SOCKET_DIR = "/var/run/security-profiles-operator"
+ENRICHER_METRICS_SOCKET = f"{METRICS_SOCKET_DIR}/log-enricher-metrics.sock"
 ENRICHER_STATE_DIR = "/var/lib/security-profiles-operator/log-enricher"
 
 SELINUX_POLICY_DIR = "/etc/selinux.d"
@@ -122,6 +131,7 @@ def daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
     volumes = [
         _host_path("kubelet-seccomp", KUBELET_SECCOMP_DIR, "DirectoryOrCreate"),
         _tmp(),
+        *_metrics_volumes(),
     ]
     if label_nodesync:
         for container in (*init_containers, nodesync):
@@ -170,6 +180,7 @@ def log_enricher_daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
         _host_path("host-audit-log", AUDIT_LOG_DIR, "DirectoryOrCreate"),
         _host_path("state", ENRICHER_STATE_DIR, "DirectoryOrCreate"),
         _tmp(),
+        _metrics_socket_volume(),
     ]
     if custom_proc:
         volumes.append(_host_path("host-proc", host_proc, "Directory"))
@@ -179,7 +190,11 @@ def log_enricher_daemonset(spod: SecurityProfilesOperatorDaemon) -> Object:
         "hostPID": True,
         "hostNetwork": True,  # the proc connector is in the host's network namespace only
         "dnsPolicy": "ClusterFirstWithHostNet",
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        # nodesync's group, to which the metrics socket belongs
+        "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "supplementalGroups": [NODESYNC_USER],
+        },
         "containers": [_log_enricher(spod, image, custom_proc=custom_proc)],
         "volumes": volumes,
     }
@@ -257,6 +272,15 @@ def _host_path(name: str, path: str, kind: str) -> Object:
     return {"name": name, "hostPath": {"path": path, "type": kind}}
 
 
+def _metrics_socket_volume() -> Object:
+    return _host_path("metrics-socket", METRICS_SOCKET_DIR, "DirectoryOrCreate")
+
+
+def _metrics_volumes() -> list[Object]:
+    secret = {"secretName": METRICS_TLS_SECRET, "optional": True}
+    return [{"name": "metrics-tls", "secret": secret}, _metrics_socket_volume()]
+
+
 def _env(name: str, value: str) -> Object:
     return {"name": name, "value": value}
 
@@ -320,6 +344,8 @@ def _nodesync(
     mounts = [
         {"name": "kubelet-seccomp", "mountPath": KUBELET_SECCOMP_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "metrics-tls", "mountPath": METRICS_TLS_DIR, "readOnly": True},
+        {"name": "metrics-socket", "mountPath": METRICS_SOCKET_DIR, "readOnly": True},
     ]
     if selinux:
         env += [
@@ -340,9 +366,18 @@ def _nodesync(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["spo", "nodesync"],
-        "args": [f"--metrics-bind=0.0.0.0:{METRICS_PORT}"],
+        "args": [
+            f"--metrics-bind=0.0.0.0:{METRICS_PORT}",
+            f"--secure-metrics-bind=0.0.0.0:{SECURE_METRICS_PORT}",
+            f"--tls-cert-file={METRICS_TLS_DIR}/tls.crt",
+            f"--tls-key-file={METRICS_TLS_DIR}/tls.key",
+            f"--enricher-metrics-socket={ENRICHER_METRICS_SOCKET}",
+        ],
         "env": env,
-        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            {"name": "https", "containerPort": SECURE_METRICS_PORT, "protocol": "TCP"},
+        ],
         **_probes(),
         "securityContext": {
             "runAsUser": NODESYNC_USER,
@@ -442,11 +477,16 @@ def _log_enricher(spod: SecurityProfilesOperatorDaemon, image: str, *, custom_pr
     if spec.enableMemoryOptimization:
         env.append(_env("ENABLE_MEMORY_OPTIMIZATION", "true"))
     env += _watch_namespace(spod)
-    args = [f"--state-dir={ENRICHER_STATE_DIR}"]
+    args = [
+        f"--state-dir={ENRICHER_STATE_DIR}",
+        f"--metrics-socket={ENRICHER_METRICS_SOCKET}",
+        f"--metrics-socket-group={NODESYNC_USER}",
+    ]
     mounts = [
         {"name": "host-audit-log", "mountPath": AUDIT_LOG_DIR, "readOnly": True},
         {"name": "state", "mountPath": ENRICHER_STATE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "metrics-socket", "mountPath": METRICS_SOCKET_DIR},
     ]
     if custom_proc:
         args.append(f"--proc-dir={HOST_PROC_MOUNT}")
