@@ -359,3 +359,72 @@ def test_a_deployment_of_two_replicas_is_merged_into_one_profile(enricher: Opera
         )
     finally:
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def enricher_pods_with(plane: ControlPlane, env: dict[str, str | None]) -> list[dict[str, Any]]:
+    """The log enricher's pods, when every one is Ready and has ``env`` (the roll-out is
+    over)."""
+    found = pods(plane, OPERATOR_NS, ENRICHER)
+    for pod in found:
+        [container] = pod["spec"]["containers"]
+        has = {e["name"]: e.get("value") for e in container.get("env") or []}
+        if not pod_ready(pod) or any(has.get(k) != v for k, v in env.items()):
+            return []
+        if pod["metadata"].get("deletionTimestamp"):
+            return []
+    return found
+
+
+def test_with_memory_optimisation_only_pods_labelled_for_recording_are_recorded(
+    enricher: Operator,
+) -> None:
+    """Go's memory optimisation case: with ``enableMemoryOptimization`` the log enricher
+    knows only the pods labelled ``spo.x-k8s.io/enable-recording``; a recorded pod with the
+    label gets its profile, one without it (in the same labelled namespace) gets none."""
+    plane = enricher.plane
+    spod = ("patch", "spod", "spod", "-n", OPERATOR_NS, "--type=merge", "-p")
+    plane.kubectl(*spod, json.dumps({"spec": {"enableMemoryOptimization": True}}))
+    namespace = recording_namespace(plane)
+    try:
+        eventually(
+            lambda: enricher_pods_with(plane, {"ENABLE_MEMORY_OPTIMIZATION": "true"}),
+            timeout=180,
+            what="the log enricher rolled out with memory optimisation",
+        )
+        labelled_app, plain_app = unique("labelled"), unique("plain")
+        labelled_rec = start_recording(enricher, namespace, labelled_app)
+        plain_rec = start_recording(enricher, namespace, plain_app)
+        labelled, plain = unique("labelled"), unique("plain")
+        create(
+            plane,
+            namespace,
+            busybox_pod(
+                labelled,
+                WORKLOAD,
+                labels={"app": labelled_app, "spo.x-k8s.io/enable-recording": ""},
+            ),
+        )
+        create(plane, namespace, busybox_pod(plain, WORKLOAD, labels={"app": plain_app}))
+        for pod in (labelled, plain):
+
+            def done(pod: str = pod) -> bool:
+                return phase(plane, namespace, pod) == "Succeeded"
+
+            eventually(done, timeout=120, what=f"{pod} done")
+        [profile] = eventually(
+            lambda: recorded_profiles(plane, namespace, labelled_rec),
+            timeout=120,
+            what="the labelled pod's profile",
+        )
+        [rule] = profile["spec"]["syscalls"]
+        assert {"execve", "write"} <= set(rule["names"]), rule
+        time.sleep(5)  # as long again as the labelled pod's profile took, at least
+        assert recorded_profiles(plane, namespace, plain_rec) == []
+    finally:
+        plane.kubectl(*spod, json.dumps({"spec": {"enableMemoryOptimization": False}}))
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        eventually(
+            lambda: enricher_pods_with(plane, {"ENABLE_MEMORY_OPTIMIZATION": None}),
+            timeout=180,
+            what="the log enricher rolled back",
+        )
