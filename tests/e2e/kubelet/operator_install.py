@@ -119,6 +119,27 @@ def _apply(cluster: Cluster) -> Path:
         f"--cert={cert}",
         f"--key={key}",
     )
+    # webhook-tls.md, "The metrics certificate", without cert-manager.
+    metrics = f"metrics.{OPERATOR_NS}"
+    cert, key = plane.pki.issue(
+        "spo-metrics",
+        f"/CN={metrics}.svc",
+        server_extensions(
+            [f"DNS:{metrics}", f"DNS:{metrics}.svc", f"DNS:{metrics}.svc.cluster.local"]
+        ),
+    )
+    plane.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "spo-metrics-tls",
+        "-n",
+        OPERATOR_NS,
+        "--type=kubernetes.io/tls",
+        f"--from-file=tls.crt={cert}",
+        f"--from-file=tls.key={key}",
+        f"--from-file=ca.crt={plane.pki.ca_cert}",
+    )
     return plane.pki.ca_cert
 
 
