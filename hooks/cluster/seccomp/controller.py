@@ -1,13 +1,16 @@
 """The SeccompProfile CompositeController: customize, sync and finalize, as pure functions.
 
-The one child is the ConfigMap nodesync installs on every node. An invalid
-profile never takes away a ConfigMap the nodes already have: the observed one
-is returned unchanged and the status says what is wrong.
+The child the nodes act on is the ConfigMap nodesync installs on every node. An
+invalid profile never takes away a ConfigMap the nodes already have: the
+observed one is returned unchanged and the status says what is wrong. A valid
+profile with a warning (syscalls its architectures lack) also gets a Warning
+Event as a child (``events``), and the warning in its condition's message.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from pydantic import ValidationError
 
@@ -45,7 +48,7 @@ from hooks.cluster.contract import (
     unchanged,
 )
 from hooks.cluster.profilestatus import Outcome, across_nodes, conditions, node_statuses, of_state
-from hooks.cluster.seccomp import merging, policy, validation
+from hooks.cluster.seccomp import events, merging, policy, validation
 from hooks.cluster.seccomp.oci import encode, runtime_profile
 from hooks.cluster.workloads import active, uses_seccomp_profile
 from hooks.logs import about
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
 FINALIZE_RESYNC_SECONDS = 10.0
 NODE_STATUSES = group_key(NODE_STATUS_KIND.kind, NODE_STATUS_KIND.api_version)
+EVENTS = group_key("Event", "v1")
 SECCOMP_PROFILES = group_key(api.KIND.kind, api.KIND.api_version)
 SECCOMP_PROFILES_ALPHA = group_key(api.KIND.kind, f"{GROUP}/v1alpha1")
 DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
@@ -107,6 +111,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
         pods, lambda pod: uses_seccomp_profile(pod, localhost_profile(namespace, name))
     )
     children: list[Object] = []
+    warnings: list[str] = []
     finalized: bool | None = None
     resync: float | None = None
 
@@ -129,7 +134,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             if bad_name:
                 raise ProfileProblem(validation.INVALID, bad_name)
             profile = _parse(request.parent)
-            outcome, children = _desired(request, profile, namespace, name)
+            outcome, children, warnings = _desired(request, profile, namespace, name)
         except ProfileProblem as problem:
             log.warning(
                 "seccomp profile rejected: %s",
@@ -144,12 +149,20 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
 
     observed_status = request.parent.get("status") or {}
     on_node = None if bad_name else localhost_profile(namespace, name)
+    if warnings:
+        outcome = replace(outcome, message=f"{outcome.message}; warning: {'; '.join(warnings)}")
+    ready = conditions(outcome, observed_status.get("conditions"), now)
+    if warnings:
+        since = ready[0].lastTransitionTime or now
+        children.append(
+            events.warning_event(request.parent, warnings, request.children_of(EVENTS), since)
+        )
     status = api.SeccompProfileStatus(
         status=outcome.state,
         path=f"{KUBELET_SECCOMP_ROOT}/{on_node}" if on_node else None,
         localhostProfile=on_node,
         activeWorkloads=workloads or None,
-        conditions=conditions(outcome, observed_status.get("conditions"), now),
+        conditions=ready,
     )
     return SyncResponse(
         status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized
@@ -177,15 +190,21 @@ def _parse(raw: Object) -> api.SeccompProfile:
 
 def _desired(
     request: SyncRequest, profile: api.SeccompProfile, namespace: str, name: str
-) -> tuple[Outcome, list[Object]]:
+) -> tuple[Outcome, list[Object], list[str]]:
+    """The outcome, the ConfigMap and the warnings (names of the profile's own rules that its
+    architectures lack but others have: written as given, the runtime leaves them out)."""
     if profile.spec.disabled:
-        return of_state(ProfileState.DISABLED, "the profile is disabled"), []
+        return of_state(ProfileState.DISABLED, "the profile is disabled"), [], []
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
-        return of_state(
-            ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"
-        ), []
+        return (
+            of_state(
+                ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"
+            ),
+            [],
+            [],
+        )
     validation.check_name(name)
-    validation.check_spec(profile.spec)
+    warnings = validation.check_spec(profile.spec)
     siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
     chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile, _not_too_large))
     validation.check_bases(chain)
@@ -202,4 +221,4 @@ def _desired(
     statuses = node_statuses(
         request.related_of(NODE_STATUSES), profile_id(SECCOMP_KIND, name), namespace
     )
-    return across_nodes(statuses), [configmap]
+    return across_nodes(statuses), [configmap], warnings
