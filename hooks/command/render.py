@@ -38,7 +38,7 @@ from hooks.api.nodestatus import (
     status_name,
 )
 from hooks.api.profilestate import ProfileState
-from hooks.cluster.contract import CONFIGMAP, SyncRequest, SyncResponse, group_key
+from hooks.cluster.contract import CONFIGMAP, SyncRequest, SyncResponse
 from hooks.cluster.seccomp import controller as seccomp
 from hooks.cluster.selinux import controller as selinux
 
@@ -222,13 +222,9 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
 
     def sync(profile: Object, children: list[Object], statuses: list[Object]) -> SyncResponse:
         kind = profile["kind"]
-        groups: dict[str, dict[str, Object]] = {CONFIGMAP: {}}
-        for child in children:
-            group = groups.setdefault(group_key(child["kind"], child["apiVersion"]), {})
-            group[_key(child)] = child
         request = SyncRequest(
             parent=profile,
-            children=groups,
+            children={CONFIGMAP: {_key(c): c for c in children}},
             related=related(kind, profile["metadata"]["namespace"], statuses),
         )
         return (
@@ -251,13 +247,7 @@ def render_paths(paths: Iterable[Path], out: Path) -> Report:
         ((SECCOMP_KIND,), nodes[SECCOMP_KIND]),
         ((SELINUX_KIND, RAW_KIND), nodes[SELINUX_KIND]),
     ):
-        configmaps = [
-            c
-            for (kind, _), children in owned.items()
-            if kind in kinds
-            for c in children
-            if c["kind"] == "ConfigMap"  # what nodesync watches; not the warning Events
-        ]
+        configmaps = [c for (kind, _), children in owned.items() if kind in kinds for c in children]
         for node_report in node(configmaps, out):
             reports[(node_report.kind, node_report.namespace, node_report.name)] = node_report
     for profile in profiles:

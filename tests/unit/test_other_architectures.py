@@ -17,10 +17,11 @@ import pytest
 import yaml
 
 from hooks.api import syscalls
+from hooks.api.configmaps import MAX_WARNING_BYTES, PROFILE_WARNING_ANNOTATION, shortened_warning
 from hooks.api.problems import ProfileProblem
 from hooks.api.seccompprofile import SeccompProfileSpec
 from hooks.cluster.contract import SyncRequest
-from hooks.cluster.seccomp import controller, events, validation
+from hooks.cluster.seccomp import controller, validation
 from hooks.command import cli, record
 from nodesync.tracing import filters
 from nodesync.tracing.kernel import Unsupported
@@ -106,52 +107,77 @@ HIGH_RISK = {
 }
 
 
-def test_the_hook_writes_the_names_as_given_and_warns_in_the_condition_and_an_event() -> None:
+def test_the_hook_writes_the_names_as_given_and_warns_in_the_condition_and_the_configmap() -> None:
     answer = _sync(HIGH_RISK)
     status = answer["status"]
     assert status["status"] == "Pending"
-    assert status["conditions"][0]["message"].startswith("waiting for nodes to report; warning: ")
-    configmap, event = answer["children"]
+    message = status["conditions"][0]["message"]
+    assert message.startswith("waiting for nodes to report; warning: ")
+    (configmap,) = answer["children"]  # the only child: no Event (Metacontroller would watch all)
     assert configmap["kind"] == "ConfigMap" and '"vm86old"' in configmap["data"]["profile.json"]
-    assert event["kind"] == "Event" and event["type"] == "Warning"
-    assert event["reason"] == "SyscallsNotOnArchitecture"
-    assert event["message"].endswith(": stime, umount, vm86old, vm86")
-    assert event["involvedObject"] == {
-        "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
-        "kind": "SeccompProfile",
-        "name": "high-risk",
-        "namespace": "team-a",
-        "uid": "uid-hr",
+    # The warning travels to the nodes, which put it in their SavedSeccompProfile Event.
+    warning = configmap["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION]
+    assert warning.endswith(": stime, umount, vm86old, vm86")
+    assert message == f"waiting for nodes to report; warning: {warning}"
+
+
+def test_every_rule_warned_of_is_in_the_one_annotation() -> None:
+    two = {
+        **HIGH_RISK,
+        "syscalls": [
+            {"action": "SCMP_ACT_ERRNO", "names": ["vm86"]},
+            {"action": "SCMP_ACT_LOG", "names": ["acct", "stime"]},
+        ],
     }
-    assert event["metadata"] == {"name": event["metadata"]["name"], "namespace": "team-a"}
-    assert event["firstTimestamp"] == status["conditions"][0]["lastTransitionTime"] == NOW
+    (configmap,) = _sync(two)["children"]
+    warning = configmap["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION]
+    first, second = validation.check_spec(SeccompProfileSpec.model_validate(two))
+    assert first.startswith("spec.syscalls[0].names: ") and first.endswith(": vm86")
+    assert second.startswith("spec.syscalls[1].names: ") and second.endswith(": stime")
+    assert warning == f"{first}; {second}"
 
 
-def test_a_profile_without_such_names_gets_no_event() -> None:
+def test_a_profile_without_such_names_has_no_warning_annotation() -> None:
     clean = {**HIGH_RISK, "syscalls": [{"action": "SCMP_ACT_ERRNO", "names": ["acct"]}]}
     answer = _sync(clean)
-    assert [child["kind"] for child in answer["children"]] == ["ConfigMap"]
+    (configmap,) = answer["children"]
+    assert PROFILE_WARNING_ANNOTATION not in configmap["metadata"]["annotations"]
     assert "warning" not in answer["status"]["conditions"][0]["message"]
 
 
-def test_an_invalid_profile_gets_no_event_only_its_error() -> None:
+def test_a_typo_keeps_the_installed_configmap_with_its_warning() -> None:
+    (installed,) = _sync(HIGH_RISK)["children"]
+    installed["metadata"]["ownerReferences"] = [{"kind": "SeccompProfile", "name": "high-risk"}]
+    typo = {**HIGH_RISK, "syscalls": [{"action": "SCMP_ACT_ERRNO", "names": ["acctt"]}]}
+    observed = {"ConfigMap.v1": {"team-a/seccomp-high-risk": installed}}
+    answer = _sync(typo, observed)
+    assert answer["status"]["status"] == "Error"
+    (kept,) = answer["children"]
+    assert kept["data"] == installed["data"]
+    assert kept["metadata"]["annotations"] == installed["metadata"]["annotations"]
+
+
+def test_an_invalid_profile_gets_no_configmap_only_its_error() -> None:
     typo = {**HIGH_RISK, "syscalls": [{"action": "SCMP_ACT_ERRNO", "names": ["vm86", "acctt"]}]}
     answer = _sync(typo)
     assert answer["children"] == []
     assert answer["status"]["status"] == "Error"
 
 
-def test_the_event_name_fits_for_the_longest_profile_name_and_follows_the_message() -> None:
-    longest = "p" * validation.MAX_NAME
-    name = events.event_name(longest, "a warning")
-    assert len(name) <= 253 and name.startswith("p" * 200)
-    assert events.event_name(longest, "another warning") != name
-    assert events.event_name("a", "same") == events.event_name("a", "same")
-
-
-def test_the_event_message_is_cut_to_what_an_event_note_holds() -> None:
-    message = events.shortened("é" * 2000)
-    assert len(message.encode()) <= events.MAX_MESSAGE and message.endswith("...")
+def test_the_annotation_is_cut_to_what_an_event_message_shows() -> None:
+    assert shortened_warning("short") == "short"
+    cut = shortened_warning("é" * 2000)
+    assert len(cut.encode()) <= MAX_WARNING_BYTES and cut.endswith("...")
+    assert cut.removesuffix("...") == "é" * len(cut.removesuffix("..."))  # no half character
+    elsewhere = sorted(syscalls.names("SCMP_ARCH_X86") - syscalls.names("SCMP_ARCH_X86_64"))
+    assert len(elsewhere) >= 40
+    many = {  # one rule a name: forty warnings, longer together than an Event shows
+        **HIGH_RISK,
+        "syscalls": [{"action": "SCMP_ACT_ERRNO", "names": [name]} for name in elsewhere[:40]],
+    }
+    (configmap,) = _sync(many)["children"]
+    warning = configmap["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION]
+    assert len(warning.encode()) <= MAX_WARNING_BYTES and warning.endswith("...")
 
 
 def test_spo_run_says_the_warning_and_runs(

@@ -1,10 +1,11 @@
 """The SeccompProfile CompositeController: customize, sync and finalize, as pure functions.
 
-The child the nodes act on is the ConfigMap nodesync installs on every node. An
-invalid profile never takes away a ConfigMap the nodes already have: the
-observed one is returned unchanged and the status says what is wrong. A valid
-profile with a warning (syscalls its architectures lack) also gets a Warning
-Event as a child (``events``), and the warning in its condition's message.
+The one child is the ConfigMap nodesync installs on every node. An invalid
+profile never takes away a ConfigMap the nodes already have: the observed one is
+returned unchanged and the status says what is wrong. A valid profile with a
+warning (syscalls its architectures lack) has it in its condition's message and
+in its ConfigMap's warning annotation, which nodesync copies into the Event it
+emits on saving the profile (``hooks.api.configmaps``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from hooks.cluster.contract import (
     unchanged,
 )
 from hooks.cluster.profilestatus import Outcome, across_nodes, conditions, node_statuses, of_state
-from hooks.cluster.seccomp import events, merging, policy, validation
+from hooks.cluster.seccomp import merging, policy, validation
 from hooks.cluster.seccomp.oci import encode, runtime_profile
 from hooks.cluster.workloads import active, uses_seccomp_profile
 from hooks.logs import about
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
 FINALIZE_RESYNC_SECONDS = 10.0
 NODE_STATUSES = group_key(NODE_STATUS_KIND.kind, NODE_STATUS_KIND.api_version)
-EVENTS = group_key("Event", "v1")
 SECCOMP_PROFILES = group_key(api.KIND.kind, api.KIND.api_version)
 SECCOMP_PROFILES_ALPHA = group_key(api.KIND.kind, f"{GROUP}/v1alpha1")
 DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
@@ -151,18 +151,12 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
     on_node = None if bad_name else localhost_profile(namespace, name)
     if warnings:
         outcome = replace(outcome, message=f"{outcome.message}; warning: {'; '.join(warnings)}")
-    ready = conditions(outcome, observed_status.get("conditions"), now)
-    if warnings:
-        since = ready[0].lastTransitionTime or now
-        children.append(
-            events.warning_event(request.parent, warnings, request.children_of(EVENTS), since)
-        )
     status = api.SeccompProfileStatus(
         status=outcome.state,
         path=f"{KUBELET_SECCOMP_ROOT}/{on_node}" if on_node else None,
         localhostProfile=on_node,
         activeWorkloads=workloads or None,
-        conditions=ready,
+        conditions=conditions(outcome, observed_status.get("conditions"), now),
     )
     return SyncResponse(
         status=status.to_wire(), children=children, resyncAfterSeconds=resync, finalized=finalized
@@ -192,7 +186,8 @@ def _desired(
     request: SyncRequest, profile: api.SeccompProfile, namespace: str, name: str
 ) -> tuple[Outcome, list[Object], list[str]]:
     """The outcome, the ConfigMap and the warnings (names of the profile's own rules that its
-    architectures lack but others have: written as given, the runtime leaves them out)."""
+    architectures lack but others have: written as given, the runtime leaves them out; the
+    ConfigMap carries them to the nodes in its warning annotation)."""
     if profile.spec.disabled:
         return of_state(ProfileState.DISABLED, "the profile is disabled"), [], []
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
@@ -215,7 +210,7 @@ def _desired(
     configmap: Object = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": configmap_metadata(SECCOMP_KIND, namespace, name),
+        "metadata": configmap_metadata(SECCOMP_KIND, namespace, name, "; ".join(warnings)),
         "data": {SECCOMP_KEY: content},
     }
     statuses = node_statuses(
