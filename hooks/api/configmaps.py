@@ -9,7 +9,12 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
 - labels: ``spo.x-k8s.io/profile-kind`` (SeccompProfile, SelinuxProfile,
   RawSelinuxProfile) and ``spo.x-k8s.io/profile-id``;
 - annotations: ``spo.x-k8s.io/profile-name``, the profile's own name (label
-  values are limited to 63 characters, names are not);
+  values are limited to 63 characters, names are not); and, while the profile's
+  controller warns of something it accepted (a SeccompProfile's syscall names that
+  its architectures lack), ``spo.x-k8s.io/profile-warning``: the warning's text, at
+  most ``MAX_WARNING_BYTES``, which nodesync copies as it is into the message of the
+  Event it emits on saving the profile (so the warning reaches an Event with no
+  object and no watch more);
 - owner: Metacontroller makes the profile the ConfigMap's controller
   ownerReference. nodesync accepts a ConfigMap only when that owner is a profile
   of the labelled kind whose name the ConfigMap's name and annotation spell
@@ -29,6 +34,9 @@ from hooks.api.registry import NODE_KINDS, kind_named
 from hooks.api.seccompprofile import KIND as SECCOMP
 
 PROFILE_NAME_ANNOTATION = "spo.x-k8s.io/profile-name"
+PROFILE_WARNING_ANNOTATION = "spo.x-k8s.io/profile-warning"
+# An events.k8s.io/v1 note holds no more (the core/v1 Events nodesync makes have no such limit).
+MAX_WARNING_BYTES = 1024
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "security-profiles-operator"
 
@@ -64,7 +72,21 @@ def configmap_name(kind: str, profile: str) -> str:
     return f"{prefix}-{profile}"
 
 
-def configmap_metadata(kind: str, namespace: str, profile: str) -> dict[str, object]:
+def shortened_warning(text: str) -> str:
+    """``text`` cut to ``MAX_WARNING_BYTES`` of UTF-8 (ending with ``...`` when cut)."""
+    if len(text.encode()) <= MAX_WARNING_BYTES:
+        return text
+    return text.encode()[: MAX_WARNING_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def configmap_metadata(
+    kind: str, namespace: str, profile: str, warning: str | None = None
+) -> dict[str, object]:
+    """The metadata of the ConfigMap of ``profile``; ``warning``, when given, the text of the
+    profile's warning annotation (shortened to ``MAX_WARNING_BYTES``)."""
+    annotations = {PROFILE_NAME_ANNOTATION: profile}
+    if warning:
+        annotations[PROFILE_WARNING_ANNOTATION] = shortened_warning(warning)
     return {
         "name": configmap_name(kind, profile),
         "namespace": namespace,
@@ -73,5 +95,5 @@ def configmap_metadata(kind: str, namespace: str, profile: str) -> dict[str, obj
             PROFILE_ID_LABEL: profile_id(kind, profile),
             MANAGED_BY_LABEL: MANAGED_BY,
         },
-        "annotations": {PROFILE_NAME_ANNOTATION: profile},
+        "annotations": annotations,
     }

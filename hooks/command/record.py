@@ -129,14 +129,15 @@ def _only_profile(path: Path) -> SeccompProfile:
 
 def merged_with_bases(
     profile: SeccompProfile, folder: Path
-) -> tuple[SeccompProfileSpec, list[str]]:
-    """``profile`` merged with its bases, found in the files of ``folder``; and the bases' names.
+) -> tuple[SeccompProfileSpec, list[str], list[str]]:
+    """``profile`` merged with its bases, found in the files of ``folder``; the bases' names;
+    and the warnings the hook would put in the profile's status (names of other architectures).
 
     The checks and the merge are the SeccompProfile hook's, so what this gives
     is what a node would install.
     """
     try:
-        validation.check_spec(profile.spec)
+        warnings = validation.check_spec(profile.spec)
         siblings = profiles_beside(folder) if profile.spec.baseProfileName else {}
         chain = merging.base_chain(profile, siblings)
         validation.check_bases(chain)
@@ -145,7 +146,8 @@ def merged_with_bases(
             f" (bases are looked up in {folder})" if problem.reason == "BaseProfileNotFound" else ""
         )
         raise Failure(f"{profile.name or KIND}: {problem.message}{where}") from None
-    return merging.merge(profile.spec, [base.spec for base in chain]), [base.name for base in chain]
+    merged = merging.merge(profile.spec, [base.spec for base in chain])
+    return merged, [base.name for base in chain], warnings
 
 
 def runnable(path: Path, base_dir: Path | None) -> tuple[SeccompProfileSpec, int | None, str]:
@@ -160,7 +162,7 @@ def runnable(path: Path, base_dir: Path | None) -> tuple[SeccompProfileSpec, int
         default_errno = raw.pop("defaultErrnoRet", None)
         try:
             spec = SeccompProfileSpec.model_validate(raw)
-            validation.check_spec(spec)
+            warnings = validation.check_spec(spec)
         except ValidationError as error:
             first = error.errors()[0]
             raise Failure(
@@ -170,6 +172,7 @@ def runnable(path: Path, base_dir: Path | None) -> tuple[SeccompProfileSpec, int
             raise Failure(f"{path}: {problem.message}") from None
         if spec.baseProfileName:
             raise Failure(f"{path}: a runtime profile has no baseProfileName")
+        _warn(path, warnings)
         return (
             spec,
             default_errno if isinstance(default_errno, int) else None,
@@ -181,9 +184,17 @@ def runnable(path: Path, base_dir: Path | None) -> tuple[SeccompProfileSpec, int
             f"spo run: {profile.name} is disabled (spec.disabled): a node would not install "
             "it; running it anyway"
         )
-    spec, bases = merged_with_bases(profile, base_dir or path.parent)
+    spec, bases, warnings = merged_with_bases(profile, base_dir or path.parent)
+    _warn(path, warnings)
     described = f"{KIND} {profile.name}" + (f" (with {' -> '.join(bases)})" if bases else "")
     return spec, None, described
+
+
+def _warn(path: Path, warnings: Sequence[str]) -> None:
+    """Say what the SeccompProfile hook says in the status of a profile it accepts with a
+    warning (the names libseccomp leaves out on the profile's architectures)."""
+    for warning in warnings:
+        _say(f"spo run: warning: {path}: {warning}")
 
 
 # --- spo record -----------------------------------------------------------------------------
@@ -211,7 +222,7 @@ def _base_of(argument: str, base_dir: Path | None) -> tuple[str, SeccompProfileS
                 "(give its file, or --base-dir)"
             )
         base = found
-    spec, _ = merged_with_bases(base, folder)
+    spec, _, _ = merged_with_bases(base, folder)  # the base's warnings are the base's own
     return base.name, spec
 
 

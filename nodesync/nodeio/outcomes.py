@@ -23,6 +23,9 @@ class Outcome:
     path: str | None = None  # <namespace>/<name>.json under the operator root, when known
     configmap: str = ""
     owner: Owner | None = None  # the ConfigMap's controller ownerReference
+    # The ConfigMap's warning annotation (what the profile's controller warns of), copied into
+    # the message of the Event about the saved profile; never into the node status.
+    warning: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -46,6 +49,7 @@ def installed(profile: Profile, *, changed: bool) -> Outcome:
         changed=changed,
         reason=reasons.SAVED,
         path=profile.relpath,
+        warning=profile.warning,
         **_base(profile.source),
     )
 

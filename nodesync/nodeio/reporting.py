@@ -8,6 +8,11 @@ and retried on the next ``retry()``.
 Only outcomes of a profile's own ConfigMap are reported (``Outcome.owner`` set):
 a ConfigMap that is not its profile's has no profile to report on, and the
 status it names may be the real profile's, which it must not overwrite.
+
+An Event on the profile says when its state on this node changes (``SavedSeccompProfile``
+when it is installed). The ConfigMap's warning annotation (``Outcome.warning``) is copied
+into that Event's message as it is; an installed profile that gets a new warning gets that
+Event again. No other object, and no watch, carries a warning to an Event.
 """
 
 from __future__ import annotations
@@ -112,6 +117,9 @@ class NodeStatusReporter:
         self.events = events
         self.known: dict[tuple[str, str], Report] = {}  # by (namespace, object name)
         self.pending: dict[tuple[str, str], Outcome] = {}  # failed reports, to retry
+        # The warning of each profile's last report (none known after a restart: no Event
+        # for a warning that may have been told already).
+        self.warnings: dict[tuple[str, str], str | None] = {}
 
     def prime(self) -> None:
         """Learn what the API server holds for this node."""
@@ -138,6 +146,7 @@ class NodeStatusReporter:
             self.report(outcome)
         for namespace, name in sorted(set(self.known) - wanted):
             self._delete(namespace, name, "")
+        self.warnings = {key: text for key, text in self.warnings.items() if key in wanted}
 
     def report(self, outcome: Outcome) -> None:
         if outcome.owner is None:
@@ -145,8 +154,12 @@ class NodeStatusReporter:
         key = reports.key_of(outcome, self.node)
         want = reports.report_for(outcome, self.node)
         have = self.known.get(key)
+        warned = self._new_warning(key, outcome)
         if have == want:
             self.pending.pop(key, None)
+            self.warnings[key] = outcome.warning
+            if self.events and warned:
+                self._event(outcome)
             return
         try:
             if have is None:
@@ -161,13 +174,14 @@ class NodeStatusReporter:
             return
         self.known[key] = want
         self.pending.pop(key, None)
+        self.warnings[key] = outcome.warning
         log.info(
             "node status %s is %s",
             key[1],
             outcome.state,
             extra={**about(outcome.namespace, outcome.name), "reason": outcome.reason},
         )
-        if self.events and (have is None or have.state != want.state):
+        if self.events and (have is None or have.state != want.state or warned):
             self._event(outcome)
 
     def forget(self, outcome: Outcome) -> None:
@@ -175,6 +189,7 @@ class NodeStatusReporter:
             return
         namespace, name = reports.key_of(outcome, self.node)
         self.pending.pop((namespace, name), None)
+        self.warnings.pop((namespace, name), None)
         self._delete(namespace, name, outcome.name)
 
     def retry(self) -> None:
@@ -183,6 +198,17 @@ class NodeStatusReporter:
 
     def waiting(self) -> bool:
         return bool(self.pending)
+
+    def _new_warning(self, key: tuple[str, str], outcome: Outcome) -> bool:
+        """Whether ``outcome`` is an installed profile with a warning that its last report had
+        not; a profile not reported since this process started has no new warning (its Event
+        may have said it already)."""
+        return (
+            key in self.warnings
+            and outcome.state is ProfileState.INSTALLED
+            and outcome.warning is not None
+            and outcome.warning != self.warnings[key]
+        )
 
     def _create(self, outcome: Outcome) -> None:
         body = reports.desired(outcome, self.node).to_wire()
@@ -233,10 +259,13 @@ class NodeStatusReporter:
             "namespace": outcome.namespace,
         }
         what = "seccomp profile" if outcome.kind == SECCOMP_KIND else "SELinux policy"
+        message = outcome.message or f"{what} {outcome.state} on node {self.node}"
+        if outcome.warning:
+            message = f"{message}; warning: {outcome.warning}"
         body = event_body(
             involved,
             outcome.reason,
-            outcome.message or f"{what} {outcome.state} on node {self.node}",
+            message,
             warning=outcome.state is ProfileState.ERROR,
             component=COMPONENT,
             node=self.node,

@@ -25,8 +25,10 @@ from hooks.api import GROUP
 from hooks.api.configmaps import (
     PROFILE_KINDS,
     PROFILE_NAME_ANNOTATION,
+    PROFILE_WARNING_ANNOTATION,
     SECCOMP_KIND,
     configmap_name,
+    shortened_warning,
 )
 from hooks.api.nodestatus import PROFILE_KIND_LABEL
 from nodesync.nodeio import reasons
@@ -77,6 +79,7 @@ class Profile:
     relpath: str  # <namespace>/<name>.json under the operator root
     content: bytes
     digest: str
+    warning: str | None = None  # the ConfigMap's warning annotation, for the Saved Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,14 @@ def claim_of(obj: Mapping[str, Any], *, invalid: str) -> Claim:
         return Claim(refused, reasons.NOT_OWNED, message)
     assert owner is not None
     return Claim(Source(namespace, owner.name, kind, configmap, owner))
+
+
+def warning_of(obj: Mapping[str, Any]) -> str | None:
+    """The ConfigMap's warning annotation as it is (the hooks wrote it; nodesync only copies
+    it into an Event's message), at most ``MAX_WARNING_BYTES``; None when there is none."""
+    metadata = mapping(obj.get("metadata"))
+    text = mapping(metadata.get("annotations")).get(PROFILE_WARNING_ANNOTATION)
+    return shortened_warning(text) if isinstance(text, str) and text else None
 
 
 def source_of(obj: Mapping[str, Any]) -> Source:

@@ -3,7 +3,8 @@
 Pure: a ConfigMap (as the API server's JSON, or any shape a file holds in the
 local mode) goes in, a ``Profile`` or a ``Rejection`` comes out. The payload is
 written byte for byte; it is only checked to be a JSON object of a size the API
-server could have stored. Only the owner's ConfigMap counts (``claim_of``).
+server could have stored. Only the owner's ConfigMap counts (``claim_of``). Its
+warning annotation, if any, is carried along as it is, for the Saved Event.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nodesync.nodeio.sources import (
     is_configmap,
     label_unreadable,
     labels_of,
+    warning_of,
 )
 from nodesync.seccomp.paths import PathError, relative_path
 
@@ -71,7 +73,7 @@ def read_configmap(obj: Mapping[str, Any]) -> Profile | Rejection:
         return Rejection(
             source, reasons.INVALID_PROFILE, f"{SECCOMP_KEY} is not a JSON object", relpath
         )
-    return Profile(source, relpath, content, digest_of(content))
+    return Profile(source, relpath, content, digest_of(content), warning_of(obj))
 
 
 def read_configmaps(objs: Iterable[Mapping[str, Any]]) -> list[Profile | Rejection]:

@@ -30,6 +30,7 @@ import yaml
 
 from hooks.api import GROUP
 from hooks.api.configmaps import (
+    PROFILE_WARNING_ANNOTATION,
     SECCOMP_KEY,
     SECCOMP_KIND,
     SELINUX_KEY,
@@ -353,6 +354,18 @@ FORGERIES: dict[str, tuple[list[str], dict[str, Any] | None]] = {
         ],
         None,
     ),
+    # a warning of her own, which every node would copy into its Events on the profile
+    "add-warning": (
+        [
+            "annotate",
+            "configmap",
+            "seccomp-victim",
+            "-n",
+            TENANT,
+            f"{PROFILE_WARNING_ANNOTATION}=restart your pods at evil.example",
+        ],
+        None,
+    ),
     "drop-owner": (
         [
             "patch",
@@ -463,6 +476,25 @@ def test_metacontroller_writes_its_profiles_configmaps(plane: ControlPlane) -> N
     assert (configmap(plane, "seccomp-fresh") or {})["data"] == {
         SECCOMP_KEY: '{"defaultAction":"SCMP_ACT_LOG"}'
     }
+    # The hooks' warning annotation (hooks/api/configmaps.py): Metacontroller adds it and
+    # takes it away again.
+    warned = child("fresh", uid, '{"defaultAction":"SCMP_ACT_LOG"}')
+    warned["metadata"] = configmap_metadata(SECCOMP_KIND, TENANT, "fresh", "a warning")
+    warned["metadata"]["ownerReferences"] = [owner(SECCOMP_KIND, "fresh", uid)]
+    for body, annotation in ((warned, "a warning"), (changed, None)):
+        ok, err = run(
+            plane,
+            METACONTROLLER,
+            "apply",
+            "--server-side",
+            "--field-manager=metacontroller",
+            "-f",
+            "-",
+            body=body,
+        )
+        assert ok, err
+        annotations = (configmap(plane, "seccomp-fresh") or {})["metadata"]["annotations"]
+        assert annotations.get(PROFILE_WARNING_ANNOTATION) == annotation
     for kind in ("SelinuxProfile", "RawSelinuxProfile"):
         se_uid = profile(plane, f"fresh-{kind.lower()}", kind=kind)
         ok, err = run(

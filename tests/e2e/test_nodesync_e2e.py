@@ -23,9 +23,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hooks.api import GROUP
-from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, configmap_metadata, configmap_name
+from hooks.api.configmaps import (
+    PROFILE_WARNING_ANNOTATION,
+    SECCOMP_KEY,
+    SECCOMP_KIND,
+    configmap_metadata,
+    configmap_name,
+)
 from hooks.api.nodestatus import PROFILE_STATE_LABEL
 from hooks.api.seccompprofile import SeccompProfileSpec
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.seccomp import controller
 from hooks.cluster.seccomp.oci import encode, runtime_profile
 from nodesync.nodeio import reasons
 from tests.helpers.controlplane import METACONTROLLER, ControlPlane
@@ -90,6 +98,26 @@ def put_configmap(plane: ControlPlane, namespace: str, name: str, uid: str, data
         },
         who=METACONTROLLER,
     )
+
+
+def put_hooks_configmap(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    """The ConfigMap the SeccompProfile hook answers for the stored profile ``name``, applied
+    as Metacontroller applies it (through the admission policy); returns it."""
+    parent = plane.kubectl_json("get", f"seccompprofiles.{GROUP}", name, "-n", namespace)
+    answer = controller.sync(SyncRequest.model_validate({"parent": parent}), "2026-01-01T00:00:00Z")
+    (configmap,) = answer.children
+    configmap["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": parent["apiVersion"],
+            "kind": "SeccompProfile",
+            "name": name,
+            "uid": parent["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    plane.apply(configmap, who=METACONTROLLER)
+    return dict(configmap)
 
 
 def delete_configmap(plane: ControlPlane, namespace: str, name: str) -> None:
@@ -242,6 +270,53 @@ def test_configmaps_are_installed_updated_and_removed_cluster_wide(
     delete_configmap(plane, NS_B, "log-all")
     eventually("log-all removed", removed(plane, nodesync, NS_B, "log-all"), nodesync)
     installed_as(plane, nodesync, NS_A, "deny-mkdir", uid_a, content(ALLOW))()
+
+
+def test_the_saved_event_carries_the_hooks_warning(plane: ControlPlane, nodesync: NodeSync) -> None:
+    """A profile that names syscalls of other architectures than its own: the hook's
+    ConfigMap carries the warning, and the Event nodesync emits on saving the profile says
+    it, with no other object (the hooks make no Event)."""
+    spec = {
+        "defaultAction": "SCMP_ACT_LOG",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"action": "SCMP_ACT_ERRNO", "names": ["acct", "vm86"]}],
+    }
+    uid = make_profile(plane, NS_A, "high-risk", spec)
+    configmap = put_hooks_configmap(plane, NS_A, "high-risk")
+    warning = configmap["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION]
+    assert warning.startswith("spec.syscalls[0].names: no such syscalls on SCMP_ARCH_X86_64")
+    text = configmap["data"][SECCOMP_KEY]
+    eventually(
+        "high-risk installed",
+        installed_as(plane, nodesync, NS_A, "high-risk", uid, text),  # no message on the status
+        nodesync,
+    )
+    saved = f"seccomp profile Installed on node {NODE}"
+
+    def messages(count: int) -> Callable[[], list[str]]:
+        def check() -> list[str]:
+            events = plane.kubectl_json(
+                "get", "events", "-n", NS_A, "--field-selector", "involvedObject.name=high-risk"
+            )["items"]
+            events.sort(key=lambda e: (e["firstTimestamp"], e["metadata"]["creationTimestamp"]))
+            said = [(e["type"], e["reason"], e["source"].get("host")) for e in events]
+            assert said == [("Normal", reasons.SAVED, NODE)] * count, said
+            assert all(e["involvedObject"]["uid"] == uid for e in events)
+            return [str(e["message"]) for e in events]
+
+        return check
+
+    first = eventually("the saved event", messages(1), nodesync)
+    assert first == [f"{saved}; warning: {warning}"]
+
+    # The profile gets another warning: the installed profile's Event says the new one.
+    spec["syscalls"][0]["names"] = ["acct", "vm86", "stime"]
+    make_profile(plane, NS_A, "high-risk", spec)
+    newer = put_hooks_configmap(plane, NS_A, "high-risk")
+    warning = newer["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION]
+    assert warning.endswith(": vm86, stime")
+    both = eventually("a second saved event", messages(2), nodesync)
+    assert f"{saved}; warning: {warning}" in both
 
 
 def test_invalid_configmap_reports_an_error_and_others_keep_working(

@@ -8,12 +8,15 @@ reads the written file back exactly as a runtime does for ``type: Localhost``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from hooks.cluster.contract import SyncRequest
+from hooks.cluster.seccomp import controller
 from tests.helpers.nodesync_once import NAMESPACE, Installer
 from tests.helpers.runc_bundle import Bundle, localhost_seccomp
 
@@ -134,3 +137,31 @@ def test_base_profile_is_what_runc_needs_to_start_a_container(
     run = bundle.run(["/bin/exit0"], base_only)
     # runc started the workload; its exit_group was denied, it ran off its end: SIGSEGV
     assert run.returncode == 128 + 11 and run.stderr == ""
+
+
+def test_syscalls_of_other_architectures_are_left_out_by_runc(
+    installer: Installer, bundle: Bundle
+) -> None:
+    """The Go operator's example refuses ``vm86`` and others in an x86_64-only profile. The hook
+    accepts it with a warning and writes the names as given; runc (through libseccomp) leaves
+    them out of the x86_64 filter and runs the container, under the rest of the rule."""
+    others = ["stime", "umount", "vm86old", "vm86"]
+    spec = profile(
+        "SCMP_ACT_ALLOW",  # not the example's SCMP_ACT_LOG: the audit log is not ours to fill
+        {"names": ["mkdir", "mkdirat", *others], "action": "SCMP_ACT_ERRNO"},
+    )
+    parent = {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+        "kind": "SeccompProfile",
+        "metadata": {"name": "other-arches", "namespace": NAMESPACE, "uid": "uid-1"},
+        "spec": spec,
+    }
+    answer = controller.sync(SyncRequest.model_validate({"parent": parent}), "2026-01-01T00:00:00Z")
+    assert answer.status and "warning" in answer.status["conditions"][0]["message"]
+    written = json.loads(answer.children[0]["data"]["profile.json"])
+    assert written == spec
+    seccomp = installed(installer, "other-arches", written)
+    run = bundle.run(["/bin/sh", "-c", "mkdir /tmp/x; echo mkdir=$?; echo ran"], seccomp)
+    assert run.returncode == 0, run.stderr
+    assert "mkdir=1" in run.stdout and "ran" in run.stdout
+    assert "Operation not permitted" in run.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hooks.api.base import Object
-from hooks.api.configmaps import configmap_metadata
+from hooks.api.configmaps import MAX_WARNING_BYTES, PROFILE_WARNING_ANNOTATION, configmap_metadata
 from hooks.api.nodestatus import status_name
 from nodesync.nodeio import reasons
 from nodesync.nodeio.agent import NodeAgent
@@ -37,8 +37,13 @@ OWNER = {
 }
 
 
-def cm(name: str, payload: str = '{"defaultAction": "SCMP_ACT_ALLOW"}', ns: str = "ns") -> Object:
-    metadata = configmap_metadata("SeccompProfile", ns, name)
+def cm(
+    name: str,
+    payload: str = '{"defaultAction": "SCMP_ACT_ALLOW"}',
+    ns: str = "ns",
+    warning: str | None = None,
+) -> Object:
+    metadata = configmap_metadata("SeccompProfile", ns, name, warning)
     metadata["ownerReferences"] = [{**OWNER, "name": name}]
     metadata["resourceVersion"] = "1"
     return {
@@ -237,6 +242,70 @@ def test_watch_events_update_files_and_statuses(tmp_path: Path) -> None:
     rig.cluster.watches = [[{"type": "MODIFIED", "object": cm("p")}]]
     rig.run()
     assert rig.status("p")["status"] == "Installed" and "message" not in rig.status("p")
+
+
+WARNING = "spec.syscalls[0].names: no such syscalls on SCMP_ARCH_X86_64 (...): vm86"
+
+
+def test_the_saved_event_carries_the_configmaps_warning_as_it_is(tmp_path: Path) -> None:
+    """The hooks' warning annotation reaches the Event nodesync emits anyway: nothing else is
+    created or watched for it, and the node status does not carry it."""
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p", warning=WARNING)
+    rig.cluster.configmaps[("ns", "seccomp-q")] = cm("q")
+    rig.cluster.watches = [
+        [{"type": "MODIFIED", "object": cm("p", warning=WARNING)}],  # unchanged: no Event
+        [{"type": "MODIFIED", "object": cm("p", warning="another")}],  # a new warning: one
+        [{"type": "MODIFIED", "object": cm("p")}],  # the warning gone: none
+        [{"type": "MODIFIED", "object": cm("q", "{oops")}],  # Error, no warning
+        [{"type": "MODIFIED", "object": cm("q", warning=WARNING)}],  # Installed with one
+    ]
+    rig.run()
+    said = [
+        (e["involvedObject"]["name"], e["type"], e["reason"], e["message"])
+        for e in rig.cluster.events
+    ]
+    saved = f"seccomp profile Installed on node {NODE}"
+    assert said[:3] == [
+        ("p", "Normal", reasons.SAVED, f"{saved}; warning: {WARNING}"),
+        ("q", "Normal", reasons.SAVED, saved),
+        ("p", "Normal", reasons.SAVED, f"{saved}; warning: another"),
+    ]
+    assert [(name, kind) for name, kind, _, _ in said[3:]] == [("q", "Warning"), ("q", "Normal")]
+    assert said[4][3] == f"{saved}; warning: {WARNING}"
+    assert "message" not in rig.status("p") and "message" not in rig.status("q")
+    assert rig.file("p").read_text() == '{"defaultAction": "SCMP_ACT_ALLOW"}'
+
+
+def test_a_restarted_nodesync_does_not_repeat_a_warning(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = cm("p", warning=WARNING)
+    rig.run()
+    assert len(rig.cluster.events) == 1
+    rig.stop.clear()
+    restarted = Rig(tmp_path)
+    restarted.cluster = rig.cluster
+    restarted.agent.sink = NodeStatusReporter(rig.cluster, NODE, restarted.metrics)
+    restarted.stop = rig.stop
+    rig.cluster.watches = [[{"type": "MODIFIED", "object": cm("p", warning=WARNING)}]]
+    restarted.run()
+    assert len(rig.cluster.events) == 1
+
+
+def test_a_warning_annotation_is_only_copied_and_cut_to_its_limit(tmp_path: Path) -> None:
+    long = cm("p")
+    long["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION] = "x" * 5000
+    not_text = cm("q")
+    not_text["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION] = ["not", "text"]
+    rig = Rig(tmp_path)
+    rig.cluster.configmaps[("ns", "seccomp-p")] = long
+    rig.cluster.configmaps[("ns", "seccomp-q")] = not_text
+    rig.run()
+    messages = {e["involvedObject"]["name"]: e["message"] for e in rig.cluster.events}
+    warning = messages["p"].partition("; warning: ")[2]
+    assert len(warning.encode()) <= MAX_WARNING_BYTES and warning.endswith("...")
+    assert messages["q"] == f"seccomp profile Installed on node {NODE}"
+    assert rig.status("p")["status"] == rig.status("q")["status"] == "Installed"
 
 
 def test_expiry_relists_at_once_and_disconnects_back_off(tmp_path: Path) -> None:

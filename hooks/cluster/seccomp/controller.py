@@ -1,13 +1,17 @@
 """The SeccompProfile CompositeController: customize, sync and finalize, as pure functions.
 
 The one child is the ConfigMap nodesync installs on every node. An invalid
-profile never takes away a ConfigMap the nodes already have: the observed one
-is returned unchanged and the status says what is wrong.
+profile never takes away a ConfigMap the nodes already have: the observed one is
+returned unchanged and the status says what is wrong. A valid profile with a
+warning (syscalls its architectures lack) has it in its condition's message and
+in its ConfigMap's warning annotation, which nodesync copies into the Event it
+emits on saving the profile (``hooks.api.configmaps``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from pydantic import ValidationError
 
@@ -107,6 +111,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
         pods, lambda pod: uses_seccomp_profile(pod, localhost_profile(namespace, name))
     )
     children: list[Object] = []
+    warnings: list[str] = []
     finalized: bool | None = None
     resync: float | None = None
 
@@ -129,7 +134,7 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             if bad_name:
                 raise ProfileProblem(validation.INVALID, bad_name)
             profile = _parse(request.parent)
-            outcome, children = _desired(request, profile, namespace, name)
+            outcome, children, warnings = _desired(request, profile, namespace, name)
         except ProfileProblem as problem:
             log.warning(
                 "seccomp profile rejected: %s",
@@ -144,6 +149,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
 
     observed_status = request.parent.get("status") or {}
     on_node = None if bad_name else localhost_profile(namespace, name)
+    if warnings:
+        outcome = replace(outcome, message=f"{outcome.message}; warning: {'; '.join(warnings)}")
     status = api.SeccompProfileStatus(
         status=outcome.state,
         path=f"{KUBELET_SECCOMP_ROOT}/{on_node}" if on_node else None,
@@ -177,15 +184,22 @@ def _parse(raw: Object) -> api.SeccompProfile:
 
 def _desired(
     request: SyncRequest, profile: api.SeccompProfile, namespace: str, name: str
-) -> tuple[Outcome, list[Object]]:
+) -> tuple[Outcome, list[Object], list[str]]:
+    """The outcome, the ConfigMap and the warnings (names of the profile's own rules that its
+    architectures lack but others have: written as given, the runtime leaves them out; the
+    ConfigMap carries them to the nodes in its warning annotation)."""
     if profile.spec.disabled:
-        return of_state(ProfileState.DISABLED, "the profile is disabled"), []
+        return of_state(ProfileState.DISABLED, "the profile is disabled"), [], []
     if PROFILE_PARTIAL_LABEL in (profile.metadata.labels or {}):
-        return of_state(
-            ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"
-        ), []
+        return (
+            of_state(
+                ProfileState.PARTIAL, "a partial recorded profile: it is merged, not installed"
+            ),
+            [],
+            [],
+        )
     validation.check_name(name)
-    validation.check_spec(profile.spec)
+    warnings = validation.check_spec(profile.spec)
     siblings = request.related_of(SECCOMP_PROFILES) + request.related_of(SECCOMP_PROFILES_ALPHA)
     chain = merging.base_chain(profile, ByName(siblings, api.SeccompProfile, _not_too_large))
     validation.check_bases(chain)
@@ -196,10 +210,10 @@ def _desired(
     configmap: Object = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": configmap_metadata(SECCOMP_KIND, namespace, name),
+        "metadata": configmap_metadata(SECCOMP_KIND, namespace, name, "; ".join(warnings)),
         "data": {SECCOMP_KEY: content},
     }
     statuses = node_statuses(
         request.related_of(NODE_STATUSES), profile_id(SECCOMP_KIND, name), namespace
     )
-    return across_nodes(statuses), [configmap]
+    return across_nodes(statuses), [configmap], warnings

@@ -30,25 +30,32 @@ def check_name(name: str) -> None:
         )
 
 
-def check_spec(spec: SeccompProfileSpec) -> None:
-    """Raise ProfileProblem for the first thing wrong with ``spec`` itself (bases not included)."""
+def check_spec(spec: SeccompProfileSpec) -> list[str]:
+    """Raise ProfileProblem for the first thing wrong with ``spec`` itself (bases not included);
+    return the warnings: names the profile's architectures do not have but another one does.
+
+    Such a name is left to the runtime: libseccomp resolves it to a pseudo number there and
+    leaves it out of that architecture's filter (runc on x86_64 with ``vm86``, for example).
+    A name no architecture has is a mistake (a typo), and an error.
+    """
     # A profile without architectures runs on whatever the node is, which the
     # hook cannot know: a name is accepted when some architecture has it.
-    arches = [arch.value for arch in spec.architectures or []] or list(syscalls.architectures())
+    everywhere = list(syscalls.architectures())
+    arches = [arch.value for arch in spec.architectures or []] or everywhere
+    warnings: list[str] = []
     unconditional: dict[str, str] = {}
     notify = spec.defaultAction is Action.NOTIFY
     for index, rule in enumerate(spec.syscalls or []):
         field = f"spec.syscalls[{index}]"
-        unknown = syscalls.unknown(rule.names, arches)
+        missing = syscalls.unknown(rule.names, arches)
+        unknown = syscalls.unknown(missing, everywhere) if spec.architectures else missing
         if unknown:
-            where = (
-                ", ".join(arch.value for arch in spec.architectures)
-                if spec.architectures
-                else "any architecture"
-            )
             raise ProfileProblem(
-                INVALID, f"{field}.names: unknown syscalls for {where}: {', '.join(unknown)}"
+                INVALID,
+                f"{field}.names: unknown syscalls for any architecture: {', '.join(unknown)}",
             )
+        if missing:
+            warnings.append(not_on_architectures(field, spec, missing))
         if rule.errnoRet is not None and rule.action not in ERRNO_ACTIONS:
             raise ProfileProblem(
                 INVALID,
@@ -75,6 +82,17 @@ def check_spec(spec: SeccompProfileSpec) -> None:
         raise ProfileProblem(INVALID, "spec.listenerPath: required when SCMP_ACT_NOTIFY is used")
     if spec.listenerPath is not None:
         check_listener_path(spec.listenerPath)
+    return warnings
+
+
+def not_on_architectures(field: str, spec: SeccompProfileSpec, names: Sequence[str]) -> str:
+    """The warning for ``names`` of rule ``field``, which other architectures than the
+    profile's have."""
+    listed = ", ".join(arch.value for arch in spec.architectures or [])
+    return (
+        f"{field}.names: no such syscalls on {listed} (other architectures have them; the "
+        f"runtime leaves them out of the filter there): {', '.join(names)}"
+    )
 
 
 def check_listener_path(path: str) -> None:
