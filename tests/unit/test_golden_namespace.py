@@ -16,6 +16,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.binding import table
 from hooks.cluster.contract import CustomizeRequest
 from hooks.cluster.namespace import decorator, webhookconfig
@@ -253,4 +254,4 @@ def test_webhook_configuration_name_and_service_match_the_install() -> None:
     assert f"name: {webhookconfig.SERVICE}\n" in (install / "webhook.yaml").read_text()
     certificate = (install / "webhook-cert-manager.yaml").read_text()
     assert f"name: {webhookconfig.CERTIFICATE}\n" in certificate
-    assert f"- {webhookconfig.SERVICE}.{webhookconfig.OPERATOR_NAMESPACE}.svc\n" in certificate
+    assert f"- {webhookconfig.SERVICE}.{OPERATOR_NAMESPACE}.svc\n" in certificate
