@@ -28,6 +28,8 @@ _OWNED_METADATA = ("name", "namespace", "labels", "annotations")
 
 CONFIGMAP = "ConfigMap.v1"
 POD = "Pod.v1"
+MISSING_CHILD_RESYNC_SECONDS = 2.0
+"""How soon a parent is synced again while a child it asked for in an earlier sync is missing."""
 
 
 def group_key(kind: str, api_version: str) -> str:
@@ -182,3 +184,26 @@ def child_named(request: SyncRequest, key: str, name: str) -> Object | None:
     return next(
         (c for c in request.children_of(key) if (c.get("metadata") or {}).get("name") == name), None
     )
+
+
+def missing_child_resync(request: SyncRequest, children: list[Object]) -> float | None:
+    """A resync delay when a child the answer asks for is still not observed after an earlier
+    sync, else None.
+
+    Metacontroller creates a missing child and swallows AlreadyExists
+    (``pkg/controller/common/manage_children.go``, ``updateChildren``). A parent deleted and
+    created again under the same name leaves its predecessor's child (owned by the old uid, so
+    claimed by nobody) until the garbage collector deletes it, and that deletion enqueues no
+    parent: the child's controller reference resolves to no parent of that uid
+    (``pkg/controller/composite/controller.go``, ``onChildDelete``). Without a resync the new
+    parent would wait for an unrelated event to get its child. A parent has been synced before
+    when it has ``status.observedGeneration``, which Metacontroller adds to every status it
+    writes (``updateParentStatus``); on the first sync a child is missing as a matter of course.
+    """
+    if "observedGeneration" not in (request.parent.get("status") or {}):
+        return None
+    for child in children:
+        key = group_key(str(child.get("kind")), str(child.get("apiVersion")))
+        if child_named(request, key, (child.get("metadata") or {}).get("name", "")) is None:
+            return MISSING_CHILD_RESYNC_SECONDS
+    return None

@@ -1,14 +1,13 @@
-"""The binding webhook, called by the real kube-apiserver over HTTPS.
+"""The binding webhook, called by the real kube-apiserver over HTTPS through its Service.
 
-The hooks run under gunicorn on loopback with a certificate for 127.0.0.1
-(made with openssl, signed by a throw-away CA). The webhook configuration the
-namespace decorator computes is registered as it is, except that
-``clientConfig`` points at that server (``url`` + ``caBundle``) instead of the
-in-cluster Service. The binding table is made the way the cluster makes it:
-the decorator's customize and sync hooks are called as Metacontroller would
-call them, the ConfigMap is applied, and its ``bindings.json`` is written to
-the file the webhook reads (what the kubelet does for a mounted ConfigMap).
-The server and these steps are shared with the recording e2e (``tests.helpers.webhook_server``).
+The hooks run under gunicorn with a certificate for the Service's name (made with openssl,
+signed by a throw-away CA); an EndpointSlice of the Service ``spo-webhook`` points at them.
+The webhook configuration the namespace decorator computes is attached as it is (one
+faithful sync of the emulated Metacontroller, ``DecoratorStep``), cert-manager's CA
+injector's stand-in writes the CA into it, and the ``bindings.json`` of the stored ConfigMap
+is written to the file the webhook reads (what the kubelet does for a mounted ConfigMap).
+The server and these steps are shared with the recording e2e
+(``tests.helpers.webhook_server``).
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-binding`` and,
 as a control, the same pod in an unlabelled namespace: the difference between
@@ -26,7 +25,7 @@ import yaml
 
 from hooks.api import GROUP
 from tests.helpers.controlplane import ControlPlane
-from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.metacontroller_step import CompositeStep, DecoratorStep
 from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
@@ -51,7 +50,7 @@ def webhook(
     installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebhookServer]:
     try:
-        with serving_webhooks(tmp_path_factory.mktemp("binding-webhook")) as server:
+        with serving_webhooks(tmp_path_factory.mktemp("binding-webhook"), installed) as server:
             yield server
     finally:
         installed.kubectl(
@@ -262,6 +261,61 @@ def test_registered_configuration_is_the_computed_one(bound: ControlPlane) -> No
     entries = json.loads(table["data"]["bindings.json"])["namespaces"][BOUND_NS]
     assert entries["nginx:1.27"][0]["state"] == "Installed"
     assert entries["busybox:1.36"][0]["state"] == "Missing"
+
+
+def test_configuration_keeps_its_service_route_and_the_injected_ca_across_syncs(
+    bound: ControlPlane, webhook: WebhookServer
+) -> None:
+    """The API server reaches the webhooks through the Service (the tests above), with the CA
+    cert-manager's injector wrote; Metacontroller's next syncs keep both, and a sync that
+    changes nothing writes nothing."""
+    manifest = yaml.safe_load(
+        (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
+    )
+    step = DecoratorStep(bound, webhook.base, manifest, context=webhook.context)
+    # The first sync after the injection may record the bundle in the last applied
+    # configuration (one update); from then on the answer is what is stored.
+    step.sync("v1", "Namespace", None, OPERATOR_NS)
+    injected = bound.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
+    bundles = [w["clientConfig"].get("caBundle") for w in injected["webhooks"]]
+    assert all(bundles)
+    updates = step.api.requests["update"]
+    step.sync("v1", "Namespace", None, OPERATOR_NS)
+    step.sync("v1", "Namespace", None, OPERATOR_NS)
+    assert step.api.requests["update"] == updates
+    stored = bound.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
+    assert stored["metadata"]["resourceVersion"] == injected["metadata"]["resourceVersion"]
+    assert [w["clientConfig"] for w in stored["webhooks"]] == [
+        w["clientConfig"] for w in injected["webhooks"]
+    ]
+    assert all(set(w["clientConfig"]) == {"service", "caBundle"} for w in stored["webhooks"])
+
+    def webhook_options(options: list[dict[str, str]] | None) -> None:
+        patch = json.dumps({"spec": {"webhookOptions": options}})
+        bound.kubectl(
+            "patch",
+            f"securityprofilesoperatordaemons.{GROUP}",
+            "spod",
+            "-n",
+            OPERATOR_NS,
+            "--type=merge",
+            "-p",
+            patch,
+        )
+        step.sync("v1", "Namespace", None, OPERATOR_NS)
+
+    try:
+        # The configuration changes: Metacontroller updates it, and the bundle stays.
+        webhook_options([{"name": "recording.spo.io", "failurePolicy": "Ignore"}])
+        after = bound.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
+        assert after["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"]
+        assert {w["name"]: w["failurePolicy"] for w in after["webhooks"]} == {
+            "binding.spo.io": "Fail",
+            "recording.spo.io": "Ignore",
+        }
+        assert [w["clientConfig"].get("caBundle") for w in after["webhooks"]] == bundles
+    finally:
+        webhook_options(None)
 
 
 def test_binding_status_lists_its_pods_and_deletion_waits_for_them(

@@ -1,12 +1,12 @@
 """The recording webhook, called by the real kube-apiserver over HTTPS, and the
 ProfileRecording controller.
 
-The server, the certificate and the decorator step are the binding e2e's
-(``tests.helpers.webhook_server``): the configuration the namespace decorator computes is
-registered with ``clientConfig`` pointing at the loopback server, and the
-tables of the ``spo-bindings`` ConfigMap are written where the webhooks read
-them. The logging profile of the install (metacontroller/recording-profile.yaml)
-is applied and reported Installed, as nodesync would report it.
+The server, the certificate, the Service route and the decorator step are the binding
+e2e's (``tests.helpers.webhook_server``): the configuration the namespace decorator
+computes is attached as it is, the CA injector's stand-in fills in its ``caBundle``, and the
+tables of the ``spo-bindings`` ConfigMap are written where the webhooks read them. The
+logging profile of the install (metacontroller/recording-profile.yaml) is applied and
+reported Installed, as nodesync would report it.
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-recording``
 and, as a control, the same pod in an unlabelled namespace: the difference
@@ -56,7 +56,7 @@ def webhook(
     installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebhookServer]:
     try:
-        with serving_webhooks(tmp_path_factory.mktemp("recording-webhook")) as server:
+        with serving_webhooks(tmp_path_factory.mktemp("recording-webhook"), installed) as server:
             yield server
     finally:
         installed.kubectl(
@@ -281,7 +281,7 @@ def test_registered_configuration_routes_recording_to_the_recording_webhook(
 ) -> None:
     stored = recording.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
     hook = {w["name"]: w for w in stored["webhooks"]}["recording.spo.io"]
-    assert hook["clientConfig"]["url"].endswith("/mutate-v1-pod-recording")
+    assert hook["clientConfig"]["service"]["path"] == "/mutate-v1-pod-recording"
     assert hook["namespaceSelector"] == {
         "matchExpressions": [{"key": "spo.x-k8s.io/enable-recording", "operator": "Exists"}]
     }

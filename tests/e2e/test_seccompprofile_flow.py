@@ -17,7 +17,9 @@ import yaml
 
 from hooks.api import GROUP
 from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_common import collector_api_for
 from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.stand_ins import GarbageCollectorStandIn
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -242,9 +244,14 @@ def test_deletion_waits_for_the_pods_that_use_the_profile(step: CompositeStep) -
     plane.kubectl("delete", "pod", "web", "-n", NS, "--grace-period=0", "--force")
     answer = step.sync(NS, "in-use")
     assert answer["finalized"] is True
-    assert _configmap(plane, "in-use") is None
     gone = plane.kubectl("get", f"seccompprofiles.{GROUP}", "in-use", "-n", NS, check=False)
     assert "NotFound" in gone.stderr
+    # Metacontroller leaves the ConfigMap to the garbage collector, which this control plane
+    # lacks: its stand-in deletes it because its owner is gone.
+    assert _configmap(plane, "in-use") is not None
+    collector = GarbageCollectorStandIn(collector_api_for(plane), [("v1", "configmaps")])
+    assert f"ConfigMap {NS}/seccomp-in-use" in collector.collect()
+    assert _configmap(plane, "in-use") is None
 
 
 def _set_allowed_syscalls(plane: ControlPlane, names: list[str] | None) -> None:

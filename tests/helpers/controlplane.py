@@ -401,6 +401,8 @@ class ControlPlane:
         self._logs: list[IO[bytes]] = []
         self._sa_kubeconfigs = 0
         self._last_check = ""
+        self.on_stop: list[Callable[[], None]] = []
+        """Called by stop() first (clients closing their connections)."""
 
     # lifecycle
 
@@ -507,6 +509,10 @@ class ControlPlane:
         # The lease reconciler refuses a loopback advertise address, and the "kubernetes"
         # Service's endpoints would serve nobody then anyway.
         reconciler = ["--endpoint-reconciler-type=none"] if self._loopback_advertised else []
+        # Without a node nothing routes a Service's cluster IP (no kube-proxy): admission
+        # webhooks are then called on an endpoint of their Service, read from its
+        # EndpointSlices (tests/helpers/webhook_server.py publishes the endpoint).
+        routing = ["--enable-aggregator-routing=true"] if self._loopback_advertised else []
         self.apiserver = self._spawn(
             [
                 str(self.bin_dir / "kube-apiserver"),
@@ -529,6 +535,7 @@ class ControlPlane:
                 f"--kubelet-client-key={pki.kubelet_client_key}",
                 f"--kubelet-certificate-authority={pki.ca_cert}",
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
+                *routing,
                 "--allow-privileged=true",
                 "--profiling=false",
                 *self.extra_apiserver_args,
@@ -675,6 +682,9 @@ class ControlPlane:
         self._logs.clear()
 
     def stop(self) -> None:
+        for close in self.on_stop:
+            close()
+        self.on_stop.clear()
         self._kill_processes()
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

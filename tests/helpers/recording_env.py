@@ -210,7 +210,7 @@ def recording_webhook(
     for manifest in recordings:
         plane.apply(manifest)
     try:
-        with serving_webhooks(folder) as server:
+        with serving_webhooks(folder, plane) as server:
             decorator_step(
                 plane, server
             )  # registers the webhook configuration, publishes the tables

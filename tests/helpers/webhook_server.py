@@ -1,20 +1,27 @@
-"""The admission webhooks served over HTTPS on loopback, for the e2e tests that register them.
+"""The admission webhooks served over HTTPS, reached by the real API server through their Service.
 
-The hooks run under gunicorn with a certificate for 127.0.0.1 (made with
-openssl, signed by a throw-away CA). ``decorator_step`` does one sync of the
-namespace decorator the way Metacontroller would: its customize and sync hooks
-are called, the attachments applied, the computed webhook configuration
-registered with ``clientConfig`` pointing at this server (``url`` +
-``caBundle``) instead of the in-cluster Service, and every key of the
-``spo-bindings`` ConfigMap written to the folder the webhooks read their tables
-from (what the kubelet does for a mounted ConfigMap).
+The hooks run under gunicorn with a certificate for ``spo-webhook.security-profiles-operator.svc``
+(the name the API server checks when it calls a webhook through a Service) and for the
+addresses it listens on, signed by a throw-away CA. The API server runs with
+``--enable-aggregator-routing=true``: it calls a webhook's Service on one of its ready
+endpoints, read from the Service's EndpointSlices, rather than on its cluster IP (no
+kube-proxy runs here). So :func:`serving_webhooks` publishes an EndpointSlice of the
+installed Service ``spo-webhook`` whose endpoint is this machine's own non-loopback address
+(the API server refuses loopback endpoints) and the server's port.
+
+``decorator_step`` does one faithful sync of the namespace decorator (``DecoratorStep``): the
+webhook configuration is attached exactly as the hook computes it, ``clientConfig.service``
+and all. Then two stand-ins do what the cluster does besides Metacontroller: cert-manager's
+CA injector (``inject_ca_bundle``: the CA into every webhook's ``caBundle``) and the
+kubelet's ConfigMap volume (every key of the stored ``spo-bindings`` ConfigMap written to the
+folder the webhooks read their tables from; at once, where the kubelet takes about a minute).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
+import socket
 import ssl
 import sys
 import urllib.request
@@ -23,18 +30,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 from flask import Flask
 
 from tests.helpers.controlplane import ControlPlane, free_port, make_pki
 from tests.helpers.hookserver import serving
-from tests.helpers.metacontroller_step import _group, _resource_arg
+from tests.helpers.metacontroller_common import admin_api_for
+from tests.helpers.metacontroller_step import DecoratorStep
+from tests.helpers.stand_ins import inject_ca_bundle
 
 REPO = Path(__file__).resolve().parent.parent.parent
 OPERATOR_NS = "security-profiles-operator"
 CONFIGURATION = "spo-mutating-webhook-configuration"
+SERVICE = "spo-webhook"
+SERVICE_PORT_NAME = "https"  # of metacontroller/base/webhook.yaml
+SERVICE_DNS = f"{SERVICE}.{OPERATOR_NS}.svc"
+ENDPOINT_SLICE = "spo-webhook-e2e"
+TABLES_CONFIGMAP = "spo-bindings"
 RECORDING_ROUTE = "/mutate-v1-pod-recording"
 
 
@@ -83,10 +96,46 @@ class WebhookServer:
         os.replace(staged, self.tables / key)
 
 
+def host_address() -> str:
+    """This machine's own non-loopback IPv4 address (where the API server can be sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.254", 9))  # no packet is sent: this only picks a route
+            address = str(probe.getsockname()[0])
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        raise RuntimeError(
+            "no non-loopback IPv4 address: the API server cannot be sent to the webhook"
+        )
+    return address
+
+
+def endpoint_slice(address: str, port: int) -> dict[str, Any]:
+    """The EndpointSlice the endpoint-slice controller would make for a ready hooks pod at
+    ``address`` serving the Service's ``https`` port on ``port``. It does not carry the
+    controller's ``managed-by`` label, so a real controller would leave it alone."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": ENDPOINT_SLICE,
+            "namespace": OPERATOR_NS,
+            "labels": {"kubernetes.io/service-name": SERVICE},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": SERVICE_PORT_NAME, "port": port, "protocol": "TCP"}],
+    }
+
+
 @contextmanager
-def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
-    """gunicorn over HTTPS on a free loopback port, serving ``webhook_app()``; stopped on exit."""
-    pki = make_pki(folder / "pki")  # its serving certificate is for IP 127.0.0.1
+def serving_webhooks(folder: Path, plane: ControlPlane) -> Iterator[WebhookServer]:
+    """gunicorn over HTTPS serving ``webhook_app()`` on a free port of 127.0.0.1 and of this
+    machine's address, that address published as the endpoint of the Service ``spo-webhook``;
+    stopped, and the EndpointSlice deleted, on exit."""
+    address = host_address()
+    pki = make_pki(folder / "pki", extra_sans=(f"DNS:{SERVICE_DNS}", f"IP:{address}"))
     tables = folder / "tables"
     tables.mkdir()
     port = free_port()
@@ -105,6 +154,8 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
         "gunicorn",
         "--bind",
         f"127.0.0.1:{port}",
+        "--bind",
+        f"{address}:{port}",
         "--certfile",
         str(pki.serving_cert),
         "--keyfile",
@@ -120,7 +171,19 @@ def serving_webhooks(folder: Path) -> Iterator[WebhookServer]:
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     server = WebhookServer(f"https://127.0.0.1:{port}", pki.ca_cert, tables, context)
     with serving(argv, server.base, env=env, cwd=REPO, context=context):
-        yield server
+        plane.apply(endpoint_slice(address, port))
+        try:
+            yield server
+        finally:
+            plane.kubectl(
+                "delete",
+                "endpointslice",
+                ENDPOINT_SLICE,
+                "-n",
+                OPERATOR_NS,
+                "--ignore-not-found",
+                check=False,
+            )
 
 
 def with_status(
@@ -134,61 +197,27 @@ def with_status(
 
 
 def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """One sync of spo-namespace-decorator, done by hand; registers the configuration and the
-    tables."""
+    """One faithful sync of spo-namespace-decorator (its hooks on ``server``); then the CA
+    injector's and the kubelet's parts. The hook's answer."""
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
     )
-    hooks = manifest["spec"]["hooks"]
-    namespace = plane.kubectl_json("get", "namespace", OPERATOR_NS)
-    path = urlsplit(hooks["customize"]["webhook"]["url"]).path
-    rules = server.post(path, {"controller": manifest, "parent": namespace})["relatedResources"]
-    related: list[dict[str, Any]] = []
-    for rule in rules:
-        args = ["get", _resource_arg(rule["apiVersion"], rule["resource"])]
-        args += ["-n", rule["namespace"]] if rule.get("namespace") else ["--all-namespaces"]
-        items = plane.kubectl_json(*args)["items"]
-        related += [
-            i for i in items if not rule.get("names") or i["metadata"]["name"] in rule["names"]
-        ]
-    path = urlsplit(hooks["sync"]["webhook"]["url"]).path
-    body = {
-        "controller": manifest,
-        "object": namespace,
-        "attachments": {},
-        "related": _group(related),
-        "finalizing": False,
-    }
-    answer = server.post(path, body)
-    owner = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "name": OPERATOR_NS,
-        "uid": namespace["metadata"]["uid"],
-        "controller": True,
-    }
-    for attachment in answer["attachments"]:
-        attachment["metadata"]["ownerReferences"] = [owner]
-        if attachment["kind"] == "MutatingWebhookConfiguration":
-            for hook in attachment["webhooks"]:
-                service = hook["clientConfig"]["service"]
-                hook["clientConfig"] = {
-                    "url": f"{server.base}{service['path']}",
-                    "caBundle": base64.b64encode(server.ca.read_bytes()).decode(),
-                }
-        else:
-            for key, text in attachment["data"].items():
-                server.publish(key, text)
-        plane.kubectl(
-            "apply",
-            "--server-side",
-            "--field-manager=metacontroller",
-            "--force-conflicts",
-            "-f",
-            "-",
-            input=json.dumps(attachment),
-        )
+    step = DecoratorStep(plane, server.base, manifest, context=server.context)
+    answer = step.sync("v1", "Namespace", None, OPERATOR_NS)
+    inject_ca_bundle(admin_api_for(plane), CONFIGURATION, server.ca.read_bytes())
+    publish_tables(plane, server)
     return answer
+
+
+def publish_tables(plane: ControlPlane, server: WebhookServer) -> None:
+    """What the kubelet does for the mounted ConfigMap ``spo-bindings``: its keys as files."""
+    stored = plane.kubectl(
+        "get", "configmap", TABLES_CONFIGMAP, "-n", OPERATOR_NS, "-o", "json", check=False
+    )
+    if stored.returncode != 0:
+        return
+    for key, text in (json.loads(stored.stdout).get("data") or {}).items():
+        server.publish(key, text)
 
 
 def pod(

@@ -177,7 +177,8 @@ def test_loader_parses_once_per_change(table_file: Path, monkeypatch: pytest.Mon
         ("/profilebinding/sync", {"parent": "x"}, 400),
         ("/profilebinding/finalize", {}, 400),
         ("/profilebinding/customize", {"parent": 3}, 400),
-        ("/namespace/sync", {"parent": {}}, 400),
+        ("/namespace/sync", {"parent": "x"}, 400),  # v2 names the target "parent"
+        ("/namespace/sync", {"controller": {}, "children": {}}, 400),
         ("/namespace/customize", {}, 400),
     ],
 )

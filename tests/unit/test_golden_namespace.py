@@ -8,6 +8,7 @@ Metacontroller sends and the ``response.json`` the hook must answer.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.binding import table
 from hooks.cluster.contract import CustomizeRequest
 from hooks.cluster.namespace import decorator, webhookconfig
@@ -110,6 +112,58 @@ def test_webhook_options_replace_only_what_they_set() -> None:
     assert hooks["recording.spo.io"]["namespaceSelector"]["matchExpressions"][0]["key"] == "team"
 
 
+CONFIGURATIONS = "MutatingWebhookConfiguration.admissionregistration.k8s.io/v1"
+
+
+def test_v2_request_names_are_read_as_the_v1_ones() -> None:
+    """The install's decorator hooks are ``version: v2``: Metacontroller's v2 request
+    (``pkg/controller/decorator/api/v2/hooks.go``) names the target ``parent`` and the
+    attachments ``children``."""
+    raw = _load("bindings-resolved-across-namespaces")
+    v2 = {k: v for k, v in raw.items() if k not in ("object", "attachments")}
+    v2["parent"] = raw["object"]
+    v2["children"] = raw.get("attachments") or {}
+    assert _sync(v2) == _sync(raw)
+
+
+def test_a_request_naming_no_target_is_refused() -> None:
+    with pytest.raises(ValueError, match="object"):
+        decorator.DecoratorSyncRequest.model_validate({"controller": {}, "children": {}})
+
+
+def test_injected_ca_bundle_of_the_observed_configuration_is_kept() -> None:
+    """Metacontroller's apply replaces the whole ``webhooks`` list (its items share no merge
+    key), so the answer itself must carry the bundle cert-manager's CA injector wrote."""
+    raw = _load("defaults-without-spod-or-bindings")
+    first = _attachment(_sync(raw), "MutatingWebhookConfiguration")
+    assert first is not None
+    assert all("caBundle" not in w["clientConfig"] for w in first["webhooks"])
+    stored = json.loads(json.dumps(first))
+    stored["webhooks"][0]["clientConfig"]["caBundle"] = "Q0EtT05F"
+    stored["webhooks"][1]["clientConfig"]["caBundle"] = "Q0EtVFdP"
+    observed = {CONFIGURATIONS: {stored["metadata"]["name"]: stored}}
+    for names in (("object", "attachments"), ("parent", "children")):
+        request = {k: v for k, v in raw.items() if k not in ("object", "attachments")}
+        request[names[0]], request[names[1]] = raw["object"], observed
+        again = _attachment(_sync(request), "MutatingWebhookConfiguration")
+        assert again is not None
+        assert again == stored
+
+
+def test_configuration_spells_out_what_the_api_server_defaults() -> None:
+    """The stored configuration must equal the answer, or every sync would send an update
+    (and the three-way merge would fight the API server's defaulting)."""
+    configuration = _attachment(
+        _sync(_load("defaults-without-spod-or-bindings")), "MutatingWebhookConfiguration"
+    )
+    assert configuration is not None
+    for hook in configuration["webhooks"]:
+        assert hook["matchPolicy"] == "Equivalent"
+        assert hook["reinvocationPolicy"] == "Never"
+        assert hook["timeoutSeconds"] == 10
+        assert hook["rules"][0]["scope"] == "Namespaced"
+
+
 def test_static_webhook_config_leaves_the_configuration_alone() -> None:
     answer = _sync(_load("static-webhook-config-attaches-only-the-table"))
     assert [a["kind"] for a in answer["attachments"]] == ["ConfigMap"]
@@ -200,4 +254,4 @@ def test_webhook_configuration_name_and_service_match_the_install() -> None:
     assert f"name: {webhookconfig.SERVICE}\n" in (install / "webhook.yaml").read_text()
     certificate = (install / "webhook-cert-manager.yaml").read_text()
     assert f"name: {webhookconfig.CERTIFICATE}\n" in certificate
-    assert f"- {webhookconfig.SERVICE}.{webhookconfig.OPERATOR_NAMESPACE}.svc\n" in certificate
+    assert f"- {webhookconfig.SERVICE}.{OPERATOR_NAMESPACE}.svc\n" in certificate

@@ -23,6 +23,7 @@ without the new profile and must be recreated to get it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -52,16 +53,34 @@ BINDINGS = group_key(binding_api.KIND.kind, binding_api.KIND.api_version)
 SECCOMP_PROFILES = group_key(seccomp_api.KIND.kind, seccomp_api.KIND.api_version)
 SELINUX_PROFILES = group_key(selinux_api.KIND.kind, selinux_api.KIND.api_version)
 DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
+CONFIGURATIONS = group_key(webhookconfig.KIND, webhookconfig.API_VERSION)
 
 
 class DecoratorSyncRequest(Open):
-    """A DecoratorController sync request: the target ``object`` and what is attached to it."""
+    """A DecoratorController sync request: the target ``object`` and what is attached to it.
+
+    Hook version v1 names them ``object`` and ``attachments``; version v2, which the install
+    uses, names them ``parent`` and ``children`` (Metacontroller's
+    ``pkg/controller/decorator/api/v2/hooks.go``, ``DecoratorHookRequest``). Both are read;
+    the model keeps the v1 names.
+    """
 
     controller: Object = Field(default_factory=dict)
     object: Object
     attachments: ObjectMap | None = None
     related: ObjectMap | None = None
     finalizing: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v2_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "object" in data or "parent" not in data:
+            return data
+        renamed = {k: v for k, v in data.items() if k not in ("parent", "children")}
+        renamed["object"] = data["parent"]
+        if "attachments" not in data and "children" in data:
+            renamed["attachments"] = data["children"]
+        return renamed
 
     @model_validator(mode="after")
     def _shaped(self) -> DecoratorSyncRequest:
@@ -158,7 +177,8 @@ def sync(request: DecoratorSyncRequest) -> DecoratorSyncResponse:
     attachments: list[Object] = []
     configuration = webhookconfig.desired(_spod_spec(request))
     if configuration is not None:
-        attachments.append(configuration)
+        observed = ((request.attachments or {}).get(CONFIGURATIONS) or {}).get(webhookconfig.NAME)
+        attachments.append(webhookconfig.with_observed_ca(configuration, observed))
     recordings = recording_table.resolve(
         request.related_of(recording_table.RECORDINGS), request.related_of(SECCOMP_PROFILES)
     )

@@ -8,14 +8,25 @@ webhooks replaces that webhook's ``failurePolicy``, ``namespaceSelector`` or
 ``objectSelector`` (each only when set); entries of other names are ignored,
 as in the Go operator.
 
-The CA bundle is not set here: cert-manager's CA injector fills it in from the
+The CA bundle is not made here: cert-manager's CA injector fills it in from the
 ``cert-manager.io/inject-ca-from`` annotation (or an admin does, see
-metacontroller/webhook-tls.md). Metacontroller's apply only touches the fields the hook
-returns, so the injected ``caBundle`` stays.
+metacontroller/webhook-tls.md), and the answer must keep it. Metacontroller applies
+attachments with its own client-side three-way merge (``pkg/dynamic/apply/apply.go``,
+``Merge``): a list is merged item by item only when all its items share one of the keys of
+``knownMergeKeys``, and replaced whole otherwise. Webhooks share ``name``, which the main
+line of that file lists (``mountPath`` was put before it by Metacontroller's PR #663); a
+variant without ``name`` (the branch of its unmerged PR #646) would replace the ``webhooks``
+list whole on every update and drop a ``caBundle`` the answer lacked. So that the answer
+does not depend on which, :func:`with_observed_ca` carries the ``caBundle`` of the observed
+configuration over, webhook by webhook. The fields the API server defaults
+(``matchPolicy``, ``reinvocationPolicy``, ``timeoutSeconds``, the rules' ``scope``, the
+service's ``port``) are written out as it defaults them, so that the stored object equals
+the answer and a sync that changes nothing sends no update.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +36,8 @@ from hooks.api.profilerecording import ENABLE_RECORDING_LABEL
 from hooks.api.spod import OPERATOR_NAMESPACE
 
 NAME = "spo-mutating-webhook-configuration"
+API_VERSION = "admissionregistration.k8s.io/v1"
+KIND = "MutatingWebhookConfiguration"
 SERVICE = "spo-webhook"
 SERVICE_PORT = 443
 CERTIFICATE = "spo-webhook-cert"
@@ -79,6 +92,8 @@ def _webhook(hook: _Webhook, options: spod_api.WebhookOptions | None) -> dict[st
         "admissionReviewVersions": ["v1"],
         "sideEffects": "None",
         "failurePolicy": failure_policy,
+        "matchPolicy": "Equivalent",
+        "reinvocationPolicy": "Never",
         "timeoutSeconds": TIMEOUT_SECONDS,
         "clientConfig": {
             "service": {
@@ -112,8 +127,8 @@ def desired(spec: spod_api.SPODSpec | None) -> dict[str, Any] | None:
         for option in (spec.webhookOptions if spec and spec.webhookOptions else [])
     }
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {
             "name": NAME,
             "labels": {"app.kubernetes.io/name": "security-profiles-operator"},
@@ -121,3 +136,20 @@ def desired(spec: spod_api.SPODSpec | None) -> dict[str, Any] | None:
         },
         "webhooks": [_webhook(hook, options.get(hook.name)) for hook in WEBHOOKS],
     }
+
+
+def with_observed_ca(configuration: dict[str, Any], observed: Any) -> dict[str, Any]:
+    """``configuration`` with the ``clientConfig.caBundle`` that each webhook of the same name
+    has in ``observed`` (the stored configuration: the CA injector's, or an admin's, bundle)."""
+    hooks = observed.get("webhooks") if isinstance(observed, dict) else None
+    bundles: dict[str, str] = {}
+    for hook in hooks if isinstance(hooks, list) else []:
+        client = hook.get("clientConfig") if isinstance(hook, dict) else None
+        bundle = client.get("caBundle") if isinstance(client, dict) else None
+        if isinstance(bundle, str) and bundle and isinstance(hook.get("name"), str):
+            bundles[hook["name"]] = bundle
+    kept = copy.deepcopy(configuration)
+    for hook in kept["webhooks"]:
+        if hook["name"] in bundles:
+            hook["clientConfig"]["caBundle"] = bundles[hook["name"]]
+    return kept

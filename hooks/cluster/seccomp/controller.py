@@ -46,6 +46,7 @@ from hooks.cluster.contract import (
     SyncResponse,
     child_named,
     group_key,
+    missing_child_resync,
     unchanged,
 )
 from hooks.cluster.profilestatus import Outcome, across_nodes, conditions, node_statuses, of_state
@@ -147,6 +148,8 @@ def sync(request: SyncRequest, now: str) -> SyncResponse:
             keep = observed and problem.reason not in POLICY_REASONS and not bad_name
             children = [unchanged(observed, ("data",))] if keep and observed else []
 
+    if resync is None:
+        resync = missing_child_resync(request, children)
     observed_status = request.parent.get("status") or {}
     on_node = None if bad_name else localhost_profile(namespace, name)
     if warnings:

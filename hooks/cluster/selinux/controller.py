@@ -53,6 +53,7 @@ from hooks.cluster.contract import (
     SyncResponse,
     child_named,
     group_key,
+    missing_child_resync,
     unchanged,
 )
 from hooks.cluster.profilestatus import (
@@ -151,6 +152,8 @@ def sync(request: SyncRequest, now: str, kind: str = SELINUX_KIND) -> SyncRespon
             outcome = of_state(ProfileState.ERROR, problem.message, reason=problem.reason)
             children = [] if bad_name else _kept(observed)
 
+    if resync is None:
+        resync = missing_child_resync(request, children)
     observed_status = request.parent.get("status") or {}
     status = api.SelinuxProfileStatus(
         status=outcome.state,
