@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,14 @@ from tests.e2e.kubelet.operator_install import (
     pod_ready,
     pods,
 )
+from tests.e2e.kubelet.profiles import (
+    localhost,
+    profile_file,
+    profile_status,
+    seccomp_profile,
+    unique,
+    wait_installed,
+)
 from tests.helpers.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
@@ -44,51 +51,8 @@ REPO = Path(__file__).resolve().parents[3]
 EPERM = "Operation not permitted"
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def profile_file(namespace: str, name: str) -> Path:
-    return SECCOMP_ROOT / "operator" / namespace / f"{name}.json"
-
-
-def localhost(namespace: str, name: str) -> str:
-    return f"operator/{namespace}/{name}.json"
-
-
-def profile_status(plane: ControlPlane, namespace: str, name: str) -> str:
-    found = plane.kubectl("get", "seccompprofile", name, "-n", namespace, "-o", "json", check=False)
-    if found.returncode != 0:
-        return "<absent>"
-    return str((json.loads(found.stdout).get("status") or {}).get("status", ""))
-
-
-def wait_installed(
-    plane: ControlPlane, namespace: str, *names: str, timeout: float = 180.0
-) -> None:
-    for name in names:
-
-        def installed(name: str = name) -> bool:
-            return profile_status(plane, namespace, name) == "Installed"
-
-        eventually(
-            installed,
-            timeout=timeout,
-            what=f"SeccompProfile {namespace}/{name} Installed",
-        )
-
-
 def profile_of(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     return dict(plane.kubectl_json("get", "seccompprofile", name, "-n", namespace))
-
-
-def seccomp_profile(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
-        "kind": "SeccompProfile",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ controllers of kube-controller-manager, the scheduler, and Services through kube
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
@@ -19,14 +18,11 @@ from tests.e2e.kubelet.busybox_pods import (
     wait_running,
 )
 from tests.e2e.kubelet.operator_install import OPERATOR_IMAGE, eventually
+from tests.e2e.kubelet.profiles import unique
 from tests.e2e.kubenode import NODE_NAME, Cluster
 from tests.helpers.controlplane import pinned_versions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def test_node_is_ready_with_the_pinned_kubelet_and_containerd(cluster: Cluster) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tests.e2e.kubelet.operator_install import (
     pod_ready,
     pods,
 )
+from tests.e2e.kubelet.profiles import unique, wait_installed
 from tests.helpers.auditd import auditd_running
 from tests.helpers.controlplane import ControlPlane
 
@@ -36,10 +36,6 @@ EPERM = "Operation not permitted"
 # busybox's sh with builtins, and sleep (a process of its own) long enough for the log enricher
 # to map every record to the container while the process still lives.
 WORKLOAD = "i=0; while [ $i -lt 3 ]; do echo tick $i; i=$((i+1)); sleep 2; done"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def phase(plane: ControlPlane, namespace: str, name: str) -> str:
@@ -72,8 +68,9 @@ def recorded_profiles(plane: ControlPlane, namespace: str, recording: str) -> li
     return list(found["items"])
 
 
-def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operator) -> None:
-    plane = enricher.plane
+def recording_namespace(plane: ControlPlane) -> str:
+    """A namespace of the test's own, labelled for recording, with its default
+    ServiceAccount."""
     namespace = unique("record")
     plane.apply(
         {
@@ -87,8 +84,14 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
         timeout=60,
         what="the default ServiceAccount",
     )
-    recording, app = unique("rec"), unique("app")
-    plane.apply(
+    return namespace
+
+
+def start_recording(operator: Operator, namespace: str, app: str, **spec: Any) -> str:
+    """A ProfileRecording (seccomp, logs) of the pods labelled ``app``, once the webhook's
+    table has it."""
+    recording = unique("rec")
+    operator.plane.apply(
         {
             "apiVersion": f"{GROUP}/v1alpha1",
             "kind": "ProfileRecording",
@@ -97,14 +100,23 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
                 "kind": "SeccompProfile",
                 "recorder": "logs",
                 "podSelector": {"matchLabels": {"app": app}},
+                **spec,
             },
         }
     )
     eventually(
-        lambda: in_every_table(enricher, "recordings.json", recording),
+        lambda: in_every_table(operator, "recordings.json", recording),
         timeout=180,
         what="the recording in the webhook's table",
     )
+    return recording
+
+
+def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operator) -> None:
+    plane = enricher.plane
+    namespace = recording_namespace(plane)
+    app = unique("app")
+    recording = start_recording(enricher, namespace, app)
     name = unique("recorded")
     stored, _ = create(plane, namespace, busybox_pod(name, WORKLOAD, labels={"app": app}))
     seccomp = stored["spec"]["containers"][0]["securityContext"]["seccompProfile"]
@@ -150,19 +162,7 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
             },
         }
     )
-    eventually(
-        lambda: (
-            (
-                plane.kubectl_json("get", f"seccompprofiles.{GROUP}", replay, "-n", namespace).get(
-                    "status"
-                )
-                or {}
-            ).get("status")
-            == "Installed"
-        ),
-        timeout=120,
-        what="the replay profile Installed",
-    )
+    wait_installed(plane, namespace, replay, timeout=120)
     localhost = f"operator/{namespace}/{replay}.json"
     again, refused = unique("again"), unique("refused")
     for pod, script in (
@@ -193,50 +193,6 @@ def test_a_recorded_pod_gives_a_profile_its_workload_runs_under(enricher: Operat
     finally:
         delete(plane, namespace, again, refused, name)
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-
-
-def recording_namespace(plane: ControlPlane) -> str:
-    """A namespace of the test's own, labelled for recording, with its default
-    ServiceAccount."""
-    namespace = unique("record")
-    plane.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": namespace, "labels": {"spo.x-k8s.io/enable-recording": ""}},
-        }
-    )
-    eventually(
-        lambda: plane.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
-        timeout=60,
-        what="the default ServiceAccount",
-    )
-    return namespace
-
-
-def start_recording(operator: Operator, namespace: str, app: str, **spec: Any) -> str:
-    """A ProfileRecording (seccomp, logs) of the pods labelled ``app``, once the webhook's
-    table has it."""
-    recording = unique("rec")
-    operator.plane.apply(
-        {
-            "apiVersion": f"{GROUP}/v1alpha1",
-            "kind": "ProfileRecording",
-            "metadata": {"name": recording, "namespace": namespace},
-            "spec": {
-                "kind": "SeccompProfile",
-                "recorder": "logs",
-                "podSelector": {"matchLabels": {"app": app}},
-                **spec,
-            },
-        }
-    )
-    eventually(
-        lambda: in_every_table(operator, "recordings.json", recording),
-        timeout=180,
-        what="the recording in the webhook's table",
-    )
-    return recording
 
 
 def test_only_the_containers_named_by_the_recording_are_recorded(enricher: Operator) -> None:

@@ -5,15 +5,12 @@ operator; and two more about profiles: the same name in two namespaces, a long n
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.kubelet.busybox_pods import (
-    SECCOMP_ROOT,
     busybox_pod,
     create,
     delete,
@@ -31,50 +28,23 @@ from tests.e2e.kubelet.operator_install import (
     pods,
     ready_pods,
 )
+from tests.e2e.kubelet.profiles import (
+    GROUP,
+    profile_file,
+    profile_status,
+    seccomp_profile,
+    unique,
+    wait_installed,
+)
 from tests.helpers.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kubelet]
 
-GROUP = "security-profiles-operator.x-k8s.io"
 EPERM = "Operation not permitted"
 DENY_MKDIR = {
     "defaultAction": "SCMP_ACT_ALLOW",
     "syscalls": [{"action": "SCMP_ACT_ERRNO", "errnoRet": 1, "names": ["mkdir", "mkdirat"]}],
 }
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def status_of(plane: ControlPlane, namespace: str, name: str) -> str:
-    found = plane.kubectl(
-        "get", f"seccompprofiles.{GROUP}", name, "-n", namespace, "-o", "json", check=False
-    )
-    if found.returncode != 0:
-        return "<absent>"
-    return str((json.loads(found.stdout).get("status") or {}).get("status", ""))
-
-
-def profile(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/v1beta1",
-        "kind": "SeccompProfile",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def installed(plane: ControlPlane, namespace: str, name: str, timeout: float = 120.0) -> None:
-    eventually(
-        lambda: status_of(plane, namespace, name) == "Installed",
-        timeout=timeout,
-        what=f"{namespace}/{name} Installed",
-    )
-
-
-def file_of(namespace: str, name: str) -> Path:
-    return SECCOMP_ROOT / "operator" / namespace / f"{name}.json"
 
 
 def patch_spod(plane: ControlPlane, spec: dict[str, Any]) -> None:
@@ -140,13 +110,15 @@ def test_the_same_profile_name_in_two_namespaces_gives_two_profiles(
         what="the default ServiceAccount",
     )
     name = "same-name"
-    plane.apply(profile(namespace, name, DENY_MKDIR))
-    plane.apply(profile(other, name, {"defaultAction": "SCMP_ACT_ALLOW"}))
-    installed(plane, namespace, name)
-    installed(plane, other, name)
-    assert json.loads(file_of(namespace, name).read_text())["defaultAction"] == "SCMP_ACT_ALLOW"
-    assert json.loads(file_of(namespace, name).read_text()).get("syscalls")
-    assert not json.loads(file_of(other, name).read_text()).get("syscalls")
+    plane.apply(seccomp_profile(namespace, name, DENY_MKDIR))
+    plane.apply(seccomp_profile(other, name, {"defaultAction": "SCMP_ACT_ALLOW"}))
+    wait_installed(plane, namespace, name)
+    wait_installed(plane, other, name)
+    assert (
+        json.loads(profile_file(namespace, name).read_text())["defaultAction"] == "SCMP_ACT_ALLOW"
+    )
+    assert json.loads(profile_file(namespace, name).read_text()).get("syscalls")
+    assert not json.loads(profile_file(other, name).read_text()).get("syscalls")
     script = "mkdir /tmp/made 2>/dev/null && echo made || echo refused; sleep 3600"
     first, second = unique("first"), unique("second")
     create(
@@ -180,13 +152,15 @@ def test_a_profile_with_a_long_name_is_installed_and_its_node_status_listed(
 ) -> None:
     plane = operator.plane
     name = "long-" + "x" * 120  # far past a label value's 63 characters
-    plane.apply(profile(namespace, name, {"defaultAction": "SCMP_ACT_ALLOW"}))
-    installed(plane, namespace, name)
-    assert file_of(namespace, name).exists()
+    plane.apply(seccomp_profile(namespace, name, {"defaultAction": "SCMP_ACT_ALLOW"}))
+    wait_installed(plane, namespace, name)
+    assert profile_file(namespace, name).exists()
     statuses = plane.kubectl_json("get", f"securityprofilenodestatuses.{GROUP}", "-n", namespace)
     assert any(name in json.dumps(item) for item in statuses["items"]), statuses["items"]
     plane.kubectl("delete", f"seccompprofiles.{GROUP}", name, "-n", namespace, "--wait=false")
-    eventually(lambda: not file_of(namespace, name).exists(), timeout=120, what="the file removed")
+    eventually(
+        lambda: not profile_file(namespace, name).exists(), timeout=120, what="the file removed"
+    )
 
 
 # ------------------------------------------------ Go: "Re-deploy the operator"
@@ -197,9 +171,9 @@ def test_redeploying_the_operator_keeps_the_profiles_and_their_files(
 ) -> None:
     plane = operator.plane
     name = unique("kept")
-    plane.apply(profile(namespace, name, DENY_MKDIR))
-    installed(plane, namespace, name)
-    written = file_of(namespace, name)
+    plane.apply(seccomp_profile(namespace, name, DENY_MKDIR))
+    wait_installed(plane, namespace, name)
+    written = profile_file(namespace, name)
     before = written.stat()
     old_hooks = {p["metadata"]["uid"] for p in pods(plane, OPERATOR_NS, HOOKS)}
     old_nodesync = nodesync_pod(plane)["metadata"]["uid"]
@@ -221,7 +195,7 @@ def test_redeploying_the_operator_keeps_the_profiles_and_their_files(
         what="the old hooks pods gone",
     )
     assert len(ready_pods(plane, OPERATOR_NS, HOOKS)) == 2
-    assert status_of(plane, namespace, name) == "Installed"
+    assert profile_status(plane, namespace, name) == "Installed"
     after = written.stat()
     # nodesync compares before it writes: the file was not written again.
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -272,7 +246,7 @@ def test_a_profile_outside_the_allowed_syscalls_leaves_the_node(
     plane = operator.plane
     allowed, refused = unique("allowed"), unique("refused")
     plane.apply(
-        profile(
+        seccomp_profile(
             namespace,
             refused,
             {
@@ -281,12 +255,12 @@ def test_a_profile_outside_the_allowed_syscalls_leaves_the_node(
             },
         )
     )
-    installed(plane, namespace, refused)
-    assert file_of(namespace, refused).exists()
+    wait_installed(plane, namespace, refused)
+    assert profile_file(namespace, refused).exists()
     patch_spod(plane, {"allowedSyscalls": ["read", "write", "exit_group"]})
     try:
         plane.apply(
-            profile(
+            seccomp_profile(
                 namespace,
                 allowed,
                 {
@@ -295,9 +269,13 @@ def test_a_profile_outside_the_allowed_syscalls_leaves_the_node(
                 },
             )
         )
-        installed(plane, namespace, allowed)
-        eventually(lambda: status_of(plane, namespace, refused) == "Error", what="refused: Error")
-        eventually(lambda: not file_of(namespace, refused).exists(), what="refused file removed")
+        wait_installed(plane, namespace, allowed)
+        eventually(
+            lambda: profile_status(plane, namespace, refused) == "Error", what="refused: Error"
+        )
+        eventually(
+            lambda: not profile_file(namespace, refused).exists(), what="refused file removed"
+        )
         conditions = plane.kubectl_json(
             "get", f"seccompprofiles.{GROUP}", refused, "-n", namespace
         )["status"]["conditions"]
@@ -319,8 +297,8 @@ def test_a_profile_outside_the_allowed_syscalls_leaves_the_node(
             delete(plane, namespace, pod)
     finally:
         patch_spod(plane, {"allowedSyscalls": None})
-    installed(plane, namespace, refused)
-    assert file_of(namespace, refused).exists()
+    wait_installed(plane, namespace, refused)
+    assert profile_file(namespace, refused).exists()
 
 
 # ------------------------------------------------ Go: "Change webhook config"
