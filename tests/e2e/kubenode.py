@@ -41,6 +41,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -251,6 +252,7 @@ class MachineState:
             _kill_component(pid)
         if self.containerd_socket:
             _kill_shims(self.containerd_socket)
+        _kill_cgroup_processes(CGROUP_ROOT)
         prefixes = [str(KUBELET_ROOT), "/run/containerd", "/run/netns", "/var/run/netns"]
         if self.workdir:
             prefixes.append(self.workdir)
@@ -282,7 +284,7 @@ def _remove_new_chains(before: dict[str, list[str]]) -> None:
             ["iptables-save", "-t", table], capture_output=True, text=True, check=False
         ).stdout
         for line in dump.splitlines():
-            words = line.split()
+            words = shlex.split(line)  # kube-proxy's rules carry quoted comments
             jumps_to_new = "-j" in words and words[words.index("-j") + 1] in new
             if line.startswith("-A ") and jumps_to_new and words[1] not in new:
                 subprocess.run(
@@ -309,6 +311,29 @@ def _kill_component(pid: int) -> None:
     if argv and Path(argv[0]).name in names and pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _kill_cgroup_processes(name: str, timeout: float = 10.0) -> None:
+    """SIGKILL every process left in the node's cgroups (``/<hierarchy>/<name>`` and below):
+    the containers of a killed run, orphaned when their shims died, which would keep the
+    cgroups, mounts and network namespaces alive."""
+    if not CGROUP_FS.is_dir():
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        pids: set[int] = set()
+        for hierarchy in CGROUP_FS.iterdir():
+            for root, _, files in os.walk(hierarchy / name):
+                if "cgroup.procs" in files:
+                    with contextlib.suppress(OSError):
+                        text = (Path(root) / "cgroup.procs").read_text()
+                        pids.update(int(pid) for pid in text.split())
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
 
 
 def _kill_shims(containerd_socket: str) -> None:

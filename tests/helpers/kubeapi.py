@@ -283,9 +283,12 @@ class KubeApi:
                 http.client.RemoteDisconnected,
                 ConnectionResetError,
                 BrokenPipeError,
+                ssl.SSLEOFError,
                 http.client.CannotSendRequest,
             ):
-                # A keep-alive connection the server closed meanwhile: one more try on a new one.
+                # A keep-alive connection the server closed meanwhile (a reset, or over TLS a
+                # close without close_notify: SSLEOFError): one more try on a new one, as Go's
+                # transport retries a request on a reused connection that failed this way.
                 self._drop_connection()
                 if attempt == 2:
                     raise

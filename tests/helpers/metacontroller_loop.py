@@ -24,7 +24,9 @@ real-node tests, which have their own garbage collector)::
   quiet)``, ``idle()``, ``raise_errors(namespace)``, ``sync_count(controller, key)``,
   ``hooks_of(controller)`` (calls and request bytes per hook and parent, and the request
   bodies when ``keep_requests`` is set), ``errors`` (the last error of each failing parent).
-- :func:`controllers` ``(*names)``: the install's controller manifests.
+- :func:`controllers` ``(*names)``: the install's controller manifests (its kustomize
+  folder); :func:`installed_controllers` ``(api)``: those on the API server (what the real
+  one watches), for a cluster where the install was applied.
 
 Each controller gets ``workers`` threads (Metacontroller's ``--workers``, default 5) and a
 rate-limited work queue of parent keys; the syncs are those of ``metacontroller_step``,
@@ -109,6 +111,20 @@ def controllers(*names: str, folder: Path = REPO / "metacontroller" / "base") ->
     if missing:
         raise ValueError(f"no controller {missing} in {folder}")
     return [found[name] for name in names]
+
+
+METACONTROLLER_API = "metacontroller.k8s.io/v1alpha1"
+
+
+def installed_controllers(api: KubeApi) -> list[Object]:
+    """Every CompositeController and DecoratorController on the API server, as Metacontroller
+    reads them there (by name; the controllers an install applied). Read once: Metacontroller
+    watches them and restarts a controller whose object changes, which no test here does."""
+    found: dict[str, Object] = {}
+    for plural in ("compositecontrollers", "decoratorcontrollers"):
+        items, _ = api.list(api.resource(METACONTROLLER_API, plural))
+        found.update((str(item["metadata"]["name"]), item) for item in items)
+    return [found[name] for name in sorted(found)]
 
 
 # -- informers ----------------------------------------------------------------------------------

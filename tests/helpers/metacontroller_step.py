@@ -626,16 +626,6 @@ def _update_map(dest: dict[str, str], updates: dict[str, str | None] | None) -> 
     return changed
 
 
-def _group(objects: list[Object]) -> dict[str, dict[str, Object]]:
-    """Objects by group and uniform key, as a v2 request carries them. Kept for the node
-    tests' polling stand-in (``tests/e2e/kubelet/polling_metacontroller.py``), which imports
-    it from here."""
-    grouped: dict[str, dict[str, Object]] = {}
-    for obj in objects:
-        grouped.setdefault(group_key(obj["kind"], obj["apiVersion"]), {})[uniform_key(obj)] = obj
-    return grouped
-
-
 # -- the one-shot steps -------------------------------------------------------------------------
 
 

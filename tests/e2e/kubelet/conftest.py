@@ -7,7 +7,8 @@
   session): ``kubenode.node_cluster`` with those images imported; one per machine (a file
   lock). Its teardown fails (``MachineChanged``) when the machine is not as it was.
 - ``operator`` (package): ``operator_install.installed``: the operator installed with
-  ``kubectl apply -k``, Metacontroller's part played by ``PollingMetacontroller``.
+  ``kubectl apply -k``, Metacontroller's part played by the emulated loop
+  (``tests/helpers/metacontroller_loop``) in the background.
 
 When a component is missing (Go, containerd, buildah, ...), the tests skip with the reason, or
 fail when the CI environment variable is set.

@@ -4,9 +4,16 @@
 then the README's install with ``kubectl apply -k``: the CRDs, then ``metacontroller/`` through
 the test overlay ``overlay/`` (the image this session built, no cert-manager); it makes the
 webhook's certificate as ``metacontroller/webhook-tls.md`` says for a cluster without
-cert-manager, starts ``PollingMetacontroller`` (Metacontroller's part), and returns once both
-hooks pods and the spod DaemonSet's pod are Ready through their own probes and the webhook
-configuration carries the CA.
+cert-manager, starts Metacontroller's part, and returns once both hooks pods and the spod
+DaemonSet's pod are Ready through their own probes and the webhook configuration carries the
+CA.
+
+Metacontroller's part is the tests' faithful emulation (``tests/helpers/metacontroller_loop``)
+running in the background for the whole package, with the CompositeControllers and
+DecoratorControllers the install put on the API server (as Metacontroller watches them). It
+reaches the hooks as Metacontroller does in a cluster, through the hooks Service (its
+ClusterIP, kube-proxy's rules on this machine: no cluster DNS here), and runs no garbage
+collector of its own: the node's kube-controller-manager runs the real one.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.kubelet.polling_metacontroller import PollingMetacontroller
 from tests.e2e.kubenode import Cluster
 from tests.helpers.controlplane import ControlPlane, server_extensions
+from tests.helpers.kubeapi import Object
+from tests.helpers.metacontroller_common import api_for
+from tests.helpers.metacontroller_loop import Metacontroller, installed_controllers, start
 
 REPO = Path(__file__).resolve().parents[3]
 OVERLAY = Path(__file__).resolve().parent / "overlay"
@@ -80,7 +90,7 @@ def ready_pods(plane: ControlPlane, namespace: str, selector: str) -> list[dict[
 @dataclass
 class Operator:
     cluster: Cluster
-    loop: PollingMetacontroller
+    loop: Metacontroller
     webhook_ca: Path
 
     @property
@@ -93,7 +103,8 @@ class Operator:
 
 def _apply(cluster: Cluster) -> Path:
     plane = cluster.plane
-    # Metacontroller's own install brings its CRDs; its controller is PollingMetacontroller.
+    # Metacontroller's own install brings its CRDs (and its ServiceAccount, which the emulated
+    # loop acts as).
     plane.kubectl("apply", "--server-side", "-f", str(metacontroller_crds()))
     plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_IDENTITY))
     # The README's install: the CRDs, then (once established) everything else.
@@ -169,18 +180,35 @@ def inject_ca(plane: ControlPlane, ca: Path) -> bool:
 def installed(cluster: Cluster) -> Iterator[Operator]:
     plane = cluster.plane
     ca = _apply(cluster)
-    loop = PollingMetacontroller(plane)
-    loop.start()
+    controllers = installed_controllers(api_for(plane))
+    loop = start(plane, hooks_base(plane, controllers), *controllers, garbage_collector=None)
     try:
-        _until_running(plane, ca)
+        _until_running(plane, ca, loop)
         yield Operator(cluster, loop, ca)
     finally:
         loop.stop()
 
 
-def _until_running(plane: ControlPlane, ca: Path) -> None:
+def hooks_base(plane: ControlPlane, controllers: list[Object]) -> str:
+    """``scheme://ClusterIP:port`` of the one Service every hook URL of ``controllers`` names
+    (``http://service.namespace[:port]/path``)."""
+    urls = {
+        urlsplit(hook["webhook"]["url"])
+        for controller in controllers
+        for hook in controller["spec"]["hooks"].values()
+    }
+    hosts = {(url.scheme, url.hostname or "", url.port) for url in urls}
+    assert len(hosts) == 1, f"the hooks are not on one Service: {sorted(map(str, hosts))}"
+    ((scheme, host, port),) = hosts
+    service, _, namespace = host.partition(".")
+    found = plane.kubectl_json("get", "service", service, "-n", namespace.split(".")[0])
+    port = port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{found['spec']['clusterIP']}:{port}"
+
+
+def _until_running(plane: ControlPlane, ca: Path, loop: Metacontroller) -> None:
     """Wait for the operator's pods and the webhook configuration; when they do not come,
-    fail with what the pods say (their status, events and logs)."""
+    fail with what the pods say (their status, events and logs) and the loop's errors."""
     try:
         eventually(
             lambda: len(ready_pods(plane, OPERATOR_NS, HOOKS)) == 2,
@@ -194,7 +222,7 @@ def _until_running(plane: ControlPlane, ca: Path) -> None:
         )
         eventually(lambda: inject_ca(plane, ca), timeout=120, what="the webhook configuration")
     except pytest.fail.Exception as failed:
-        pytest.fail(f"{failed}\n{_pod_report(plane)}")
+        pytest.fail(f"{failed}\n{_pod_report(plane)}\nMetacontroller's errors: {loop.errors}")
 
 
 def _pod_report(plane: ControlPlane) -> str:
