@@ -23,8 +23,12 @@ scontext,tcontext}``, the Go operator's names and labels.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TextIO
+import threading
+from collections import _count_elements  # type: ignore[attr-defined]
+from collections.abc import Callable, Iterable
+from itertools import chain, compress
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -33,14 +37,19 @@ from prometheus_client.registry import Collector
 
 from hooks.api import syscalls
 from nodesync.enricher.auditlog import (
+    PIDS,
+    TOLD_FIELDS,
     AuditRecord,
     AvcRecord,
+    Memo,
     SeccompRecord,
-    ToldBatch,
     Written,
     exe_text,
 )
 from nodesync.enricher.containers import ContainerRef
+
+if TYPE_CHECKING:
+    from nodesync.enricher.recorder import TellBatch
 
 METRIC_NAMESPACE: Final = "security_profiles_operator"
 METRIC_NAME: Final = "seccomp_profile_audit"  # exposed with the _total suffix
@@ -84,9 +93,16 @@ class _Counts(Collector):
 
 
 MAX_CACHED: Final = 4096
-# the pod part of a container's lines, their counts by syscall part, and their ends by fields
-_PodPart = tuple[str, dict[tuple[str, str], int], dict[str, tuple[str, tuple[str, str]]]]
-MAX_ENDS: Final = 65536  # per pod part: SECCOMP fields as written -> the end of their lines
+_Labels = tuple[str, str, str, str]  # node, namespace, pod, container
+# what a SECCOMP record is counted by besides its pod: its exe, arch and syscall as written
+_Counted = tuple[str, str, str]
+# the beginning of a told SECCOMP record's line, up to its event
+_HEAD: Final = '{"msg":"audit","timestamp":"'
+MAX_EPOCH: Final = 65536  # distinct fields (or pids) counted in an epoch
+_NEW: Final = object()
+_EVENT: Final = itemgetter(0)
+_AVC_TEXT: Final = itemgetter(2)
+_COUNTED: Final[Memo[_Counted]] = Memo(lambda fields: TOLD_FIELDS[fields][1:], ("", "", ""))
 
 
 def _json(text: str) -> str:
@@ -122,24 +138,30 @@ class LogEnricher:
         self._out = out
         self._write = write or (lambda line: self._stream().write(line + "\n"))
         self._write_lines = self._each_line if write is not None else self._batch
+        self._write_text = self._each_line_of if write is not None else self._text
         self._include_unattributed = include_unattributed
         self._names: dict[tuple[int, int], str] = {}
         # Counted in plain dicts and exposed when scraped: a prometheus_client child's
         # labels() and inc() cost a fifth of the time of a record.
         self.counts: dict[tuple[str, str, str, str, str, str], int] = {}
         self.avc_counts: dict[tuple[str, str, str, str, str, str, str], int] = {}
-        # the hot path's: the pod's labels -> (exe as written, the syscall part of a line)
-        # -> count
-        self._told: dict[tuple[str, str, str, str], dict[tuple[str, str], int]] = {}
+        # the hot path's: (the pod's labels; (exe, arch, syscall) as written) -> count; and this
+        # epoch's: SECCOMP fields as written -> count, with the labels of each pid (None: not
+        # told); an epoch ends when a pid's labels change, or when it grows too large
+        self._counted: dict[tuple[_Labels, _Counted], int] = {}
+        self._epoch_counts: dict[str, int] = {}
+        self._epoch_labels: dict[str, _Labels | None] = {}
+        self._counting = threading.Lock()  # the epoch's end against a scrape
         self._exe_names: dict[str, str] = {}  # exe as written -> its text (scrapes only)
         self._pending: list[str] = []
-        # this batch's: container id -> (the pod part of its lines, its counts); ("", ...): untold
-        self._pod_parts: dict[str, _PodPart] = {}
+        # this batch's: container id -> (the pod part of its lines, its labels); None: untold
+        self._pod_parts: dict[str | None, tuple[str, _Labels] | None] = {}
+        # a pod container (None: no pod's) -> the pod part of its lines and its labels
+        self._parts_of_pods: dict[ContainerRef | None, tuple[str, _Labels]] = {}
         self._exe_parts: dict[str, str] = {}
         self._syscall_parts: dict[tuple[str, str], str] = {}
-        self._syscall_names: dict[str, str] = {}  # the syscall part of a line -> the name
-        # the pod part of a line -> SECCOMP fields as written -> (the end of the line, its syscall)
-        self._ends: dict[str, dict[str, tuple[str, tuple[str, str]]]] = {}
+        # SECCOMP fields as written -> the end of their lines after the pod part
+        self._tails: Memo[str] = Memo(self._tail, "")
         self.collector = _Counts(self)
         registry.register(self.collector)
 
@@ -154,15 +176,44 @@ class LogEnricher:
         for line in lines:
             self._write(line)
 
+    def _text(self, text: str) -> None:
+        self._stream().write(text)
+
+    def _each_line_of(self, text: str) -> None:
+        for line in text.split("\n")[:-1]:
+            self._write(line)
+
     def all_counts(self) -> dict[tuple[str, str, str, str, str, str], int]:
         """Every SECCOMP count by its labels (one C-level copy of each dict: safe against the
         writer)."""
         merged = dict(self.counts)
-        for labels, counts in list(self._told.items()):
-            for (exe, part), value in list(counts.items()):
-                key = (*labels, self._exe_name(exe), self._syscall_names[part])
-                merged[key] = merged.get(key, 0) + value
+        with self._counting:
+            counted = dict(self._counted)
+            for labels_and_fields, value in self._epoch_counted().items():
+                counted[labels_and_fields] = counted.get(labels_and_fields, 0) + value
+        for (labels, (exe, arch, number)), value in counted.items():
+            key = (*labels, self._exe_name(exe), self.syscall_name(int(arch, 16), int(number)))
+            merged[key] = merged.get(key, 0) + value
         return merged
+
+    def _epoch_counted(self) -> dict[tuple[_Labels, _Counted], int]:
+        """This epoch's counts by (labels, (exe, arch, syscall)) (with ``_counting`` held)."""
+        counted: dict[tuple[_Labels, _Counted], int] = {}
+        labels_of = self._epoch_labels
+        for fields, value in self._epoch_counts.items():
+            labels = labels_of.get(PIDS[fields]) if fields else None
+            if labels is not None:
+                key = (labels, _COUNTED[fields])
+                counted[key] = counted.get(key, 0) + value
+        return counted
+
+    def _end_epoch(self) -> None:
+        """Count this epoch's records under their labels (with ``_counting`` held)."""
+        counted = self._counted
+        for key, value in self._epoch_counted().items():
+            counted[key] = counted.get(key, 0) + value
+        self._epoch_counts = {}
+        self._epoch_labels.clear()
 
     def _exe_name(self, raw: str) -> str:
         name = self._exe_names.get(raw)
@@ -247,25 +298,25 @@ class LogEnricher:
     # --- the recorder's hot path (nodesync.enricher.recorder.Teller)
     # -------------------------------
 
-    def _pod_part(self, container_id: str | None) -> _PodPart:
-        """``,"type":"seccomp","node":...,"container":...,"executable":`` for a container's records,
-        their counts and the ends of their lines; an empty part when they are not told."""
+    def _pod_part(self, container_id: str | None) -> tuple[str, _Labels] | None:
+        """``","type":"seccomp","node":...,"container":...,"executable":`` for a container's
+        records (after their event) and their labels; None when they are not told."""
         ref = self._pods(container_id) if container_id is not None else None
-        if ref is None and not self._include_unattributed:
-            found: _PodPart = ("", {}, {})
-        else:
-            namespace, pod, container = (
-                (ref.namespace, ref.pod, ref.container) if ref else ("", "", "")
-            )
-            part = (
-                f',"type":"seccomp","node":{_json(self.node)},"namespace":{_json(namespace)},'
-                f'"pod":{_json(pod)},"container":{_json(container)},"executable":'
-            )
-            labels = (self.node, namespace, pod, container)
-            if part not in self._ends and len(self._ends) >= MAX_CACHED:
-                self._ends.clear()  # the pods of long ago
-            found = (part, self._told.setdefault(labels, {}), self._ends.setdefault(part, {}))
-        self._pod_parts[container_id or ""] = found
+        found: tuple[str, _Labels] | None = None
+        if ref is not None or self._include_unattributed:
+            found = self._parts_of_pods.get(ref)
+            if found is None:
+                namespace, pod, container = (
+                    (ref.namespace, ref.pod, ref.container) if ref else ("", "", "")
+                )
+                part = (
+                    f'","type":"seccomp","node":{_json(self.node)},"namespace":{_json(namespace)},'
+                    f'"pod":{_json(pod)},"container":{_json(container)},"executable":'
+                )
+                if len(self._parts_of_pods) >= MAX_CACHED:
+                    self._parts_of_pods.clear()  # the pods of long ago
+                found = self._parts_of_pods[ref] = (part, (self.node, namespace, pod, container))
+        self._pod_parts[container_id] = found
         return found
 
     def _syscall_part(self, arch: str, number: str) -> str:
@@ -275,7 +326,6 @@ class LogEnricher:
         part = self._syscall_parts[arch, number] = (
             f',"syscallID":{value},"syscallName":{_json(name)}}}'
         )
-        self._syscall_names[part] = name
         return part
 
     def _exe_part(self, exe: str) -> str:
@@ -286,83 +336,97 @@ class LogEnricher:
             exe_part = self._exe_parts[exe] = _json(exe_text(exe))
         return exe_part
 
-    def tell(
-        self,
-        batch: ToldBatch,
-        seccomp: Mapping[str, tuple[str | None, int, tuple[str, str, str, str]]],
-        avc: Mapping[str, tuple[AuditRecord, str | None]],
-    ) -> None:
-        """Tell and count a batch: each distinct SECCOMP text is put together once (the end of
-        its lines after the event) and counted with its number of records, then every line is
-        its event and that end, in the batch's order."""
-        ends: dict[str, str] = {}
-        pod_parts = self._pod_parts
-        for fields, (container_id, records, told) in seccomp.items():
-            found = pod_parts.get(container_id or "")
-            if found is None:
-                found = self._pod_part(container_id)
-            part, counts, end_of = found
-            if not part:
-                ends[fields] = ""
-                continue
-            known = end_of.get(fields)
-            if known is None:
-                known = self._end(part, end_of, fields, told)
-            ends[fields] = known[0]
-            counts[known[1]] = counts.get(known[1], 0) + records
-        avc_lines: dict[str, str] = {}
-        for text, (record, container_id) in avc.items():
-            fields_of_line = self._told_fields(record, container_id)
-            avc_lines[text] = (
-                "" if fields_of_line is None else orjson.dumps(fields_of_line).decode()
-            )
-        lines = [
-            f'{{"msg":"audit","timestamp":"{event}"{end}' if fields else end
-            for event, fields, text in batch.records
-            if (end := ends[fields] if fields else avc_lines.get(text, ""))
-        ]
-        if lines:
-            self._write_lines(lines)
-        self._pod_parts.clear()
-
-    def _end(
-        self,
-        part: str,
-        end_of: dict[str, tuple[str, tuple[str, str]]],
-        fields: str,
-        told: tuple[str, str, str, str],
-    ) -> tuple[str, tuple[str, str]]:
-        """The end of the lines of a SECCOMP text after their event, and what they are counted
-        by: (the executable as written, the syscall part)."""
-        pid, exe, arch, number = told
+    def _tail(self, fields: str) -> str:
+        """The end of the lines of a SECCOMP text after their pod part, newline included."""
+        pid, exe, arch, number = TOLD_FIELDS[fields]
         syscall = self._syscall_parts.get((arch, number))
         if syscall is None:
             syscall = self._syscall_part(arch, number)
-        if len(end_of) >= MAX_ENDS:
-            end_of.clear()
-        known = end_of[fields] = (
-            f'{part}{self._exe_part(exe)},"pid":{pid}{syscall}',
-            (exe, syscall),
+        return f'{self._exe_part(exe)},"pid":{pid}{syscall}\n'
+
+    def tell(self, batch: TellBatch) -> None:
+        """Tell and count a batch, column by column (each a loop in C): a SECCOMP record's line
+        is the head, its event, the part naming its pid's pod (made once per pid and batch) and
+        the end of the line of its fields (made once per fields); an AVC record's line is made
+        whole. The lines of records that are not told are left out."""
+        heads: dict[str, str] = {"": ""}
+        parts: dict[str, str] = {"": ""}
+        labels: dict[str, _Labels | None] = {"": None}
+        told: dict[str, bool] = {"": True}
+        all_told = True
+        pod_parts = self._pod_parts
+        for pid, container_id in batch.containers.items():
+            if not pid:
+                continue
+            found = (
+                pod_parts[container_id]
+                if container_id in pod_parts
+                else self._pod_part(container_id)
+            )
+            if found is None:
+                heads[pid] = parts[pid] = ""
+                labels[pid] = None
+                told[pid] = all_told = False
+            else:
+                heads[pid] = _HEAD
+                parts[pid], labels[pid] = found
+                told[pid] = True
+        avc_lines: dict[str, str] = {"": ""}
+        for text, (record, container_id) in batch.avc.items():
+            fields_of_line = self._told_fields(record, container_id)
+            avc_lines[text] = (
+                "" if fields_of_line is None else orjson.dumps(fields_of_line).decode() + "\n"
+            )
+        pids = batch.pids
+        records = batch.records
+        rows: Iterable[tuple[str, ...]] = zip(
+            map(heads.__getitem__, pids),
+            map(_EVENT, records),
+            map(parts.__getitem__, pids),
+            map(self._tails.__getitem__, batch.fields),
+            map(avc_lines.__getitem__, map(_AVC_TEXT, records)),
+            strict=True,
         )
-        return known
+        if not all_told:
+            rows = compress(rows, map(told.__getitem__, pids))
+        text = "".join(chain.from_iterable(rows))
+        # counted by fields in this epoch (a loop in C with strings' cached hashes), under their
+        # pids' labels when the epoch ends or the counts are read
+        with self._counting:
+            epoch = self._epoch_labels
+            for pid, pid_labels in labels.items():
+                known = epoch.get(pid, _NEW)
+                if known is _NEW:
+                    epoch[pid] = pid_labels
+                elif known != pid_labels:  # a pid of another pod now: a new epoch
+                    self._end_epoch()
+                    epoch.update(labels)
+                    break
+            _count_elements(self._epoch_counts, batch.fields)
+            if len(self._epoch_counts) >= MAX_EPOCH or len(epoch) >= MAX_EPOCH:
+                self._end_epoch()
+        if text:
+            self._write_text(text)
+        self._pod_parts.clear()
 
     def seccomp(self, written: Written, container_id: str | None) -> None:
         """Tell and count one SECCOMP record, given as written."""
         event, pid, exe, arch, number = written
-        found = self._pod_parts.get(container_id or "")
+        found = (
+            self._pod_parts[container_id]
+            if container_id in self._pod_parts
+            else self._pod_part(container_id)
+        )
         if found is None:
-            found = self._pod_part(container_id)
-        part, counts, _ = found
-        if not part:
             return
+        part, labels = found
         syscall = self._syscall_parts.get((arch, number))
         if syscall is None:
             syscall = self._syscall_part(arch, number)
-        self._pending.append(
-            f'{{"msg":"audit","timestamp":"{event}"{part}{self._exe_part(exe)},"pid":{pid}{syscall}'
-        )
-        key = (exe, syscall)
-        counts[key] = counts.get(key, 0) + 1
+        self._pending.append(f'{_HEAD}{event}{part}{self._exe_part(exe)},"pid":{pid}{syscall}')
+        key = (labels, (exe, arch, number))
+        with self._counting:
+            self._counted[key] = self._counted.get(key, 0) + 1
 
     def record(self, record: AuditRecord, container_id: str | None) -> None:
         """Tell and count a record given in full (AVC, or SECCOMP written in an unusual order)."""

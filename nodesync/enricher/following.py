@@ -327,7 +327,7 @@ class Follower:
             else:
                 opened.buffer = data
             return lines
-        complete = data[:newline]
+        complete = memoryview(data)[:newline]  # decoded below without a copy
         opened.buffer = b""
         opened.pending += len(complete) if unfinished else newline + 1
         opened.pending_tail = (
@@ -338,8 +338,9 @@ class Follower:
             self._too_long(opened, rest)
         else:
             opened.buffer = rest
-        lines = complete.decode("utf-8", "replace").split("\n")
-        if len(complete) > self.max_line:  # may hold a line too long, read whole in one chunk
+        lines = str(complete, "utf-8", "replace").split("\n")
+        if len(complete) > self.max_line and max(map(len, lines)) > self.max_line:
+            # a line too long, read whole in one chunk (max and map: a loop in C, every batch)
             kept = [line for line in lines if len(line) <= self.max_line]
             self._count_long(len(lines) - len(kept))
             lines = kept

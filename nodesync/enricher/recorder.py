@@ -26,15 +26,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from hooks.api import syscalls
 from nodesync.enricher.auditlog import (
-    TOLD_FIELDS,
+    CALLS,
+    PIDS,
     AuditRecord,
     AvcRecord,
     SeccompRecord,
-    ToldBatch,
+    Told,
     Written,
     parse,
     scan,
@@ -104,21 +105,14 @@ class Counts:
 class Teller(Protocol):
     """Who tells each record as it is accounted (the log enricher), on the recorder's hot path.
 
-    A batch comes whole (:meth:`tell`): its records in order, as
-    :func:`nodesync.enricher.auditlog.scan_batch` found them, with the container and the
-    number of records of each distinct SECCOMP text (and the text's pid, exe, arch and
-    syscall, :func:`nodesync.enricher.auditlog.told_fields`), and each AVC record parsed
-    with its container. A batch that regular expression cannot read comes record
-    by record: SECCOMP records as the text they were written with, others in
-    full, and :meth:`told` ends it.
+    A batch comes whole (:meth:`tell`, a :class:`TellBatch`): its records in order, as
+    :func:`nodesync.enricher.auditlog.scan_batch` found them, their fields and pids, the
+    container of each pid, and each AVC record parsed with its container. A batch that regular
+    expression cannot read comes record by record: SECCOMP records as the text they were
+    written with, others in full, and :meth:`told` ends it.
     """
 
-    def tell(
-        self,
-        batch: ToldBatch,
-        seccomp: Mapping[str, tuple[str | None, int, tuple[str, str, str, str]]],
-        avc: Mapping[str, tuple[AuditRecord, str | None]],
-    ) -> None: ...
+    def tell(self, batch: TellBatch) -> None: ...
 
     def seccomp(self, written: Written, container_id: str | None) -> None:
         """``written``: (event, pid, exe, arch, syscall) as
@@ -128,6 +122,23 @@ class Teller(Protocol):
     def record(self, record: AuditRecord, container_id: str | None) -> None: ...
 
     def told(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TellBatch:
+    """A batch as the recorder accounted it, for the log enricher."""
+
+    records: list[Told]  # (event, fields, AVC text) in the order they were written
+    fields: list[str]  # each record's fields ("" for an AVC record)
+    pids: list[str]  # each record's pid as written ("" for an AVC record)
+    containers: Mapping[str, str | None]  # pid as written -> its container id ("" -> None)
+    avc: Mapping[str, tuple[AuditRecord, str | None]]  # AVC text -> (record, container id)
+
+
+_FIELDS_OF: Final = itemgetter(1)
+# distinct fields (or pids) of an epoch that end it (see Recorder._settle)
+MAX_WRITTEN: Final = 65536
+_NEW: Final = object()
 
 
 _TELLERS: dict[type, bool] = {}
@@ -157,6 +168,11 @@ class Recorder:
         self.counts = Counts()
         self._seccomp: dict[str, SeccompTrace] = {}
         self._avc: dict[str, AvcTrace] = {}
+        # The batches told since the last epoch: the fields of their SECCOMP records, not yet in
+        # the traces (a set's update with strings: a loop in C, every batch), and the container
+        # of each pid (an epoch ends when a pid's container changes, or when it is read).
+        self._written: set[str] = set()
+        self._epoch_containers: dict[str, str | None] = {"": None}
 
     def _count_unknown(self, found: Lookup, records: int = 1) -> None:
         if found.reason == Unknown.VANISHED:
@@ -260,36 +276,41 @@ class Recorder:
             for line in lines:
                 if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
                     observe(line)
+        # Column by column, each a loop in C (map over a dict's __getitem__, Counter, set.update):
+        # the Python loops here run once per pid of the batch and once per AVC record.
+        fields = list(map(_FIELDS_OF, batch.records))
+        pids = list(map(PIDS.__getitem__, fields))  # "" for an AVC record
+        per_pid = Counter(pids)
+        avc_records = per_pid.pop("", 0)
         resolve = self._resolve
         traces = self._seccomp
         host = Lookup(None, Unknown.HOST)
-        texts = Counter(map(itemgetter(1), batch.records))
-        avc_records = texts.pop("", 0)
-        by_pid: dict[str, tuple[Lookup, SeccompTrace | None]] = {}
-        seccomp: dict[str, tuple[str | None, int, tuple[str, str, str, str]]] = {}
-        records = attributed = 0
-        parsed = TOLD_FIELDS
-        for fields, count in texts.items():
-            told = parsed[fields]
-            pid = told[0]
-            known = by_pid.get(pid)
-            if known is None:
-                found = resolve(int(pid)) if int(pid) else host
-                trace = None
-                if found.container_id is not None:
-                    trace = traces.get(found.container_id)
-                    if trace is None:
-                        trace = traces[found.container_id] = SeccompTrace()
-                known = by_pid[pid] = (found, trace)
-            found, trace = known
-            records += count
-            if trace is None:
+        containers: dict[str, str | None] = {"": None}
+        attributed = 0
+        for pid, count in per_pid.items():
+            found = resolve(int(pid)) if int(pid) else host
+            container_id = containers[pid] = found.container_id
+            if container_id is None:
                 self._count_unknown(found, count)
-            else:
-                attributed += count
-                trace.written.add(told[2:])
-                trace.records += count
-            seccomp[fields] = (found.container_id, count, told)
+                continue
+            trace = traces.get(container_id)
+            if trace is None:
+                trace = traces[container_id] = SeccompTrace()
+            trace.records += count
+            attributed += count
+        # the fields of this epoch's records, each put in its pid's container's trace when read
+        epoch = self._epoch_containers
+        for pid, container_id in containers.items():
+            known = epoch.get(pid, _NEW)
+            if known is _NEW:
+                epoch[pid] = container_id
+            elif known != container_id:  # a pid of another container now: a new epoch
+                self._settle()
+                epoch.update(containers)
+                break
+        self._written.update(fields)
+        if len(self._written) >= MAX_WRITTEN or len(epoch) >= MAX_WRITTEN:
+            self._settle()
         avc: dict[str, tuple[AuditRecord, str | None]] = {}
         if avc_records:
             for text in batch.avc:
@@ -299,11 +320,26 @@ class Recorder:
                 found = resolve(record.pid) if record.pid else host
                 self._account(record, found)
                 avc[text] = (record, found.container_id)
+        records = len(pids) - avc_records
         self.counts.lines += len(lines)
         self.counts.seccomp += records
         self.counts.attributed += attributed
-        teller.tell(batch, seccomp, avc)
+        teller.tell(TellBatch(batch.records, fields, pids, containers, avc))
         return records + len(avc)
+
+    def _settle(self) -> None:
+        """Put the (arch, syscall) of the fields told in this epoch in the traces of the
+        containers of their pids; a new epoch."""
+        traces = self._seccomp
+        containers = self._epoch_containers
+        for fields in self._written:
+            container_id = containers.get(PIDS[fields])
+            if container_id is not None:
+                trace = traces.get(container_id)
+                if trace is not None:
+                    trace.written.add(CALLS[fields])
+        self._written.clear()
+        containers.clear()
 
     def _consume_told_lines(self, lines: Iterable[str], teller: Teller) -> int:
         resolve = self._resolve
@@ -383,6 +419,8 @@ class Recorder:
         return set(self._seccomp) | set(self._avc)
 
     def seccomp_of(self, container_id: str) -> RecordedSyscalls | None:
+        if self._written:
+            self._settle()
         trace = self._seccomp.get(container_id)
         if trace is None:
             return None
@@ -444,11 +482,15 @@ class Recorder:
 
     def forget(self, container_id: str) -> None:
         """Drop a container's traces (its profile was written, or it is not recorded)."""
+        if self._written:
+            self._settle()
         self._seccomp.pop(container_id, None)
         self._avc.pop(container_id, None)
 
     def snapshot(self) -> dict[str, Any]:
         """What was accumulated, as JSON (saved with the audit log position by the log enricher)."""
+        if self._written:
+            self._settle()
         seccomp = {
             container_id: sorted([arch, number] for arch, number in trace.pairs())
             for container_id, trace in self._seccomp.items()

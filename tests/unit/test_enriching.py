@@ -215,3 +215,32 @@ def test_the_recorders_hot_path_tells_the_same_lines_and_counts_as_enrich(unusua
         assert fast.all_counts()[(*web, "/usr/bin/my app", "read")] == 1  # hex exe, decoded
         # web: 4 SECCOMP (+1 in an unusual order), 1 AVC
         assert len(fast_lines) == (8 if unattributed else 5) + unusual
+
+
+def test_a_pid_of_another_pod_in_a_later_batch_counts_and_records_under_each() -> None:
+    """The hot path counts a batch by its records' fields and puts them under their pods when
+    read: a pid that belongs to another container in a later batch (a reused pid) ends that."""
+    db = "b" * 64
+    index = {**INDEX, db: ContainerRef("shop", "db-1", "pg")}
+    owners = {7: WEB}
+    recorder = Recorder(lambda pid: Lookup(owners[pid]))
+    written: list[str] = []
+    enricher = LogEnricher("n1", CollectorRegistry(), index.get, written.append)
+    web_mkdir = ("n1", "shop", "web-1", "nginx", "/bin/busybox", "mkdir")
+    recorder.consume([SECCOMP], each=enricher)
+    assert enricher.all_counts() == {web_mkdir: 1}  # read in the middle of an epoch
+    recorder.consume([SECCOMP], each=enricher)
+    owners[7] = db
+    recorder.consume([SECCOMP.replace("syscall=83", "syscall=0"), SECCOMP], each=enricher)
+    assert enricher.all_counts() == {
+        web_mkdir: 2,
+        ("n1", "shop", "db-1", "pg", "/bin/busybox", "read"): 1,
+        ("n1", "shop", "db-1", "pg", "/bin/busybox", "mkdir"): 1,
+    }
+    assert [json.loads(line)["pod"] for line in written] == ["web-1", "web-1", "db-1", "db-1"]
+    web, pg = recorder.seccomp_of(WEB), recorder.seccomp_of(db)
+    assert web is not None and pg is not None
+    assert (web.names, web.records) == (("mkdir",), 2)
+    assert (pg.names, pg.records) == (("mkdir", "read"), 2)
+    recorder.forget(db)
+    assert recorder.container_ids() == {WEB}
