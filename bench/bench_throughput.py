@@ -433,11 +433,6 @@ def measure(
             hooks_peak = tree_usage([hook_pid])[1]
             nodes_peak = tree_usage([a.proc.pid for a in agents if a.proc is not None])[1]
             syncs = sum(loop.syncs.values())
-            relists = {
-                plural: i.relists
-                for (_, plural), i in loop.informers.by_resource.items()
-                if i.relists > 1
-            }
     finally:
         plane.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -467,7 +462,6 @@ def measure(
                 (after.apiserver_cpu - before.apiserver_cpu) * per * 1000, 2
             ),
         },
-        "loop_relists_after_the_first": relists,
         "requests_by_verb_and_resource": dict(requests.most_common(12)),
         "loop_samples": sampler.report() if sampler is not None else None,
         "peak_rss_mib": {

@@ -6,7 +6,7 @@ real-node tests, which have their own garbage collector)::
     loop = start(plane, hooks_base)             # every controller of metacontroller/base
     loop = start(plane, hooks_base, "seccompprofile-controller", workers=2)
     plane.apply(profile)
-    loop.wait_idle()          # handlers caught up, queues empty, nothing syncing, a moment
+    loop.wait_idle()          # every queue empty, nothing syncing, for a quiet moment
     ... assert on the cluster (with a deadline: events may still be travelling) ...
     loop.raise_errors(ns)     # a sync Metacontroller would retry failed: fail the test
     loop.stop()               # or: with start(...) as loop: ...
@@ -65,7 +65,7 @@ import logging
 import ssl
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -117,12 +117,10 @@ def controllers(*names: str, folder: Path = REPO / "metacontroller" / "base") ->
 class Informer:
     """A LIST then WATCH of every object of one resource, its cache, and its handlers.
 
-    Handlers run in order on a thread of their own, as client-go's shared informer runs
-    them: first an ``add`` for every listed object, then one call per watch event. Between
-    the watch and them, an unbounded buffer (client-go's ``processorListener``): a slow
-    handler never holds up the reading of the watch, so the API server never drops it as a
-    slow consumer. A watch that ends is resumed from the last resourceVersion; a 410 Gone
-    (or any error) relists and tells the handlers what changed meanwhile."""
+    Handlers run on the informer's thread, in order, as client-go's shared informer runs
+    them: first an ``add`` for every listed object, then one call per watch event. A watch
+    that ends is resumed from the last resourceVersion; a 410 Gone (or any error) relists
+    and tells the handlers what changed meanwhile."""
 
     def __init__(self, api: KubeApi, resource: Resource) -> None:
         self.api = api
@@ -136,14 +134,6 @@ class Informer:
         self._thread = threading.Thread(
             target=self._run, name=f"informer-{resource.plural}", daemon=True
         )
-        self._told: deque[tuple[str, Object | None, Object] | None] = deque()
-        self._told_cv = threading.Condition()
-        self._telling = 0  # notifications buffered or being handled
-        self._dispatcher = threading.Thread(
-            target=self._dispatch, name=f"informer-{resource.plural}-handlers", daemon=True
-        )
-        self.relists = 0
-        """How many times the informer listed (the first list included)."""
 
     def add_handler(self, handler: Handler) -> None:
         """Adds a handler; like client-go, it is told of every object already cached."""
@@ -154,7 +144,6 @@ class Informer:
             handler("add", None, obj)
 
     def start(self) -> None:
-        self._dispatcher.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -163,15 +152,6 @@ class Informer:
         if watch is not None:
             watch.close()
         self._thread.join(timeout=10)
-        with self._told_cv:
-            self._told.append(None)
-            self._told_cv.notify_all()
-        self._dispatcher.join(timeout=10)
-
-    def idle(self) -> bool:
-        """No notification waiting for the handlers or being handled."""
-        with self._told_cv:
-            return self._telling == 0
 
     @staticmethod
     def _key(obj: Object) -> tuple[str, str]:
@@ -195,32 +175,16 @@ class Informer:
         ]
 
     def _tell(self, event: str, old: Object | None, new: Object) -> None:
-        with self._told_cv:
-            self._told.append((event, old, new))
-            self._telling += 1
-            self._told_cv.notify_all()
-
-    def _dispatch(self) -> None:
-        while True:
-            with self._told_cv:
-                while not self._told:
-                    self._told_cv.wait()
-                told = self._told.popleft()
-            if told is None:
-                return
-            with self.lock:
-                handlers = list(self.handlers)
-            for handler in handlers:
-                try:
-                    handler(*told)
-                except Exception:  # a handler's bug must not stop the informer
-                    log.exception("handler of %s failed on %s", self.resource.plural, told[0])
-            with self._told_cv:
-                self._telling -= 1
+        with self.lock:
+            handlers = list(self.handlers)
+        for handler in handlers:
+            try:
+                handler(event, old, new)
+            except Exception:  # a handler's bug must not stop the informer
+                log.exception("handler of %s failed on %s", self.resource.plural, event)
 
     def _relist(self) -> str:
         items, version = self.api.list(self.resource)
-        self.relists += 1
         fresh = {self._key(o): o for o in items}
         with self.lock:
             old = self.cache
@@ -324,12 +288,6 @@ class Informers:
             informers = list(self.by_resource.values())
         for informer in informers:
             informer.stop()
-
-    def idle(self) -> bool:
-        """Every informer's handlers have been told everything it read."""
-        with self.lock:
-            informers = list(self.by_resource.values())
-        return all(informer.idle() for informer in informers)
 
 
 class CacheReader:
@@ -823,7 +781,7 @@ class Metacontroller:
     # for the tests
 
     def idle(self) -> bool:
-        return self.informers.idle() and all(queue.idle() for queue in self.queues.values())
+        return all(queue.idle() for queue in self.queues.values())
 
     def wait_idle(self, timeout: float = 60.0, quiet: float = 0.3) -> None:
         """Until every queue has been empty, with no sync running, for ``quiet`` seconds.
