@@ -44,7 +44,8 @@ Before the columnar hot path (b777e5b), run back to back with it on the same 1M-
 against 37.5 MiB. A recording's log (``--lines 1000000 --processes 5``: few processes, the
 same syscalls again and again) costs less: the enricher 204,000 to 208,000 records per CPU
 second (12 to 17 times the plain read's CPU time; 112,000 and 31 times before), 35 MiB; its
-wall clock was 86,000 to 148,000 records/s, the machine being shared then. The target of 200,000 records/s is not met (``meets_targets`` false):
+wall clock was 86,000 to 148,000 records/s, the machine being shared then. The target of
+200,000 records/s is not met (``meets_targets`` false):
 what is left is, per million lines, about 1.2 s in the batch's regular expression, 1.1 s in
 the follower (read, decode, split), 1.3 s telling (0.4 s of it the 3% of AVC records, parsed
 in full), 1.1 s accounting.
