@@ -36,6 +36,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hooks.api import syscalls
+from nodesync.enricher import epochs
 from nodesync.enricher.auditlog import (
     PIDS,
     TOLD_FIELDS,
@@ -99,7 +100,6 @@ _Counted = tuple[str, str, str]
 # the beginning of a told SECCOMP record's line, up to its event
 _HEAD: Final = '{"msg":"audit","timestamp":"'
 MAX_EPOCH: Final = 65536  # distinct fields (or pids) counted in an epoch
-_NEW: Final = object()
 _EVENT: Final = itemgetter(0)
 _AVC_TEXT: Final = itemgetter(2)
 _COUNTED: Final[Memo[_Counted]] = Memo(lambda fields: TOLD_FIELDS[fields][1:], ("", "", ""))
@@ -394,14 +394,7 @@ class LogEnricher:
         # pids' labels when the epoch ends or the counts are read
         with self._counting:
             epoch = self._epoch_labels
-            for pid, pid_labels in labels.items():
-                known = epoch.get(pid, _NEW)
-                if known is _NEW:
-                    epoch[pid] = pid_labels
-                elif known != pid_labels:  # a pid of another pod now: a new epoch
-                    self._end_epoch()
-                    epoch.update(labels)
-                    break
+            epochs.join(epoch, labels, self._end_epoch)  # a pid of another pod: a new epoch
             _count_elements(self._epoch_counts, batch.fields)
             if len(self._epoch_counts) >= MAX_EPOCH or len(epoch) >= MAX_EPOCH:
                 self._end_epoch()

@@ -29,6 +29,7 @@ from operator import itemgetter
 from typing import Any, Final, Protocol, runtime_checkable
 
 from hooks.api import syscalls
+from nodesync.enricher import epochs
 from nodesync.enricher.auditlog import (
     CALLS,
     PIDS,
@@ -138,7 +139,6 @@ class TellBatch:
 _FIELDS_OF: Final = itemgetter(1)
 # distinct fields (or pids) of an epoch that end it (see Recorder._settle)
 MAX_WRITTEN: Final = 65536
-_NEW: Final = object()
 
 
 _TELLERS: dict[type, bool] = {}
@@ -300,14 +300,7 @@ class Recorder:
             attributed += count
         # the fields of this epoch's records, each put in its pid's container's trace when read
         epoch = self._epoch_containers
-        for pid, container_id in containers.items():
-            known = epoch.get(pid, _NEW)
-            if known is _NEW:
-                epoch[pid] = container_id
-            elif known != container_id:  # a pid of another container now: a new epoch
-                self._settle()
-                epoch.update(containers)
-                break
+        epochs.join(epoch, containers, self._settle)  # a pid of another container: a new epoch
         self._written.update(fields)
         if len(self._written) >= MAX_WRITTEN or len(epoch) >= MAX_WRITTEN:
             self._settle()
