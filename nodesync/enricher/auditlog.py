@@ -345,7 +345,6 @@ _TOLD_BATCH: Final = re.compile(
     r"|type=((?:AVC|1400) [^\n]*|SECCOMP |1326 )"
 )
 _UNREAD: Final = ("SECCOMP ", "1326 ")
-LOSS_MARKERS: Final = ("exceeded", "audit_lost", "suppressed")
 # what every line that reports lost records holds (nodesync.enricher.losses reads only such
 # lines): the longer the text, the faster the search of a batch
 _LOSS_TEXTS: Final = ("limit exceeded", "audit_lost=", "callbacks suppressed")
