@@ -79,15 +79,14 @@ from typing import Any
 
 import yaml
 
+from tests.helpers import readme_install
 from tests.helpers.controlplane import ControlPlane, ensure_binaries
 from tests.helpers.hookserver import free_port, serving
 from tests.helpers.metacontroller_common import api_for
 from tests.helpers.metacontroller_loop import Metacontroller, controllers
 from tests.helpers.nodesync_process import NodeSync
-from tests.helpers.shared import METACONTROLLER_CRDS, shared_data
 
 ROOT = Path(__file__).resolve().parent.parent
-E2E_DATA = ROOT / "tests" / "e2e" / "data"
 GROUP = "security-profiles-operator.x-k8s.io"
 NS = "bench-throughput"
 OPERATOR_NS = "security-profiles-operator"
@@ -263,15 +262,9 @@ class Sampler:
 
 
 def install(plane: ControlPlane) -> None:
-    """What tests/e2e/conftest.py's ``installed`` fixture does: Metacontroller's CRDs and
-    identity, cert-manager's stand-in CRDs, then the README's install."""
-    plane.kubectl("apply", "--server-side", "-f", str(shared_data(METACONTROLLER_CRDS)))
-    plane.kubectl("apply", "--server-side", "-f", str(E2E_DATA / "metacontroller-identity.yaml"))
-    plane.kubectl("apply", "--server-side", "-f", str(E2E_DATA / "cert-manager-stand-in-crds.yaml"))
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    plane.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    plane.kubectl("apply", "--server-side", "-k", str(ROOT / "metacontroller"), timeout=120)
+    """What tests/e2e/conftest.py's ``installed`` fixture does (the README's install), and
+    the flow schemas that count each client's requests."""
+    readme_install.install(plane)
     plane.apply([flow_schema(name, *who) for name, who in FLOW_SCHEMAS.items()])
     plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
 

@@ -16,7 +16,7 @@ from typing import NoReturn
 import pytest
 
 from tests.helpers.controlplane import ControlPlane, ControlPlaneUnavailable, ensure_binaries
-from tests.helpers.shared import METACONTROLLER_CRDS, shared_data
+from tests.helpers.readme_install import install
 from tests.helpers.unavailable import unavailable as any_test_unavailable
 
 
@@ -48,40 +48,9 @@ def control_plane(control_plane_binaries: Path) -> Iterator[ControlPlane]:
         plane.stop()
 
 
-REPO = Path(__file__).resolve().parent.parent.parent
-
-
 @pytest.fixture(scope="session")
 def installed(control_plane: ControlPlane) -> ControlPlane:
     """Metacontroller's CRDs (as its install would add them), then our install as the README
-    says."""
-    crds = shared_data(METACONTROLLER_CRDS)
-    control_plane.kubectl("apply", "--server-side", "-f", str(crds))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    # Metacontroller's identity: the tests write Metacontroller's children as it.
-    control_plane.kubectl(
-        "apply",
-        "--server-side",
-        "-f",
-        str(Path(__file__).parent / "data" / "metacontroller-identity.yaml"),
-    )
-    # cert-manager is not installed here: stand-in CRDs let its Issuer and Certificate be stored.
-    control_plane.kubectl(
-        "apply",
-        "--server-side",
-        "-f",
-        str(Path(__file__).parent / "data" / "cert-manager-stand-in-crds.yaml"),
-    )
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    # The README's install: the CRDs, then (once established) everything else, the spod included.
-    control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=security-profiles-operator",
-    )
-    control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "metacontroller"), timeout=120)
+    says (tests/helpers/readme_install.py)."""
+    install(control_plane)
     return control_plane
