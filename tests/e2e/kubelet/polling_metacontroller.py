@@ -39,6 +39,7 @@ from urllib.parse import urlencode, urlsplit
 import yaml
 
 from tests.helpers.controlplane import ControlPlane
+from tests.helpers.metacontroller_common import selector_matches
 from tests.helpers.metacontroller_step import _group
 
 LOG = logging.getLogger(__name__)
@@ -331,7 +332,11 @@ class PollingMetacontroller:
             children_all += self.api.list(child_rule["apiVersion"], child_rule["resource"])
         for parent in self.api.list(rule["apiVersion"], rule["resource"]):
             meta = parent["metadata"]
-            finalizing = bool(meta.get("deletionTimestamp"))
+            # parentResource.labelSelector: a parent that leaves it is finalized, as deleted.
+            selected = selector_matches(rule.get("labelSelector"), meta.get("labels"))
+            if not selected and finalizer not in (meta.get("finalizers") or []):
+                continue
+            finalizing = bool(meta.get("deletionTimestamp")) or not selected
             has_finalize = "finalize" in spec["hooks"]
             if has_finalize and not finalizing and finalizer not in (meta.get("finalizers") or []):
                 self.api.merge_patch(
