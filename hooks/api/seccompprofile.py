@@ -10,6 +10,11 @@ from hooks.api.base import Condition, Resource, Wire
 from hooks.api.kinds import AGE_COLUMN, STATUS_COLUMN, Kind, PrinterColumn, Version
 from hooks.api.profilestate import ProfileState
 
+# The install's own profiles (log-enricher-trace): synced by operator-profile-controller,
+# without a finalizer, so that they go with the operator. Only in the operator's namespace
+# (the admission policy spo-operator-profiles).
+OPERATOR_PROFILE_LABEL = "spo.x-k8s.io/operator-profile"
+
 
 class Action(StrEnum):
     KILL = "SCMP_ACT_KILL"

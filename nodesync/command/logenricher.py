@@ -250,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for server in servers:
             server.shutdown()
+            server.server_close()  # the metrics socket leaves the host folder with the process
 
 
 def _serve(

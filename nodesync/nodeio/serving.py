@@ -264,12 +264,20 @@ def start_secure(
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
+    def server_close(self) -> None:
+        """Close, and remove the socket from the folder (a host folder: nothing else would)."""
+        super().server_close()
+        where = Path(str(self.server_address))
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(where.lstat().st_mode):
+                where.unlink()
+
 
 def start_unix(
     path: str, routes: Mapping[str, Route], *, mode: int = 0o660, group: int | None = None
 ) -> socketserver.BaseServer:
     """Serve ``routes`` on the Unix socket ``path`` (a stale socket there is replaced),
-    readable by its owner and ``group``."""
+    readable by its owner and ``group``; ``server_close()`` removes it."""
     where = Path(path)
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(where.lstat().st_mode):

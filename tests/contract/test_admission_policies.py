@@ -17,6 +17,7 @@ from hooks.api import GROUP
 from hooks.api.configmaps import PROFILE_KINDS, PROFILE_NAME_ANNOTATION, configmap_name
 from hooks.api.nodestatus import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL, PROFILE_TO_RECORDING_LABEL
+from hooks.api.seccompprofile import OPERATOR_PROFILE_LABEL
 from hooks.api.spod import OPERATOR_NAMESPACE
 from hooks.cluster.spod.daemonset import ENRICHER_SERVICE_ACCOUNT, SERVICE_ACCOUNT
 
@@ -48,6 +49,7 @@ def test_every_policy_is_bound_to_deny_and_fails_closed() -> None:
         "spo-profile-configmaps",
         "spo-node-statuses",
         "spo-log-enricher-profiles",
+        "spo-operator-profiles",
     }
     assert set(BINDINGS) == set(POLICIES)
     for name, binding in BINDINGS.items():
@@ -125,3 +127,16 @@ def test_node_status_policy_knows_how_a_long_node_name_is_labelled() -> None:
 def test_log_enricher_policy_names_the_recording_labels() -> None:
     text = _text(POLICIES["spo-log-enricher-profiles"])
     assert f"'{PROFILE_TO_RECORDING_LABEL}'" in text and f"'{PROFILE_PARTIAL_LABEL}'" in text
+
+
+def test_operator_profile_policy_names_the_label_the_controllers_select_on() -> None:
+    text = _text(POLICIES["spo-operator-profiles"])
+    assert f"'{OPERATOR_PROFILE_LABEL}'" in text and f"'{OPERATOR_NAMESPACE}'" in text
+    base = ROOT / "metacontroller" / "base"
+    for manifest in ("operator-profile-controller.yaml", "seccompprofile-controller.yaml"):
+        [controller] = yaml.safe_load_all((base / manifest).read_text())
+        selector = controller["spec"]["parentResource"]["labelSelector"]
+        assert OPERATOR_PROFILE_LABEL in yaml.safe_dump(selector), manifest
+    [*_, recording] = yaml.safe_load_all((base / "recording-profile.yaml").read_text())
+    assert recording["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert recording["metadata"]["labels"][OPERATOR_PROFILE_LABEL] == "true"

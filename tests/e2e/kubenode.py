@@ -114,6 +114,7 @@ HOST_PATHS = (
     "/etc/cni",
     # hostPath volumes of the operator's own DaemonSets (DirectoryOrCreate)
     "/var/lib/security-profiles-operator",
+    "/var/run/security-profiles-operator",
     "/var/log/audit",
 )
 

@@ -47,6 +47,7 @@ from hooks.api.nodestatus import (
     status_name,
 )
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL, PROFILE_TO_RECORDING_LABEL
+from hooks.api.seccompprofile import OPERATOR_PROFILE_LABEL
 from nodesync.nodeio import reasons
 from tests.helpers.controlplane import METACONTROLLER, ControlPlane
 from tests.helpers.nodesync_process import NodeSync, eventually, node_status
@@ -68,6 +69,7 @@ NODE_EXTRA = "authentication.kubernetes.io/node-name"
 CONFIGMAP_POLICY = "ValidatingAdmissionPolicy 'spo-profile-configmaps'"
 STATUS_POLICY = "ValidatingAdmissionPolicy 'spo-node-statuses'"
 ENRICHER_POLICY = "ValidatingAdmissionPolicy 'spo-log-enricher-profiles'"
+OPERATOR_PROFILE_POLICY = "ValidatingAdmissionPolicy 'spo-operator-profiles'"
 SECCOMP = f"seccompprofiles.{GROUP}"
 SELINUX = f"selinuxprofiles.{GROUP}"
 STATUSES = f"securityprofilenodestatuses.{GROUP}"
@@ -602,6 +604,60 @@ def test_the_garbage_collector_deletes_and_orphans_but_never_rewrites(plane: Con
     assert configmap(plane, "seccomp-collected") is None
     ok, err = run(
         plane, NAMESPACE_CONTROLLER, "delete", "configmap", "seccomp-orphaned", "-n", TENANT
+    )
+    assert ok, err
+
+
+# -- the operator's own profiles: the label that drops the finalizer stays in its namespace --------
+
+
+def operator_profile(name: str, namespace: str) -> dict[str, Any]:
+    version, spec = SPECS["SeccompProfile"]
+    return {
+        "apiVersion": f"{GROUP}/{version}",
+        "kind": "SeccompProfile",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {OPERATOR_PROFILE_LABEL: "true"},
+        },
+        "spec": spec,
+    }
+
+
+@pytest.mark.parametrize("who", [ALICE, []], ids=["editor", "administrator"])
+def test_no_profile_outside_the_operators_namespace_escapes_the_finalizer(
+    plane: ControlPlane, who: list[str]
+) -> None:
+    """A profile labelled spo.x-k8s.io/operator-profile gets no finalizer, so a pod using it
+    would not keep it from being deleted: neither made so nor labelled so later."""
+    labelled = operator_profile("unfinalized", TENANT)
+    refused_by(OPERATOR_PROFILE_POLICY, run(plane, who, "create", "-f", "-", body=labelled))
+    profile(plane, "plain-profile")
+    refused_by(
+        OPERATOR_PROFILE_POLICY,
+        run(
+            plane,
+            who,
+            "label",
+            SECCOMP,
+            "plain-profile",
+            "-n",
+            TENANT,
+            f"{OPERATOR_PROFILE_LABEL}=true",
+        ),
+    )
+    found = plane.kubectl_json("get", SECCOMP, "plain-profile", "-n", TENANT)
+    assert OPERATOR_PROFILE_LABEL not in (found["metadata"].get("labels") or {})
+    # The operator's namespace may carry it (its log-enricher-trace does).
+    ok, err = run(
+        plane,
+        [],
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        body=operator_profile("own", OPERATOR_NS),
     )
     assert ok, err
 

@@ -218,3 +218,13 @@ def test_the_enrichers_socket_is_its_owners_and_groups_only(enricher_socket: Pat
     assert body is not None and b"seccomp_profile_audit_total{" in body
     assert serving.fetch_unix(str(enricher_socket), "/nothing") is None
     assert serving.fetch_unix(str(enricher_socket) + ".missing", "/metrics-spod") is None
+
+
+def test_a_closed_unix_server_removes_its_socket(tmp_path: Path) -> None:
+    """The socket is in a host folder: the program that made it removes it when it stops."""
+    path = tmp_path / "enricher.sock"
+    server = serving.start_unix(str(path), {"/metrics-spod": lambda: b"x 1\n"})
+    assert serving.fetch_unix(str(path), "/metrics-spod") == b"x 1\n"
+    server.shutdown()
+    server.server_close()
+    assert not path.exists()

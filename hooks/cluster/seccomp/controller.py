@@ -102,8 +102,16 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
 
 
 def sync(request: SyncRequest, now: str) -> SyncResponse:
-    """The desired ConfigMap and the observed status of one SeccompProfile (also finalize)."""
+    """The desired ConfigMap and the observed status of one SeccompProfile (also finalize).
+
+    Metacontroller also calls finalize on a profile that is not being deleted but left the
+    controller's ``parentResource.labelSelector`` (a profile labelled
+    ``spo.x-k8s.io/operator-profile`` moves to operator-profile-controller): that profile
+    is handed over as a sync leaves it, ConfigMap and status unchanged, and finalized."""
     meta = request.parent.get("metadata") or {}
+    if request.finalizing and not meta.get("deletionTimestamp"):
+        handed_over = sync(request.model_copy(update={"finalizing": False}), now)
+        return handed_over.model_copy(update={"finalized": True, "resyncAfterSeconds": None})
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     bad_name = name_problem(name, namespace)
     observed = child_named(request, CONFIGMAP, configmap_name(SECCOMP_KIND, name))

@@ -26,3 +26,12 @@ def sync() -> Response:
 @blueprint.post("/finalize")
 def finalize() -> Response:
     return answer("seccompprofile-finalize", lambda: controller.sync(decode(SyncRequest), now()))
+
+
+@blueprint.post("/finalize-handover")
+def finalize_handover() -> Response:
+    """The same finalize, on a path the releases before the hand-over did not serve: while an
+    upgrade rolls the hooks, an old pod would answer a profile that left the controller's
+    selection with no child (its ConfigMap and node file would go); it answers 404 instead,
+    and Metacontroller retries until a new pod answers."""
+    return answer("seccompprofile-finalize", lambda: controller.sync(decode(SyncRequest), now()))

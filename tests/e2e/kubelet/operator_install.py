@@ -102,55 +102,50 @@ class Operator:
 
 
 def _apply(cluster: Cluster) -> Path:
+    return apply_install(cluster, REPO, OVERLAY)
+
+
+def apply_install(cluster: Cluster, tree: Path, overlay: Path, *, issued_as: str = "") -> Path:
+    """The README's install of the source ``tree`` (its CRDs, then ``overlay``), with the webhook
+    and metrics certificates made as ``metacontroller/webhook-tls.md`` says without
+    cert-manager; returns the webhook's CA.
+    ``issued_as`` tells the certificates of another install apart in the cluster's PKI."""
     plane = cluster.plane
     # Metacontroller's own install brings its CRDs (and its ServiceAccount, which the emulated
     # loop acts as).
     plane.kubectl("apply", "--server-side", "-f", str(metacontroller_crds()))
     plane.kubectl("apply", "--server-side", "-f", str(METACONTROLLER_IDENTITY))
     # The README's install: the CRDs, then (once established) everything else.
-    plane.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
+    plane.kubectl("apply", "--server-side", "-k", str(tree / "crds"))
     plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    plane.kubectl("apply", "--server-side", "-k", str(OVERLAY), timeout=120)
+    plane.kubectl("apply", "--server-side", "-k", str(overlay), timeout=120)
     # metacontroller/webhook-tls.md, "Without cert-manager", steps 2 and 3 (the CA is the
     # cluster's).
     assert plane.pki is not None
     service = f"spo-webhook.{OPERATOR_NS}.svc"
     cert, key = plane.pki.issue(
-        "spo-webhook",
+        f"spo-webhook{issued_as}",
         f"/CN={service}",
         server_extensions([f"DNS:{service}", f"DNS:{service}.cluster.local"]),
     )
     plane.kubectl(
-        "create",
-        "secret",
-        "tls",
-        "spo-webhook-tls",
-        "-n",
-        OPERATOR_NS,
-        f"--cert={cert}",
+        "create", "secret", "tls", "spo-webhook-tls", "-n", OPERATOR_NS, f"--cert={cert}",
         f"--key={key}",
-    )
+    )  # fmt: skip
     # webhook-tls.md, "The metrics certificate", without cert-manager.
     metrics = f"metrics.{OPERATOR_NS}"
     cert, key = plane.pki.issue(
-        "spo-metrics",
+        f"spo-metrics{issued_as}",
         f"/CN={metrics}.svc",
         server_extensions(
             [f"DNS:{metrics}", f"DNS:{metrics}.svc", f"DNS:{metrics}.svc.cluster.local"]
         ),
     )
     plane.kubectl(
-        "create",
-        "secret",
-        "generic",
-        "spo-metrics-tls",
-        "-n",
-        OPERATOR_NS,
-        "--type=kubernetes.io/tls",
-        f"--from-file=tls.crt={cert}",
-        f"--from-file=tls.key={key}",
+        "create", "secret", "generic", "spo-metrics-tls", "-n", OPERATOR_NS,
+        "--type=kubernetes.io/tls", f"--from-file=tls.crt={cert}", f"--from-file=tls.key={key}",
         f"--from-file=ca.crt={plane.pki.ca_cert}",
-    )
+    )  # fmt: skip
     return plane.pki.ca_cert
 
 
