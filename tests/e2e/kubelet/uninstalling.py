@@ -35,6 +35,9 @@ NODE_PATHS = (
     Path("/var/lib/security-profiles-operator"),
     Path("/var/run/security-profiles-operator"),
 )
+# What the README says the uninstall keeps on purpose, until its node command: the log
+# enricher's state, so that a reinstalled or upgraded enricher resumes the audit log.
+KEPT = Path("/var/lib/security-profiles-operator/log-enricher")
 
 
 def readme_commands(name: str, folder: Path = OVERLAY) -> str:
@@ -154,13 +157,15 @@ def wait_namespace_gone(plane: ControlPlane, timeout: float = 180.0) -> None:
     )
 
 
-def node_files() -> list[str]:
-    """Every file (not folder) under the install's node paths."""
+def node_files(*, kept: bool = False) -> list[str]:
+    """Every file (not folder) under the install's node paths; with ``kept``, without what
+    the README says stays on purpose (``KEPT``)."""
     return sorted(
         str(Path(root) / name)
         for top in NODE_PATHS
         if top.exists()
         for root, _, names in os.walk(top)
+        if not (kept and Path(root).is_relative_to(KEPT))
         for name in names
     )
 
