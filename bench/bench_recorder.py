@@ -237,13 +237,13 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     # as spo log-enricher writes: one write of its lines per batch (to /dev/null here)
     enricher = LogEnricher("node-1", CollectorRegistry(), index.get, out=sink)
     while True:
-        batch = follower.poll()
-        if not batch:
+        batch = follower.poll_text()  # as spo log-enricher reads (nodesync.enricher.auditloop)
+        if batch is None:
             break
         if enrich:  # what spo log-enricher runs: every record told and counted too
-            recorder.consume(batch, each=enricher)
+            recorder.consume_text(batch, each=enricher)
         else:
-            recorder.consume(batch)
+            recorder.consume_text(batch)
     sink.close()
     follower.commit()
     follower.checkpoint()

@@ -194,6 +194,22 @@ def event_time(line: str) -> float | None:
     return found[0] if found is not None else None
 
 
+def last_event_time_of_text(text: str) -> float | None:
+    """:func:`last_event_time` of the lines of ``text`` (joined by newlines), never split."""
+    end = len(text)
+    while end > 0:
+        at = text.rfind("audit(", 0, end)
+        if at < 0:
+            return None
+        start = text.rfind("\n", 0, at) + 1
+        stop = text.find("\n", at)
+        found = event_time(text[start : len(text) if stop < 0 else stop])
+        if found is not None:
+            return found
+        end = start
+    return None
+
+
 def last_event_time(lines: Sequence[str]) -> float | None:
     """The time of the last audit event in ``lines`` (read in order), None when there is none."""
     for line in reversed(lines):
@@ -397,13 +413,18 @@ class ToldBatch:
 
 
 def scan_batch(lines: Sequence[str]) -> ToldBatch | None:
-    """The SECCOMP and AVC records of ``lines``, found by one regular expression over the whole
-    batch; None when a SECCOMP record is written in a way it does not read (then read the
-    lines one by one, :func:`scan_told`). The same records, with the same pids, as the lines
-    read one by one: every line that begins a SECCOMP record is one the search reads or sends
-    the batch there; a ``type=`` after the first of a line is not reached. A line of another
-    type may add a row ("", "", "") to the records, told as nothing."""
-    text = "\n".join(lines)
+    """:func:`scan_text` of ``lines``."""
+    return scan_text("\n".join(lines))
+
+
+def scan_text(text: str) -> ToldBatch | None:
+    """The SECCOMP and AVC records of the lines of ``text`` (joined by newlines), found by one
+    regular expression over the whole batch; None when a SECCOMP record is written in a way it
+    does not read (then read the lines one by one, :func:`scan_told`). The same records, with
+    the same pids, as the lines read one by one: every line that begins a SECCOMP record is one
+    the search reads or sends the batch there; a ``type=`` after the first of a line is not
+    reached. A line of another type may add a row ("", "", "") to the records, told as
+    nothing."""
     found: list[Told] = _TOLD_BATCH.findall(text)
     avc: list[str] = list(filter(None, map(_AVC_OF, found)))
     if _UNREAD[0] in avc or _UNREAD[1] in avc:
