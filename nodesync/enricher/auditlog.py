@@ -290,7 +290,7 @@ Written = tuple[str, str, str, str, str]  # a SECCOMP record's event, pid, exe, 
 # The fields the log enricher tells, in the kernel's order, from `` pid=`` to before `` ip=``;
 # the text of those fields -> (pid, exe, arch, syscall) texts, parsed once.
 _TOLD_FIELDS: Final = re.compile(
-    r" pid=(\d+) comm=\S+ exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+)(?: |$)"
+    r" pid=(\d+) comm=\S+ exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+)(?: |$)", re.ASCII
 )
 MEMO_SIZE: Final = 65536
 _T = TypeVar("_T")
@@ -394,7 +394,8 @@ _TOLD_BATCH: Final = re.compile(
     + r"|type=((?:AVC|1400) [^\n]*|SECCOMP |1326 )"
     + _OTHER_LINES
     + "|type="
-    + _OTHER_LINES
+    + _OTHER_LINES,
+    re.ASCII,  # ASCII digits only, as is_number (and a tenth faster)
 )
 _UNREAD: Final = ("SECCOMP ", "1326 ")
 # what every line that reports lost records holds (nodesync.enricher.losses reads only such

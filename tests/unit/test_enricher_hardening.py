@@ -134,6 +134,17 @@ def test_a_pid_of_other_digits_is_no_record(pid: str) -> None:
     assert scan(line) is None
     assert parse(line) is None
     assert parse(AVC.format(pid=pid)) is None
+    assert scan_told(line) is None
+    batch = scan_batch([line])
+    assert batch is None or not [fields for _, fields, _ in batch.records if fields]
+    assert told([line, AVC.format(pid=pid)])[0] == []
+    assert told([line.replace("pid=", "pid=1234 comm=x pid=")])[0] == []
+
+
+def test_a_syscall_of_other_digits_is_no_record_on_any_path() -> None:
+    line = seccomp_line("u").replace("syscall=83", "syscall=٨٣")
+    assert scan_told(line) is None
+    assert told([line])[0] == []
 
 
 def test_avc_pid_is_the_record_s_own() -> None:
