@@ -41,14 +41,24 @@ one minute to the next, so compare runs by the ratios to it):
 
 Before the columnar hot path (b777e5b), run back to back with it on the same 1M-line log:
 89,000 to 95,000 records/s for the enricher against 106,000 to 118,000 after, 41 MiB
-against 37.5 MiB. A recording's log (``--lines 1000000 --processes 5``: few processes, the
-same syscalls again and again) costs less: the enricher 204,000 to 208,000 records per CPU
-second (12 to 17 times the plain read's CPU time; 112,000 and 31 times before), 35 MiB; its
-wall clock was 86,000 to 148,000 records/s, the machine being shared then. The target of
-200,000 records/s is not met (``meets_targets`` false):
-what is left is, per million lines, about 1.2 s in the batch's regular expression, 1.1 s in
-the follower (read, decode, split), 1.3 s telling (0.4 s of it the 3% of AVC records, parsed
-in full), 1.1 s accounting.
+against 37.5 MiB.
+
+Then (h-pid15) the batch's regular expression was made to take a record's own pid= and
+only lines that are records (it reads the kernel's end of a SECCOMP record and runs over
+whole lines: more text matched), and the hot path was made to read a batch as the text the
+follower decoded (``Follower.poll_text``, ``Recorder.consume_text``: no split into lines, no
+join, no len of every line). Measured back to back with the code before, on a shared machine
+(load 4 to 12: wall clocks meaningless, CPU times inflated alike), records per CPU second of
+the enricher: worst-case log 1M lines 75,400 -> 109,200, 4M 76,700 -> 93,100 (one run
+each); interleaved runs on one 1M-line log, 8.3 to 8.7 CPU s -> 6.5 to 7.8 (a fifth less);
+a recording's log (``--lines 1000000 --processes 5``) 104,100 -> 139,800 (7.0 -> 5.2 CPU
+s); peak RSS 38 -> 37.5 MiB (33.8 MiB for the recording's log). The target of 200,000
+records/s is still not met (``meets_targets`` false). Where the enricher's time goes now
+(py-spy, worst-case log): 28% the batch's regular expression, 3% the search for loss
+reports, 21% joining the told lines (5 columns looked up per record), 6% counting the
+batch's lines (``str.count``), 13% the accounting columns (fields, pids, Counter, the
+recorder's set and the enricher's counts), 9% the 3% of AVC records (parsed, accounted and
+told one by one), 4% the follower (read and decode), the rest per-batch work and imports.
 """
 
 from __future__ import annotations
@@ -237,13 +247,13 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     # as spo log-enricher writes: one write of its lines per batch (to /dev/null here)
     enricher = LogEnricher("node-1", CollectorRegistry(), index.get, out=sink)
     while True:
-        batch = follower.poll()
-        if not batch:
+        batch = follower.poll_text()  # as spo log-enricher reads (nodesync.enricher.auditloop)
+        if batch is None:
             break
         if enrich:  # what spo log-enricher runs: every record told and counted too
-            recorder.consume(batch, each=enricher)
+            recorder.consume_text(batch, each=enricher)
         else:
-            recorder.consume(batch)
+            recorder.consume_text(batch)
     sink.close()
     follower.commit()
     follower.checkpoint()

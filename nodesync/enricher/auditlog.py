@@ -22,8 +22,13 @@ An AVC record (``type=AVC`` / ``type=1400``)::
     scontext=u:r:container_t:s0:c1,c2 tcontext=u:object_r:var_t:s0 tclass=file permissive=1
 
 The kernel quotes a string value only if it has no byte below 0x21, above 0x7e
-or a double quote; otherwise it logs the bytes in hex, unquoted. So no value
-holds a space, and a value either is quoted text or is hex (or ``(null)``).
+or a double quote; otherwise it logs the bytes in hex, unquoted. So no such
+value holds a space, and a value either is quoted text or is hex (or ``(null)``).
+Not all values are escaped: the subject's label (``subj=``) is the LSM's text as
+it is, and a userspace record's ``msg='...'`` any text its sender wrote. Two rules
+hold on every path here, line by line or a batch at once, for the recorder and the
+log enricher alike: a line is the record its *first* ``type=`` names, and a
+record's pid is its own ``pid=`` (:func:`own_pid_at`), the last of the line.
 
 This is the recorder's hot path. :func:`parse` builds the whole record (for the
 log enricher) with one regular expression anchored on the fixed order of the
@@ -125,17 +130,31 @@ def is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def record_pid(line: str, start: int = 0) -> str | None:
-    """The record's own ``pid=`` (its digits), the one parser of the recorder and the enricher.
+def own_pid_at(line: str, start: int = 0) -> int:
+    """Where the record's own `` pid=`` begins (at its space), -1 when it has none: the one
+    rule of every parser here, the recorder's and the enricher's, line by line or by batch.
 
-    In a SECCOMP or AVC record the process's pid comes before its ``comm=`` and ``exe=``,
-    which the kernel escapes, and then only fields that hold no space: so the record's own
-    field is the *last* `` pid=`` of the line (before auditd's enrichment). A ``pid=`` that
-    appears earlier is inside a value the kernel logs unescaped (an LSM label in ``subj=``)
-    and is not the record's. None when there is none or it is not ASCII digits.
+    The kernel writes the process's ``pid=`` at a fixed place: in a SECCOMP record
+    (audit_log_task) after ``auid= uid= gid= ses=`` and the subject's label ``subj=``, in an
+    AVC record (lsm_audit) right after ``{ permissions } for``. After it come ``comm=`` and
+    ``exe=``, which the kernel escapes (quoted, or hex when they hold a space, a quote or a
+    control byte), then only numbers and names of the kernel and the policy: no value after it
+    holds a space. So the record's own field is the *last* `` pid=`` of the line before
+    auditd's enrichment (the 0x1d byte). An earlier one is inside a value the kernel logs
+    unescaped before it: the label in ``subj=`` (an LSM's text, which may hold spaces) is the
+    one place where a ``pid=``, or a whole forged ``pid= comm= exe= ... syscall=``, can be.
     """
     cut = line.find(ENRICHED_SEPARATOR, start)
-    at = line.rfind(" pid=", start, len(line) if cut < 0 else cut)
+    return line.rfind(" pid=", start, len(line) if cut < 0 else cut)
+
+
+def record_pid(line: str, start: int = 0) -> str | None:
+    """The digits of the record's own ``pid=`` (:func:`own_pid_at`); None when there is none
+    or it is not ASCII digits."""
+    return _pid_digits(line, own_pid_at(line, start))
+
+
+def _pid_digits(line: str, at: int) -> str | None:
     if at < 0:
         return None
     at += 5
@@ -175,6 +194,22 @@ def event_time(line: str) -> float | None:
     return found[0] if found is not None else None
 
 
+def last_event_time_of_text(text: str) -> float | None:
+    """:func:`last_event_time` of the lines of ``text`` (joined by newlines), never split."""
+    end = len(text)
+    while end > 0:
+        at = text.rfind("audit(", 0, end)
+        if at < 0:
+            return None
+        start = text.rfind("\n", 0, at) + 1
+        stop = text.find("\n", at)
+        found = event_time(text[start : len(text) if stop < 0 else stop])
+        if found is not None:
+            return found
+        end = start
+    return None
+
+
 def last_event_time(lines: Sequence[str]) -> float | None:
     """The time of the last audit event in ``lines`` (read in order), None when there is none."""
     for line in reversed(lines):
@@ -200,8 +235,8 @@ def parse(line: str) -> AuditRecord | None:
     return None
 
 
-# The fields of a SECCOMP record after ``ses=``/``subj=``, in the order audit_seccomp()
-# writes them (compat= since Linux 4.14). For the whole record, one search with this
+# The fields of a SECCOMP record from its own pid=, in the order audit_seccomp()
+# writes them (compat= since Linux 4.14). For the whole record, one match with this
 # measured as fast as a str.find per field or a little faster (bench/bench_recorder.py
 # times both); for the three fields of :func:`scan`, finds are faster.
 _SECCOMP_TAIL: Final = re.compile(
@@ -228,10 +263,11 @@ def scan(line: str) -> tuple[str, str, str] | AvcRecord | None:
         return None
     if line.startswith("SECCOMP ", at + 5) or line.startswith("1326 ", at + 5):
         # three fields, in the kernel's order: a find each beats the regular expression here
-        pid_text = record_pid(line, at)
+        pid_at = own_pid_at(line, at)
+        pid_text = _pid_digits(line, pid_at)
         if pid_text is None:
             return None
-        pid_end = line.rfind(" pid=", at) + 5 + len(pid_text)
+        pid_end = pid_at + 5 + len(pid_text)
         arch = line.find(" arch=", pid_end) + 6
         arch_end = line.find(" ", arch)
         number = line.find(" syscall=", arch_end) + 9
@@ -254,7 +290,7 @@ Written = tuple[str, str, str, str, str]  # a SECCOMP record's event, pid, exe, 
 # The fields the log enricher tells, in the kernel's order, from `` pid=`` to before `` ip=``;
 # the text of those fields -> (pid, exe, arch, syscall) texts, parsed once.
 _TOLD_FIELDS: Final = re.compile(
-    r" pid=(\d+) comm=\S+ exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+)(?: |$)"
+    r" pid=(\d+) comm=\S+ exe=(\S+) sig=-?\d+ arch=([0-9a-f]+) syscall=(\d+)(?: |$)", re.ASCII
 )
 MEMO_SIZE: Final = 65536
 _T = TypeVar("_T")
@@ -313,7 +349,7 @@ def scan_told(line: str) -> Written | AuditRecord | None:
     if line.startswith("SECCOMP ", at + 5) or line.startswith("1326 ", at + 5):
         event = line.find("audit(", at) + 6
         event_end = line.find(")", event)
-        fields = line.find(" pid=", event_end)
+        fields = own_pid_at(line, event_end)
         fields_end = line.find(" ip=", fields)
         if event > 5 and event_end > 0 and fields > 0 and fields_end > 0:
             # pid= to syscall= (compat=): the same few texts again and again in a recording
@@ -330,26 +366,44 @@ def scan_told(line: str) -> Written | AuditRecord | None:
     return None
 
 
-# A whole batch at once: every SECCOMP record written in the kernel's order as (event, its
-# fields from pid= to syscall=, ""), every AVC record as ("", "", its text after "type=").
-# The fields before pid= are searched token by token; the kernel's own
-# ("auid= uid= gid= ses= [subj=]", none of them pid=) is tried first, as one piece: the same
-# match, found in two thirds of the time.
-_TOLD_BATCH: Final = re.compile(
+# A whole batch at once, with the rules of the line-by-line parsers above: a line is the record
+# its first "type=" names, and a SECCOMP record's pid is its own (:func:`own_pid_at`). Every
+# SECCOMP record written in the kernel's order is (event, its fields from pid= to syscall=, ""),
+# every AVC record ("", "", its text after "type="), a line of another type ("", "", "").
+# Each match runs to the end of a line, and on over the lines that follow when each begins
+# with "type=" and names another type: so the search, which looks for the next "type=", finds
+# the first of a line, never one inside the text of another record (a userspace record's
+# msg='...' holds any text). A SECCOMP record's fields are followed by the kernel's own end
+# of the record (compat= ip= code=) and then the end of the line or auditd's enrichment: the
+# pid= taken is the last of the line, as own_pid_at's, not one inside a label in subj= (the
+# fields before pid= are searched token by token; the kernel's own "auid= uid= gid= ses=
+# [subj=]" is tried first, as one piece: the same match, found in two thirds of the time).
+_OTHER_LINES: Final = r"[^\n]*(?:\n(?=type=)(?!type=(?:SECCOMP|1326|AVC|1400) )[^\n]*)*"
+_SECCOMP_RECORD: Final = (
     r"type=(?:SECCOMP|1326) msg=audit\(([0-9.:]+)\):"
-    r"(?: auid=\d+ uid=\d+ gid=\d+ ses=\d+ subj=[^ \n]+| auid=\d+ uid=\d+ gid=\d+ ses=\d+"
-    r"|(?: [^ \n]+)*?)"
-    r"( pid=\d+ comm=[^ \n]+ exe=[^ \n]+ sig=-?\d+ arch=[0-9a-f]+ syscall=\d+)(?=[ \n]|$)"
-    # both begin with "type=": the search looks for that text; "SECCOMP " in the place of an
+    r"(?: auid=\d+ uid=\d+ gid=\d+ ses=\d+ subj=[^ \n\x1d]+| auid=\d+ uid=\d+ gid=\d+ ses=\d+"
+    r"|(?: [^ \n\x1d]+)*?)"
+    r"( pid=\d+ comm=[^ \n\x1d]+ exe=[^ \n\x1d]+ sig=-?\d+ arch=[0-9a-f]+ syscall=\d+)"
+    r"(?: compat=\d+)? ip=0x[0-9a-f]+ code=0x[0-9a-f]+(?![^\n\x1d])"
+)
+_TOLD_BATCH: Final = re.compile(
+    _SECCOMP_RECORD
+    + _OTHER_LINES
+    # all begin with "type=": the search looks for that text; "SECCOMP " in the place of an
     # AVC record's text: a SECCOMP record written otherwise (the batch is read line by line)
-    r"|type=((?:AVC|1400) [^\n]*|SECCOMP |1326 )"
+    + r"|type=((?:AVC|1400) [^\n]*|SECCOMP |1326 )"
+    + _OTHER_LINES
+    + "|type="
+    + _OTHER_LINES,
+    re.ASCII,  # ASCII digits only, as is_number (and a tenth faster)
 )
 _UNREAD: Final = ("SECCOMP ", "1326 ")
 # what every line that reports lost records holds (nodesync.enricher.losses reads only such
 # lines): the longer the text, the faster the search of a batch
 _LOSS_TEXTS: Final = ("limit exceeded", "audit_lost=", "callbacks suppressed")
 
-Told = tuple[str, str, str]  # (event, fields, "") of a SECCOMP record; ("", "", text) of an AVC
+# (event, fields, "") of a SECCOMP record; ("", "", text) of an AVC; ("", "", "") other lines
+Told = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,13 +414,18 @@ class ToldBatch:
 
 
 def scan_batch(lines: Sequence[str]) -> ToldBatch | None:
-    """The SECCOMP and AVC records of ``lines``, found by one regular expression over the whole
-    batch; None when a SECCOMP record is written in a way it does not read (then read the
-    lines one by one, :func:`scan_told`). Every ``type=SECCOMP ``/``type=1326 `` the search
-    reaches is a record it reads or sends the batch there; one inside the text of another
-    record (which the kernel never writes: it logs a value holding a space in hex) is not
-    reached."""
-    text = "\n".join(lines)
+    """:func:`scan_text` of ``lines``."""
+    return scan_text("\n".join(lines))
+
+
+def scan_text(text: str) -> ToldBatch | None:
+    """The SECCOMP and AVC records of the lines of ``text`` (joined by newlines), found by one
+    regular expression over the whole batch; None when a SECCOMP record is written in a way it
+    does not read (then read the lines one by one, :func:`scan_told`). The same records, with
+    the same pids, as the lines read one by one: every line that begins a SECCOMP record is one
+    the search reads or sends the batch there; a ``type=`` after the first of a line is not
+    reached. A line of another type may add a row ("", "", "") to the records, told as
+    nothing."""
     found: list[Told] = _TOLD_BATCH.findall(text)
     avc: list[str] = list(filter(None, map(_AVC_OF, found)))
     if _UNREAD[0] in avc or _UNREAD[1] in avc:
@@ -389,8 +448,9 @@ def exe_text(raw: str) -> str:
 
 
 def _seccomp(line: str, start: int) -> SeccompRecord | None:
-    match = _SECCOMP_TAIL.search(line, line.rfind(" pid=", start))  # the record's own pid
-    if match is None or match.group(1) != record_pid(line, start):
+    pid_at = own_pid_at(line, start)
+    match = _SECCOMP_TAIL.match(line, pid_at) if pid_at >= 0 else None
+    if match is None:
         return _seccomp_any_order(line, start)
     at = line.find("audit(", start)
     colon = line.find(":", at)

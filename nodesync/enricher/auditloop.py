@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from hooks.api import GROUP
-from nodesync.enricher.auditlog import last_event_time
+from nodesync.enricher.auditlog import last_event_time_of_text
 from nodesync.enricher.deferring import Deferred
 from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.following import Follower
@@ -76,20 +76,20 @@ def follow(
                 auditd.check()
             if kernel is not None:
                 kernel.check()
-            batch = follower.poll()
+            batch = follower.poll_text()  # the batch's lines, never split on the hot path
             if processes is not None:
                 processes.drain()
-            if batch:
-                agent.consume(batch, each=enricher)
+            if batch is not None:
+                agent.consume_text(batch, each=enricher)
                 sys.stdout.flush()  # the enriched lines of a batch leave together
                 follower.commit()
                 if processes is not None:
-                    read = last_event_time(batch)
+                    read = last_event_time_of_text(batch)
                     if read is not None:
                         processes.table.read_until(read)
             deferred.run_due()
             follower.maybe_checkpoint()
-            if not batch:
+            if batch is None:
                 stop.wait(follower.poll_interval)
     finally:
         follower.checkpoint()

@@ -76,6 +76,15 @@ class _Open:
         os.close(self.fd)
 
 
+def _may_hold_longer(text: str, length: int) -> bool:
+    """Whether a line of ``text`` may be longer than ``length``: one is, if it is, only where an
+    aligned piece of half that length holds no newline (a find each, a few per batch; a split
+    and a ``len`` per line only then)."""
+    piece = max(1, length // 2)
+    find = text.find
+    return any(find("\n", at, at + piece) < 0 for at in range(0, len(text) - piece + 1, piece))
+
+
 def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
@@ -289,8 +298,9 @@ class Follower:
 
     # -- reading -----------------------------------------------------------
 
-    def _read(self, opened: _Open, final: bool = False) -> list[str]:
-        """Complete lines available in ``opened`` (all the rest, partial line too, if ``final``)."""
+    def _read(self, opened: _Open, final: bool = False) -> str | None:
+        """Complete lines available in ``opened`` (all the rest, partial line too, if ``final``),
+        joined by newlines (the last one's left out); None when there is none."""
         size = os.fstat(opened.fd).st_size
         read_at = opened.read_at
         seen = (opened.pending_tail + opened.buffer)[-FINGERPRINT:]
@@ -303,7 +313,6 @@ class Follower:
             opened.tail = opened.pending_tail = b""
             opened.buffer = b""
             read_at = 0
-        lines: list[str] = []
         data = opened.buffer
         at_end = True
         if size > read_at:
@@ -313,7 +322,7 @@ class Follower:
                 end = chunk.find(b"\n")
                 self._drop(opened, chunk if end < 0 else chunk[: end + 1])
                 if end < 0:
-                    return lines
+                    return None
                 opened.skipping = False
                 chunk = chunk[end + 1 :]
             data += chunk  # the buffer holds at most max_line bytes: no quadratic rebuilding
@@ -326,7 +335,7 @@ class Follower:
                 self._too_long(opened, data)
             else:
                 opened.buffer = data
-            return lines
+            return None
         complete = memoryview(data)[:newline]  # decoded below without a copy
         opened.buffer = b""
         opened.pending += len(complete) if unfinished else newline + 1
@@ -338,13 +347,16 @@ class Follower:
             self._too_long(opened, rest)
         else:
             opened.buffer = rest
-        lines = str(complete, "utf-8", "replace").split("\n")
-        if len(complete) > self.max_line and max(map(len, lines)) > self.max_line:
-            # a line too long, read whole in one chunk (max and map: a loop in C, every batch)
-            kept = [line for line in lines if len(line) <= self.max_line]
-            self._count_long(len(lines) - len(kept))
-            lines = kept
-        return lines
+        text = str(complete, "utf-8", "replace")
+        if len(complete) > self.max_line and _may_hold_longer(text, self.max_line):
+            lines = text.split("\n")
+            if max(map(len, lines)) > self.max_line:  # a line too long, read whole in one chunk
+                kept = [line for line in lines if len(line) <= self.max_line]
+                self._count_long(len(lines) - len(kept))
+                if not kept:
+                    return None
+                text = "\n".join(kept)
+        return text
 
     def _drop(self, opened: _Open, dropped: bytes) -> None:
         """Pass over ``dropped``, the bytes that follow what was delivered (part of a long line)."""
@@ -382,28 +394,35 @@ class Follower:
 
     def poll(self) -> list[str]:
         """One step: the complete lines that can be read now (possibly none). Not thread-safe."""
+        text = self.poll_text()
+        return [] if text is None else text.split("\n")
+
+    def poll_text(self) -> str | None:
+        """:meth:`poll`'s lines joined by newlines (the last one's left out), None when there is
+        none: the lines of a read as they were decoded, never split (the log enricher's hot path
+        reads a batch whole)."""
         if not self._started:
             self._start()
         self.commit()
         now = self._clock()
         for old in list(self._retired):
-            lines = self._read(old, final=old.retire_at is not None and now >= old.retire_at)
-            if lines:
-                return lines
+            text = self._read(old, final=old.retire_at is not None and now >= old.retire_at)
+            if text is not None:
+                return text
             if old.retire_at is not None and now >= old.retire_at:
                 old.close()
                 self._retired.remove(old)
         if self._current is None:  # not there at the start, or renamed as soon as opened
             if not self._switch(now):
-                return []
-            return self.poll()  # rotated files never read first, then the new one
-        lines = self._read(self._current)
-        if lines:
-            return lines
+                return None
+            return self.poll_text()  # rotated files never read first, then the new one
+        text = self._read(self._current)
+        if text is not None:
+            return text
         if self._rotated():
-            lines = self._read(self._current, final=False)
-            if lines:
-                return lines  # not finished with the old file yet
+            text = self._read(self._current, final=False)
+            if text is not None:
+                return text  # not finished with the old file yet
             old = self._current
             queued = len(self._retired)
             if self._switch(now):
@@ -411,8 +430,8 @@ class Follower:
                 self._retired.insert(queued, old)  # before the files rotated after it
                 self.rotations += 1
                 log.info("%s was rotated: following the new file", self.path)
-                return self.poll()  # the rotated files never read first, then the new one
-        return []
+                return self.poll_text()  # the rotated files never read first, then the new one
+        return None
 
     def _switch(self, now: float) -> bool:
         """Open the file at the path from its beginning; queue rotated files never read."""

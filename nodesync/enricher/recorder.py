@@ -40,7 +40,7 @@ from nodesync.enricher.auditlog import (
     Written,
     parse,
     scan,
-    scan_batch,
+    scan_text,
     scan_told,
 )
 from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
@@ -225,7 +225,9 @@ class Recorder:
         are scanned for what it tells too, and handed over as text.
         """
         if each is not None and _is_teller(each):
-            return self._consume_told(lines, each)  # type: ignore[arg-type]
+            told = lines if isinstance(lines, list) else list(lines)
+            teller: Teller = each  # type: ignore[assignment]
+            return self._consume_told("\n".join(told), len(told), teller, told)
         if each is not None:
             return self._consume_records(lines, each)
         resolve = self._resolve
@@ -266,14 +268,27 @@ class Recorder:
         self.counts.attributed += attributed
         return counted
 
-    def _consume_told(self, lines: Iterable[str], teller: Teller) -> int:
-        lines = lines if isinstance(lines, list) else list(lines)
-        batch = scan_batch(lines)
+    def consume_text(
+        self, text: str, each: Callable[[AuditRecord, str | None], None] | None = None
+    ) -> int:
+        """:meth:`consume` of the lines of ``text`` (joined by newlines, as
+        :meth:`nodesync.enricher.following.Follower.poll_text` gives them): for the log
+        enricher, the batch is read whole, never split into lines unless it must be."""
+        if each is not None and _is_teller(each):
+            teller: Teller = each  # type: ignore[assignment]
+            return self._consume_told(text, text.count("\n") + 1, teller)
+        return self.consume(text.split("\n"), each)
+
+    def _consume_told(
+        self, text: str, line_count: int, teller: Teller, lines: list[str] | None = None
+    ) -> int:
+        """``text``: ``line_count`` lines joined by newlines (``lines``, when they were given)."""
+        batch = scan_text(text)
         if batch is None:
-            return self._consume_told_lines(lines, teller)
+            return self._consume_told_lines(text.split("\n") if lines is None else lines, teller)
         if batch.mentions_loss:
             observe = self.detector.observe
-            for line in lines:
+            for line in text.split("\n") if lines is None else lines:
                 if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
                     observe(line)
         # Column by column, each a loop in C (map over a dict's __getitem__, Counter, set.update):
@@ -306,15 +321,15 @@ class Recorder:
             self._settle()
         avc: dict[str, tuple[AuditRecord, str | None]] = {}
         if avc_records:
-            for text in batch.avc:
-                record = parse("type=" + text)
+            for avc_text in batch.avc:
+                record = parse("type=" + avc_text)
                 if record is None:
                     continue
                 found = resolve(record.pid) if record.pid else host
                 self._account(record, found)
-                avc[text] = (record, found.container_id)
+                avc[avc_text] = (record, found.container_id)
         records = len(pids) - avc_records
-        self.counts.lines += len(lines)
+        self.counts.lines += line_count
         self.counts.seccomp += records
         self.counts.attributed += attributed
         teller.tell(TellBatch(batch.records, fields, pids, containers, avc))

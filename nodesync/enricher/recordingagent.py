@@ -341,6 +341,14 @@ class RecordingAgent:
         with self._recorder_lock:
             return self.recorder.consume(lines, each)
 
+    def consume_text(
+        self, text: str, each: Callable[[AuditRecord, str | None], None] | None = None
+    ) -> int:
+        """:meth:`consume` of the lines of ``text`` (joined by newlines), never split for the
+        log enricher (:meth:`nodesync.enricher.recorder.Recorder.consume_text`)."""
+        with self._recorder_lock:
+            return self.recorder.consume_text(text, each)
+
     def _apply(self, decision: Decision) -> Decision:
         ref = decision.target.ref
         kind = decision.target.kind

@@ -11,6 +11,8 @@ from nodesync.enricher.auditlog import (
     SeccompRecord,
     context_type,
     decode_value,
+    last_event_time,
+    last_event_time_of_text,
     parse,
     scan,
 )
@@ -241,3 +243,23 @@ def scanned_as(line: str) -> object:
 )
 def test_the_recorders_lean_scan_agrees_with_parse(line: str) -> None:
     assert scan(line) == scanned_as(line)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "",
+                "hello",
+                "type=EOE msg=audit(1700000000.004:91): ",
+                "type=SYSCALL msg=audit(1700000001.5:92): arch=c000003e",
+                "msg=audit(garbage): x",
+                "type=USER msg=audit(1700000002.25:93): msg='audit(1.0:1)'",
+                "audit(",
+            ]
+        ),
+        max_size=8,
+    )
+)
+def test_the_last_event_time_of_a_batch_s_text_is_that_of_its_lines(lines: list[str]) -> None:
+    assert last_event_time_of_text("\n".join(lines)) == last_event_time(lines or [""])

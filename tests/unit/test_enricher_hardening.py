@@ -5,14 +5,28 @@ record's own ``pid=`` and ASCII digits only, and a cap on the line length of the
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from nodesync.enricher.auditlog import AvcRecord, SeccompRecord, parse, record_pid, scan
+from nodesync.enricher.auditlog import (
+    AvcRecord,
+    SeccompRecord,
+    parse,
+    record_pid,
+    scan,
+    scan_batch,
+    scan_told,
+    told_fields,
+)
+from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
+from nodesync.enricher.enriching import LogEnricher
 from nodesync.enricher.following import Follower
 from nodesync.enricher.losses import LossDetector, loss_of_line
+from nodesync.enricher.recorder import Recorder
 
 SECCOMP = (
     "type=SECCOMP msg=audit(1700000000.123:42): auid=4294967295 uid=0 gid=0 ses=4294967295 "
@@ -120,6 +134,17 @@ def test_a_pid_of_other_digits_is_no_record(pid: str) -> None:
     assert scan(line) is None
     assert parse(line) is None
     assert parse(AVC.format(pid=pid)) is None
+    assert scan_told(line) is None
+    batch = scan_batch([line])
+    assert batch is None or not [fields for _, fields, _ in batch.records if fields]
+    assert told([line, AVC.format(pid=pid)])[0] == []
+    assert told([line.replace("pid=", "pid=1234 comm=x pid=")])[0] == []
+
+
+def test_a_syscall_of_other_digits_is_no_record_on_any_path() -> None:
+    line = seccomp_line("u").replace("syscall=83", "syscall=٨٣")
+    assert scan_told(line) is None
+    assert told([line])[0] == []
 
 
 def test_avc_pid_is_the_record_s_own() -> None:
@@ -132,6 +157,140 @@ def test_a_syscall_of_other_digits_is_no_record() -> None:
     line = SECCOMP.format(subj="u", pid=5).replace("syscall=83", "syscall=٨٣")
     assert scan(line) is None
     assert parse(line) is None
+
+
+# -- the same pid on every path: line by line, by batch, recorded and told ---------------------
+
+VICTIM, ATTACKER = "v" * 64, "a" * 64
+PODS = {
+    VICTIM: ContainerRef("bank", "vault-0", "vault"),
+    ATTACKER: ContainerRef("tenant", "evil-0", "app"),
+}
+OWNERS = {1: Lookup(VICTIM), 1234: Lookup(ATTACKER)}
+FORGED = 'pid=1 comm="a" exe="/b" sig=0 arch=c000003e syscall=1'
+ENRICHMENT = '\x1dAUID="unset" UID="root" GID="root" ARCH=x86_64 SYSCALL=mkdir'
+
+
+def seccomp_line(subj: str, comm: str = '"mkdir"', exe: str = '"/bin/busybox"') -> str:
+    """A SECCOMP record as audit_log_task() and audit_seccomp() write it, of pid 1234."""
+    return (
+        "type=SECCOMP msg=audit(1700000000.123:42): auid=4294967295 uid=0 gid=0 ses=4294967295 "
+        f"subj={subj} pid=1234 comm={comm} exe={exe} sig=0 arch=c000003e syscall=83 "
+        "compat=0 ip=0x4a3b2c code=0x7ffc0000"
+    )
+
+
+def _owner(pid: int) -> Lookup:
+    return OWNERS.get(pid, Lookup(None, Unknown.HOST))
+
+
+def told(lines: list[str]) -> tuple[list[tuple[int, str]], Recorder]:
+    """(pid, pod) of every line the log enricher writes for ``lines``, and its recorder."""
+    written: list[str] = []
+    recorder = Recorder(_owner)
+    recorder.consume(lines, each=LogEnricher("n1", CollectorRegistry(), PODS.get, written.append))
+    return [(json.loads(line)["pid"], json.loads(line)["pod"]) for line in written], recorder
+
+
+def every_pid(line: str) -> set[object]:
+    """The pid each parser gives the SECCOMP record on ``line``."""
+    record, scanned, lean = parse(line), scan(line), scan_told(line)
+    batch = scan_batch([line])
+    assert isinstance(record, SeccompRecord) and isinstance(scanned, tuple)
+    assert isinstance(lean, tuple) and batch is not None
+    assert record.syscall == 83 and scanned[2] == lean[4] == "83"
+    return {
+        record_pid(line),
+        str(record.pid),
+        scanned[0],
+        lean[1],
+        *(told_fields(fields)[0] for _, fields, _ in batch.records),
+    }
+
+
+CRAFTED_SUBJECTS = [
+    "unconfined",
+    "x pid=1 y",  # a label with spaces and a pid= in it
+    "label pid=1",  # ... just before the record's own
+    f"x {FORGED}",  # a forged record's fields, then the real ones
+    f"x {FORGED} compat=0 ip=0x0 code=0x7fff0000",  # ... with the forged end of a record
+    f"{FORGED} (enforce)",  # ... as the start of a label
+    f"x {FORGED} (enforce)",
+]
+
+
+@pytest.mark.parametrize("subj", CRAFTED_SUBJECTS)
+@pytest.mark.parametrize(
+    ("comm", "exe"),
+    [
+        ('"mkdir"', '"/bin/busybox"'),
+        ("6D7920617070", '"/bin/busybox"'),  # "my app": a space, so the kernel writes hex
+        ("2070696420313D3120", "2F62696E2F6D7920617070"),  # ' pid 1=1 ', "/bin/my app"
+        ("22612220706964", '"/x"'),  # '"a" pid': quotes, in hex
+    ],
+)
+@pytest.mark.parametrize("enriched", [False, True])
+def test_every_path_takes_the_record_s_own_pid(
+    subj: str, comm: str, exe: str, enriched: bool
+) -> None:
+    line = seccomp_line(subj, comm, exe) + (ENRICHMENT + ' pid=1 comm="a"' if enriched else "")
+    assert every_pid(line) == {"1234"}
+    lines, recorder = told([line])
+    assert lines == [(1234, "evil-0")]  # told as the attacker's own, not the victim's
+    assert recorder.container_ids() == {ATTACKER}
+    lean = Recorder(_owner)
+    lean.consume([line])  # the recorder alone (a recording without the log enricher)
+    assert lean.container_ids() == {ATTACKER}
+
+
+def test_a_batch_of_crafted_lines_is_told_as_line_by_line() -> None:
+    lines = [seccomp_line(subj) for subj in CRAFTED_SUBJECTS]
+    assert scan_batch(lines) is not None
+    told_lines, recorder = told(lines)
+    assert told_lines == [(1234, "evil-0")] * len(lines)
+    seccomp = recorder.seccomp_of(ATTACKER)
+    assert seccomp is not None and (seccomp.names, seccomp.records) == (("mkdir",), len(lines))
+    assert recorder.seccomp_of(VICTIM) is None
+
+
+HIDDEN = [
+    # a userspace record's msg='...' holds any text (it is not escaped)
+    "type=USER_ACCT msg=audit(1700000000.1:7): pid=812 uid=0 auid=0 ses=1 msg='op=x "
+    + seccomp_line("u").replace("pid=1234", "pid=1")
+    + "'",
+    "type=USER_AVC msg=audit(1700000000.1:8): pid=812 uid=0 msg='" + AVC.format(pid=1) + "'",
+    "node=n1 type=USER msg=audit(1700000000.1:9): pid=1 msg='type=SECCOMP x'",
+    # a label (subj=) of a SYSCALL record, unescaped
+    "type=SYSCALL msg=audit(1700000000.1:10): arch=c000003e syscall=83 success=yes pid=1 "
+    "subj=x " + seccomp_line("u").replace("pid=1234", "pid=1"),
+]
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_a_record_s_text_inside_another_record_is_no_record(hidden: str) -> None:
+    """A line is the record its first ``type=`` names, line by line and by batch."""
+    assert parse(hidden) is None and scan(hidden) is None and scan_told(hidden) is None
+    lines = [seccomp_line("u"), hidden, seccomp_line("u"), hidden, hidden]
+    batch = scan_batch(lines)
+    if batch is not None:
+        assert batch.avc == []
+        assert [told_fields(fields)[0] for _, fields, _ in batch.records if fields] == [
+            "1234",
+            "1234",
+        ]
+    told_lines, recorder = told(lines)
+    assert told_lines == [(1234, "evil-0")] * 2
+    assert recorder.container_ids() == {ATTACKER}
+    assert (recorder.counts.seccomp, recorder.counts.avc) == (2, 0)
+
+
+@pytest.mark.parametrize("comm", ['"cat"', "2070696420313D31", "6361742070"])
+def test_an_avc_record_s_own_pid_line_by_line_and_by_batch(comm: str) -> None:
+    line = AVC.format(pid=1234).replace('comm="cat"', f"comm={comm}")
+    record = parse(line)
+    assert isinstance(record, AvcRecord) and record.pid == 1234
+    assert record_pid(line) == "1234"
+    assert told([line])[0] == [(1234, "evil-0")]
 
 
 # -- the follower's line cap ---------------------------------------------------------------------

@@ -209,6 +209,19 @@ def test_the_recorders_hot_path_tells_the_same_lines_and_counts_as_enrich(unusua
             slow.enrich(record, owners[record.pid].container_id)
         Recorder(owners.__getitem__).consume(lines, each=fast)
         assert fast_lines == slow_lines
+        text_lines: list[str] = []
+        by_text = LogEnricher(
+            "n1",
+            CollectorRegistry(),
+            INDEX.get,
+            text_lines.append,
+            include_unattributed=unattributed,
+        )
+        text_recorder = Recorder(owners.__getitem__)
+        text_recorder.consume_text("\n".join(lines), each=by_text)  # as the audit loop reads
+        assert text_lines == slow_lines
+        assert by_text.all_counts() == slow.all_counts()
+        assert text_recorder.counts.lines == len(lines)
         assert fast.all_counts() == slow.all_counts()
         assert fast.avc_counts == slow.avc_counts
         web = ("n1", "shop", "web-1", "nginx")

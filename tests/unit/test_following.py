@@ -10,7 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from nodesync.enricher.following import Follower
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nodesync.enricher.following import Follower, _may_hold_longer
 from nodesync.enricher.state import Position, StateFile
 
 
@@ -358,3 +361,34 @@ def test_batches_stop_on_the_event_and_save_the_position(tmp_path: Path) -> None
     assert got == ["after 1", "after 2"]
     (saved,) = state.load()
     assert saved.offset == log.stat().st_size
+
+
+@given(st.lists(st.integers(0, 300), max_size=30), st.integers(1, 120))
+def test_a_line_longer_than_the_cap_is_always_looked_for(lengths: list[int], cap: int) -> None:
+    """The cheap test of a batch (a find per half cap) never misses a line over the cap."""
+    text = "\n".join("x" * length for length in lengths)
+    if max(lengths, default=0) > cap:
+        assert _may_hold_longer(text, cap)
+
+
+def test_poll_text_is_poll_s_lines_joined(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text("")
+    by_lines = Follower(log, chunk_size=64, max_line=40)
+    by_text = Follower(log, chunk_size=64, max_line=40)
+    rng = random.Random(5)
+    with log.open("a") as file:
+        for _ in range(200):
+            file.write("y" * rng.choice([0, 1, 10, 39, 40, 41, 90]) + rng.choice(["\n", ""]))
+    lines: list[str] = []
+    texts: list[str] = []
+    for _ in range(400):
+        lines += by_lines.poll()
+        text = by_text.poll_text()
+        if text is not None:
+            texts.append(text)
+    assert lines and "\n".join(texts).split("\n") == lines
+    assert by_text.long_lines == by_lines.long_lines > 0
+    assert by_text.poll_text() is None
+    by_lines.close()
+    by_text.close()

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from hooks.command.cli import parser
-from nodesync.enricher.auditloop import event
+from nodesync.enricher.auditloop import event, follow
 from nodesync.enricher.containers import ContainerRef, Lookup
 from nodesync.enricher.deferring import Deferred, DeferredRecording
+from nodesync.enricher.enriching import LogEnricher
+from nodesync.enricher.following import Follower
 from nodesync.enricher.losses import AuditdWatch, KernelLogWatch, Loss, auditd_running
 from nodesync.enricher.nodepods import NodePods, selector
 from nodesync.enricher.recordedpods import Target
 from nodesync.enricher.recorder import Recorder
 from nodesync.enricher.recordingagent import Decision, RecordingAgent
-from nodesync.enricher.state import Position, RecorderState
+from nodesync.enricher.state import Position, RecorderState, StateFile
 
 CID_A = "a" * 64
 CID_B = "b" * 64
@@ -351,3 +355,45 @@ def test_the_pod_watch_asks_the_api_for_this_node_and_with_the_optimisation_the_
         ),
         ("/api/v1/namespaces/team/pods", {"fieldSelector": "spec.nodeName=n1"}),
     ]
+
+
+def test_the_audit_loop_tells_and_records_each_batch_once(tmp_path: Path) -> None:
+    """follow(): every line of the log, read a batch at a time as text, told and recorded once;
+    the position saved at the end covers them."""
+    log = tmp_path / "audit.log"
+    log.write_text("")
+    seccomp = (
+        "type=SECCOMP msg=audit(1700000000.{n:03d}:{n}): auid=0 uid=0 gid=0 ses=1 "
+        'subj=unconfined pid={pid} comm="x" exe="/bin/x" sig=0 arch=c000003e syscall={nr} '
+        "compat=0 ip=0x1 code=0x7ffc0000"
+    )
+    lines = [seccomp.format(n=n, pid=7 if n % 3 else 8, nr=n % 5) for n in range(1, 400)] + [
+        "type=EOE msg=audit(1700000001.000:999): ",
+        "not a record",
+    ]
+    state = StateFile(tmp_path / "offset.json")
+    follower = Follower(log, state, chunk_size=4096, poll_interval=0.01)
+    recorder = Recorder(lambda pid: Lookup(CID_A if pid == 7 else None, "host"))
+    agent = RecordingAgent(recorder, [].append, arch="SCMP_ARCH_X86_64")
+    told: list[str] = []
+    index = {CID_A: ContainerRef("ns", "web", "app")}
+    enricher = LogEnricher("n1", CollectorRegistry(), index.get, told.append)
+    stop = threading.Event()
+    loop = threading.Thread(target=follow, args=(follower, agent, enricher, Deferred(60), stop))
+    loop.start()
+    try:
+        with log.open("a") as file:
+            file.write("\n".join(lines) + "\n")
+        for _ in range(500):
+            if recorder.counts.lines >= len(lines):
+                break
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        loop.join(10)
+    assert recorder.counts.lines == len(lines)
+    assert len(told) == recorder.counts.attributed == sum(n % 3 != 0 for n in range(1, 400))
+    recorded = recorder.seccomp_of(CID_A)
+    assert recorded is not None and recorded.names == ("close", "open", "read", "stat", "write")
+    (saved,) = state.load()
+    assert saved.offset == log.stat().st_size
