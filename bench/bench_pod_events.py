@@ -6,10 +6,13 @@ README's install, the real ``spo hooks``, and the emulated Metacontroller
 (``tests/helpers/metacontroller_loop.py``, watch-driven) running the SeccompProfile
 controller and the pod-usage decorator (``metacontroller/base/pod-usage-decorator.yaml``).
 K SeccompProfiles are created, then pods (no node runs them: they stay Pending, which a
-profile counts as running), one in ten using one of the profiles, the rest none; once the
-loop is idle, one annotation change on each of ``--events`` pods (as a status or probe
-change would be), and the loop runs until idle again. Reported per pod event: the syncs of
+profile counts as running), one in ten using one of the profiles (round robin), the rest
+none; once the loop is idle, one annotation change on each of ``--events`` pods that use
+nothing, then on as many that use a profile (as a status or probe change would be), the
+loop running until idle after each batch. Reported per pod event of each kind: the syncs of
 the profile controller and of the decorator, and the bytes of hook requests each was sent.
+A profile sync carries the pods that use the profile (``pods_using_each_used_profile``),
+never the others.
 
 Before pods were labelled with what they use, each profile asked for every pod of its
 namespace: a pod event synced all K profiles, each request carrying all P pods (K x P).
@@ -88,22 +91,32 @@ def costs(loop: Metacontroller) -> dict[str, tuple[int, int]]:
     return found
 
 
-def events(loop: Metacontroller, pods: int, count: int, round_: int) -> dict[str, Any]:
-    """``count`` pod events spread over the pods; what they cost per event."""
+def events(loop: Metacontroller, names: list[str], round_: int) -> dict[str, float]:
+    """One annotation change on each pod of ``names``; what they cost per event."""
     resource = loop.api.resource("v1", "pods")
-    step = max(1, pods // count)
     before = costs(loop)
-    for k in range(count):
-        name = f"pod-{(k * step) % pods:05d}"
+    for name in names:
         loop.api.patch(resource, NS, name, {"metadata": {"annotations": {"bench": str(round_)}}})
     loop.wait_idle(timeout=600, quiet=1.0)
     after = costs(loop)
-    per = 1.0 / count
+    per = 1.0 / len(names)
     return {
         f"{name}_{what}": round((after[name][i] - before[name][i]) * per, 2)
         for name in (PROFILES, DECORATOR)
         for i, what in enumerate(("syncs", "request_bytes"))
     }
+
+
+def event_costs(loop: Metacontroller, pods: int, count: int, round_: int) -> dict[str, Any]:
+    """Per event of a pod that uses nothing, and of a pod that uses a profile."""
+    users = [f"pod-{i:05d}" for i in range(0, pods, USING_ONE_IN)]
+    bystanders = [f"pod-{i:05d}" for i in range(pods) if i % USING_ONE_IN]
+    found: dict[str, Any] = {}
+    for what, names in (("bystander", bystanders), ("user", users)):
+        step = max(1, len(names) // count)
+        for key, value in events(loop, names[::step][:count], 2 * round_ + len(found)).items():
+            found[f"{what}_event_{key}"] = value
+    return found
 
 
 def measure(
@@ -127,9 +140,14 @@ def measure(
                 create_all(plane, chunks([pod(i, profiles) for i in range(made, pods)]))
                 made = pods
                 loop.wait_idle(timeout=900, quiet=1.0)
+                users = pods // USING_ONE_IN
                 runs.append(
-                    {"profiles": profiles, "pods": pods, "events": count}
-                    | events(loop, pods, count, len(runs))
+                    {
+                        "profiles": profiles,
+                        "pods": pods,
+                        "pods_using_each_used_profile": max(1, users // profiles),
+                    }
+                    | event_costs(loop, pods, count, len(runs))
                 )
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
             loop.raise_errors()
