@@ -54,6 +54,17 @@ def recording_id(recording: str, container: str, uid: str) -> str:
     return f"{recording}_{container}_{token[:_NONCE]}_{token[_NONCE:]}"
 
 
+def recordings_named(annotations: Mapping[str, str]) -> set[str]:
+    """The recordings that ``annotations`` (a pod's) name in a recording annotation."""
+    found = set()
+    for key, value in annotations.items():
+        if isinstance(value, str) and any(key.startswith(p) for p in _PREFIXES.values()):
+            parts = value.split("_")
+            if len(parts) == _PARTS and parts[0]:
+                found.add(parts[0])
+    return found
+
+
 def recorded_containers(
     annotations: Mapping[str, str], kind: api.RecordingKind, recording: str
 ) -> Iterator[str]:

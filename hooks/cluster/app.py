@@ -14,6 +14,7 @@ from hooks.cluster.web import (
     edge,
     health,
     limits,
+    pod,
     recording,
     seccompprofile,
     selinuxprofile,
@@ -34,5 +35,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(recording.blueprint)
     app.register_blueprint(selinuxprofile.blueprint)
     app.register_blueprint(spod.blueprint)
+    app.register_blueprint(pod.blueprint)
     app.register_error_handler(HTTPException, edge.json_error)
     return app

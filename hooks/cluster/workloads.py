@@ -9,6 +9,7 @@ _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _FINISHED = ("Succeeded", "Failed")
 _POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 _CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
+_LEGACY_LOCALHOST = "localhost/"
 
 
 def _security_contexts(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -19,29 +20,40 @@ def _security_contexts(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield container.get("securityContext") or {}
 
 
-def uses_seccomp_profile(pod: dict[str, Any], localhost_profile: str) -> bool:
-    """Whether the pod or one of its containers runs under ``localhost_profile``."""
+def seccomp_profiles_used(pod: dict[str, Any]) -> set[str]:
+    """The Localhost seccomp profiles the pod or its containers run under (their
+    ``localhostProfile``, also from the legacy ``localhost/<path>`` annotations)."""
+    found = set()
     for context in _security_contexts(pod):
         profile = context.get("seccompProfile") or {}
-        if (
-            profile.get("type") == "Localhost"
-            and profile.get("localhostProfile") == localhost_profile
-        ):
-            return True
-    legacy = f"localhost/{localhost_profile}"
+        if profile.get("type") == "Localhost" and isinstance(profile.get("localhostProfile"), str):
+            found.add(profile["localhostProfile"])
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    return any(
-        value == legacy and (key == _POD_ANNOTATION or key.startswith(_CONTAINER_ANNOTATION))
-        for key, value in annotations.items()
-    )
+    for key, value in annotations.items():
+        legacy = key == _POD_ANNOTATION or key.startswith(_CONTAINER_ANNOTATION)
+        if legacy and isinstance(value, str) and value.startswith(_LEGACY_LOCALHOST):
+            found.add(value[len(_LEGACY_LOCALHOST) :])
+    return found
+
+
+def uses_seccomp_profile(pod: dict[str, Any], localhost_profile: str) -> bool:
+    """Whether the pod or one of its containers runs under ``localhost_profile``."""
+    return localhost_profile in seccomp_profiles_used(pod)
+
+
+def selinux_types_used(pod: dict[str, Any]) -> set[str]:
+    """The SELinux types the pod or its containers run as."""
+    found = set()
+    for context in _security_contexts(pod):
+        selinux_type = (context.get("seLinuxOptions") or {}).get("type")
+        if isinstance(selinux_type, str) and selinux_type:
+            found.add(selinux_type)
+    return found
 
 
 def uses_selinux_type(pod: dict[str, Any], selinux_type: str) -> bool:
     """Whether the pod or one of its containers runs as SELinux type ``selinux_type``."""
-    return any(
-        (context.get("seLinuxOptions") or {}).get("type") == selinux_type
-        for context in _security_contexts(pod)
-    )
+    return selinux_type in selinux_types_used(pod)
 
 
 def active(pods: Iterable[dict[str, Any]], uses: Any) -> list[str]:

@@ -26,6 +26,7 @@ import yaml
 from hooks.api import GROUP
 from tests.helpers.controlplane import ControlPlane
 from tests.helpers.metacontroller_step import CompositeStep, DecoratorStep
+from tests.helpers.pod_usage import label_pods
 from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
@@ -330,6 +331,7 @@ def test_binding_status_lists_its_pods_and_deletion_waits_for_them(
             "SSL_CERT_FILE", str(webhook.ca)
         )  # CompositeStep posts with urllib's default context
         _create(bound, BOUND_NS, _pod("held", [{"name": "app", "image": "nginx:1.27"}]))
+        label_pods(bound, webhook.base, BOUND_NS, context=webhook.context)  # spo-pod-usage
         step.add_finalizer(BOUND_NS, "nginx")
         step.sync(BOUND_NS, "nginx")
         status = bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[

@@ -26,6 +26,7 @@ from hooks.api import GROUP
 from hooks.cluster.recording import table as recording_table
 from tests.helpers.controlplane import ControlPlane
 from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.pod_usage import label_pods
 from tests.helpers.webhook_server import (
     CONFIGURATION,
     OPERATOR_NS,
@@ -344,6 +345,7 @@ def test_recording_status_and_deletion_waits_for_collection(
                 restartPolicy="Never",
             ),
         )
+        label_pods(recording, webhook.base, RECORDING_NS, context=webhook.context)
         step.add_finalizer(RECORDING_NS, "web-recording")
         step.sync(RECORDING_NS, "web-recording")
         status = recording.kubectl_json("get", RECORDINGS, "web-recording", "-n", RECORDING_NS)[

@@ -19,6 +19,7 @@ from hooks.api import GROUP
 from tests.helpers.controlplane import ControlPlane
 from tests.helpers.metacontroller_common import collector_api_for
 from tests.helpers.metacontroller_step import CompositeStep
+from tests.helpers.pod_usage import label_pods
 from tests.helpers.stand_ins import GarbageCollectorStandIn
 
 pytestmark = pytest.mark.e2e
@@ -206,7 +207,9 @@ def test_disabled_profile_loses_its_configmap(step: CompositeStep) -> None:
     assert _configmap(plane, "switch") is None
 
 
-def test_deletion_waits_for_the_pods_that_use_the_profile(step: CompositeStep) -> None:
+def test_deletion_waits_for_the_pods_that_use_the_profile(
+    step: CompositeStep, hook_server: str
+) -> None:
     plane = step.plane
     plane.apply(_profile("in-use", {"defaultAction": "SCMP_ACT_LOG"}))
     step.add_finalizer(NS, "in-use")
@@ -231,6 +234,7 @@ def test_deletion_waits_for_the_pods_that_use_the_profile(step: CompositeStep) -
         },
     }
     plane.apply(pod)
+    label_pods(plane, hook_server, NS)  # spo-pod-usage, on the pod's creation
     step.sync(NS, "in-use")
     assert _status(plane, "in-use")["activeWorkloads"] == ["web"]
 

@@ -94,40 +94,52 @@ def test_condition_time_kept_when_unchanged_and_moved_on_transition() -> None:
     assert moved["lastTransitionTime"] == NOW
 
 
+USES = "uses.spo.x-k8s.io/"
+
+
+@pytest.mark.parametrize("deleting", [False, True])
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
         (
             {"image": "nginx:1.27", "profileRef": {"kind": "SeccompProfile", "name": "web"}},
             [
-                ("v1", "pods", None),
-                ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles", ["web"]),
+                ("v1", "pods", None, USES + "SeccompProfile-web"),
+                ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles", ["web"], None),
             ],
         ),
         (
             {"image": "nginx:1.27", "profileRef": {"kind": "SelinuxProfile", "name": "pol"}},
             [
-                ("v1", "pods", None),
-                ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles", ["pol"]),
+                ("v1", "pods", None, USES + "SelinuxProfile-pol"),
+                ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles", ["pol"], None),
             ],
         ),
-        (
-            {"image": "nginx:1.27", "profileRef": {"kind": "AppArmorProfile", "name": "x"}},
-            [("v1", "pods", None)],
-        ),
-        ({"image": "nginx:1.27"}, [("v1", "pods", None)]),
-        (
-            {"image": "nginx:1.27", "profileRef": {"kind": "SeccompProfile", "name": ""}},
-            [("v1", "pods", None)],
-        ),
+        ({"image": "nginx:1.27", "profileRef": {"kind": "AppArmorProfile", "name": "x"}}, []),
+        ({"image": "nginx:1.27"}, []),
+        ({"image": "nginx:1.27", "profileRef": {"kind": "SeccompProfile", "name": ""}}, []),
     ],
 )
-def test_customize_asks_for_the_pods_and_the_bound_profile(
-    spec: dict[str, Any], expected: list[Any]
+def test_customize_asks_for_the_pods_under_the_profile_and_the_bound_profile(
+    spec: dict[str, Any], expected: list[Any], deleting: bool
 ) -> None:
-    parent = {"metadata": {"name": "b", "namespace": "team-a"}, "spec": spec}
+    """Only the pods labelled as using the bound profile; every pod of the namespace while the
+    binding is being deleted (its finalize hook must not trust a label)."""
+    meta: dict[str, Any] = {"name": "b", "namespace": "team-a"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+        expected = [(*rule[:3], None) for rule in expected] or [("v1", "pods", None, None)]
+    parent = {"metadata": meta, "spec": spec}
     rules = controller.customize(CustomizeRequest.model_validate({"parent": parent})).to_wire()[
         "relatedResources"
     ]
-    assert [(r["apiVersion"], r["resource"], r.get("names")) for r in rules] == expected
+
+    def selected(rule: dict[str, Any]) -> str | None:
+        labels = (rule.get("labelSelector") or {}).get("matchLabels") or {}
+        assert all(value == "true" for value in labels.values())
+        return next(iter(labels), None)
+
+    assert [
+        (r["apiVersion"], r["resource"], r.get("names"), selected(r)) for r in rules
+    ] == expected
     assert all(r["namespace"] == "team-a" for r in rules)

@@ -143,7 +143,14 @@ def _customize(parent: dict[str, Any]) -> list[dict[str, Any]]:
 def test_customize_asks_for_pods_recorded_profiles_and_the_logging_profile() -> None:
     parent = _load("recording-lists-active-workloads")["parent"]
     assert _customize(parent) == [
-        {"apiVersion": "v1", "resource": "pods", "namespace": "team-a"},
+        {
+            "apiVersion": "v1",
+            "resource": "pods",
+            "namespace": "team-a",
+            "labelSelector": {
+                "matchLabels": {"uses.spo.x-k8s.io/ProfileRecording-web-recording": "true"}
+            },
+        },
         {
             "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
             "resource": "seccompprofiles",
@@ -164,6 +171,13 @@ def test_customize_asks_for_pods_recorded_profiles_and_the_logging_profile() -> 
     assert "labelSelector" not in _customize(long_name)[1]
     unknown = {**parent, "spec": {**parent["spec"], "kind": "AppArmorProfile"}}
     assert [r["resource"] for r in _customize(unknown)] == ["pods"]
+    # Being deleted: every pod of the namespace (the finalize hook must not trust a label).
+    deleting = {**parent, "metadata": {**parent["metadata"], "deletionTimestamp": NOW}}
+    assert _customize(deleting)[0] == {
+        "apiVersion": "v1",
+        "resource": "pods",
+        "namespace": "team-a",
+    }
 
 
 def _condition(case: str) -> dict[str, Any]:

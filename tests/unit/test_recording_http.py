@@ -169,6 +169,9 @@ def test_controller_routes_answer_their_golden_requests(client: FlaskClient) -> 
         "apiVersion": "v1",
         "resource": "pods",
         "namespace": "team-a",
+        "labelSelector": {
+            "matchLabels": {"uses.spo.x-k8s.io/ProfileRecording-web-recording": "true"}
+        },
     }
 
 

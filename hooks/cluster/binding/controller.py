@@ -28,6 +28,7 @@ from hooks.api.names import is_subdomain, name_problem
 from hooks.api.objectshapes import shown
 from hooks.api.profilestate import ProfileState
 from hooks.api.seccompprofile import localhost_profile
+from hooks.cluster import podusage
 from hooks.cluster.binding.table import MISSING, SECCOMP, WILDCARD, Entry
 from hooks.cluster.contract import (
     POD,
@@ -56,10 +57,11 @@ _FINISHED = ("Succeeded", "Failed")
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """The pods of the binding's namespace and, when the binding is readable, its profile."""
+    """The pods under the bound profile (every pod of the namespace while the binding is being
+    deleted: ``hooks.cluster.podusage``) and, when the binding is readable, its profile."""
     meta = request.parent.get("metadata") or {}
     namespace = str(meta.get("namespace", ""))
-    rules = [ResourceRule(apiVersion="v1", resource="pods", namespace=namespace)]
+    rules: list[ResourceRule] = []
     ref = (request.parent.get("spec") or {}).get("profileRef") or {}
     if not isinstance(ref, dict) or name_problem(meta.get("name"), namespace):
         return CustomizeResponse()  # the sync hook answers with the Error
@@ -68,6 +70,8 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
         api.ProfileBindingKind.SELINUX_PROFILE.value: selinux_api.KIND,
     }.get(str(ref.get("kind")))
     if kind is not None and isinstance(ref.get("name"), str) and ref["name"]:
+        # The pods under the bound profile: those the binding may have given it to.
+        rules.append(podusage.rule(request.parent, kind.kind, ref["name"]))
         rules.append(
             ResourceRule(
                 apiVersion=kind.api_version,
@@ -76,6 +80,8 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
                 names=[ref["name"]],
             )
         )
+    elif meta.get("deletionTimestamp"):
+        rules.append(podusage.every_pod(namespace))
     return CustomizeResponse(relatedResources=rules)
 
 

@@ -49,6 +49,7 @@ from hooks.api.names import name_problem
 from hooks.api.profilerecording import WAITING_FOR_MERGE
 from hooks.api.registry import RECORDED_KINDS
 from hooks.api.spod import OPERATOR_NAMESPACE
+from hooks.cluster import podusage
 from hooks.cluster.contract import (
     POD,
     CustomizeRequest,
@@ -88,7 +89,7 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     if name_problem(meta.get("name"), meta.get("namespace")):
         return CustomizeResponse()  # the sync hook answers with the Error
-    rules = [ResourceRule(apiVersion="v1", resource="pods", namespace=namespace)]
+    rules = [podusage.rule(request.parent, api.KIND.kind, name)]
     kind = _PROFILE_KINDS.get(str((request.parent.get("spec") or {}).get("kind")))
     if kind is not None:
         # A name too long for a label value cannot be selected on: then every profile of the

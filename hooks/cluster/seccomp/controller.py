@@ -34,6 +34,7 @@ from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
 from hooks.api.seccompprofile import localhost_profile
+from hooks.cluster import podusage
 from hooks.cluster.contract import (
     CONFIGMAP,
     POD,
@@ -67,8 +68,9 @@ POLICY_REASONS = (policy.DISALLOWED_SYSCALLS, policy.DISALLOWED_ACTION)
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """Ask for the profile's node statuses, the pods of its namespace and, when it has a base
-    profile, the profiles of its namespace (a chain of bases can only be followed there)."""
+    """Ask for the profile's node statuses, the pods that use it (``hooks.cluster.podusage``)
+    and, when it has a base profile, the profiles of its namespace (a chain of bases can only
+    be followed there)."""
     meta = request.parent.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     if name_problem(name, namespace):
@@ -82,7 +84,7 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
                 matchLabels={PROFILE_ID_LABEL: profile_id(SECCOMP_KIND, name)}
             ),
         ),
-        ResourceRule(apiVersion="v1", resource="pods", namespace=namespace),
+        podusage.rule(request.parent, SECCOMP_KIND, name),
     ]
     if (request.parent.get("spec") or {}).get("baseProfileName"):
         rules.append(

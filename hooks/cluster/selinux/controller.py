@@ -41,6 +41,7 @@ from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
 from hooks.api.profilestate import ProfileState
 from hooks.api.spod import OPERATOR_NAMESPACE
+from hooks.cluster import podusage
 from hooks.cluster.contract import (
     CONFIGMAP,
     POD,
@@ -103,7 +104,7 @@ def customize(request: CustomizeRequest, kind: str = SELINUX_KIND) -> CustomizeR
             namespace=namespace,
             labelSelector=LabelSelector(matchLabels={PROFILE_ID_LABEL: profile_id(kind, name)}),
         ),
-        ResourceRule(apiVersion="v1", resource="pods", namespace=namespace),
+        podusage.rule(request.parent, kind, name),
         ResourceRule(
             apiVersion=spod_api.KIND.api_version,
             resource=spod_api.KIND.plural,
