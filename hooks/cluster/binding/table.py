@@ -1,13 +1,11 @@
 """The binding table: what the binding webhook needs to know, resolved ahead of time.
 
-The namespace decorator (``hooks.cluster.namespace.decorator``) receives every
-ProfileBinding and every profile as related objects and resolves them into
-this table; Metacontroller writes it into the ConfigMap ``spo-bindings``,
-which the hook Deployment mounts; the webhook reads the file
-(``hooks.cluster.binding.loading``). So the admission path never calls the API.
+The webhook Deployment watches every ProfileBinding and profile and resolves
+them into this table, namespace by namespace, in memory
+(``hooks.cluster.webhook.tables``); admission reads it and never calls the API.
 
-Shape of ``bindings.json`` (sorted keys, no spaces: the same bindings always
-give the same bytes, or Metacontroller would update the ConfigMap forever)::
+``encode`` and ``decode`` write and read it as JSON (sorted keys, no spaces:
+the same bindings always give the same bytes), the form of the test fixtures::
 
     {"namespaces": {"<namespace>": {"<image>": [
         {"binding": "<binding name>", "kind": "SeccompProfile", "profile": "<name>",
