@@ -88,8 +88,8 @@ def fake_apiserver(objects: Mapping[str, list[dict[str, Any]]]) -> Iterator[Fake
 
 
 def objects_of(table: binding_table.BindingTable) -> dict[str, list[dict[str, Any]]]:
-    """The ProfileBindings and SeccompProfiles whose resolved table is ``table`` (seccomp
-    entries only), oldest binding first; every kind present, empty or not."""
+    """The ProfileBindings, SeccompProfiles and SelinuxProfiles whose resolved table is
+    ``table``; every kind present, empty or not."""
     out: dict[str, list[dict[str, Any]]] = {kind.plural: [] for kind in WATCHED}
     seen: set[tuple[str, str]] = set()
     order = 0
@@ -113,16 +113,31 @@ def objects_of(table: binding_table.BindingTable) -> dict[str, list[dict[str, An
                         },
                     }
                 )
-                if (namespace, entry.profile) in seen or entry.state == binding_table.MISSING:
+                if (
+                    entry.kind,
+                    namespace,
+                    entry.profile,
+                ) in seen or entry.state == binding_table.MISSING:
                     continue
-                seen.add((namespace, entry.profile))
-                out["seccompprofiles"].append(
-                    {
-                        "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
-                        "kind": "SeccompProfile",
-                        "metadata": {"name": entry.profile, "namespace": namespace},
-                        "spec": {"defaultAction": "SCMP_ACT_ERRNO"},
-                        "status": {"status": entry.state, "localhostProfile": entry.value},
-                    }
-                )
+                seen.add((entry.kind, namespace, entry.profile))
+                if entry.kind == binding_table.SECCOMP:
+                    out["seccompprofiles"].append(
+                        {
+                            "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+                            "kind": "SeccompProfile",
+                            "metadata": {"name": entry.profile, "namespace": namespace},
+                            "spec": {"defaultAction": "SCMP_ACT_ERRNO"},
+                            "status": {"status": entry.state, "localhostProfile": entry.value},
+                        }
+                    )
+                else:
+                    out["selinuxprofiles"].append(
+                        {
+                            "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha2",
+                            "kind": "SelinuxProfile",
+                            "metadata": {"name": entry.profile, "namespace": namespace},
+                            "spec": {},
+                            "status": {"status": entry.state, "usage": entry.value},
+                        }
+                    )
     return out

@@ -155,7 +155,9 @@ def test_a_relist_forgets_what_is_gone() -> None:
     assert tables.bindings().table.count() == 1
 
 
-def test_profiles_are_kept_without_their_spec_and_bindings_without_managed_fields() -> None:
+def test_profiles_are_kept_without_their_spec_and_bindings_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     tables = _listed(
         {SECCOMP_PROFILES: [_profile("a", "p")], BINDINGS: [_binding("a", "b", "n", "p")]}
     )
@@ -164,7 +166,26 @@ def test_profiles_are_kept_without_their_spec_and_bindings_without_managed_field
         "metadata": {"name": "p", "namespace": "a"},
         "status": {"status": "Installed", "localhostProfile": "operator/a/p.json"},
     }
-    assert "managedFields" not in tables._objects[BINDINGS.kind]["a"]["b"]["metadata"]
+    parsed = []
+    real = table.parse
+    monkeypatch.setattr(table, "parse", lambda raw: parsed.append(1) or real(raw))
+    tables.event(BINDINGS, "ADDED", _binding("a", "c", "m", "p"))
+    for _ in range(3):
+        tables.event(SECCOMP_PROFILES, "MODIFIED", _profile("a", "p", "Pending"))
+        tables.rebuild()
+    assert len(parsed) == 1  # the new binding, once; the rebuilds parse nothing again
+    assert [e.state for e in tables.bindings().table.of("a")["m"]] == ["Pending"]
+
+
+def test_an_invalid_binding_replaces_its_valid_self_and_is_left_out() -> None:
+    tables = _listed(
+        {BINDINGS: [_binding("a", "b", "nginx", "p")], SECCOMP_PROFILES: [_profile("a", "p")]}
+    )
+    broken = _binding("a", "b", "nginx", "p")
+    broken["spec"]["profileRef"]["kind"] = "AppArmorProfile"
+    tables.event(BINDINGS, "MODIFIED", broken)
+    tables.rebuild()
+    assert tables.bindings().table.of("a") == {}
 
 
 def test_recordings_and_the_logging_profile() -> None:

@@ -143,21 +143,34 @@ def parse(raw: dict[str, Any]) -> tuple[api.ProfileRecording | None, str | None]
     return (None, problem) if problem else (recording, None)
 
 
+def usable(raw: dict[str, Any]) -> api.ProfileRecording | None:
+    """The recording, or None when it is unusable (logged): what ``resolve_parsed`` takes."""
+    recording, problem = parse(raw)
+    if recording is None:
+        meta = _meta(raw)
+        log.warning(
+            "profile recording left out of the recording table: %s",
+            problem,
+            extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason=INVALID),
+        )
+    return recording
+
+
 def resolve(
     recordings: Iterable[dict[str, Any]], seccomp_profiles: Iterable[dict[str, Any]]
 ) -> RecordingTable:
     """The table of every usable recording; an unusable or deleted one is left out (and logged)."""
-    parsed: list[tuple[str, str, str, Recording]] = []
-    for raw in recordings:
-        recording, problem = parse(raw)
-        if recording is None:
-            meta = _meta(raw)
-            log.warning(
-                "profile recording left out of the recording table: %s",
-                problem,
-                extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason=INVALID),
-            )
-            continue
+    parsed = (usable(raw) for raw in recordings)
+    return resolve_parsed((r for r in parsed if r is not None), seccomp_profiles)
+
+
+def resolve_parsed(
+    recordings: Iterable[api.ProfileRecording], seccomp_profiles: Iterable[dict[str, Any]]
+) -> RecordingTable:
+    """``resolve`` of recordings parsed already (the webhook parses each once, when it
+    arrives)."""
+    ordered: list[tuple[str, str, str, Recording]] = []
+    for recording in recordings:
         if recording.metadata.deletionTimestamp or not recording.namespace or not recording.name:
             continue
         spec = recording.spec
@@ -168,12 +181,12 @@ def resolve(
             spec.podSelector.to_wire(),
             None if spec.containers is None else tuple(spec.containers),
         )
-        parsed.append(
+        ordered.append(
             (recording.namespace, recording.metadata.creationTimestamp or "", recording.name, entry)
         )
-    parsed.sort(key=lambda item: item[:3])
+    ordered.sort(key=lambda item: item[:3])
     namespaces: dict[str, list[Recording]] = {}
-    for namespace, _, _, entry in parsed:
+    for namespace, _, _, entry in ordered:
         namespaces.setdefault(namespace, []).append(entry)
     return RecordingTable(
         {ns: tuple(entries) for ns, entries in namespaces.items()},
