@@ -126,6 +126,40 @@ def test_not_ready_until_every_kind_was_listed() -> None:
     assert tables.ready() and tables.bindings().loaded and tables.recordings().loaded
 
 
+def test_the_publisher_makes_an_empty_cluster_ready() -> None:
+    tables = WatchedTables()
+    stop = threading.Event()
+    thread = threading.Thread(target=tables.publish_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        for kind in WATCHED:
+            tables.relist(kind, [])
+        deadline = time.monotonic() + 2.0
+        while not tables.ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tables.ready()
+        assert tables.bindings().table.count() == 0
+    finally:
+        stop.set()
+        thread.join(2.0)
+
+
+def test_a_failed_rebuild_keeps_its_namespaces_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    tables = _listed({})
+    tables.event(BINDINGS, "ADDED", _binding("a", "b", "nginx", "p"))
+    real = table.resolve_parsed
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(table, "resolve_parsed", broken)
+    with pytest.raises(RuntimeError):
+        tables.rebuild()
+    monkeypatch.setattr(table, "resolve_parsed", real)
+    assert tables.rebuild() == 1
+    assert tables.bindings().table.of("a")["nginx"][0].binding == "b"
+
+
 def test_an_event_resolves_its_namespace_alone() -> None:
     objects: dict[Any, list[dict[str, Any]]] = {
         BINDINGS: [_binding(f"ns-{i}", "b", "nginx", "p") for i in range(50)],

@@ -181,17 +181,22 @@ class WatchedTables:
             logging_profile = (
                 self._objects[SECCOMP_PROFILES.kind].get(OPERATOR_NAMESPACE) or {}
             ).get(recording_api.LOG_ENRICHER_PROFILE)
-        for ns, (bindings, recordings, seccomp, selinux) in inputs.items():
-            images = binding_table.resolve_parsed(bindings, seccomp, selinux).of(ns)
-            if images:
-                self._bindings[ns] = images
-            else:
-                self._bindings.pop(ns, None)
-            recorded = recording_table.resolve_parsed(recordings, ()).of(ns)
-            if recorded:
-                self._recordings[ns] = recorded
-            else:
-                self._recordings.pop(ns, None)
+        try:
+            for ns, (bindings, recordings, seccomp, selinux) in inputs.items():
+                images = binding_table.resolve_parsed(bindings, seccomp, selinux).of(ns)
+                if images:
+                    self._bindings[ns] = images
+                else:
+                    self._bindings.pop(ns, None)
+                recorded = recording_table.resolve_parsed(recordings, ()).of(ns)
+                if recorded:
+                    self._recordings[ns] = recorded
+                else:
+                    self._recordings.pop(ns, None)
+        except Exception:
+            with self._lock:  # resolved again next time
+                self._dirty.update(dirty)
+            raise
         enricher = recording_table.logging_profile([logging_profile] if logging_profile else [])
         self._binding = Loaded(binding_table.BindingTable(dict(self._bindings)), loaded=True)
         self._recording = Loaded(
@@ -209,13 +214,18 @@ class WatchedTables:
         return len(inputs)
 
     def wait_marked(self, stop: threading.Event, timeout: float) -> bool:
-        """Wait until something is marked (and every kind listed), ``stop`` is set, or
-        ``timeout`` passes; whether there is something to rebuild."""
+        """Wait until every kind was listed and something is marked (or nothing was published
+        yet: an empty cluster has tables too), ``stop`` is set, or ``timeout`` passes; whether
+        there is something to rebuild."""
         with self._lock:
             return (
                 self._marked.wait_for(
                     lambda: (
-                        stop.is_set() or (bool(self._dirty) and len(self._listed) == len(WATCHED))
+                        stop.is_set()
+                        or (
+                            len(self._listed) == len(WATCHED)
+                            and (bool(self._dirty) or not self._binding.loaded)
+                        )
                     ),
                     timeout,
                 )
