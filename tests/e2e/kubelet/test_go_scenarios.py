@@ -350,7 +350,7 @@ def test_the_operator_runs_as_non_root_on_a_read_only_root(operator: Operator) -
     ]
     assert len(operator_pods) == 4
     for pod, containers in operator_pods:
-        assert pod_ready(pod)
+        assert pod_ready(pod), pod.get("status")
         name = pod["metadata"]["name"]
         for container in containers:
             code, out = exec_in(plane, OPERATOR_NS, name, "id", "-u", container=container)
