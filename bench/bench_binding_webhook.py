@@ -28,6 +28,14 @@ Targets: p99 in the hook process under 5 ms; binding route at least half the bas
 requests per second; a coalesced event's CPU flat in the size of the cluster and effective
 within 1 s.
 
+Measured (2026-12-01, the shared 2-core machine, load 2 to 4, ``--seconds 10``): ``admit``
+p99 0.17 ms in process; the server's own histogram p99 at most 2.5 ms (baseline 1 ms), 99.9 %
+under 5 ms; 904 against 771 requests per second (wrk's p99, 94 and 147 ms, is the loaded
+machine's scheduling, for both routes). One event: 17 ms in the 1,000-binding namespace with
+1,010 bindings in the cluster, 22 ms with 5,010; 0.13 and 0.11 ms in the 10-binding one. A burst
+of 1,000 events: 2 rebuilds, 0.08 ms of CPU per event, in the table 46 ms after the last; a
+lone event in its table after 0.9 ms (p50), 3.2 ms at most.
+
 The decorator's share of a profile event is none: its only related object is the spod
 (``tests/e2e/test_metacontroller_emulation.py::test_loop_runs_every_controller_of_the_install``
 counts its syncs while profiles are created and become Installed: zero).
