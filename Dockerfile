@@ -1,4 +1,5 @@
-# One image for both components: `spo hooks` (the Deployment) and `spo nodesync` (the DaemonSet).
+# One image for every component: `spo hooks` and `spo webhook` (the Deployments), `spo nodesync`
+# and `spo log-enricher` (the DaemonSets).
 # BASE is any image with python3 (and its venv module) on PATH: the published image uses
 # python:3.11-slim; the node tests build on a minimal Debian made by tools/image/build.py.
 ARG BASE=python:3.11-slim

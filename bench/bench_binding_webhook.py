@@ -1,23 +1,44 @@
-"""Admission latency of the binding webhook with 1,000 bindings in the pod's namespace, over HTTPS.
+"""Admission latency of the binding webhook with 1,000 bindings in the pod's namespace, over
+HTTPS, against the webhook's in-memory table; and what keeping that table costs per watch event.
 
-The hooks run under gunicorn with a certificate made by openssl for
-127.0.0.1; the table file holds 1,000 bindings in namespace ``bench`` (999
-image bindings and one ``*`` binding) plus 4,000 in other namespaces. The pod
-has an init container and four containers, two of them bound. The baseline is
-``/admit-allow``, a trivial admission route in the same server (answers
-allowed with the uid), sent the same AdmissionReview; load comes from wrk
-(HTTPS, keep-alive) in a second process. Three numbers:
+The webhook app (``create_webhook_app``) runs under the real server of ``spo webhook``
+(``hooks.cluster.serving``: gevent, one worker) with a certificate made by openssl for
+127.0.0.1. Its table is a ``WatchedTables`` fed, as the watches feed it, the ProfileBindings
+and SeccompProfiles of 1,000 bindings in namespace ``bench`` (999 image bindings and one
+``*`` binding) plus 4,000 in other namespaces. The pod has an init container and four
+containers, two of them bound. The baseline is ``/admit-allow``, a trivial admission route in
+the same server (answers allowed with the uid), sent the same AdmissionReview; load comes
+from wrk (HTTPS, keep-alive) in a second process. Numbers:
 
 - ``in_process``: ``admit()`` itself, timed in this process (p50/p99 over
   20,000 calls, table already loaded): the hook's own cost;
 - ``server_histogram``: the hook latency the server measured itself
   (``spo_hook_request_duration_seconds``): decoding, ``admit``, encoding;
-- ``wrk``: round trips over HTTPS for both routes, and their ratio.
+- ``wrk``: round trips over HTTPS for both routes, and their ratio;
+- ``table_updates``: the CPU of one watch event (store it, resolve its namespace again,
+  publish), for an event in the 1,000-binding namespace and in a 10-binding one, with 1,000
+  and with 5,000 bindings in the cluster: it follows the event's namespace, not the
+  cluster; a burst of 1,000 events through the publisher thread (rebuilds at most every
+  100 ms): rebuilds, CPU per event, and the time from the last event to the table that has
+  it; a lone event's time to its table.
 
-    .venv/bin/python -m bench.bench_binding_webhook [--seconds 10] [--connections 2] [--workers 2]
+    .venv/bin/python -m bench.bench_binding_webhook [--seconds 10] [--connections 2]
 
-Target: p99 in the hook process under 5 ms; binding route at least half the
-baseline's requests per second.
+Targets: p99 in the hook process under 5 ms; binding route at least half the baseline's
+requests per second; a coalesced event's CPU flat in the size of the cluster and effective
+within 1 s.
+
+Measured (2026-12-01, the shared 2-core machine, load 2 to 4, ``--seconds 10``): ``admit``
+p99 0.17 ms in process; the server's own histogram p99 at most 2.5 ms (baseline 1 ms), 99.9 %
+under 5 ms; 904 against 771 requests per second (wrk's p99, 94 and 147 ms, is the loaded
+machine's scheduling, for both routes). One event: 17 ms in the 1,000-binding namespace with
+1,010 bindings in the cluster, 22 ms with 5,010; 0.13 and 0.11 ms in the 10-binding one. A burst
+of 1,000 events: 2 rebuilds, 0.08 ms of CPU per event, in the table 46 ms after the last; a
+lone event in its table after 0.9 ms (p50), 3.2 ms at most.
+
+The decorator's share of a profile event is none: its only related object is the spod
+(``tests/e2e/test_metacontroller_emulation.py::test_loop_runs_every_controller_of_the_install``
+counts its syncs while profiles are created and become Installed: zero).
 """
 
 from __future__ import annotations
@@ -30,6 +51,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -44,22 +66,38 @@ from bench.loadgen import (
     wait_ready,
 )
 from hooks.cluster.binding import admission, table
+from hooks.cluster.webhook.tables import BINDINGS as BINDING_KIND
+from hooks.cluster.webhook.tables import WATCHED, WatchedTables
+from tests.helpers.fake_apiserver import objects_of
 
 NS = "bench"
+SMALL = "small"
 BINDINGS = 1000
 TARGET_P99_MS = 5.0
 REPO = Path(__file__).resolve().parents[1]
 
 
 def app() -> Flask:
-    """What gunicorn serves: the hook app with the binding blueprint and the /admit-allow
-    baseline."""
-    from bench.baselines import app as with_baselines
+    """What the server serves: the webhook app on a ``WatchedTables`` fed the bench's objects,
+    with the /admit-allow baseline."""
+    from bench.baselines import with_baselines
+    from hooks.cluster.app import create_webhook_app
 
-    return with_baselines()
+    return with_baselines(create_webhook_app(watched(binding_table())))
 
 
-def binding_table() -> table.BindingTable:
+def watched(wanted: table.BindingTable) -> WatchedTables:
+    """A ``WatchedTables`` listed, as the watches list it, from the objects whose table is
+    ``wanted``."""
+    objects = objects_of(wanted)
+    tables = WatchedTables()
+    for kind in WATCHED:
+        tables.relist(kind, objects[kind.plural])
+    tables.rebuild()
+    return tables
+
+
+def binding_table(other_namespaces: int = 4) -> table.BindingTable:
     def entry(i: int, namespace: str) -> table.Entry:
         return table.Entry(
             f"b-{i:04d}",
@@ -69,8 +107,10 @@ def binding_table() -> table.BindingTable:
             f"operator/{namespace}/p-{i:04d}.json",
         )
 
-    namespaces: dict[str, dict[str, tuple[table.Entry, ...]]] = {}
-    for namespace in [NS, *(f"other-{n}" for n in range(4))]:
+    namespaces: dict[str, dict[str, tuple[table.Entry, ...]]] = {
+        SMALL: {f"small-{i}:1": (entry(i, SMALL),) for i in range(10)}
+    }
+    for namespace in [NS, *(f"other-{n}" for n in range(other_namespaces))]:
         images: dict[str, tuple[table.Entry, ...]] = {
             f"registry.example.com/app-{i:04d}:1.0": (entry(i, namespace),)
             for i in range(BINDINGS - 1)
@@ -134,7 +174,8 @@ def review() -> dict[str, Any]:
 
 
 def in_process(iterations: int = 20000) -> dict[str, float]:
-    loaded = table.decode(table.encode(binding_table()))
+    loaded = watched(binding_table()).bindings().table
+    assert table.encode(loaded) == table.encode(binding_table())  # the watched table is the table
     parsed = admission.AdmissionReviewRequest.model_validate(review())
     samples = []
     for _ in range(iterations):
@@ -146,6 +187,114 @@ def in_process(iterations: int = 20000) -> dict[str, float]:
         "p50_ms": round(samples[len(samples) // 2] * 1000, 4),
         "p99_ms": round(samples[int(len(samples) * 0.99)] * 1000, 4),
     }
+
+
+def _changed(namespace: str, i: int, generation: int) -> dict[str, Any]:
+    """A MODIFIED ProfileBinding of ``namespace`` (its image changes with ``generation``)."""
+    return {
+        "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
+        "kind": "ProfileBinding",
+        "metadata": {
+            "name": f"b-{i:04d}",
+            "namespace": namespace,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "profileRef": {"kind": "SeccompProfile", "name": f"p-{i:04d}"},
+            "image": f"registry.example.com/app-{i:04d}:{generation}",
+        },
+    }
+
+
+def _per_event_ms(tables: WatchedTables, namespace: str, events: int = 100) -> float:
+    """CPU ms of one event (store, resolve its namespace, publish), events one by one."""
+    started = time.process_time()
+    for n in range(events):
+        tables.event(BINDING_KIND, "MODIFIED", _changed(namespace, n % 10, n))
+        tables.rebuild()
+    return round((time.process_time() - started) / events * 1000, 3)
+
+
+def table_updates() -> dict[str, Any]:
+    one_by_one = {}
+    for other in (0, 4):  # 1,000 + 10 bindings in the cluster, then 5,000 + 10
+        tables = watched(binding_table(other))
+        total = tables.bindings().table.count()
+        one_by_one[f"cluster_{total}_bindings"] = {
+            "event_in_namespace_of_1000_ms": _per_event_ms(tables, NS),
+            "event_in_namespace_of_10_ms": _per_event_ms(tables, SMALL),
+        }
+    tables = watched(binding_table())
+    stop = threading.Event()
+    publisher = threading.Thread(target=tables.publish_forever, args=(stop,), daemon=True)
+    publisher.start()
+    try:
+        time.sleep(0.2)
+        rebuilds = tables.rebuilds
+        cpu = time.process_time()
+        burst = 1000
+        for n in range(burst):
+            tables.event(BINDING_KIND, "MODIFIED", _changed(NS, n % 999, 10_000 + n))
+        sent = time.monotonic()
+        last = f"registry.example.com/app-{(burst - 1) % 999:04d}:{10_000 + burst - 1}"
+        while last not in tables.bindings().table.of(NS):
+            time.sleep(0.001)
+        effective_ms = (time.monotonic() - sent) * 1000
+        burst_cpu = time.process_time() - cpu
+        burst_rebuilds = tables.rebuilds - rebuilds
+        time.sleep(0.3)
+        lone: list[float] = []
+        for n in range(20):
+            started = time.monotonic()
+            tables.event(BINDING_KIND, "MODIFIED", _changed(SMALL, 0, 20_000 + n))
+            wanted = f"registry.example.com/app-0000:{20_000 + n}"
+            while wanted not in tables.bindings().table.of(SMALL):
+                time.sleep(0.0005)
+            lone.append((time.monotonic() - started) * 1000)
+            time.sleep(0.15)
+    finally:
+        stop.set()
+        publisher.join(2.0)
+    lone.sort()
+    return {
+        "one_by_one": one_by_one,
+        "burst_of_1000_events_in_namespace_of_1000": {
+            "rebuilds": burst_rebuilds,
+            "cpu_per_event_ms": round(burst_cpu / burst * 1000, 3),
+            "last_event_to_table_ms": round(effective_ms, 1),
+        },
+        "lone_event_to_table_ms": {
+            "p50": round(lone[len(lone) // 2], 2),
+            "max": round(lone[-1], 2),
+        },
+    }
+
+
+def decorator_share() -> dict[str, Any]:
+    """What the namespace decorator asks to be synced on: a related rule that matches a
+    profile, binding or recording would sync it on every event of one."""
+    from hooks.cluster.contract import CustomizeRequest
+    from hooks.cluster.namespace import decorator
+
+    parent = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": decorator.OPERATOR_NAMESPACE},
+    }
+    rules = decorator.customize(CustomizeRequest.model_validate({"parent": parent}))
+    related = [rule.resource for rule in rules.relatedResources or []]
+    watched = {kind.plural for kind in WATCHED}
+    return {
+        "related_resources": related,
+        "syncs_per_profile_binding_or_recording_event": sum(r in watched for r in related),
+    }
+
+
+def serve(bind: str, certfile: str, keyfile: str) -> None:
+    """The server ``spo webhook`` runs (one gevent worker), serving ``app()``."""
+    from hooks.cluster import serving
+
+    serving.serve(bind, 1, certfile, keyfile, factory=app)
 
 
 def certificate(folder: Path) -> tuple[Path, Path]:
@@ -181,19 +330,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--serve", nargs=3, metavar=("BIND", "CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(*args.serve)
+        return 0
     if not shutil.which("wrk") or not shutil.which("openssl"):
         print("wrk and openssl are needed (apt-get install wrk openssl)", file=sys.stderr)
         return 2
     pure = in_process()
+    updates = table_updates()
     port = free_port()
     base = f"https://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cert, key = certificate(folder)
-        table_file = folder / "bindings.json"
-        table_file.write_text(table.encode(binding_table()))
         body = folder / "review.json"
         body.write_text(json.dumps(review()))
         metrics_dir = folder / "metrics"
@@ -201,29 +352,17 @@ def main() -> int:
         env = {
             **os.environ,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            "SPO_BINDINGS_FILE": str(table_file),
             "PYTHONPATH": str(REPO),
         }
         server = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "gunicorn",
-                "--bind",
+                "bench.bench_binding_webhook",
+                "--serve",
                 f"127.0.0.1:{port}",
-                "--certfile",
                 str(cert),
-                "--keyfile",
                 str(key),
-                "--workers",
-                str(args.workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--log-level",
-                "error",
-                "bench.bench_binding_webhook:app()",
             ],
             cwd=REPO,
             env=env,
@@ -253,7 +392,7 @@ def main() -> int:
         "benchmark": "binding-webhook-vs-trivial-admission-https",
         "bindings_in_namespace": BINDINGS,
         "review_bytes": len(json.dumps(review())),
-        "workers": args.workers,
+        "server": "spo webhook's: gevent, 1 worker",
         "connections": args.connections,
         "seconds": args.seconds,
         "in_process": pure,
@@ -262,10 +401,17 @@ def main() -> int:
         "wrk": {"binding": binding, "admit_allow": baseline},
         "rps_ratio_binding_over_baseline": round(binding["rps"] / baseline["rps"], 3),
         "p99_ms_ratio_binding_over_baseline": round(binding["p99_ms"] / baseline["p99_ms"], 3),
-        "targets": {"in_process_p99_ms_below": TARGET_P99_MS, "rps_ratio_at_least": 0.5},
+        "table_updates": updates,
+        "decorator": decorator_share(),
+        "targets": {
+            "in_process_p99_ms_below": TARGET_P99_MS,
+            "rps_ratio_at_least": 0.5,
+            "burst_last_event_to_table_ms_below": 1000,
+        },
         "meets_targets": pure["p99_ms"] < TARGET_P99_MS
         and served["p99_at_most_ms"] <= TARGET_P99_MS
-        and binding["rps"] / baseline["rps"] >= 0.5,
+        and binding["rps"] / baseline["rps"] >= 0.5
+        and updates["burst_of_1000_events_in_namespace_of_1000"]["last_event_to_table_ms"] < 1000,
     }
     print(json.dumps(result, indent=2))
     return 0

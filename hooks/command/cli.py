@@ -1,4 +1,5 @@
-"""The ``spo`` command: serve the hooks, run nodesync, render offline, generate CRDs."""
+"""The ``spo`` command: serve the hooks and the webhooks, run nodesync, render offline, generate
+CRDs."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 DEFAULT_BIND = "0.0.0.0:8080"
+DEFAULT_WEBHOOK_BIND = "0.0.0.0:8443"
 METRICS_AUTH = ("none", "token", "off")
 
 
@@ -29,10 +31,6 @@ def _hooks(args: argparse.Namespace) -> int:
     if (args.certfile is None) != (args.keyfile is None):
         print("spo hooks: --certfile and --keyfile go together", file=sys.stderr)
         return 2
-    if args.bindings_file:
-        os.environ["SPO_BINDINGS_FILE"] = (
-            args.bindings_file
-        )  # read by the binding blueprint in each worker
     serving.serve(
         bind=args.bind,
         workers=args.workers,
@@ -47,13 +45,54 @@ def _hooks(args: argparse.Namespace) -> int:
 
 def _hooks_app(auth: str, extra_dirs: Sequence[str], ttl: float) -> Flask:
     """The hooks' app (in each worker) with the ``/metrics`` access ``--metrics-auth`` asks
-    for: ``none`` open, ``off`` 404, ``token`` a bearer token the API server accepts and
-    allows to get ``/metrics`` (TokenReview and SubjectAccessReview, with the pod's own
-    ServiceAccount token, or ``$KUBECONFIG``)."""
+    for."""
     from hooks.cluster.app import create_app
+
+    return _guarded(create_app(), auth, extra_dirs, ttl)
+
+
+def _webhook(args: argparse.Namespace) -> int:
+    from hooks.cluster import serving
+
+    if (args.certfile is None) != (args.keyfile is None):
+        print("spo webhook: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    serving.serve(
+        bind=args.bind,
+        workers=1,  # the one process that holds the tables
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        factory=functools.partial(
+            _webhook_app,
+            args.kubeconfig,
+            args.namespace or None,
+            args.metrics_auth,
+            args.metrics_auth_ttl,
+        ),
+    )
+    return 0
+
+
+def _webhook_app(kubeconfig: str | None, namespace: str | None, auth: str, ttl: float) -> Flask:
+    """The webhooks' app, in the worker: the tables, their watches started."""
+    import threading
+
+    from hooks.cluster.app import create_webhook_app
+    from hooks.cluster.webhook.tables import WatchedTables
+    from hooks.command import webhook
+
+    tables = WatchedTables()
+    webhook.start(tables, threading.Event(), kubeconfig=kubeconfig, namespace=namespace)
+    return _guarded(create_webhook_app(tables), auth, (), ttl)
+
+
+def _guarded(app: Flask, auth: str, extra_dirs: Sequence[str], ttl: float) -> Flask:
+    """``app`` with the ``/metrics`` access ``--metrics-auth`` asks for: ``none`` open, ``off``
+    404, ``token`` a bearer token the API server accepts and allows to get ``/metrics``
+    (TokenReview and SubjectAccessReview, with the pod's own ServiceAccount token, or
+    ``$KUBECONFIG``)."""
     from hooks.cluster.web import health
 
-    app = create_app()
     app.extensions[health.EXTRA_DIRS] = tuple(extra_dirs)
     if auth == "off":
         app.extensions[health.GUARD] = lambda authorization, path: (404, "not found")
@@ -137,14 +176,6 @@ def parser() -> argparse.ArgumentParser:
     )
     hooks.add_argument("--keyfile", metavar="PATH", help="the private key of --certfile (PEM)")
     hooks.add_argument(
-        "--bindings-file",
-        metavar="PATH",
-        help=(
-            "the binding table the binding webhook reads (default $SPO_BINDINGS_FILE, else "
-            "/etc/spo/bindings/bindings.json)"
-        ),
-    )
-    hooks.add_argument(
         "--metrics-auth",
         choices=METRICS_AUTH,
         default=os.environ.get("METRICS_AUTH", "none"),
@@ -167,6 +198,50 @@ def parser() -> argparse.ArgumentParser:
         help="how long a token's review is reused (default 30)",
     )
     hooks.set_defaults(func=_hooks)
+
+    webhook = sub.add_parser(
+        "webhook",
+        help="serve the admission webhooks over HTTPS, their tables kept from watches",
+        description="Serve the binding and recording admission webhooks, /healthz, /readyz "
+        "(ready once every ProfileBinding, ProfileRecording, SeccompProfile and SelinuxProfile "
+        "was listed) and /metrics; the tables are kept in memory from list and watch.",
+    )
+    webhook.add_argument(
+        "--bind",
+        default=DEFAULT_WEBHOOK_BIND,
+        metavar="HOST:PORT",
+        help=f"address to listen on (default {DEFAULT_WEBHOOK_BIND})",
+    )
+    webhook.add_argument(
+        "--certfile", metavar="PATH", help="serve HTTPS with this certificate (PEM)"
+    )
+    webhook.add_argument("--keyfile", metavar="PATH", help="the private key of --certfile (PEM)")
+    webhook.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG") or None,
+        metavar="PATH",
+        help="credentials to watch with (default: the pod's ServiceAccount, else $KUBECONFIG)",
+    )
+    webhook.add_argument(
+        "--namespace",
+        default=os.environ.get("WATCH_NAMESPACE", ""),
+        metavar="NS",
+        help="watch this namespace only (env WATCH_NAMESPACE; default every namespace)",
+    )
+    webhook.add_argument(
+        "--metrics-auth",
+        choices=METRICS_AUTH,
+        default=os.environ.get("METRICS_AUTH", "none"),
+        help="who may read /metrics, as for spo hooks (env METRICS_AUTH)",
+    )
+    webhook.add_argument(
+        "--metrics-auth-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a token's review is reused (default 30)",
+    )
+    webhook.set_defaults(func=_webhook)
 
     nodesync = sub.add_parser(
         "nodesync",
@@ -255,7 +330,7 @@ def _share_metrics_between_workers(argv: Sequence[str]) -> None:
         for i, w in enumerate(argv)
         if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")
     ]
-    if words[:1] == ["hooks"] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if words[:1] in (["hooks"], ["webhook"]) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spo-metrics-")
 
 

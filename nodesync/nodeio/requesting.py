@@ -297,6 +297,31 @@ class KubernetesCluster:
             raise
 
 
+class ResourceSource:
+    """Every object of one custom resource (``group/version`` and plural) in the watched scope,
+    with the ``list_configmaps``/``watch_configmaps`` shape a ``Watcher`` reads (the webhook's
+    tables: ``hooks.command.webhook``)."""
+
+    def __init__(self, cluster: KubernetesCluster, api_version: str, plural: str) -> None:
+        self.cluster = cluster
+        scope = cluster.namespace
+        prefix = f"/apis/{api_version}"
+        if scope is not None:
+            prefix += f"/namespaces/{urllib.parse.quote(scope, safe='')}"
+        self.path = f"{prefix}/{plural}"
+
+    def list_configmaps(self, selector: str) -> tuple[list[Object], str]:
+        return self.cluster._list(self.path, {})
+
+    def watch_configmaps(
+        self, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[Object]:
+        return self.cluster._watch_path(self.path, {}, resource_version, timeout)
+
+    def interrupt(self) -> None:
+        self.cluster.interrupt()
+
+
 class PodSource:
     """The pods of one node, with the ``list_configmaps``/``watch_configmaps`` shape a ``Watcher``
     reads."""

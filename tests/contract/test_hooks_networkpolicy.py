@@ -1,6 +1,7 @@
-"""The NetworkPolicy of the hook service, as kustomize renders the install: the sync hooks'
-port admits Metacontroller's namespace only, the webhook port any source (the API server), and
-the overlay its comment shows moves the first to another namespace."""
+"""The NetworkPolicies of the hook service and the webhook, as kustomize renders the install: the
+sync hooks' port admits Metacontroller's namespace only, the hooks' metrics port and the webhook
+port any source (Prometheus, the API server), and the overlay its comment shows moves the first to
+another namespace."""
 
 from __future__ import annotations
 
@@ -57,9 +58,23 @@ def installed() -> list[dict[str, Any]]:
 
 
 def test_policy_validates() -> None:
-    kubernetes_validate.validate(
-        yaml.safe_load(POLICY.read_text()), kubernetes_validate.latest_version(), strict=True
-    )
+    for policy in yaml.safe_load_all(POLICY.read_text()):
+        kubernetes_validate.validate(policy, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_webhook_pods_admit_their_port_from_anyone(installed: list[dict[str, Any]]) -> None:
+    [policy] = [
+        d
+        for d in installed
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "spo-webhook"
+    ]
+    [deployment] = [
+        d for d in installed if d["kind"] == "Deployment" and d["metadata"]["name"] == "spo-webhook"
+    ]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress: the API server, unrestricted
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}]
 
 
 def test_policy_selects_the_hook_pods_and_their_two_ports(installed: list[dict[str, Any]]) -> None:

@@ -90,10 +90,10 @@ def test_only_the_checkers_may_review_tokens_and_nothing_else() -> None:
         },
     ]
     binding = find(METRICS, "ClusterRoleBinding", "spo-metrics-reviewer")
-    assert {s["name"] for s in binding["subjects"]} == {"spo-nodesync", "spo-hooks"}
+    assert {s["name"] for s in binding["subjects"]} == {"spo-nodesync", "spo-hooks", "spo-webhook"}
 
 
-def test_only_the_webhook_container_holds_a_token_and_it_guards_metrics() -> None:
+def test_only_the_metrics_container_holds_a_token_and_it_guards_metrics() -> None:
     deployment = find(docs(BASE / "hooks.yaml"), "Deployment", "spo-hooks")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
@@ -110,9 +110,9 @@ def test_only_the_webhook_container_holds_a_token_and_it_guards_metrics() -> Non
         for m in container.get("volumeMounts", [])
         if m["name"] in token_volumes
     }
-    assert mounted == {"webhook"}
-    assert "--metrics-auth=token" in containers["webhook"]["command"]
-    assert "--metrics-dir=/tmp/metrics" in containers["webhook"]["command"]
+    assert mounted == {"metrics"}
+    assert "--metrics-auth=token" in containers["metrics"]["command"]
+    assert "--metrics-dir=/tmp/metrics" in containers["metrics"]["command"]
     hooks = containers["hooks"]
     assert hooks["args"] == ["--metrics-auth=off"]
     env = {e["name"]: e["value"] for e in hooks["env"]}
@@ -128,6 +128,7 @@ def test_the_servicemonitors_scrape_both_services_with_the_token() -> None:
     assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == "default"
     services = {
         "metrics": find(METRICS, "Service", "metrics"),
+        "spo-hooks-metrics": find(docs(BASE / "hooks.yaml"), "Service", "spo-hooks-metrics"),
         "spo-webhook": find(docs(BASE / "webhook.yaml"), "Service", "spo-webhook"),
     }
     scraped = {}
@@ -140,4 +141,8 @@ def test_the_servicemonitors_scrape_both_services_with_the_token() -> None:
             assert endpoint["bearerTokenSecret"] == {"name": "metrics-token", "key": "token"}
             assert endpoint["tlsConfig"]["serverName"] == f"{name}.{NS}.svc"
             scraped.setdefault(name, set()).add(endpoint["path"])
-    assert scraped == {"metrics": {"/metrics", "/metrics-spod"}, "spo-webhook": {"/metrics"}}
+    assert scraped == {
+        "metrics": {"/metrics", "/metrics-spod"},
+        "spo-hooks-metrics": {"/metrics"},
+        "spo-webhook": {"/metrics"},
+    }

@@ -27,7 +27,8 @@ NAMESPACED = ROOT / "metacontroller" / "namespaced"
 OPERATOR_NS = "security-profiles-operator"
 NODESYNC = "spo-nodesync"
 LOG_ENRICHER = "spo-log-enricher"
-ACCOUNTS = (NODESYNC, LOG_ENRICHER)
+WEBHOOK = "spo-webhook"
+ACCOUNTS = (NODESYNC, LOG_ENRICHER, WEBHOOK)
 
 
 def kubectl() -> str:
@@ -94,14 +95,14 @@ REVIEWS = [
 def test_the_node_agents_have_no_cluster_wide_rights(
     namespaced: list[dict[str, Any]], account: str
 ) -> None:
-    """None but, for nodesync, the two reviews that check a metrics reader."""
+    """None but, for nodesync and the webhook, the two reviews that check a metrics reader."""
     cluster_wide = [
         key(doc)
         for doc in namespaced
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")
         and (doc["metadata"]["name"] == account or binds(doc, account))
     ]
-    assert cluster_wide == ([METRICS_REVIEWER] if account == NODESYNC else [])
+    assert cluster_wide == ([METRICS_REVIEWER] if account in (NODESYNC, WEBHOOK) else [])
     reviewer = by_key(namespaced)[("ClusterRole", "", "spo-metrics-reviewer")]
     assert reviewer["rules"] == REVIEWS
     bindings = [doc for doc in namespaced if binds(doc, account) and key(doc) != METRICS_REVIEWER]
@@ -142,8 +143,15 @@ def test_everything_else_is_the_default_install(
         (kind, OPERATOR_NS, account) for kind in ("Role", "RoleBinding") for account in ACCOUNTS
     }
     spod = ("SecurityProfilesOperatorDaemon", OPERATOR_NS, "spod")
-    changed = [k for k in set(before) & set(after) if before[k] != after[k]]
-    assert changed == [spod]
+    webhook = ("Deployment", OPERATOR_NS, WEBHOOK)
+    changed = {k for k in set(before) & set(after) if before[k] != after[k]}
+    assert changed == {spod, webhook}
+    for deployment in (before[webhook], after[webhook]):
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert env[0]["name"] == "WATCH_NAMESPACE"
+        value = env[0].pop("value")
+        assert value == ("" if deployment is before[webhook] else OPERATOR_NS)
+    assert after[webhook] == before[webhook]
     annotations = after[spod]["metadata"].pop("annotations")
     assert annotations == {daemonset.WATCH_NAMESPACE_ANNOTATION: OPERATOR_NS}
     assert after[spod] == before[spod]
@@ -161,7 +169,7 @@ def test_the_spod_runs_nodesync_and_the_log_enricher_on_the_namespace_of_their_r
         for doc in namespaced
         if doc["kind"] == "Role"
     }
-    assert roles == {NODESYNC: OPERATOR_NS, LOG_ENRICHER: OPERATOR_NS}
+    assert roles == {NODESYNC: OPERATOR_NS, LOG_ENRICHER: OPERATOR_NS, WEBHOOK: OPERATOR_NS}
     for ds, container in zip(daemonsets, ("nodesync", "log-enricher"), strict=True):
         pod = ds["spec"]["template"]["spec"]
         [agent] = [c for c in pod["containers"] if c["name"] == container]

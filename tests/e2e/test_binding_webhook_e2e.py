@@ -1,12 +1,11 @@
 """The binding webhook, called by the real kube-apiserver over HTTPS through its Service.
 
-The hooks run under gunicorn with a certificate for the Service's name (made with openssl,
-signed by a throw-away CA); an EndpointSlice of the Service ``spo-webhook`` points at them.
-The webhook configuration the namespace decorator computes is attached as it is (one
-faithful sync of the emulated Metacontroller, ``DecoratorStep``), cert-manager's CA
-injector's stand-in writes the CA into it, and the ``bindings.json`` of the stored ConfigMap
-is written to the file the webhook reads (what the kubelet does for a mounted ConfigMap).
-The server and these steps are shared with the recording e2e
+``spo webhook`` runs with a certificate for the Service's name (made with openssl, signed by a
+throw-away CA) and a token of its ServiceAccount, and keeps its tables from its own watches;
+an EndpointSlice of the Service ``spo-webhook`` points at it. The webhook configuration the
+namespace decorator computes is attached as it is (one faithful sync of the emulated
+Metacontroller, ``DecoratorStep``) and cert-manager's CA injector's stand-in writes the CA
+into it. The server and these steps are shared with the recording e2e
 (``tests.helpers.webhook_server``).
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-binding`` and,
@@ -17,6 +16,7 @@ the two read-back specs is exactly what the webhook changed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +34,7 @@ from tests.helpers.webhook_server import (
     WebhookServer,
     changes,
     serving_webhooks,
+    wait_admitted,
 )
 from tests.helpers.webhook_server import create as _create
 from tests.helpers.webhook_server import decorator_step as _decorator_step
@@ -130,10 +131,19 @@ def bound(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     plane.apply(_binding(BOUND_NS, "busybox", "busybox:1.36", "SeccompProfile", "does-not-exist"))
     plane.apply(_binding(BOUND_NS, "everything", "*", "SelinuxProfile", "web-policy"))
     answer = _decorator_step(plane, webhook)
-    assert {a["kind"] for a in answer["attachments"]} == {
-        "MutatingWebhookConfiguration",
-        "ConfigMap",
-    }
+    assert [a["kind"] for a in answer["attachments"]] == ["MutatingWebhookConfiguration"]
+    # The webhook's watches have seen every object applied above (a dry run calls it).
+    probe = _pod("probe", [{"name": "app", "image": "redis:7"}])
+    got = wait_admitted(
+        plane,
+        BOUND_NS,
+        probe,
+        lambda pod: (
+            (pod["spec"].get("securityContext") or {}).get("seLinuxOptions")
+            == {"type": SELINUX_USAGE}
+        ),
+    )
+    assert got["spec"]["securityContext"]["seLinuxOptions"] == {"type": SELINUX_USAGE}
     return plane
 
 
@@ -228,13 +238,10 @@ def test_unlabelled_namespace_is_untouched(bound: ControlPlane) -> None:
     assert "Warning" not in warnings
 
 
-def test_update_is_not_mutated_and_a_new_binding_reaches_new_pods(
-    bound: ControlPlane, webhook: WebhookServer
-) -> None:
+def test_update_is_not_mutated_and_a_new_binding_reaches_new_pods(bound: ControlPlane) -> None:
     before, _ = _create(bound, BOUND_NS, _pod("late", [{"name": "web", "image": "httpd:2.4"}]))
     assert "securityContext" not in before["spec"]["containers"][0]
     bound.apply(_binding(BOUND_NS, "httpd", "httpd:2.4", "SeccompProfile", "web"))
-    _decorator_step(bound, webhook)
     bound.kubectl("label", "pod", "late", "-n", BOUND_NS, "touched=yes")
     bound.kubectl("annotate", "pod", "late", "-n", BOUND_NS, "spo-e2e/updated=yes")
     after = bound.kubectl_json("get", "pod", "late", "-n", BOUND_NS)
@@ -242,6 +249,38 @@ def test_update_is_not_mutated_and_a_new_binding_reaches_new_pods(
     assert after["spec"] == before["spec"]
     fresh, _ = _create(bound, BOUND_NS, _pod("early", [{"name": "web", "image": "httpd:2.4"}]))
     assert fresh["spec"]["containers"][0]["securityContext"]["seccompProfile"] == SECCOMP_WEB
+
+
+def test_a_new_binding_and_its_new_profile_apply_to_a_pod_created_at_once(
+    bound: ControlPlane,
+) -> None:
+    """The README's promise: ``kubectl apply`` of a binding (its profile Installed), then at once
+    a pod, and the pod has the profile, within a second of the binding's creation."""
+    _seccomp(bound, BOUND_NS, "fresh", "Installed")
+    started = time.monotonic()
+    bound.apply(_binding(BOUND_NS, "fresh", "quay.io/fresh:1", "SeccompProfile", "fresh"))
+    got, warnings = _create(
+        bound, BOUND_NS, _pod("fresh", [{"name": "a", "image": "quay.io/fresh:1"}])
+    )
+    took = time.monotonic() - started
+    assert got["spec"]["containers"][0]["securityContext"]["seccompProfile"] == {
+        "type": "Localhost",
+        "localhostProfile": f"operator/{BOUND_NS}/fresh.json",
+    }
+    assert "fresh" not in warnings
+    assert took < 1.0, f"binding to bound pod took {took:.2f} s"
+
+
+def test_a_binding_deleted_stops_binding_at_once(bound: ControlPlane) -> None:
+    _seccomp(bound, BOUND_NS, "brief", "Installed")
+    bound.apply(_binding(BOUND_NS, "brief", "quay.io/brief:1", "SeccompProfile", "brief"))
+    manifest = _pod("brief", [{"name": "a", "image": "quay.io/brief:1"}])
+    wait_admitted(
+        bound, BOUND_NS, manifest, lambda pod: "securityContext" in pod["spec"]["containers"][0]
+    )
+    bound.kubectl("delete", f"profilebindings.{GROUP}", "brief", "-n", BOUND_NS)
+    got, _ = _create(bound, BOUND_NS, manifest)
+    assert "seccompProfile" not in (got["spec"]["containers"][0].get("securityContext") or {})
 
 
 def test_registered_configuration_is_the_computed_one(bound: ControlPlane) -> None:
@@ -258,10 +297,8 @@ def test_registered_configuration_is_the_computed_one(bound: ControlPlane) -> No
         stored["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
         == f"{OPERATOR_NS}/spo-webhook-cert"
     )
-    table = bound.kubectl_json("get", "configmap", "spo-bindings", "-n", OPERATOR_NS)
-    entries = json.loads(table["data"]["bindings.json"])["namespaces"][BOUND_NS]
-    assert entries["nginx:1.27"][0]["state"] == "Installed"
-    assert entries["busybox:1.36"][0]["state"] == "Missing"
+    gone = bound.kubectl("get", "configmap", "spo-bindings", "-n", OPERATOR_NS, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr  # no table travels by ConfigMap
 
 
 def test_configuration_keeps_its_service_route_and_the_injected_ca_across_syncs(
@@ -273,7 +310,7 @@ def test_configuration_keeps_its_service_route_and_the_injected_ca_across_syncs(
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
     )
-    step = DecoratorStep(bound, webhook.base, manifest, context=webhook.context)
+    step = DecoratorStep(bound, webhook.hooks, manifest)
     # The first sync after the injection may record the bundle in the last applied
     # configuration (one update); from then on the answer is what is stored.
     step.sync("v1", "Namespace", None, OPERATOR_NS)
@@ -325,33 +362,29 @@ def test_binding_status_lists_its_pods_and_deletion_waits_for_them(
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "profilebinding-controller.yaml").read_text()
     )
-    step = CompositeStep(bound, webhook.base, manifest)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(
-            "SSL_CERT_FILE", str(webhook.ca)
-        )  # CompositeStep posts with urllib's default context
-        _create(bound, BOUND_NS, _pod("held", [{"name": "app", "image": "nginx:1.27"}]))
-        label_pods(bound, webhook.base, BOUND_NS, context=webhook.context)  # spo-pod-usage
-        step.add_finalizer(BOUND_NS, "nginx")
-        step.sync(BOUND_NS, "nginx")
-        status = bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[
-            "status"
-        ]
-        assert f"{BOUND_NS}/held" in status["activeWorkloads"]
-        assert f"{BOUND_NS}/nginx" in status["activeWorkloads"]
-        assert f"{BOUND_NS}/own" not in status["activeWorkloads"]
-        assert status["conditions"][0]["reason"] == "Bound"
+    step = CompositeStep(bound, webhook.hooks, manifest)
+    _create(bound, BOUND_NS, _pod("held", [{"name": "app", "image": "nginx:1.27"}]))
+    label_pods(bound, webhook.hooks, BOUND_NS)  # spo-pod-usage, on the pods' creation
+    step.add_finalizer(BOUND_NS, "nginx")
+    step.sync(BOUND_NS, "nginx")
+    status = bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[
+        "status"
+    ]
+    assert f"{BOUND_NS}/held" in status["activeWorkloads"]
+    assert f"{BOUND_NS}/nginx" in status["activeWorkloads"]
+    assert f"{BOUND_NS}/own" not in status["activeWorkloads"]
+    assert status["conditions"][0]["reason"] == "Bound"
 
-        bound.kubectl("delete", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS, "--wait=false")
-        answer = step.sync(BOUND_NS, "nginx")
-        assert answer["finalized"] is False
-        assert bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[
-            "metadata"
-        ]["deletionTimestamp"]
+    bound.kubectl("delete", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS, "--wait=false")
+    answer = step.sync(BOUND_NS, "nginx")
+    assert answer["finalized"] is False
+    assert bound.kubectl_json("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS)[
+        "metadata"
+    ]["deletionTimestamp"]
 
-        for pod in status["activeWorkloads"]:
-            bound.kubectl("delete", "pod", pod.split("/", 1)[1], "-n", BOUND_NS, "--wait=false")
-        answer = step.sync(BOUND_NS, "nginx")
-        assert answer["finalized"] is True
+    for pod in status["activeWorkloads"]:
+        bound.kubectl("delete", "pod", pod.split("/", 1)[1], "-n", BOUND_NS, "--wait=false")
+    answer = step.sync(BOUND_NS, "nginx")
+    assert answer["finalized"] is True
     gone = bound.kubectl("get", f"profilebindings.{GROUP}", "nginx", "-n", BOUND_NS, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr

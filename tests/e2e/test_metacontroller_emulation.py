@@ -239,9 +239,11 @@ def test_decorator_request_carries_what_is_attached(plane: ControlPlane, hook_se
     step.sync("v1", "Namespace", None, OPERATOR_NS)
     first, second = (body for hook, body in step.hooks.requests if hook == "sync")
     configurations = "MutatingWebhookConfiguration.admissionregistration.k8s.io/v1"
-    assert set(first["children"]) == {configurations, "ConfigMap.v1"}
+    assert set(first["children"]) == {configurations}
     assert list(second["children"][configurations]) == ["spo-mutating-webhook-configuration"]
-    assert list(second["children"]["ConfigMap.v1"]) == [f"{OPERATOR_NS}/spo-bindings"]
+    assert set(first["related"]) == {  # the spod alone: a profile event does not sync it
+        f"SecurityProfilesOperatorDaemon.{GROUP}/v1alpha1"
+    }
     stored = plane.kubectl_json(
         "get", "mutatingwebhookconfiguration", "spo-mutating-webhook-configuration"
     )
@@ -349,11 +351,24 @@ def test_loop_runs_every_controller_of_the_install(plane: ControlPlane, hook_ser
         loop.raise_errors(NS)
         loop.raise_errors(OPERATOR_NS)
         loop.raise_errors("")  # the operator's Namespace: the decorator
-        table = plane.kubectl_json("get", "configmap", "spo-bindings", "-n", OPERATOR_NS)
+        configuration = plane.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION)
         assert (
-            table["metadata"]["annotations"]["metacontroller.k8s.io/decorator-controller"]
+            configuration["metadata"]["annotations"]["metacontroller.k8s.io/decorator-controller"]
             == "spo-namespace-decorator"
         )
+        # Profile events cost the decorator nothing: it syncs on the spod alone.
+        decorator = loop.hooks_of("spo-namespace-decorator").stats
+        decorator_syncs = decorator.calls["sync"]
+        for index in range(3):
+            _profile(plane, f"quiet-{index}")
+            _report(plane, f"quiet-{index}", "node-a", "Installed")
+        until(
+            "the profiles have ConfigMaps",
+            lambda: _present(_configmap(plane, "seccomp-quiet-2")),
+        )
+        loop.wait_idle()
+        loop.raise_errors(NS)
+        assert decorator.calls["sync"] == decorator_syncs
         spod = plane.kubectl_json(
             "get", f"securityprofilesoperatordaemons.{GROUP}", "spod", "-n", OPERATOR_NS
         )

@@ -16,6 +16,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from hooks.api import GROUP
 from hooks.api.configmaps import SECCOMP_KEY, SECCOMP_KIND, SELINUX_KEY, configmap_metadata
 from hooks.cluster.spod import daemonset
 from tests.helpers.controlplane import METACONTROLLER, ControlPlane
+from tests.helpers.hookserver import free_port, serving
 from tests.helpers.nodesync_process import NodeSync, eventually, node_status
 from tests.helpers.selinuxd_double import SelinuxdDouble
 
@@ -39,7 +43,13 @@ ACCOUNT = "nodesync-namespaced-e2e"
 WHO = ["--as", f"system:serviceaccount:{OPERATOR_NS}:{ACCOUNT}"]
 ENRICHER_ACCOUNT = "log-enricher-namespaced-e2e"
 ENRICHER = ["--as", f"system:serviceaccount:{OPERATOR_NS}:{ENRICHER_ACCOUNT}"]
-BOUND_TO = {"spo-nodesync": ACCOUNT, "spo-log-enricher": ENRICHER_ACCOUNT}
+WEBHOOK_ACCOUNT = "webhook-namespaced-e2e"
+WEBHOOK = ["--as", f"system:serviceaccount:{OPERATOR_NS}:{WEBHOOK_ACCOUNT}"]
+BOUND_TO = {
+    "spo-nodesync": ACCOUNT,
+    "spo-log-enricher": ENRICHER_ACCOUNT,
+    "spo-webhook": WEBHOOK_ACCOUNT,
+}
 STATUSES = f"securityprofilenodestatuses.{GROUP}"
 LOG = '{"defaultAction":"SCMP_ACT_LOG"}'
 
@@ -82,13 +92,23 @@ def render_rbac(plane: ControlPlane, folder: Path) -> list[dict[str, Any]]:
     docs = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
     [spod] = [doc for doc in docs if doc["kind"] == "SecurityProfilesOperatorDaemon"]
     assert spod["metadata"]["annotations"][daemonset.WATCH_NAMESPACE_ANNOTATION] == WATCHED
+    [webhook] = [
+        doc
+        for doc in docs
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "spo-webhook"
+    ]
+    env = {
+        e["name"]: e.get("value")
+        for e in webhook["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["WATCH_NAMESPACE"] == WATCHED
     rbac = [doc for doc in docs if doc["kind"] in ("Role", "RoleBinding")]
     assert sorted(
         (doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]) for doc in rbac
     ) == [
         (kind, WATCHED, name)
         for kind in ("Role", "RoleBinding")
-        for name in ("spo-log-enricher", "spo-nodesync")
+        for name in ("spo-log-enricher", "spo-nodesync", "spo-webhook")
     ]
     assert not [
         doc
@@ -306,6 +326,74 @@ def test_without_namespace_nodesync_cannot_run_on_these_rights(
         assert code == 503
     finally:
         assert agent.stop(timeout=30) == 0, agent.tail()
+
+
+def test_the_webhook_may_read_its_tables_in_its_namespace_only(plane: ControlPlane) -> None:
+    for resource in ("profilebindings", "profilerecordings", "seccompprofiles", "selinuxprofiles"):
+        for verb in ("list", "watch"):
+            assert can(plane, verb, f"{resource}.{GROUP}", "-n", WATCHED, who=WEBHOOK), resource
+            assert not can(plane, verb, f"{resource}.{GROUP}", "-n", OTHER, who=WEBHOOK)
+            assert not can(plane, verb, f"{resource}.{GROUP}", "--all-namespaces", who=WEBHOOK)
+    assert not can(plane, "list", "pods", "-n", WATCHED, who=WEBHOOK)
+    assert not can(plane, "get", "secrets", "-n", WATCHED, who=WEBHOOK)
+
+
+def _webhook(plane: ControlPlane, *extra: str) -> list[str]:
+    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, WEBHOOK_ACCOUNT)
+    return [
+        sys.executable,
+        "-m",
+        "hooks.command.cli",
+        "webhook",
+        "--kubeconfig",
+        str(kubeconfig),
+        *extra,
+    ]
+
+
+def test_the_webhook_is_ready_on_these_rights_in_its_namespace_only(plane: ControlPlane) -> None:
+    """``spo webhook --namespace`` lists and watches the namespace with a Role there and becomes
+    ready; the same rights cluster-wide are refused, and it stays unready."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "KUBECONFIG")
+    }
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (
+        serving(
+            _webhook(plane, "--bind", f"127.0.0.1:{port}", "--namespace", WATCHED),
+            base,
+            env=env,
+            cwd=REPO,
+        ),
+        urllib.request.urlopen(f"{base}/readyz", timeout=5) as response,
+    ):
+        assert response.status == 200
+    port = free_port()
+    process = subprocess.Popen(
+        _webhook(plane, "--bind", f"127.0.0.1:{port}"),
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        codes = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                    codes.append(answer.status)
+            except urllib.error.HTTPError as error:
+                codes.append(error.code)
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert codes and set(codes) == {503}, codes
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert b"403" in stderr, stderr[-2000:]
 
 
 def test_nodesync_refuses_a_bad_namespace(tmp_path: Path) -> None:

@@ -191,3 +191,86 @@ def test_the_log_enricher_really_creates_a_profile_but_cannot_change_it(
 @pytest.mark.parametrize("resource", ["configmaps", "pods", SECCOMP])
 def test_the_hooks_service_account_has_no_rights(installed: ControlPlane, resource: str) -> None:
     assert not _can(installed, HOOKS, "list", resource, "--all-namespaces")
+
+
+WEBHOOK = ControlPlane.impersonate_service_account(NAMESPACE, "spo-webhook")
+BINDINGS = "profilebindings.security-profiles-operator.x-k8s.io"
+WEBHOOK_READS = [BINDINGS, RECORDINGS, SECCOMP, SELINUX]
+WEBHOOK_ALLOWED = [
+    (verb, resource, scope)
+    for resource in WEBHOOK_READS
+    for verb, scope in (
+        ("get", "-n=team-a"),
+        ("list", "--all-namespaces"),
+        ("watch", "--all-namespaces"),
+    )
+]
+WEBHOOK_DENIED = [
+    *[
+        (verb, resource, "-n=team-a")
+        for resource in WEBHOOK_READS
+        for verb in ("create", "update", "patch", "delete")
+    ],
+    ("update", f"{SECCOMP}/status", "-n=team-a"),
+    ("get", "secrets", "-n=team-a"),
+    ("list", "secrets", "--all-namespaces"),
+    ("get", "secrets", f"-n={NAMESPACE}"),
+    ("get", "pods", "-n=team-a"),
+    ("list", "pods", "--all-namespaces"),
+    ("watch", "pods", "--all-namespaces"),
+    ("list", "namespaces", ""),
+    ("list", "configmaps", "--all-namespaces"),
+    ("create", "configmaps", "-n=team-a"),
+    ("list", STATUSES, "--all-namespaces"),
+    ("list", "rawselinuxprofiles.security-profiles-operator.x-k8s.io", "--all-namespaces"),
+    ("update", "mutatingwebhookconfigurations", ""),
+    ("create", "events", "-n=team-a"),
+]
+
+
+@pytest.mark.parametrize(("verb", "resource", "scope"), WEBHOOK_ALLOWED)
+def test_the_webhook_can_read_what_its_tables_are_made_of(
+    installed: ControlPlane, verb: str, resource: str, scope: str
+) -> None:
+    assert _can(installed, WEBHOOK, verb, resource, scope)
+
+
+@pytest.mark.parametrize(("verb", "resource", "scope"), WEBHOOK_DENIED)
+def test_the_webhook_can_do_nothing_else(
+    installed: ControlPlane, verb: str, resource: str, scope: str
+) -> None:
+    assert not _can(installed, WEBHOOK, verb, resource, scope)
+
+
+def test_the_webhook_is_really_refused_a_secret_and_a_pod(installed: ControlPlane) -> None:
+    installed.kubectl(
+        "create", "secret", "generic", "s3cret", "-n", NAMESPACE, "--from-literal=k=v", check=False
+    )
+    for args in (("get", "secret", "s3cret"), ("get", "pods")):
+        result = installed.kubectl(*args, "-n", NAMESPACE, *WEBHOOK, check=False)
+        assert result.returncode != 0
+        assert "Forbidden" in result.stderr
+
+
+def test_the_hooks_pods_hold_no_token_but_in_their_metrics_container(
+    installed: ControlPlane,
+) -> None:
+    """The sync hooks have no credentials: the pod mounts no token, and the one projected token
+    volume is mounted by the metrics container alone (as the manifest the API server stored
+    says)."""
+    deployment = installed.kubectl_json("get", "deployment", "spo-hooks", "-n", NAMESPACE)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    tokens = {
+        v["name"]
+        for v in pod["volumes"]
+        if any("serviceAccountToken" in s for s in (v.get("projected") or {}).get("sources", []))
+    }
+    holders = {
+        c["name"]
+        for c in pod["containers"]
+        if any(m["name"] in tokens for m in c.get("volumeMounts") or [])
+    }
+    assert holders == {"metrics"}
+    webhook = installed.kubectl_json("get", "deployment", "spo-webhook", "-n", NAMESPACE)
+    assert webhook["spec"]["template"]["spec"]["serviceAccountName"] == "spo-webhook"

@@ -1,12 +1,12 @@
 """The recording webhook, called by the real kube-apiserver over HTTPS, and the
 ProfileRecording controller.
 
-The server, the certificate, the Service route and the decorator step are the binding
-e2e's (``tests.helpers.webhook_server``): the configuration the namespace decorator
-computes is attached as it is, the CA injector's stand-in fills in its ``caBundle``, and the
-tables of the ``spo-bindings`` ConfigMap are written where the webhooks read them. The
-logging profile of the install (metacontroller/recording-profile.yaml) is applied and
-reported Installed, as nodesync would report it.
+The server (``spo webhook``, its tables kept from its own watches), the certificate, the
+Service route and the decorator step are the binding e2e's (``tests.helpers.webhook_server``):
+the configuration the namespace decorator computes is attached as it is and the CA injector's
+stand-in fills in its ``caBundle``. The logging profile of the install
+(metacontroller/recording-profile.yaml) is applied and reported Installed, as nodesync would
+report it.
 
 Pods are created in a namespace labelled ``spo.x-k8s.io/enable-recording``
 and, as a control, the same pod in an unlabelled namespace: the difference
@@ -16,6 +16,7 @@ between the two stored pods is exactly what the webhook changed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,6 @@ import pytest
 import yaml
 
 from hooks.api import GROUP
-from hooks.cluster.recording import table as recording_table
 from tests.helpers.controlplane import ControlPlane
 from tests.helpers.metacontroller_step import CompositeStep
 from tests.helpers.pod_usage import label_pods
@@ -37,6 +37,7 @@ from tests.helpers.webhook_server import (
     decorator_step,
     pod,
     serving_webhooks,
+    wait_admitted,
     with_status,
 )
 
@@ -82,24 +83,6 @@ def _recording(name: str, kind: str, labels: dict[str, str], **spec: Any) -> dic
     }
 
 
-def _publish(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """The decorator step; and, while hooks/binding/decorator.py does not publish the recording
-    table yet,
-    the same table computed from the same objects and written where the webhook reads it."""
-    answer = decorator_step(plane, server)
-    published = {
-        key for a in answer["attachments"] if a["kind"] == "ConfigMap" for key in a["data"]
-    }
-    if recording_table.FILE_KEY not in published:
-        recordings = plane.kubectl_json("get", RECORDINGS, "--all-namespaces")["items"]
-        profiles = plane.kubectl_json("get", PROFILES, "--all-namespaces")["items"]
-        server.publish(
-            recording_table.FILE_KEY,
-            recording_table.encode(recording_table.resolve(recordings, profiles)),
-        )
-    return answer
-
-
 @pytest.fixture(scope="module")
 def recording(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     plane = installed
@@ -127,11 +110,11 @@ def recording(installed: ControlPlane, webhook: WebhookServer) -> ControlPlane:
     plane.apply(_recording("web-recording", "SeccompProfile", {"app": "web"}, containers=["app"]))
     plane.apply(_recording("web-selinux", "SelinuxProfile", {"app": "web"}))
     plane.apply(_recording("bpf-recording", "SeccompProfile", {"app": "bpf"}, recorder="bpf"))
-    answer = _publish(plane, webhook)
-    assert {a["kind"] for a in answer["attachments"]} == {
-        "MutatingWebhookConfiguration",
-        "ConfigMap",
-    }
+    answer = decorator_step(plane, webhook)
+    assert [a["kind"] for a in answer["attachments"]] == ["MutatingWebhookConfiguration"]
+    probe = pod("probe", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "web"})
+    got = wait_admitted(plane, RECORDING_NS, probe, lambda p: len(_ids(p)) == 2)
+    assert len(_ids(got)) == 2  # the webhook's watches have seen both recordings
     return plane
 
 
@@ -289,20 +272,21 @@ def test_registered_configuration_routes_recording_to_the_recording_webhook(
     assert hook["rules"][0]["operations"] == ["CREATE"]
 
 
-def test_published_table_lists_the_namespaces_recordings(
-    recording: ControlPlane, webhook: WebhookServer
-) -> None:
-    text = (webhook.tables / recording_table.FILE_KEY).read_text()
-    published = recording_table.decode(text)
-    assert sorted(r.name for r in published.of(RECORDING_NS)) == [
-        "bpf-recording",
-        "web-recording",
-        "web-selinux",
-    ]
-    assert published.logging.usable
-    data = recording.kubectl_json("get", "configmap", "spo-bindings", "-n", OPERATOR_NS)["data"]
-    if recording_table.FILE_KEY in data:  # once hooks/binding/decorator.py publishes it
-        assert data[recording_table.FILE_KEY] == text
+def test_a_new_recording_applies_to_a_pod_created_at_once(recording: ControlPlane) -> None:
+    """``kubectl apply`` of a ProfileRecording, then at once a pod it selects: the pod is
+    recorded, within a second of the recording's creation."""
+    started = time.monotonic()
+    recording.apply(_recording("fresh-recording", "SeccompProfile", {"app": "fresh"}))
+    stored, _ = create(
+        recording,
+        RECORDING_NS,
+        pod("fresh", [{"name": "app", "image": "nginx:1.27"}], labels={"app": "fresh"}),
+    )
+    took = time.monotonic() - started
+    assert set(_ids(stored)) == {"io.containers.trace-logs/app"}
+    assert _ids(stored)["io.containers.trace-logs/app"].startswith("fresh-recording_app_")
+    assert stored["spec"]["containers"][0]["securityContext"]["seccompProfile"] == LOGGING
+    assert took < 1.0, f"recording to recorded pod took {took:.2f} s"
 
 
 def _recorded_profile(plane: ControlPlane, container: str) -> None:
@@ -330,56 +314,52 @@ def test_recording_status_and_deletion_waits_for_collection(
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "profilerecording-controller.yaml").read_text()
     )
-    step = CompositeStep(recording, webhook.base, manifest)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(
-            "SSL_CERT_FILE", str(webhook.ca)
-        )  # CompositeStep posts with urllib's default context
-        create(
-            recording,
-            RECORDING_NS,
-            pod(
-                "job",
-                [{"name": "app", "image": "nginx:1.27"}],
-                labels={"app": "web"},
-                restartPolicy="Never",
-            ),
-        )
-        label_pods(recording, webhook.base, RECORDING_NS, context=webhook.context)
-        step.add_finalizer(RECORDING_NS, "web-recording")
-        step.sync(RECORDING_NS, "web-recording")
-        status = recording.kubectl_json("get", RECORDINGS, "web-recording", "-n", RECORDING_NS)[
-            "status"
-        ]
-        assert {"job", "web", "own"} <= set(status["activeWorkloads"])
-        assert not {"db", "bpf", "late"} & set(status["activeWorkloads"])
-        assert status["conditions"][0]["reason"] == "Recording"
+    step = CompositeStep(recording, webhook.hooks, manifest)
+    create(
+        recording,
+        RECORDING_NS,
+        pod(
+            "job",
+            [{"name": "app", "image": "nginx:1.27"}],
+            labels={"app": "web"},
+            restartPolicy="Never",
+        ),
+    )
+    label_pods(recording, webhook.hooks, RECORDING_NS)  # spo-pod-usage
+    step.add_finalizer(RECORDING_NS, "web-recording")
+    step.sync(RECORDING_NS, "web-recording")
+    status = recording.kubectl_json("get", RECORDINGS, "web-recording", "-n", RECORDING_NS)[
+        "status"
+    ]
+    assert {"job", "web", "own"} <= set(status["activeWorkloads"])
+    assert not {"db", "bpf", "late"} & set(status["activeWorkloads"])
+    assert status["conditions"][0]["reason"] == "Recording"
 
-        recording.kubectl("delete", RECORDINGS, "web-recording", "-n", RECORDING_NS, "--wait=false")
-        assert step.sync(RECORDING_NS, "web-recording")["finalized"] is False
+    recording.kubectl("delete", RECORDINGS, "web-recording", "-n", RECORDING_NS, "--wait=false")
+    assert step.sync(RECORDING_NS, "web-recording")["finalized"] is False
 
-        # The job's container stops; until the recorder has written its profile, the recording
-        # stays.
-        job = recording.kubectl_json("get", "pod", "job", "-n", RECORDING_NS)
-        job["status"] = {"phase": "Succeeded"}
-        recording.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(job))
-        for name in status["activeWorkloads"]:
-            if name != "job":
-                recording.kubectl(
-                    "delete",
-                    "pod",
-                    name,
-                    "-n",
-                    RECORDING_NS,
-                    "--grace-period=0",
-                    "--force",
-                    check=False,
-                )
-        answer = step.sync(RECORDING_NS, "web-recording")
-        assert answer["finalized"] is False
-        assert "job/app" in answer["status"]["conditions"][0]["message"]
+    # The job's container stops; until the recorder has written its profile, the recording
+    # stays.
+    job = recording.kubectl_json("get", "pod", "job", "-n", RECORDING_NS)
+    job["status"] = {"phase": "Succeeded"}
+    recording.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(job))
+    for name in status["activeWorkloads"]:
+        if name != "job":
+            recording.kubectl(
+                "delete",
+                "pod",
+                name,
+                "-n",
+                RECORDING_NS,
+                "--grace-period=0",
+                "--force",
+                check=False,
+            )
+    answer = step.sync(RECORDING_NS, "web-recording")
+    assert answer["finalized"] is False
+    assert "job/app" in answer["status"]["conditions"][0]["message"]
 
-        _recorded_profile(recording, "app")
-        assert step.sync(RECORDING_NS, "web-recording")["finalized"] is True
+    _recorded_profile(recording, "app")
+    assert step.sync(RECORDING_NS, "web-recording")["finalized"] is True
     gone = recording.kubectl("get", RECORDINGS, "web-recording", "-n", RECORDING_NS, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr

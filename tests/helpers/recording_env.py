@@ -211,9 +211,8 @@ def recording_webhook(
         plane.apply(manifest)
     try:
         with serving_webhooks(folder, plane) as server:
-            decorator_step(
-                plane, server
-            )  # registers the webhook configuration, publishes the tables
+            # registers the webhook configuration (the server listed the recordings: ready)
+            decorator_step(plane, server)
             yield server
     finally:
         plane.kubectl(
@@ -250,7 +249,7 @@ def controller_step(plane: ControlPlane, server: WebhookServer, controller: str)
     """A hand-driven step of the CompositeController in
     ``metacontroller/base/<controller>.yaml``."""
     manifest = yaml.safe_load((REPO / "metacontroller" / "base" / f"{controller}.yaml").read_text())
-    return CompositeStep(plane, server.base, manifest)
+    return CompositeStep(plane, server.hooks, manifest)
 
 
 def installed_bytes(

@@ -5,9 +5,9 @@ none of it: stand-ins, each doing only what its original does, and only when a t
   the real one). Metacontroller leaves the children of a finalized parent to it.
 - :func:`inject_ca_bundle`: cert-manager's CA injector (``cert-manager.io/inject-ca-from``).
 
-The kubelet's ConfigMap volume has its own stand-in in ``webhook_server.publish_tables``.
-Each acts as its original's identity where the install's admission policies look at it: the
-garbage collector's client is ``collector_api_for(plane)``.
+The webhook keeps its tables from its own watches: no stand-in carries them. Each acts as its
+original's identity where the install's admission policies look at it: the garbage collector's
+client is ``collector_api_for(plane)``.
 """
 
 from __future__ import annotations

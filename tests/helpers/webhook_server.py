@@ -1,20 +1,22 @@
 """The admission webhooks served over HTTPS, reached by the real API server through their Service.
 
-The hooks run under gunicorn with a certificate for ``spo-webhook.security-profiles-operator.svc``
-(the name the API server checks when it calls a webhook through a Service) and for the
-addresses it listens on, signed by a throw-away CA. The API server runs with
+``spo webhook`` runs as the Deployment runs it (one gunicorn worker whose threads list and watch
+the four kinds its tables need), with a real token of the install's ServiceAccount
+``spo-webhook`` (so its RBAC is what it reads with) and a certificate for
+``spo-webhook.security-profiles-operator.svc`` (the name the API server checks when it calls a
+webhook through a Service) and for the addresses it listens on, signed by a throw-away CA. It
+is ready once its tables are loaded. The API server runs with
 ``--enable-aggregator-routing=true``: it calls a webhook's Service on one of its ready
 endpoints, read from the Service's EndpointSlices, rather than on its cluster IP (no
 kube-proxy runs here). So :func:`serving_webhooks` publishes an EndpointSlice of the
 installed Service ``spo-webhook`` whose endpoint is this machine's own non-loopback address
 (the API server refuses loopback endpoints) and the server's port.
 
-``decorator_step`` does one faithful sync of the namespace decorator (``DecoratorStep``): the
-webhook configuration is attached exactly as the hook computes it, ``clientConfig.service``
-and all. Then two stand-ins do what the cluster does besides Metacontroller: cert-manager's
-CA injector (``inject_ca_bundle``: the CA into every webhook's ``caBundle``) and the
-kubelet's ConfigMap volume (every key of the stored ``spo-bindings`` ConfigMap written to the
-folder the webhooks read their tables from; at once, where the kubelet takes about a minute).
+``decorator_step`` does one faithful sync of the namespace decorator (``DecoratorStep``, whose
+hooks ``spo hooks`` serves beside): the webhook configuration is attached exactly as the hook
+computes it, ``clientConfig.service`` and all; then cert-manager's CA injector's stand-in
+(``inject_ca_bundle``) writes the CA into every webhook's ``caBundle``. Nothing carries the
+tables: the webhook watches the objects itself.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ import os
 import socket
 import ssl
 import sys
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Flask
 
 from tests.helpers.controlplane import ControlPlane, free_port, make_pki
 from tests.helpers.hookserver import serving
@@ -47,37 +49,15 @@ SERVICE = "spo-webhook"
 SERVICE_PORT_NAME = "https"  # of metacontroller/base/webhook.yaml
 SERVICE_DNS = f"{SERVICE}.{OPERATOR_NS}.svc"
 ENDPOINT_SLICE = "spo-webhook-e2e"
-TABLES_CONFIGMAP = "spo-bindings"
-RECORDING_ROUTE = "/mutate-v1-pod-recording"
-
-
-def webhook_app() -> Flask:
-    """What gunicorn serves: the hook app, with the binding and recording blueprints until
-    hooks/app.py registers them (and the recording route, until hooks/web/binding.py drops its
-    placeholder for the same path: the first rule registered for a path wins)."""
-    from hooks.cluster.app import create_app
-    from hooks.cluster.web import binding, recording
-
-    app = create_app()
-    for blueprint in (binding.blueprint, recording.blueprint):
-        if blueprint.name not in app.blueprints:
-            app.register_blueprint(blueprint)
-    for rule in app.url_map.iter_rules():
-        if rule.rule == RECORDING_ROUTE:
-            app.view_functions[rule.endpoint] = app.view_functions["recording.mutate_pod_recording"]
-    return app
+WEBHOOK_ACCOUNT = "spo-webhook"
 
 
 @dataclass
 class WebhookServer:
-    base: str
+    base: str  # the webhooks (spo webhook, HTTPS)
+    hooks: str  # the sync hooks (spo hooks, HTTP), for the decorator step
     ca: Path
-    tables: Path  # the folder of bindings.json and recordings.json (the mounted ConfigMap)
     context: ssl.SSLContext
-
-    @property
-    def table(self) -> Path:
-        return self.tables / "bindings.json"
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -88,12 +68,6 @@ class WebhookServer:
         with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
             assert response.status == 200
             return dict(json.loads(response.read()))
-
-    def publish(self, key: str, text: str) -> None:
-        """Write one ConfigMap key atomically, as the kubelet swaps a ConfigMap volume."""
-        staged = self.tables / f".{key}.next"
-        staged.write_text(text)
-        os.replace(staged, self.tables / key)
 
 
 def host_address() -> str:
@@ -131,46 +105,44 @@ def endpoint_slice(address: str, port: int) -> dict[str, Any]:
 
 @contextmanager
 def serving_webhooks(folder: Path, plane: ControlPlane) -> Iterator[WebhookServer]:
-    """gunicorn over HTTPS serving ``webhook_app()`` on a free port of 127.0.0.1 and of this
-    machine's address, that address published as the endpoint of the Service ``spo-webhook``;
-    stopped, and the EndpointSlice deleted, on exit."""
+    """``spo webhook`` over HTTPS on a free port of this machine (every address), with a token of
+    the ServiceAccount ``spo-webhook``, that address published as the endpoint of the Service
+    ``spo-webhook``; and ``spo hooks`` over HTTP for the decorator. Ready when its tables are
+    loaded; stopped, and the EndpointSlice deleted, on exit."""
     address = host_address()
     pki = make_pki(folder / "pki", extra_sans=(f"DNS:{SERVICE_DNS}", f"IP:{address}"))
-    tables = folder / "tables"
-    tables.mkdir()
-    port = free_port()
+    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, WEBHOOK_ACCOUNT, create=False)
+    port, hooks_port = free_port(), free_port()
     env = {
         **{
             k: v
             for k, v in os.environ.items()
-            if k not in ("PROMETHEUS_MULTIPROC_DIR", "SPO_RECORDINGS_FILE")
+            if k not in ("PROMETHEUS_MULTIPROC_DIR", "KUBECONFIG")
         },
-        "SPO_BINDINGS_FILE": str(tables / "bindings.json"),
         "PYTHONPATH": str(REPO),
     }
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
+    spo = [sys.executable, "-m", "hooks.command.cli"]
+    webhook = [
+        *spo,
+        "webhook",
         "--bind",
-        f"127.0.0.1:{port}",
-        "--bind",
-        f"{address}:{port}",
+        f"0.0.0.0:{port}",
         "--certfile",
         str(pki.serving_cert),
         "--keyfile",
         str(pki.serving_key),
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "tests.helpers.webhook_server:webhook_app()",
+        "--kubeconfig",
+        str(kubeconfig),
     ]
+    hooks = [*spo, "hooks", "--workers", "1", "--bind", f"127.0.0.1:{hooks_port}"]
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
-    server = WebhookServer(f"https://127.0.0.1:{port}", pki.ca_cert, tables, context)
-    with serving(argv, server.base, env=env, cwd=REPO, context=context):
+    server = WebhookServer(
+        f"https://127.0.0.1:{port}", f"http://127.0.0.1:{hooks_port}", pki.ca_cert, context
+    )
+    with (
+        serving(hooks, server.hooks, env=env, cwd=REPO),
+        serving(webhook, server.base, env=env, cwd=REPO, context=context),
+    ):
         plane.apply(endpoint_slice(address, port))
         try:
             yield server
@@ -197,27 +169,49 @@ def with_status(
 
 
 def decorator_step(plane: ControlPlane, server: WebhookServer) -> dict[str, Any]:
-    """One faithful sync of spo-namespace-decorator (its hooks on ``server``); then the CA
-    injector's and the kubelet's parts. The hook's answer."""
+    """One faithful sync of spo-namespace-decorator (its hooks on ``server.hooks``); then the CA
+    injector's part. The hook's answer."""
     manifest = yaml.safe_load(
         (REPO / "metacontroller" / "base" / "namespace-decorator.yaml").read_text()
     )
-    step = DecoratorStep(plane, server.base, manifest, context=server.context)
+    step = DecoratorStep(plane, server.hooks, manifest)
     answer = step.sync("v1", "Namespace", None, OPERATOR_NS)
     inject_ca_bundle(admin_api_for(plane), CONFIGURATION, server.ca.read_bytes())
-    publish_tables(plane, server)
     return answer
 
 
-def publish_tables(plane: ControlPlane, server: WebhookServer) -> None:
-    """What the kubelet does for the mounted ConfigMap ``spo-bindings``: its keys as files."""
-    stored = plane.kubectl(
-        "get", "configmap", TABLES_CONFIGMAP, "-n", OPERATOR_NS, "-o", "json", check=False
+def admitted(plane: ControlPlane, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The pod as admission would store it (a server-side dry run: the webhooks are called,
+    nothing is stored)."""
+    proc = plane.kubectl(
+        "create",
+        "--dry-run=server",
+        "-n",
+        namespace,
+        "-o",
+        "json",
+        "-f",
+        "-",
+        input=json.dumps(manifest),
     )
-    if stored.returncode != 0:
-        return
-    for key, text in (json.loads(stored.stdout).get("data") or {}).items():
-        server.publish(key, text)
+    return dict(json.loads(proc.stdout))
+
+
+def wait_admitted(
+    plane: ControlPlane,
+    namespace: str,
+    manifest: dict[str, Any],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Dry-run ``manifest`` until the admitted pod satisfies ``done`` (the webhook's tables have
+    caught up with what was just applied); the last admitted pod."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = admitted(plane, namespace, manifest)
+        if done(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
 
 
 def pod(

@@ -11,8 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hooks.cluster.app import create_app
+from hooks.cluster.app import create_app, create_webhook_app
 from hooks.cluster.web import limits
+from tests.helpers.fixed_tables import FixedTables
 
 PARENT = {
     "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
@@ -42,11 +43,14 @@ def _routes(app: Flask) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def test_every_route_refuses_a_declared_body_past_the_limit(
-    app: Flask, client: FlaskClient
-) -> None:
+@pytest.mark.parametrize("which", ["hooks", "webhook"])
+def test_every_route_refuses_a_declared_body_past_the_limit(app: Flask, which: str) -> None:
+    if which == "webhook":
+        app = create_webhook_app(FixedTables(), {"TESTING": True})
+        assert ("POST", "/mutate-v1-pod-binding") in _routes(app)
+    client = app.test_client()
     routes = _routes(app)
-    assert ("GET", "/healthz") in routes and ("POST", "/mutate-v1-pod-binding") in routes
+    assert ("GET", "/healthz") in routes
     for method, route in routes:
         response = client.open(
             route,

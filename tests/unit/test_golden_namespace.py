@@ -1,5 +1,5 @@
-"""Golden tests of the operator Namespace decorator: the webhook configuration and the binding
-table.
+"""Golden tests of the operator Namespace decorator: the webhook configuration (the binding
+table is the webhook's own now: tests/unit/test_webhook_tables.py).
 
 Each folder under tests/golden/namespace/ holds the sync ``request.json``
 Metacontroller sends and the ``response.json`` the hook must answer.
@@ -17,7 +17,6 @@ import kubernetes_validate
 import pytest
 
 from hooks.api.spod import OPERATOR_NAMESPACE
-from hooks.cluster.binding import table
 from hooks.cluster.contract import CustomizeRequest
 from hooks.cluster.namespace import decorator, webhookconfig
 from tests.helpers.golden import Golden, cases, golden_folder, request_of
@@ -50,7 +49,7 @@ def test_attachments_are_valid_kubernetes_objects(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_table_bytes_do_not_depend_on_the_order_of_related_objects(case: str) -> None:
+def test_answer_does_not_depend_on_the_order_of_related_objects(case: str) -> None:
     raw = _load(case)
     first = _sync(raw)
     shuffled = {
@@ -63,7 +62,7 @@ def test_table_bytes_do_not_depend_on_the_order_of_related_objects(case: str) ->
 
 def test_defaults_are_the_documented_ones() -> None:
     configuration = _attachment(
-        _sync(_load("defaults-without-spod-or-bindings")), "MutatingWebhookConfiguration"
+        _sync(_load("defaults-without-spod")), "MutatingWebhookConfiguration"
     )
     assert configuration is not None
     assert configuration["metadata"]["name"] == "spo-mutating-webhook-configuration"
@@ -119,7 +118,7 @@ def test_v2_request_names_are_read_as_the_v1_ones() -> None:
     """The install's decorator hooks are ``version: v2``: Metacontroller's v2 request
     (``pkg/controller/decorator/api/v2/hooks.go``) names the target ``parent`` and the
     attachments ``children``."""
-    raw = _load("bindings-resolved-across-namespaces")
+    raw = _load("webhook-options-replace-defaults")
     v2 = {k: v for k, v in raw.items() if k not in ("object", "attachments")}
     v2["parent"] = raw["object"]
     v2["children"] = raw.get("attachments") or {}
@@ -134,7 +133,7 @@ def test_a_request_naming_no_target_is_refused() -> None:
 def test_injected_ca_bundle_of_the_observed_configuration_is_kept() -> None:
     """Metacontroller's apply replaces the whole ``webhooks`` list (its items share no merge
     key), so the answer itself must carry the bundle cert-manager's CA injector wrote."""
-    raw = _load("defaults-without-spod-or-bindings")
+    raw = _load("defaults-without-spod")
     first = _attachment(_sync(raw), "MutatingWebhookConfiguration")
     assert first is not None
     assert all("caBundle" not in w["clientConfig"] for w in first["webhooks"])
@@ -154,7 +153,7 @@ def test_configuration_spells_out_what_the_api_server_defaults() -> None:
     """The stored configuration must equal the answer, or every sync would send an update
     (and the three-way merge would fight the API server's defaulting)."""
     configuration = _attachment(
-        _sync(_load("defaults-without-spod-or-bindings")), "MutatingWebhookConfiguration"
+        _sync(_load("defaults-without-spod")), "MutatingWebhookConfiguration"
     )
     assert configuration is not None
     for hook in configuration["webhooks"]:
@@ -165,88 +164,24 @@ def test_configuration_spells_out_what_the_api_server_defaults() -> None:
 
 
 def test_static_webhook_config_leaves_the_configuration_alone() -> None:
-    answer = _sync(_load("static-webhook-config-attaches-only-the-table"))
-    assert [a["kind"] for a in answer["attachments"]] == ["ConfigMap"]
+    answer = _sync(_load("static-webhook-config-attaches-nothing"))
+    assert answer["attachments"] == []
 
 
-def test_resolved_table_of_the_mixed_case() -> None:
-    configmap = _attachment(_sync(_load("bindings-resolved-across-namespaces")), "ConfigMap")
-    assert configmap is not None
-    assert configmap["metadata"] == {
-        "name": "spo-bindings",
-        "namespace": "security-profiles-operator",
-        "labels": {
-            "app.kubernetes.io/name": "security-profiles-operator",
-            "app.kubernetes.io/component": "webhook",
-        },
-    }
-    resolved = table.decode(configmap["data"]["bindings.json"])
-    team_a = resolved.of("team-a")
-    assert [(e.binding, e.state) for e in team_a["nginx:1.27"]] == [
-        ("nginx-older", "Installed"),
-        ("nginx-seccomp", "Installed"),
-        ("nginx-selinux", "Installed"),
-    ]
-    assert team_a["nginx:1.27"][2].value == "web-policy_team-a.process"
-    assert team_a["*"][0].value == "operator/team-a/base.json"
-    assert team_a["redis:7"][0].state == "Missing"
-    team_b = resolved.of("team-b")
-    assert team_b["redis:7"][0].state == "Pending"
-    assert [e.binding for e in team_b["busybox:1.36"]] == [
-        "busy-terminating"
-    ]  # the deleted binding is gone
-    assert team_b["busybox:1.36"][0].state == "Terminating"
-    assert "nginx:1.27" not in team_b  # the invalid bindings are left out
-    assert resolved.of("team-c")["nginx:1.27"][0].state == "Pending"
-    assert table.encode(resolved) == configmap["data"]["bindings.json"]
-
-
-def test_customize_asks_for_the_spod_and_every_binding_and_profile() -> None:
+def test_customize_asks_for_the_spod_alone() -> None:
+    """No binding, recording or profile: their events cost this decorator nothing."""
     rules = decorator.customize(
-        CustomizeRequest.model_validate(
-            {"parent": _load("defaults-without-spod-or-bindings")["object"]}
-        )
+        CustomizeRequest.model_validate({"parent": _load("defaults-without-spod")["object"]})
     )
     wire = rules.to_wire()["relatedResources"]
-    assert {(r["apiVersion"], r["resource"]) for r in wire} == {
-        ("security-profiles-operator.x-k8s.io/v1alpha1", "securityprofilesoperatordaemons"),
-        ("security-profiles-operator.x-k8s.io/v1alpha1", "profilebindings"),
-        ("security-profiles-operator.x-k8s.io/v1beta1", "seccompprofiles"),
-        ("security-profiles-operator.x-k8s.io/v1alpha2", "selinuxprofiles"),
-        ("security-profiles-operator.x-k8s.io/v1alpha1", "profilerecordings"),
-    }
-    spod = next(r for r in wire if r["resource"] == "securityprofilesoperatordaemons")
-    assert spod["namespace"] == "security-profiles-operator"
-    assert spod["names"] == ["spod"]
-    assert all(
-        "namespace" not in r for r in wire if r["resource"] != "securityprofilesoperatordaemons"
-    )
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "[]",
-        '{"version": 2, "namespaces": {}}',
-        '{"version": 1}',
-        '{"version": 1, "namespaces": []}',
-        '{"version": 1, "namespaces": {"a": []}}',
-        '{"version": 1, "namespaces": {"a": {"img": {}}}}',
-        '{"version": 1, "namespaces": {"a": {"img": [1]}}}',
-        (
-            '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", '
-            '"kind": "SeccompProfile", "state": "Installed"}]}}}'
-        ),
-        (
-            '{"version": 1, "namespaces": {"a": {"img": [{"binding": "b", '
-            '"kind": "SeccompProfile", "profile": "p", "state": "Installed", "value": 3}]}}}'
-        ),
-    ],
-)
-def test_a_broken_table_file_is_a_table_error(text: str) -> None:
-    with pytest.raises(table.TableError):
-        table.decode(text)
+    assert wire == [
+        {
+            "apiVersion": "security-profiles-operator.x-k8s.io/v1alpha1",
+            "resource": "securityprofilesoperatordaemons",
+            "namespace": "security-profiles-operator",
+            "names": ["spod"],
+        }
+    ]
 
 
 def test_webhook_configuration_name_and_service_match_the_install() -> None:

@@ -20,9 +20,8 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooks.cluster.app import create_app
-from hooks.cluster.binding import loading as binding_loading
-from hooks.cluster.recording import loading as recording_loading
+from hooks.cluster.app import create_app, create_webhook_app
+from tests.helpers.fixed_tables import FixedTables, from_files
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 Path_ = tuple[str | int, ...]
@@ -63,16 +62,16 @@ ROUTES["/mutate-v1-pod-recording"] = _requests("recording/admission")
 
 
 @cache
-def _app(table_folder: Path | None) -> Flask:
+def _app(route: str, table_folder: Path) -> Flask:
     config: dict[str, Any] = {"TESTING": True}
-    table = table_folder / "table.json" if table_folder else None
-    if table is not None and table.exists():
-        config[binding_loading.ENV] = str(table)
-        config[recording_loading.ENV] = str(table)
-    else:  # no table: the webhooks answer with a warning
-        config[binding_loading.ENV] = "/nonexistent/bindings.json"
-        config[recording_loading.ENV] = "/nonexistent/recordings.json"
-    return create_app(config)
+    if not route.startswith("/mutate-"):
+        return create_app(config)
+    table = table_folder / "table.json"
+    if not table.exists():  # no table: the webhooks answer with a warning
+        return create_webhook_app(FixedTables(loaded=False), config)
+    if "recording" in table_folder.parts:
+        return create_webhook_app(from_files(recordings=table), config)
+    return create_webhook_app(from_files(bindings=table), config)
 
 
 def _paths(doc: Any, here: Path_ = ()) -> Iterator[Path_]:
@@ -147,7 +146,7 @@ def test_no_shape_of_request_is_a_500(route: str) -> None:
     @given(mutated(seeds))
     def probe(case: tuple[Path, dict[str, Any]]) -> None:
         where, doc = case
-        client = _app(where).test_client()
+        client = _app(route, where).test_client()
         response = client.post(route, data=json.dumps(doc), content_type="application/json")
         assert response.status_code in (200, 400), (
             response.status_code,

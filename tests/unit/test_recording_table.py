@@ -1,5 +1,5 @@
-"""The recording table (what the decorator publishes for the webhook), label selectors and
-recording ids."""
+"""The recording table (what the webhook keeps from its watches), label selectors and recording
+ids."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from hooks.cluster.recording import selectors
 from hooks.cluster.recording.table import (
     EMPTY,
     LOGGING_PROFILE_PATH,
-    RELATED_RULE,
     LoggingProfile,
     Recording,
     RecordingTable,
@@ -170,13 +169,6 @@ def test_encode_is_deterministic_and_decodes_back() -> None:
 def test_decode_rejects_what_encode_cannot_write(text: str) -> None:
     with pytest.raises(TableError):
         decode(text)
-
-
-def test_decorator_asks_for_every_profile_recording() -> None:
-    assert RELATED_RULE.to_wire() == {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "resource": "profilerecordings",
-    }
 
 
 _names = st.from_regex(r"[a-z]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)

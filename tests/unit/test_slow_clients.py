@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from hooks.cluster import serving as hook_serving
+from hooks.cluster.binding import table as binding_table
+from tests.helpers.fake_apiserver import fake_apiserver, objects_of
 from tests.helpers.hookserver import free_port, serving
 from tests.helpers.unavailable import unavailable
 
@@ -51,32 +53,34 @@ def _cert(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, ssl.SSLContext]]:
-    """The hooks over HTTP and the webhooks over HTTPS, as the Deployment runs them (2 workers
-    each)."""
+    """The hooks over HTTP and the webhooks over HTTPS, as the Deployments run them (the webhook's
+    tables listed from a stand-in API server)."""
     folder = tmp_path_factory.mktemp("slow")
     cert, key = _cert(folder)
-    tables = folder / "tables"
-    tables.mkdir()
-    (tables / "bindings.json").write_text((ADMISSION / "table.json").read_text())
+    table = binding_table.decode((ADMISSION / "table.json").read_bytes())
     context = ssl.create_default_context(cafile=str(cert))
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     http_port, https_port = free_port(), free_port()
-    spo = [sys.executable, "-m", "hooks.command.cli", "hooks", "--workers", "2"]
+    spo = [sys.executable, "-m", "hooks.command.cli"]
     http = f"http://127.0.0.1:{http_port}"
     https = f"https://127.0.0.1:{https_port}"
     with (
-        serving([*spo, "--bind", f"127.0.0.1:{http_port}"], http, env=env),
+        fake_apiserver(objects_of(table)) as apiserver,
+        serving(
+            [*spo, "hooks", "--workers", "2", "--bind", f"127.0.0.1:{http_port}"], http, env=env
+        ),
         serving(
             [
                 *spo,
+                "webhook",
+                "--kubeconfig",
+                str(apiserver.kubeconfig(folder / "kubeconfig")),
                 "--bind",
                 f"127.0.0.1:{https_port}",
                 "--certfile",
                 str(cert),
                 "--keyfile",
                 str(key),
-                "--bindings-file",
-                str(tables / "bindings.json"),
             ],
             https,
             env=env,

@@ -1,13 +1,11 @@
 """The binding table: what the binding webhook needs to know, resolved ahead of time.
 
-The namespace decorator (``hooks.cluster.namespace.decorator``) receives every
-ProfileBinding and every profile as related objects and resolves them into
-this table; Metacontroller writes it into the ConfigMap ``spo-bindings``,
-which the hook Deployment mounts; the webhook reads the file
-(``hooks.cluster.binding.loading``). So the admission path never calls the API.
+The webhook Deployment watches every ProfileBinding and profile and resolves
+them into this table, namespace by namespace, in memory
+(``hooks.cluster.webhook.tables``); admission reads it and never calls the API.
 
-Shape of ``bindings.json`` (sorted keys, no spaces: the same bindings always
-give the same bytes, or Metacontroller would update the ConfigMap forever)::
+``encode`` and ``decode`` write and read it as JSON (sorted keys, no spaces:
+the same bindings always give the same bytes), the form of the test fixtures::
 
     {"namespaces": {"<namespace>": {"<image>": [
         {"binding": "<binding name>", "kind": "SeccompProfile", "profile": "<name>",
@@ -133,36 +131,50 @@ def _resolve_entry(
     return Entry(binding.name, ref.kind.value, ref.name, state, str(value))
 
 
+def parse(raw: dict[str, Any]) -> binding_api.ProfileBinding | None:
+    """The binding, or None when it is invalid (logged): what ``resolve_parsed`` takes."""
+    try:
+        return binding_api.ProfileBinding.model_validate(raw)
+    except ValidationError as error:
+        meta = _meta(raw)
+        log.warning(
+            "profile binding left out of the binding table: %s",
+            error.errors()[0]["msg"],
+            extra=about(
+                namespace=meta.get("namespace"),
+                name=meta.get("name"),
+                reason="InvalidProfileBinding",
+            ),
+        )
+        return None
+
+
 def resolve(
     bindings: Iterable[dict[str, Any]],
     seccomp_profiles: Iterable[dict[str, Any]],
     selinux_profiles: Iterable[dict[str, Any]],
 ) -> BindingTable:
     """The table of every valid binding; an invalid or deleted binding is left out (and logged)."""
+    parsed = (parse(raw) for raw in bindings)
+    return resolve_parsed((b for b in parsed if b is not None), seccomp_profiles, selinux_profiles)
+
+
+def resolve_parsed(
+    bindings: Iterable[binding_api.ProfileBinding],
+    seccomp_profiles: Iterable[dict[str, Any]],
+    selinux_profiles: Iterable[dict[str, Any]],
+) -> BindingTable:
+    """``resolve`` of bindings parsed already (the webhook parses each once, when it arrives)."""
     seccomp = _profile_index(seccomp_profiles)
     selinux = _profile_index(selinux_profiles)
-    parsed: list[tuple[str, str, binding_api.ProfileBinding]] = []
-    for raw in bindings:
-        meta = _meta(raw)
-        try:
-            binding = binding_api.ProfileBinding.model_validate(raw)
-        except ValidationError as error:
-            log.warning(
-                "profile binding left out of the binding table: %s",
-                error.errors()[0]["msg"],
-                extra=about(
-                    namespace=meta.get("namespace"),
-                    name=meta.get("name"),
-                    reason="InvalidProfileBinding",
-                ),
-            )
-            continue
+    ordered: list[tuple[str, str, binding_api.ProfileBinding]] = []
+    for binding in bindings:
         if binding.metadata.deletionTimestamp or not binding.namespace or not binding.name:
             continue
-        parsed.append((binding.metadata.creationTimestamp or "", binding.name, binding))
-    parsed.sort(key=lambda item: (item[2].namespace, item[0], item[1]))
+        ordered.append((binding.metadata.creationTimestamp or "", binding.name, binding))
+    ordered.sort(key=lambda item: (item[2].namespace, item[0], item[1]))
     namespaces: dict[str, dict[str, list[Entry]]] = {}
-    for _, _, binding in parsed:
+    for _, _, binding in ordered:
         images = namespaces.setdefault(binding.namespace, {})
         images.setdefault(binding.spec.image, []).append(_resolve_entry(binding, seccomp, selinux))
     return BindingTable(

@@ -1,23 +1,15 @@
-"""The DecoratorController on the operator's Namespace: the webhook configuration and the binding
-table.
+"""The DecoratorController on the operator's Namespace: the webhook configuration.
 
 A MutatingWebhookConfiguration is cluster-scoped, so the namespaced spod
 cannot own it; the operator's Namespace (cluster-scoped) can, through a
-DecoratorController that receives the spod, every ProfileBinding and every
-profile as related objects (hook version v2). The sync hook attaches:
+DecoratorController whose one related object is the spod (hook version v2). The
+sync hook attaches ``spo-mutating-webhook-configuration``, from the spod's
+``webhookOptions`` (``hooks.cluster.namespace.webhookconfig``).
 
-- ``spo-mutating-webhook-configuration``, from the spod's ``webhookOptions``
-  (``hooks.cluster.namespace.webhookconfig``);
-- the ConfigMap ``spo-bindings`` with the resolved binding table
-  (``hooks.cluster.binding.table``), which the hook Deployment mounts and the binding
-  webhook reads, so the admission path never calls the Kubernetes API.
-
-Consistency: a new or changed binding (or a profile becoming Installed)
-reaches the webhook after Metacontroller's sync of the Namespace plus the
-kubelet's refresh of the mounted ConfigMap (its sync period plus cache TTL,
-about a minute by default). Until then pods are bound by the previous table;
-the webhook warns instead of failing, so a pod created in that window runs
-without the new profile and must be recreated to get it.
+The binding and recording tables are not here: the webhook Deployment keeps them
+in memory from its own watches (``hooks.cluster.webhook.tables``), so a profile,
+binding or recording event costs this decorator nothing, and a new binding takes
+effect for the next pod at once.
 """
 
 from __future__ import annotations
@@ -27,14 +19,10 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from hooks.api import profilebinding as binding_api
-from hooks.api import seccompprofile as seccomp_api
-from hooks.api import selinuxprofile as selinux_api
 from hooks.api import spod as spod_api
 from hooks.api.base import Object, Open, Wire
 from hooks.api.objectshapes import check_groups, check_object
 from hooks.api.spod import OPERATOR_NAMESPACE
-from hooks.cluster.binding import table as binding_table
 from hooks.cluster.contract import (
     CustomizeRequest,
     CustomizeResponse,
@@ -43,15 +31,10 @@ from hooks.cluster.contract import (
     group_key,
 )
 from hooks.cluster.namespace import webhookconfig
-from hooks.cluster.recording import table as recording_table
 from hooks.logs import about
 
 log = logging.getLogger(__name__)
 
-CONFIGMAP_NAME = "spo-bindings"
-BINDINGS = group_key(binding_api.KIND.kind, binding_api.KIND.api_version)
-SECCOMP_PROFILES = group_key(seccomp_api.KIND.kind, seccomp_api.KIND.api_version)
-SELINUX_PROFILES = group_key(selinux_api.KIND.kind, selinux_api.KIND.api_version)
 DAEMONS = group_key(spod_api.KIND.kind, spod_api.KIND.api_version)
 CONFIGURATIONS = group_key(webhookconfig.KIND, webhookconfig.API_VERSION)
 
@@ -102,8 +85,7 @@ class DecoratorSyncResponse(Wire):
 
 
 def customize(request: CustomizeRequest) -> CustomizeResponse:
-    """The spod, and every ProfileBinding, ProfileRecording, SeccompProfile and SelinuxProfile of
-    the cluster."""
+    """The spod, and nothing else."""
     del request  # the same for the one Namespace this decorator selects
     return CustomizeResponse(
         relatedResources=[
@@ -113,10 +95,6 @@ def customize(request: CustomizeRequest) -> CustomizeResponse:
                 namespace=OPERATOR_NAMESPACE,
                 names=[spod_api.DEFAULT_SPOD_NAME],
             ),
-            ResourceRule(apiVersion=binding_api.KIND.api_version, resource=binding_api.KIND.plural),
-            ResourceRule(apiVersion=seccomp_api.KIND.api_version, resource=seccomp_api.KIND.plural),
-            ResourceRule(apiVersion=selinux_api.KIND.api_version, resource=selinux_api.KIND.plural),
-            recording_table.RELATED_RULE,
         ]
     )
 
@@ -140,47 +118,17 @@ def _spod_spec(request: DecoratorSyncRequest) -> spod_api.SPODSpec | None:
     return None
 
 
-def bindings_configmap(
-    table: binding_table.BindingTable, recordings: recording_table.RecordingTable
-) -> Object:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": CONFIGMAP_NAME,
-            "namespace": OPERATOR_NAMESPACE,
-            "labels": {
-                "app.kubernetes.io/name": "security-profiles-operator",
-                "app.kubernetes.io/component": "webhook",
-            },
-        },
-        "data": {
-            binding_table.FILE_KEY: binding_table.encode(table),
-            recording_table.FILE_KEY: recording_table.encode(recordings),
-        },
-    }
-
-
 def sync(request: DecoratorSyncRequest) -> DecoratorSyncResponse:
-    """The webhook configuration and the binding table, attached to the operator's Namespace."""
+    """The webhook configuration, attached to the operator's Namespace."""
     name = (request.object.get("metadata") or {}).get("name")
     if name != OPERATOR_NAMESPACE:
         # Another namespace that happens to carry the selector label gets nothing: the
         # attachments are singletons of the operator's namespace.
         log.warning("namespace is not the operator's; nothing attached", extra=about(name=name))
         return DecoratorSyncResponse()
-    table = binding_table.resolve(
-        request.related_of(BINDINGS),
-        request.related_of(SECCOMP_PROFILES),
-        request.related_of(SELINUX_PROFILES),
-    )
     attachments: list[Object] = []
     configuration = webhookconfig.desired(_spod_spec(request))
     if configuration is not None:
         observed = ((request.attachments or {}).get(CONFIGURATIONS) or {}).get(webhookconfig.NAME)
         attachments.append(webhookconfig.with_observed_ca(configuration, observed))
-    recordings = recording_table.resolve(
-        request.related_of(recording_table.RECORDINGS), request.related_of(SECCOMP_PROFILES)
-    )
-    attachments.append(bindings_configmap(table, recordings))
     return DecoratorSyncResponse(attachments=attachments)

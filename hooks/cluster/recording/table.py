@@ -1,13 +1,12 @@
 """The recording table: what the recording webhook needs to know, resolved ahead of time.
 
-Published like the binding table (``hooks.cluster.binding.table``): the namespace
-decorator receives every ProfileRecording and SeccompProfile as related
-objects, resolves them with ``resolve`` and writes ``encode``'s text under the
-key ``recordings.json`` of the ConfigMap ``spo-bindings``; the hook Deployment
-mounts that ConfigMap, so the webhook reads ``/etc/spo/bindings/recordings.json``
-(``hooks.cluster.recording.loading``) and never calls the API.
+Kept like the binding table (``hooks.cluster.binding.table``): the webhook
+Deployment watches every ProfileRecording and the logging SeccompProfile and
+resolves them with ``resolve``, namespace by namespace, in memory
+(``hooks.cluster.webhook.tables``); admission never calls the API.
 
-Shape (sorted keys, no spaces: equal tables are equal bytes)::
+``encode``'s JSON (sorted keys, no spaces: equal tables are equal bytes), the form of the
+test fixtures::
 
     {"loggingProfile": {"state": "Installed",
                         "value": "operator/security-profiles-operator/log-enricher-trace.json"},
@@ -40,7 +39,6 @@ from hooks.api.names import name_problem
 from hooks.api.profilestate import ProfileState
 from hooks.api.seccompprofile import localhost_profile
 from hooks.api.spod import OPERATOR_NAMESPACE
-from hooks.cluster.contract import ResourceRule, group_key
 from hooks.cluster.recording import selectors
 from hooks.logs import about
 
@@ -50,10 +48,6 @@ VERSION = 1
 FILE_KEY = "recordings.json"
 MISSING = "Missing"
 INVALID = "InvalidProfileRecording"
-RECORDINGS = group_key(api.KIND.kind, api.KIND.api_version)
-"""The key of ProfileRecordings among a hook request's related objects."""
-RELATED_RULE = ResourceRule(apiVersion=api.KIND.api_version, resource=api.KIND.plural)
-"""What the namespace decorator's customize hook asks for: every ProfileRecording of the cluster."""
 LOGGING_PROFILE_PATH = localhost_profile(OPERATOR_NAMESPACE, api.LOG_ENRICHER_PROFILE)
 
 
@@ -149,21 +143,34 @@ def parse(raw: dict[str, Any]) -> tuple[api.ProfileRecording | None, str | None]
     return (None, problem) if problem else (recording, None)
 
 
+def usable(raw: dict[str, Any]) -> api.ProfileRecording | None:
+    """The recording, or None when it is unusable (logged): what ``resolve_parsed`` takes."""
+    recording, problem = parse(raw)
+    if recording is None:
+        meta = _meta(raw)
+        log.warning(
+            "profile recording left out of the recording table: %s",
+            problem,
+            extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason=INVALID),
+        )
+    return recording
+
+
 def resolve(
     recordings: Iterable[dict[str, Any]], seccomp_profiles: Iterable[dict[str, Any]]
 ) -> RecordingTable:
     """The table of every usable recording; an unusable or deleted one is left out (and logged)."""
-    parsed: list[tuple[str, str, str, Recording]] = []
-    for raw in recordings:
-        recording, problem = parse(raw)
-        if recording is None:
-            meta = _meta(raw)
-            log.warning(
-                "profile recording left out of the recording table: %s",
-                problem,
-                extra=about(namespace=meta.get("namespace"), name=meta.get("name"), reason=INVALID),
-            )
-            continue
+    parsed = (usable(raw) for raw in recordings)
+    return resolve_parsed((r for r in parsed if r is not None), seccomp_profiles)
+
+
+def resolve_parsed(
+    recordings: Iterable[api.ProfileRecording], seccomp_profiles: Iterable[dict[str, Any]]
+) -> RecordingTable:
+    """``resolve`` of recordings parsed already (the webhook parses each once, when it
+    arrives)."""
+    ordered: list[tuple[str, str, str, Recording]] = []
+    for recording in recordings:
         if recording.metadata.deletionTimestamp or not recording.namespace or not recording.name:
             continue
         spec = recording.spec
@@ -174,12 +181,12 @@ def resolve(
             spec.podSelector.to_wire(),
             None if spec.containers is None else tuple(spec.containers),
         )
-        parsed.append(
+        ordered.append(
             (recording.namespace, recording.metadata.creationTimestamp or "", recording.name, entry)
         )
-    parsed.sort(key=lambda item: item[:3])
+    ordered.sort(key=lambda item: item[:3])
     namespaces: dict[str, list[Recording]] = {}
-    for namespace, _, _, entry in parsed:
+    for namespace, _, _, entry in ordered:
         namespaces.setdefault(namespace, []).append(entry)
     return RecordingTable(
         {ns: tuple(entries) for ns, entries in namespaces.items()},

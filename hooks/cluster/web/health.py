@@ -5,6 +5,9 @@
 path that answers ``(code, message)``; only 200 lets the request through. The hooks'
 own routes never pass through it: Metacontroller and the API server call them as
 before.
+
+``/readyz`` answers 503 while ``app.extensions[READY]`` (a callable, set by the webhook's app:
+its tables are loaded) says no.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ blueprint = Blueprint("health", __name__)
 
 GUARD = "spo_metrics_guard"
 EXTRA_DIRS = "spo_metrics_dirs"  # other servers' multiprocess folders to include
+READY = "spo_ready"
 MetricsGuard = Callable[[str | None, str], tuple[int, str]]
 
 
@@ -28,6 +32,11 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> Response:
+    ready: Callable[[], bool] | None = current_app.extensions.get(READY)
+    if ready is not None and not ready():
+        response = jsonify({"status": "not ready"})
+        response.status_code = 503
+        return response
     return jsonify({"status": "ready"})
 
 

@@ -45,6 +45,7 @@ OPERATOR_NS = "security-profiles-operator"
 WEBHOOK_CONFIGURATION = "spo-mutating-webhook-configuration"
 OPERATOR_IMAGE = "localhost/security-profiles-operator-py:e2e"
 HOOKS = "app.kubernetes.io/component=hooks"
+WEBHOOK = "app.kubernetes.io/component=webhook"
 NODESYNC = "app.kubernetes.io/name=spo-nodesync"
 METACONTROLLER_CRDS = Path("data") / "metacontroller" / "metacontroller-crds-v1.yaml"
 
@@ -211,6 +212,11 @@ def _until_running(plane: ControlPlane, ca: Path, loop: Metacontroller) -> None:
             what="both hooks pods Ready",
         )
         eventually(
+            lambda: len(ready_pods(plane, OPERATOR_NS, WEBHOOK)) == 2,
+            timeout=180,
+            what="both webhook pods Ready (their tables listed)",
+        )
+        eventually(
             lambda: ready_pods(plane, OPERATOR_NS, NODESYNC),
             timeout=180,
             what="the spod DaemonSet's pod Ready",
@@ -227,33 +233,9 @@ def _pod_report(plane: ControlPlane) -> str:
         ("get", "pods", "-o", "wide"),
         ("describe", "pods"),
         ("logs", "--all-containers", "--tail=40", "--prefix", "-l", f"{HOOKS}"),
+        ("logs", "--all-containers", "--tail=40", "--prefix", "-l", f"{WEBHOOK}"),
         ("logs", "--all-containers", "--tail=40", "--prefix", "-l", f"{NODESYNC}"),
     ):
         proc = plane.kubectl(*args, "-n", OPERATOR_NS, check=False)
         said.append(f"$ kubectl {' '.join(args)}\n{proc.stdout}{proc.stderr}")
     return "\n".join(said)
-
-
-def tables(operator: Operator, key: str) -> list[str]:
-    """A key of the ConfigMap spo-bindings as each webhook container sees it (its mounted copy;
-    the kubelet refreshes each pod's copy on its own, and the API server calls either pod)."""
-    seen = []
-    for pod in pods(operator.plane, OPERATOR_NS, HOOKS):
-        proc = operator.plane.kubectl(
-            "exec",
-            pod["metadata"]["name"],
-            "-n",
-            OPERATOR_NS,
-            "--container=webhook",
-            "--",
-            "cat",
-            f"/etc/spo/bindings/{key}",
-            check=False,
-        )
-        seen.append(proc.stdout if proc.returncode == 0 else "")
-    return seen
-
-
-def in_every_table(operator: Operator, key: str, text: str) -> bool:
-    found = tables(operator, key)
-    return bool(found) and all(text in table for table in found)

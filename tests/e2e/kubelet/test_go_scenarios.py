@@ -31,7 +31,6 @@ from tests.e2e.kubelet.operator_install import (
     OPERATOR_NS,
     Operator,
     eventually,
-    in_every_table,
     pod_ready,
     pods,
 )
@@ -317,12 +316,7 @@ def bound_pod_cannot_mkdir(operator: Operator, namespace: str, image: str) -> No
             },
         }
     )
-    # The decorator publishes the binding in spo-bindings; the kubelet refreshes the mounted copy.
-    eventually(
-        lambda: in_every_table(operator, "bindings.json", profile),
-        timeout=180,
-        what="the binding in the webhook's table",
-    )
+    # No wait: the webhook's watches have the binding by the time the pod is created.
     name = unique("bound")
     script = "mkdir /tmp/by-the-workload; echo mkdir exited $?; sleep 3600"
     stored, warnings = create(plane, namespace, busybox_pod(name, script))
@@ -349,10 +343,16 @@ def bound_pod_cannot_mkdir(operator: Operator, namespace: str, image: str) -> No
 
 def test_the_operator_runs_as_non_root_on_a_read_only_root(operator: Operator) -> None:
     plane = operator.plane
-    for pod in pods(plane, OPERATOR_NS, "app.kubernetes.io/component=hooks"):
-        assert pod_ready(pod)
+    operator_pods = [
+        (pod, containers)
+        for component, containers in (("hooks", ("hooks", "metrics")), ("webhook", ("webhook",)))
+        for pod in pods(plane, OPERATOR_NS, f"app.kubernetes.io/component={component}")
+    ]
+    assert len(operator_pods) == 4
+    for pod, containers in operator_pods:
+        assert pod_ready(pod), pod.get("status")
         name = pod["metadata"]["name"]
-        for container in ("hooks", "webhook"):
+        for container in containers:
             code, out = exec_in(plane, OPERATOR_NS, name, "id", "-u", container=container)
             assert (code, out.strip()) == (0, "65532")
             code, out = exec_in(plane, OPERATOR_NS, name, "touch", "/written", container=container)

@@ -18,7 +18,6 @@ from tests.e2e.kubelet.operator_install import (
     OPERATOR_NS,
     Operator,
     eventually,
-    in_every_table,
     pod_ready,
     pods,
 )
@@ -88,8 +87,8 @@ def recording_namespace(plane: ControlPlane) -> str:
 
 
 def start_recording(operator: Operator, namespace: str, app: str, **spec: Any) -> str:
-    """A ProfileRecording (seccomp, logs) of the pods labelled ``app``, once the webhook's
-    table has it."""
+    """A ProfileRecording (seccomp, logs) of the pods labelled ``app`` (the webhook's watches have
+    it at once)."""
     recording = unique("rec")
     operator.plane.apply(
         {
@@ -103,11 +102,6 @@ def start_recording(operator: Operator, namespace: str, app: str, **spec: Any) -
                 **spec,
             },
         }
-    )
-    eventually(
-        lambda: in_every_table(operator, "recordings.json", recording),
-        timeout=180,
-        what="the recording in the webhook's table",
     )
     return recording
 

@@ -1,0 +1,1 @@
+"""The admission webhooks' own state: the tables they read, kept from watches."""
