@@ -146,7 +146,14 @@ def test_a_profile_being_deleted_waits_for_a_pod_the_label_missed(
     with Metacontroller(api_for(plane), hook_server, [SECCOMP], workers=2) as loop:
         profile(plane, "kept")
         pod(plane, "unlabelled", uses="kept")
-        eventually("the profile synced", lambda: check(workloads(plane, "kept") == []))
+
+        def synced() -> None:
+            meta = plane.kubectl_json("get", PROFILES, "kept", "-n", NS)
+            check(bool(meta["metadata"].get("finalizers")), "no finalizer yet")
+            check(bool((meta.get("status") or {}).get("status")), "no status yet")
+
+        eventually("the profile synced, with Metacontroller's finalizer", synced)
+        assert workloads(plane, "kept") == []  # the label is missing: the status cannot tell
         generation = plane.kubectl_json("get", PROFILES, "kept", "-n", NS)["metadata"]["generation"]
         plane.kubectl("delete", PROFILES, "kept", "-n", NS, "--wait=false")
         # Deletion bumps the generation, so Metacontroller asks the customize hook again and
