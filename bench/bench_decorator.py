@@ -15,7 +15,9 @@ the SeccompProfile controller's beside them.
 Measured (2026-12-01, the shared 2-core machine under other helpers' node tests): 100
 profiles, 0 decorator calls and 0 bytes (the SeccompProfile controller: 300 calls), all
 synced and idle in 9.1 s; 1,000 profiles, 0 and 0 (3,000), 88.6 s. The decorator ran 9 to 10
-hook calls while the install settled (the spod), none after.
+hook calls while the install settled (the spod), none after. 5,000 profiles (`--profiles
+5000`, same machine, quieter): 1 decorator call of 9,220 bytes in 412.1 s (its 300 s resync,
+not a profile's event) against 15,001 SeccompProfile controller calls.
 """
 
 from __future__ import annotations
