@@ -180,6 +180,19 @@ KIND = Kind(
 )
 
 
+def _localhost_folder(namespace: str) -> str:
+    return f"operator/{namespace}/"
+
+
 def localhost_profile(namespace: str, name: str) -> str:
     """What a pod puts in ``seccompProfile.localhostProfile`` for this profile."""
-    return f"operator/{namespace}/{name}.json"
+    return f"{_localhost_folder(namespace)}{name}.json"
+
+
+def profile_of_localhost(path: str, namespace: str) -> str | None:
+    """The name of the profile of ``namespace`` whose ``localhost_profile`` is ``path``, if any."""
+    folder = _localhost_folder(namespace)
+    if not (path.startswith(folder) and path.endswith(".json")):
+        return None
+    name = path[len(folder) : -len(".json")]
+    return name if name and "/" not in name else None

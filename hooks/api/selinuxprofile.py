@@ -122,6 +122,15 @@ def policy_usage(name: str, namespace: str) -> str:
     return policy_name(name, namespace) + USAGE_SUFFIX
 
 
+def profile_of_usage(selinux_type: str, namespace: str) -> str | None:
+    """The name of the profile of ``namespace`` whose ``policy_usage`` is ``selinux_type``, if
+    any."""
+    suffix = policy_usage("", namespace)
+    if selinux_type.endswith(suffix) and len(selinux_type) > len(suffix):
+        return selinux_type[: -len(suffix)]
+    return None
+
+
 USAGE_COLUMN = PrinterColumn("Usage", ".status.usage")
 STATE_COLUMN = PrinterColumn("State", ".status.status")
 

@@ -35,7 +35,6 @@ from hooks.cluster.contract import LabelSelector, ResourceRule
 from hooks.cluster.workloads import seccomp_profiles_used, selinux_types_used
 
 PREFIX = "uses.spo.x-k8s.io/"
-SECCOMP_ROOT = "operator/"
 
 
 def label(kind: str, name: str) -> str:
@@ -67,16 +66,11 @@ def used(pod: Object) -> set[str]:
     meta = pod.get("metadata") or {}
     namespace = str(meta.get("namespace") or "")
     keys = set()
-    own = f"{SECCOMP_ROOT}{namespace}/"
     for path in seccomp_profiles_used(pod):
-        if path.startswith(own) and path.endswith(".json"):
-            name = path[len(own) : -len(".json")]
-            if name and "/" not in name:
-                keys.add(label(seccomp_api.KIND.kind, name))
-    suffix = f"_{namespace}{selinux_api.USAGE_SUFFIX}"
+        if (name := seccomp_api.profile_of_localhost(path, namespace)) is not None:
+            keys.add(label(seccomp_api.KIND.kind, name))
     for selinux_type in selinux_types_used(pod):
-        if selinux_type.endswith(suffix) and len(selinux_type) > len(suffix):
-            name = selinux_type[: -len(suffix)]
+        if (name := selinux_api.profile_of_usage(selinux_type, namespace)) is not None:
             keys.add(label(selinux_api.KIND.kind, name))
             keys.add(label(raw_api.KIND.kind, name))
     for recording in podannotations.recordings_named(meta.get("annotations") or {}):
