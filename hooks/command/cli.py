@@ -25,11 +25,18 @@ DEFAULT_WEBHOOK_BIND = "0.0.0.0:8443"
 METRICS_AUTH = ("none", "token", "off")
 
 
+def _unpaired_certificate(command: str, args: argparse.Namespace) -> bool:
+    """``--certfile`` without ``--keyfile`` or the reverse, said on stderr."""
+    if (args.certfile is None) == (args.keyfile is None):
+        return False
+    print(f"spo {command}: --certfile and --keyfile go together", file=sys.stderr)
+    return True
+
+
 def _hooks(args: argparse.Namespace) -> int:
     from hooks.cluster import serving
 
-    if (args.certfile is None) != (args.keyfile is None):
-        print("spo hooks: --certfile and --keyfile go together", file=sys.stderr)
+    if _unpaired_certificate("hooks", args):
         return 2
     serving.serve(
         bind=args.bind,
@@ -54,8 +61,7 @@ def _hooks_app(auth: str, extra_dirs: Sequence[str], ttl: float) -> Flask:
 def _webhook(args: argparse.Namespace) -> int:
     from hooks.cluster import serving
 
-    if (args.certfile is None) != (args.keyfile is None):
-        print("spo webhook: --certfile and --keyfile go together", file=sys.stderr)
+    if _unpaired_certificate("webhook", args):
         return 2
     serving.serve(
         bind=args.bind,
