@@ -407,6 +407,19 @@ _UNREAD: Final = ("SECCOMP ", "1326 ")
 # what every line that reports lost records holds (nodesync.enricher.losses reads only such
 # lines): the longer the text, the faster the search of a batch
 _LOSS_TEXTS: Final = (" limit exceeded", "audit: audit_lost=", " callbacks suppressed")
+# Such a line is a kernel message (nodesync.enricher.losses.loss_of_line), which never begins
+# as auditd's lines do: a batch of auditd's lines only is not searched for those texts (one
+# search for a line of another kind costs half the three).
+_AUDITD_LINES: Final = ("type=", "node=")
+_LINE_OF_ANOTHER_KIND: Final = re.compile(r"\n(?!type=|node=)")
+
+
+def may_report_loss(text: str) -> bool:
+    """Whether a line of ``text`` (lines joined by newlines) may report lost records."""
+    if text.startswith(_AUDITD_LINES) and _LINE_OF_ANOTHER_KIND.search(text) is None:
+        return False
+    return any(marker in text for marker in _LOSS_TEXTS)
+
 
 # (event, fields, "") of a SECCOMP record; ("", "", text) of an AVC; ("", "", "") other lines
 Told = tuple[str, str, str]
@@ -436,7 +449,7 @@ def scan_text(text: str) -> ToldBatch | None:
     avc: list[str] = list(filter(None, map(_AVC_OF, found)))
     if _UNREAD[0] in avc or _UNREAD[1] in avc:
         return None
-    return ToldBatch(found, avc, any(marker in text for marker in _LOSS_TEXTS))
+    return ToldBatch(found, avc, may_report_loss(text))
 
 
 _AVC_OF: Final = itemgetter(2)
