@@ -379,9 +379,9 @@ def scan_told(line: str) -> Written | AuditRecord | None:
 # fields before pid= are searched token by token; the kernel's own "auid= uid= gid= ses=
 # [subj=]" is tried first, as one piece: the same match, found in two thirds of the time).
 # Every repetition is possessive (``++``, ``*+``: what it took is never given back, which spares
-# the matcher a backtracking frame each, a sixth of its time): each is followed by a character
-# it cannot take (a space, ")", the end of a line or of the kernel's text), so giving back
-# could never make a match.
+# the matcher a backtracking frame each: a tenth less time, bench/bench_recorder.py's log): each
+# is followed by a character it cannot take (a space, ")", the end of a line or of the kernel's
+# text), or by a test that one it took would fail, so giving back could never make a match.
 _OTHER_LINES: Final = r"[^\n]*+(?:\ntype=(?!(?:SECCOMP|1326|AVC|1400) )[^\n]*+)*"
 _VALUE: Final = r"[^ \n\x1d]++"  # a value the kernel escapes, or any text up to a space
 _N: Final = r"[0-9]++"  # a number (as \d with re.ASCII, a little faster)
