@@ -169,10 +169,11 @@ class LogEnricher:
     ``out`` (default standard output), one write per batch of the recorder.
 
     On the recorder's hot path (:class:`nodesync.enricher.recorder.Teller`) a SECCOMP
-    record's line is put together from pieces made once: the part naming its
-    pod (per container, per batch, as pods come and go), its executable (per
-    ``exe=`` as written) and its syscall (per arch and number), with its event
-    and pid as written; the same line as :meth:`fields` gives, byte for byte.
+    record's line is the head every line begins with, its event as written and the rest of
+    its line, made once per fields as written (:class:`_Rests`) from pieces made once: the
+    part naming its pod (asked per container and batch, as pods come and go), its executable
+    (per ``exe=`` as written) and its syscall (per arch and number); the same line as
+    :meth:`fields` gives, byte for byte.
     """
 
     def __init__(
