@@ -12,7 +12,8 @@ process so that peak RSS is its own:
   a stub with a fixed mapping), and the per-container accumulation;
 - ``enricher``: what ``spo log-enricher`` runs: the same, plus one JSON line
   (written to /dev/null) and one counter increment per attributed record
-  (every container is a known pod's: the worst case);
+  (every container is a known pod's: the worst case); its recorder counts no lines, as
+  the DaemonSet's: they are counted after the run, untimed;
 
 at two log lengths (default 1M and 4M lines). Reports records/s (SECCOMP+AVC
 records parsed and attributed per second), lines/s, the ratio recorder/baseline
@@ -28,16 +29,46 @@ wall clock counts the other processes' time too: each run also reports its CPU t
 
 Run: .venv/bin/python -m bench.bench_recorder [--lines 1000000 4000000] [--processes N]
 
-Costs, measured on the 2-core development VM (Python 3.11), 2026-12-01, with
+Costs, measured on the 2-core development VM (AMD EPYC, Python 3.11), 2026-12-01, with
 ``.venv/bin/python -m bench.bench_recorder --lines 1000000 4000000`` while the machine was
-quiet (load ~1.5; on this VM the same plain read takes 0.21 to 0.41 s per million lines from
-one minute to the next, so compare runs by the ratios to it):
+quiet (load 1.3 to 1.5), the code of h-speed15 then the code before it, back to back:
 
-- plain read: 0.21 s per 1M lines (0.86 s per 4M);
-- enricher (what the DaemonSet runs): 117,500 records/s at 1M lines, 136,400 at 4M
-  (117,800 and 139,600 records per CPU second), 25 to 29 times the plain read's CPU time,
-  peak RSS 38.4 / 38.2 MiB;
-- recorder alone: 158,100 and 171,700 records/s, 33.5 / 33.4 MiB.
+- plain read: 0.17 s CPU per 1M lines (0.72 s per 4M);
+- enricher (what the DaemonSet runs): 316,400 records per CPU second at 1M lines, 302,700 at
+  4M (2.31 and 9.65 CPU s; wall clock the same: 314,200 and 302,300 records/s), 13.6 times
+  the plain read's CPU time, peak RSS 38.0 / 38.3 MiB: the target of 200,000 records/s is met
+  (``meets_targets`` true). The code before: 253,500 and 229,700 records per CPU second
+  (2.88 and 12.72 CPU s), 17.7 times the plain read, 37.5 / 37.7 MiB;
+- recorder alone: 317,200 and 309,100 records per CPU second, 34.4 / 34.3 MiB (unchanged:
+  299,700 and 294,700 in the run of the code before);
+- a recording's log (``--lines 1000000 --processes 5``): the enricher 387,900 records per CPU
+  second (1.88 s) against 298,500 (2.45 s) before, 33.8 MiB.
+
+On a loaded machine CPU seconds grow too (the other processes share the cores' caches): the
+same code before measured 109,200 and 93,100 records per CPU second at a load of 4 to 12 (see
+below), under half of what it does on a quiet machine; the margin over 200,000 (1.5 times) may
+not hold under such load. Run alternately on the same log files (load 5 to 7), the enricher's
+CPU seconds before and after: 1M lines 2.90 to 3.16 -> 2.31 to 2.51 (three runs each), 4M
+11.9 -> 10.1, the recording's log 2.25 to 2.30 -> 1.83 to 1.92: a fifth less. Its output (the
+JSON lines, byte for byte), the metrics exposed, the counts and the recorder's snapshot are
+the same, on these logs and on one where pods come and go and pids change container between
+batches.
+
+What h-speed15 changed: a batch's text is one head (``{"msg":"audit","timestamp":"``), each
+told record's event and the rest of its line, put together with list slices (no tuple per
+record); the rest of a SECCOMP record's line is made once per fields as written and kept from
+batch to batch while its pid's pod part stays the same (it was put together from four columns
+per record, pod parts per pid and batch); the batch's regular expression takes possessive
+repetitions (a tenth less time: 3.5 to 3.7 ms per MiB batch -> 3.2 to 3.3); a batch of
+auditd's lines only is not searched for the kernel's reports of losses; ``spo log-enricher``
+counts no lines (``Recorder(count_lines=False)``: a ``str.count`` of every batch for tests and
+benchmarks only). Where the enricher's time goes now (py-spy, worst-case log, share of the
+loop): 39% the batch's regular expression, 11% the pids of the batch's records (the first
+lookup of each record's fields: hashed, and compared with the memo's), 16% the 4% of AVC
+records (parsed, accounted and told one by one: about 13 us each, against 2.5 us for a
+SECCOMP record), 7% the follower (read and decode), 5% the search for reports of losses, 3%
+the set of the epoch's fields, 4% the lookup of the rests of the lines, 4% the write (to
+/dev/null), the rest per-batch work.
 
 Before the columnar hot path (b777e5b), run back to back with it on the same 1M-line log:
 89,000 to 95,000 records/s for the enricher against 106,000 to 118,000 after, 41 MiB
@@ -52,13 +83,7 @@ join, no len of every line). Measured back to back with the code before, on a sh
 the enricher: worst-case log 1M lines 75,400 -> 109,200, 4M 76,700 -> 93,100 (one run
 each); interleaved runs on one 1M-line log, 8.3 to 8.7 CPU s -> 6.5 to 7.8 (a fifth less);
 a recording's log (``--lines 1000000 --processes 5``) 104,100 -> 139,800 (7.0 -> 5.2 CPU
-s); peak RSS 38 -> 37.5 MiB (33.8 MiB for the recording's log). The target of 200,000
-records/s is still not met (``meets_targets`` false). Where the enricher's time goes now
-(py-spy, worst-case log): 28% the batch's regular expression, 3% the search for loss
-reports, 21% joining the told lines (5 columns looked up per record), 6% counting the
-batch's lines (``str.count``), 13% the accounting columns (fields, pids, Counter, the
-recorder's set and the enricher's counts), 9% the 3% of AVC records (parsed, accounted and
-told one by one), 4% the follower (read and decode), the rest per-batch work and imports.
+s); peak RSS 38 -> 37.5 MiB (33.8 MiB for the recording's log).
 """
 
 from __future__ import annotations
@@ -234,6 +259,14 @@ def run_baseline(path: Path) -> dict[str, Any]:
     }
 
 
+def line_count(path: Path) -> int:
+    count = 0
+    with path.open("rb") as log:
+        while chunk := log.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
 def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[str, Any]:
     stat = path.stat()
     state = StateFile(state_dir / "offset.json")
@@ -241,7 +274,8 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     started = time.perf_counter()
     cpu = time.process_time()
     follower = Follower(path, state)
-    recorder = Recorder(ContainerResolver(read=stub_cgroup).lookup)
+    # as spo log-enricher makes it (which counts no lines: they are counted below, untimed)
+    recorder = Recorder(ContainerResolver(read=stub_cgroup).lookup, count_lines=not enrich)
     sink = open(os.devnull, "w")  # noqa: SIM115 (closed below)
     index = {f"{pid:064x}": ContainerRef("team", f"pod-{pid}", "app") for pid in CONTAINER_PIDS}
     # as spo log-enricher writes: one write of its lines per batch (to /dev/null here)
@@ -261,11 +295,12 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu
     counts = recorder.counts
+    lines = counts.lines if not enrich else line_count(path)
     records = counts.seccomp + counts.avc
     containers = len(recorder.container_ids())
     some = recorder.seccomp_of(f"{CONTAINER_PIDS[0]:064x}")
     return {
-        "lines": counts.lines,
+        "lines": lines,
         "records": records,
         "attributed": counts.attributed,
         "host": counts.host,
@@ -276,7 +311,7 @@ def run_recorder(path: Path, state_dir: Path, *, enrich: bool = False) -> dict[s
         # on a shared machine the wall clock counts the other processes too
         "cpu_seconds": cpu_seconds,
         "records_per_cpu_second": records / cpu_seconds,
-        "lines_per_second": counts.lines / seconds,
+        "lines_per_second": lines / seconds,
         "peak_rss_mib": peak_rss_mib(),
     }
 

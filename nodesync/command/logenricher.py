@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     resolver = ContainerResolver(
         args.proc_dir, remembered=processes.remembered if processes is not None else None
     )
-    recorder = Recorder(resolver.lookup)
+    recorder = Recorder(resolver.lookup, count_lines=False)  # counted by nobody here
 
     pods_cluster = KubernetesCluster(args.kubeconfig, namespace=args.namespace)
     api = KubernetesCluster(args.kubeconfig, namespace=args.namespace)

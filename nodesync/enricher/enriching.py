@@ -26,7 +26,7 @@ import sys
 import threading
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable
-from itertools import chain, compress
+from itertools import compress
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -97,12 +97,64 @@ MAX_CACHED: Final = 4096
 _Labels = tuple[str, str, str, str]  # node, namespace, pod, container
 # what a SECCOMP record is counted by besides its pod: its exe, arch and syscall as written
 _Counted = tuple[str, str, str]
-# the beginning of a told SECCOMP record's line, up to its event
+# the beginning of every line told, up to its record's event
 _HEAD: Final = '{"msg":"audit","timestamp":"'
 MAX_EPOCH: Final = 65536  # distinct fields (or pids) counted in an epoch
 _EVENT: Final = itemgetter(0)
 _AVC_TEXT: Final = itemgetter(2)
 _COUNTED: Final[Memo[_Counted]] = Memo(lambda fields: TOLD_FIELDS[fields][1:], ("", "", ""))
+# the rests of lines kept (about 250 bytes each: at most some 10 MiB with the dict), and the
+# pids they name
+MAX_RESTS: Final = 32768
+_UNSEEN: Final = object()
+
+
+class _Rests(dict[str, str]):
+    """SECCOMP fields as written -> the rest of their records' lines after the event: the part
+    naming their pid's pod, their executable, pid and syscall, and the newline; "" when they
+    are not told (and for the rows of AVC records and other lines). Made on the first lookup,
+    then a plain dict hit (``map(rests.__getitem__, column)`` runs in C), and kept from batch to
+    batch while their pid's records are told with the same pod part (:meth:`told_as`)."""
+
+    def __init__(self, tail: Callable[[str], str]) -> None:
+        super().__init__({"": ""})
+        self._tail = tail
+        self._parts: dict[str, str | None] = {}  # pid -> its pod part (None: not told)
+        self._fields_of: dict[str, list[str]] = {}  # pid -> the fields made with its part
+
+    def make_room(self, pids: int) -> None:
+        """Before a batch of ``pids`` pids is told: forget them all if they would be too many."""
+        if len(self._parts) + pids > MAX_RESTS:
+            self._parts.clear()
+            self._forget_rests()
+
+    def told_as(self, pid: str, part: str | None) -> None:
+        """``pid``'s records are told with ``part`` in this batch (None: they are not told)."""
+        known = self._parts.get(pid, _UNSEEN)
+        if known is part or known == part:
+            return
+        for fields in self._fields_of.pop(pid, ()):
+            del self[fields]
+        self._parts[pid] = part
+
+    def _forget_rests(self) -> None:
+        self.clear()
+        self[""] = ""
+        self._fields_of.clear()
+
+    def __missing__(self, fields: str) -> str:
+        pid = PIDS[fields]
+        part = self._parts[pid]
+        rest = "" if part is None else part + self._tail(fields)
+        if len(self) >= MAX_RESTS:
+            self._forget_rests()
+        self[fields] = rest
+        known = self._fields_of.get(pid)
+        if known is None:
+            self._fields_of[pid] = [fields]
+        else:
+            known.append(fields)
+        return rest
 
 
 def _json(text: str) -> str:
@@ -117,10 +169,11 @@ class LogEnricher:
     ``out`` (default standard output), one write per batch of the recorder.
 
     On the recorder's hot path (:class:`nodesync.enricher.recorder.Teller`) a SECCOMP
-    record's line is put together from pieces made once: the part naming its
-    pod (per container, per batch, as pods come and go), its executable (per
-    ``exe=`` as written) and its syscall (per arch and number), with its event
-    and pid as written; the same line as :meth:`fields` gives, byte for byte.
+    record's line is the head every line begins with, its event as written and the rest of
+    its line, made once per fields as written (:class:`_Rests`) from pieces made once: the
+    part naming its pod (asked per container and batch, as pods come and go), its executable
+    (per ``exe=`` as written) and its syscall (per arch and number); the same line as
+    :meth:`fields` gives, byte for byte.
     """
 
     def __init__(
@@ -160,8 +213,8 @@ class LogEnricher:
         self._parts_of_pods: dict[ContainerRef | None, tuple[str, _Labels]] = {}
         self._exe_parts: dict[str, str] = {}
         self._syscall_parts: dict[tuple[str, str], str] = {}
-        # SECCOMP fields as written -> the end of their lines after the pod part
-        self._tails: Memo[str] = Memo(self._tail, "")
+        # SECCOMP fields as written -> the rest of their lines after their event
+        self._rests = _Rests(self._tail)
         self.collector = _Counts(self)
         registry.register(self.collector)
 
@@ -345,17 +398,18 @@ class LogEnricher:
         return f'{self._exe_part(exe)},"pid":{pid}{syscall}\n'
 
     def tell(self, batch: TellBatch) -> None:
-        """Tell and count a batch, column by column (each a loop in C): a SECCOMP record's line
-        is the head, its event, the part naming its pid's pod (made once per pid and batch) and
-        the end of the line of its fields (made once per fields); an AVC record's line is made
-        whole. The lines of records that are not told are left out."""
-        heads: dict[str, str] = {"": ""}
-        parts: dict[str, str] = {"": ""}
+        """Tell and count a batch, column by column (each a loop in C). Every line begins with
+        the same head (``{"msg":"audit","timestamp":"``): the batch's text is that head, the
+        record's event and the rest of its line, for each record told. The rest of a SECCOMP
+        record's line is made once per fields as written (while its pid's pod stays the same,
+        :class:`_Rests`), an AVC record's line whole; "" for a record that is not told (and for
+        a row of other lines), whose row is left out."""
+        rests = self._rests
         labels: dict[str, _Labels | None] = {"": None}
-        told: dict[str, bool] = {"": True}
-        all_told = True
         pod_parts = self._pod_parts
-        for pid, container_id in batch.containers.items():
+        containers = batch.containers
+        rests.make_room(len(containers))
+        for pid, container_id in containers.items():
             if not pid:
                 continue
             found = (
@@ -364,32 +418,28 @@ class LogEnricher:
                 else self._pod_part(container_id)
             )
             if found is None:
-                heads[pid] = parts[pid] = ""
+                rests.told_as(pid, None)
                 labels[pid] = None
-                told[pid] = all_told = False
             else:
-                heads[pid] = _HEAD
-                parts[pid], labels[pid] = found
-                told[pid] = True
-        avc_lines: dict[str, str] = {"": ""}
-        for text, (record, container_id) in batch.avc.items():
-            fields_of_line = self._told_fields(record, container_id)
-            avc_lines[text] = (
-                "" if fields_of_line is None else orjson.dumps(fields_of_line).decode() + "\n"
-            )
-        pids = batch.pids
+                rests.told_as(pid, found[0])
+                labels[pid] = found[1]
         records = batch.records
-        rows: Iterable[tuple[str, ...]] = zip(
-            map(heads.__getitem__, pids),
-            map(_EVENT, records),
-            map(parts.__getitem__, pids),
-            map(self._tails.__getitem__, batch.fields),
-            map(avc_lines.__getitem__, map(_AVC_TEXT, records)),
-            strict=True,
-        )
-        if not all_told:
-            rows = compress(rows, map(told.__getitem__, pids))
-        text = "".join(chain.from_iterable(rows))
+        lines = list(map(rests.__getitem__, batch.fields))  # each row's rest of its line
+        if batch.avc:
+            avc_rests = {
+                text: self._avc_rest(record, container_id)
+                for text, (record, container_id) in batch.avc.items()
+            }
+            for at in compress(range(len(records)), map(_AVC_TEXT, records)):
+                lines[at] = avc_rests.get(records[at][2], "")  # "": not an AVC record after all
+        told = list(filter(None, lines))
+        events: Iterable[str] = map(_EVENT, records)  # "" in the row of an AVC record
+        if len(told) < len(lines):
+            events = compress(events, lines)
+        pieces = [_HEAD] * (3 * len(told))
+        pieces[1::3] = events
+        pieces[2::3] = told
+        text = "".join(pieces)
         # counted by fields in this epoch (a loop in C with strings' cached hashes), under their
         # pids' labels when the epoch ends or the counts are read
         with self._counting:
@@ -401,6 +451,17 @@ class LogEnricher:
         if text:
             self._write_text(text)
         self._pod_parts.clear()
+
+    def _avc_rest(self, record: AuditRecord, container_id: str | None) -> str:
+        """The line of an AVC record after the head every line begins with, newline included;
+        "" when it is not told."""
+        fields_of_line = self._told_fields(record, container_id)
+        if fields_of_line is None:
+            return ""
+        line = orjson.dumps(fields_of_line).decode()
+        if not line.startswith(_HEAD):  # "msg" and "timestamp" come first (fields)
+            raise AssertionError(f"a line that does not begin with {_HEAD!r}: {line!r}")
+        return line[len(_HEAD) :] + "\n"
 
     def seccomp(self, written: Written, container_id: str | None) -> None:
         """Tell and count one SECCOMP record, given as written."""

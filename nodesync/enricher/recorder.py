@@ -22,7 +22,7 @@ rate-limited: reading them from the kernel log is flagged from the start.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
@@ -107,8 +107,8 @@ class Teller(Protocol):
     """Who tells each record as it is accounted (the log enricher), on the recorder's hot path.
 
     A batch comes whole (:meth:`tell`, a :class:`TellBatch`): its records in order, as
-    :func:`nodesync.enricher.auditlog.scan_batch` found them, their fields and pids, the
-    container of each pid, and each AVC record parsed with its container. A batch that regular
+    :func:`nodesync.enricher.auditlog.scan_batch` found them, their fields, the container of
+    each pid, and each AVC record parsed with its container. A batch that regular
     expression cannot read comes record by record: SECCOMP records as the text they were
     written with, others in full, and :meth:`told` ends it.
     """
@@ -131,7 +131,6 @@ class TellBatch:
 
     records: list[Told]  # (event, fields, AVC text) in the order they were written
     fields: list[str]  # each record's fields ("" for an AVC record)
-    pids: list[str]  # each record's pid as written ("" for an AVC record)
     containers: Mapping[str, str | None]  # pid as written -> its container id ("" -> None)
     avc: Mapping[str, tuple[AuditRecord, str | None]]  # AVC text -> (record, container id)
 
@@ -157,13 +156,20 @@ def _is_teller(each: object) -> bool:
 class Recorder:
     """Accumulates SECCOMP and AVC records per container id.
 
-    ``resolve`` maps a pid to its container (``ContainerResolver.lookup``).
+    ``resolve`` maps a pid to its container (``ContainerResolver.lookup``). Without
+    ``count_lines``, ``counts.lines`` stays 0: counting the lines of a batch read whole is a
+    search of all its text, for nobody but tests and benchmarks (``spo log-enricher`` does not).
     """
 
     def __init__(
-        self, resolve: Callable[[int], Lookup], detector: LossDetector | None = None
+        self,
+        resolve: Callable[[int], Lookup],
+        detector: LossDetector | None = None,
+        *,
+        count_lines: bool = True,
     ) -> None:
         self._resolve = resolve
+        self._count_lines = count_lines
         self.detector = detector if detector is not None else LossDetector()
         self.counts = Counts()
         self._seccomp: dict[str, SeccompTrace] = {}
@@ -263,7 +269,8 @@ class Recorder:
                 trace = traces[container_id] = SeccompTrace()
             trace.written.add((arch, number))
             trace.records += 1
-        self.counts.lines += total
+        if self._count_lines:
+            self.counts.lines += total
         self.counts.seccomp += seccomp
         self.counts.attributed += attributed
         return counted
@@ -276,7 +283,9 @@ class Recorder:
         enricher, the batch is read whole, never split into lines unless it must be."""
         if each is not None and _is_teller(each):
             teller: Teller = each  # type: ignore[assignment]
-            return self._consume_told(text, text.count("\n") + 1, teller)
+            return self._consume_told(
+                text, text.count("\n") + 1 if self._count_lines else 0, teller
+            )
         return self.consume(text.split("\n"), each)
 
     def _consume_told(
@@ -291,12 +300,12 @@ class Recorder:
             for line in text.split("\n") if lines is None else lines:
                 if "exceeded" in line or "audit_lost" in line or "suppressed" in line:
                     observe(line)
-        # Column by column, each a loop in C (map over a dict's __getitem__, Counter, set.update):
+        # Column by column, each a loop in C (map over a dict's __getitem__, a count, set.update):
         # the Python loops here run once per pid of the batch and once per AVC record.
         fields = list(map(_FIELDS_OF, batch.records))
-        pids = list(map(PIDS.__getitem__, fields))  # "" for an AVC record
-        per_pid = Counter(pids)
-        avc_records = per_pid.pop("", 0)
+        per_pid: dict[str, int] = {}
+        _count_elements(per_pid, map(PIDS.__getitem__, fields))
+        rows_of_others = per_pid.pop("", 0)  # AVC records and other lines
         resolve = self._resolve
         traces = self._seccomp
         host = Lookup(None, Unknown.HOST)
@@ -320,7 +329,7 @@ class Recorder:
         if len(self._written) >= MAX_WRITTEN or len(epoch) >= MAX_WRITTEN:
             self._settle()
         avc: dict[str, tuple[AuditRecord, str | None]] = {}
-        if avc_records:
+        if batch.avc:
             for avc_text in batch.avc:
                 record = parse("type=" + avc_text)
                 if record is None:
@@ -328,11 +337,12 @@ class Recorder:
                 found = resolve(record.pid) if record.pid else host
                 self._account(record, found)
                 avc[avc_text] = (record, found.container_id)
-        records = len(pids) - avc_records
-        self.counts.lines += line_count
+        records = len(fields) - rows_of_others
+        if self._count_lines:
+            self.counts.lines += line_count
         self.counts.seccomp += records
         self.counts.attributed += attributed
-        teller.tell(TellBatch(batch.records, fields, pids, containers, avc))
+        teller.tell(TellBatch(batch.records, fields, containers, avc))
         return records + len(avc)
 
     def _settle(self) -> None:
@@ -393,7 +403,8 @@ class Recorder:
             found = resolve(record.pid) if record.pid else host
             self._account(record, found)
             teller.record(record, found.container_id)
-        self.counts.lines += total
+        if self._count_lines:
+            self.counts.lines += total
         self.counts.seccomp += seccomp
         self.counts.attributed += attributed
         teller.told()
@@ -420,7 +431,8 @@ class Recorder:
                 found = seen[pid] = self._resolve(pid) if pid else host
             self._account(record, found)
             each(record, found.container_id)
-        self.counts.lines += total
+        if self._count_lines:
+            self.counts.lines += total
         return counted
 
     def container_ids(self) -> set[str]:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from nodesync.enricher.auditlog import (
     AvcRecord,
     SeccompRecord,
+    may_report_loss,
     parse,
     record_pid,
     scan,
@@ -84,6 +85,26 @@ KERNEL_REPORTS = [
 def test_kernel_reports_are_losses(line: str, reason: str, count: int) -> None:
     loss = loss_of_line(line)
     assert loss is not None and (loss.reason, loss.count) == (reason, count)
+
+
+@pytest.mark.parametrize(("line", "reason", "count"), KERNEL_REPORTS)
+@pytest.mark.parametrize("where", [0, 1, 3])
+def test_a_kernel_report_among_auditd_lines_is_seen_in_a_batch(
+    line: str, reason: str, count: int, where: int
+) -> None:
+    """A batch of auditd's lines only is not searched for reports of losses: one that holds a
+    kernel message, wherever it is, is."""
+    lines = [SECCOMP.format(subj="u", pid=1)] * 3
+    lines.insert(where, line)
+    for variant in (lines, [f"node=n1 {other}" if other != line else line for other in lines]):
+        assert may_report_loss("\n".join(variant))
+        recorder = Recorder(lambda pid: Lookup("c" * 64))
+        recorder.consume_text(
+            "\n".join(variant), each=LogEnricher("n", CollectorRegistry(), {}.get)
+        )
+        assert [(loss.reason, loss.count) for loss in recorder.detector.losses] == [(reason, count)]
+    assert not may_report_loss("\n".join(lines[:where] + lines[where + 1 :]))
+    assert not may_report_loss("\n".join(USERSPACE_LIES[:4]))
 
 
 def test_kmsg_of_another_facility_is_no_loss(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from nodesync.enricher import enriching
 from nodesync.enricher.auditlog import parse, scan_batch
 from nodesync.enricher.containers import ContainerRef, Lookup, Unknown
 from nodesync.enricher.enriching import LogEnricher
@@ -257,3 +258,71 @@ def test_a_pid_of_another_pod_in_a_later_batch_counts_and_records_under_each() -
     assert (pg.names, pg.records) == (("mkdir", "read"), 2)
     recorder.forget(db)
     assert recorder.container_ids() == {WEB}
+
+
+@pytest.mark.parametrize("max_rests", [2, 32768], ids=["rests-forgotten", "rests-kept"])
+def test_a_pids_lines_follow_its_pod_from_batch_to_batch(
+    max_rests: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rest of a SECCOMP record's line is kept from batch to batch per fields as written:
+    told again once its pid's pod is known, under the pod's new name, not at all once gone;
+    the same lines and counts as record by record (:meth:`LogEnricher.enrich`)."""
+    monkeypatch.setattr(enriching, "MAX_RESTS", max_rests)
+    index: dict[str, ContainerRef] = {}
+    owners = {7: Lookup(WEB), 8: Lookup(None, Unknown.HOST)}
+    batch = "\n".join(
+        [
+            SECCOMP,
+            SECCOMP.replace("syscall=83", "syscall=0"),
+            SECCOMP.replace("pid=7", "pid=8"),
+            AVC,
+            SECCOMP.replace("syscall=83", "syscall=1"),
+        ]
+    )
+    fast_lines: list[str] = []
+    slow_lines: list[str] = []
+    fast = LogEnricher("n1", CollectorRegistry(), index.get, fast_lines.append)
+    slow = LogEnricher("n1", CollectorRegistry(), index.get, slow_lines.append)
+    recorder = Recorder(owners.__getitem__)
+    pods = [None, INDEX[WEB], ContainerRef("shop", "web-2", "nginx"), None, INDEX[WEB]]
+    for pod in pods:
+        index.pop(WEB, None)
+        if pod is not None:
+            index[WEB] = pod
+        recorder.consume_text(batch, each=fast)
+        for line in batch.split("\n"):
+            record = parse(line)
+            assert record is not None
+            slow.enrich(record, owners[record.pid].container_id)
+        assert fast_lines == slow_lines
+    assert [json.loads(line)["pod"] for line in fast_lines] == ["web-1"] * 4 + ["web-2"] * 4 + [
+        "web-1"
+    ] * 4
+    assert fast.all_counts() == slow.all_counts()
+    assert fast.avc_counts == slow.avc_counts
+
+
+def test_an_avc_record_the_batch_finds_but_cannot_read_is_no_line() -> None:
+    """A line that names an AVC record but is not one (cut short, say) is left out, as line by
+    line, and the lines around it are told."""
+    enricher, _, written = make()
+    recorder = Recorder(lambda pid: Lookup(WEB))
+    broken = "type=AVC msg=audit(1700000001.5:44): avc:  denied  { read"
+    told = recorder.consume_text("\n".join([SECCOMP, broken, AVC, broken]), each=enricher)
+    assert told == 2
+    assert [json.loads(line)["type"] for line in written] == ["seccomp", "selinux"]
+    assert (recorder.counts.seccomp, recorder.counts.avc) == (1, 1)
+
+
+def test_a_recorder_made_not_to_count_lines_counts_all_else() -> None:
+    lines = [SECCOMP, "type=EOE msg=audit(1700000000.123:42): ", AVC]
+    counted, uncounted = (
+        Recorder(lambda pid: Lookup(WEB)),
+        Recorder(lambda pid: Lookup(WEB), count_lines=False),
+    )
+    for recorder in (counted, uncounted):
+        recorder.consume_text("\n".join(lines), each=make()[0])
+        recorder.consume(lines)
+    assert counted.counts.lines == 6 and uncounted.counts.lines == 0
+    uncounted.counts.lines = counted.counts.lines
+    assert uncounted.counts == counted.counts
