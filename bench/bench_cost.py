@@ -1,0 +1,158 @@
+"""What the project's own processes cost to install N SeccompProfiles, beside the Go operator.
+
+One run of ``bench_throughput.measure`` per size (100 is the in-run baseline, then 1,000), with
+everything it can run as deployed (bench/deployed.py): the hooks pod's two containers (the
+``hooks`` container with its manifest's gunicorn workers; the ``metrics`` container over HTTPS,
+its /metrics read every 15 s with a token, as Prometheus would), the webhook pod (``spo
+webhook`` with its real list and watch of the four kinds, so it holds every profile), and
+``--nodes`` nodesync processes. Metacontroller is the emulation of
+tests/helpers/metacontroller_loop.py (its CPU and memory are those of this Python process, not
+of the real Metacontroller: the real one's are the issue's, below).
+
+Per component: CPU seconds (user + system, ``/proc``, over the run: from the first create to
+the loop idle again), the peak RSS of each process (``VmHWM``) summed over the component's
+processes, and the peak of the summed PSS (``smaps_rollup``, sampled every second: PSS splits
+the pages gunicorn's workers share with their master, so it adds up to what the processes take
+together). Plus the hook request bytes per profile (what Metacontroller sends; its CPU follows
+them) and the API requests per profile.
+
+    .venv/bin/python -m bench.bench_cost [--profiles 100 1000] [--nodes 1]
+
+The Go operator's figures are constants, from the issue (16, part E): with one simulated node
+and the same real API server, 1,000 SeccompProfiles applied at once were all Installed in 421 s
+by the Go operator v0.8.4, its manager and daemon taking 29.8 CPU s and 207 MiB together, the
+API server 128.7 CPU s; the project under the real Metacontroller took 76 CPU s (Metacontroller
+57, hooks 12, nodesync 6.5) and 560 MiB (hooks 220, webhook 131 idle, Metacontroller 154,
+nodesync 54).
+
+Measured: see the end of this docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any
+
+from bench.bench_throughput import Options, measure
+from tests.helpers.controlplane import ensure_binaries
+
+# From the issue (16 E): the Go operator v0.8.4, 1,000 profiles, one node, same API server.
+GO_OPERATOR = {"cpu_s": 29.8, "memory_mib": 207.0, "apiserver_cpu_s": 128.7}
+# From the issue: this project under the real Metacontroller, same load.
+REAL_METACONTROLLER = {"cpu_s": 57.0, "memory_mib": 154.0}
+
+# the project's own processes, in the order of the table
+OWN = ("hooks", "hooks_metrics", "webhook", "nodesync")
+LABELS = {
+    "hooks": "hooks container (gunicorn)",
+    "hooks_metrics": "hooks pod, metrics container",
+    "webhook": "webhook (spo webhook)",
+    "nodesync": "nodesync, all nodes",
+    "loop": "Metacontroller EMULATION (Python)",
+    "apiserver_etcd": "API server + etcd",
+}
+
+
+def _row(cells: list[str]) -> str:
+    return f"{cells[0]:<36}" + "".join(f"{c:>10}" for c in cells[1:])
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """CPU seconds at each size, then the peaks of the last size, per component; the project's
+    own total; the Go operator's figures."""
+    last = runs[-1]
+    sizes = [f"CPU s@{r['profiles']}" for r in runs]
+    lines = [_row(["component", *sizes, "HWM MiB", "PSS MiB"])]
+    for name in (*OWN, "loop", "apiserver_etcd"):
+        if name not in last["cpu_s"]:
+            continue
+        cpu = [f"{r['cpu_s'][name]:.1f}" for r in runs]
+        hwm = last["peak_hwm_mib"].get(name)
+        pss = last.get("sampled_peak_pss_mib", {}).get(name)
+        lines.append(
+            _row(
+                [
+                    LABELS[name],
+                    *cpu,
+                    "-" if hwm is None else f"{hwm:.0f}",
+                    "-" if pss is None else f"{pss:.0f}",
+                ]
+            )
+        )
+    nodes = last["nodes"]
+    if nodes > 1:
+        per_node = [f"{r['cpu_s']['nodesync'] / r['nodes']:.1f}" for r in runs]
+        hwm = last["peak_hwm_mib"]["nodesync"] / nodes
+        pss = last.get("sampled_peak_pss_mib", {}).get("nodesync", 0.0) / nodes
+        lines.append(_row(["nodesync, per node", *per_node, f"{hwm:.0f}", f"{pss:.0f}"]))
+    own_cpu = [f"{sum(r['cpu_s'].get(n, 0.0) for n in OWN):.1f}" for r in runs]
+    own_hwm = sum(last["peak_hwm_mib"].get(n, 0.0) for n in OWN)
+    own_pss = sum(last.get("sampled_peak_pss_mib", {}).get(n, 0.0) for n in OWN)
+    lines.append(
+        _row(["the project's own, together", *own_cpu, f"{own_hwm:.0f}", f"{own_pss:.0f}"])
+    )
+    blank = [""] * (len(runs) - 1)
+    lines.append(
+        _row(
+            [
+                "Go operator 1,000, 1 node (issue)",
+                *blank,
+                f"{GO_OPERATOR['cpu_s']:.1f}",
+                f"{GO_OPERATOR['memory_mib']:.0f}",
+                "",
+            ]
+        )
+    )
+    lines.append(
+        _row(
+            [
+                "  its API server (issue)",
+                *blank,
+                f"{GO_OPERATOR['apiserver_cpu_s']:.1f}",
+                "",
+                "",
+            ]
+        )
+    )
+    lines.append(
+        _row(
+            [
+                "real Metacontroller 1,000 (issue)",
+                *blank,
+                f"{REAL_METACONTROLLER['cpu_s']:.1f}",
+                f"{REAL_METACONTROLLER['memory_mib']:.0f}",
+                "",
+            ]
+        )
+    )
+    per = [r["per_profile"] for r in runs]
+    lines.append("")
+    lines.append(_row(["per profile", *[str(r["profiles"]) for r in runs]]))
+    for key in ("hook_request_kib", "hook_calls", "api_requests", "api_requests_nodesync"):
+        lines.append(_row([key, *[f"{p[key]}" for p in per]]))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--profiles", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=5, help="the loop's, per controller")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    binaries = ensure_binaries()
+    options = Options(metrics=True, webhook=True, memory=True)
+    runs = []
+    for count in args.profiles:
+        runs.append(measure(binaries, count, args.nodes, args.workers, options))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    print(table(runs))
+    print(json.dumps({"benchmark": "cost-per-component", "runs": runs}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
