@@ -193,7 +193,7 @@ class MemoryWatch:
 
     def _run(self) -> None:
         self._sample()
-        ticked = time.monotonic()
+        ticked = time.monotonic() - self._every  # the first tick at once
         while not self._stop.wait(self._interval):
             self._sample()
             if self._tick is not None and time.monotonic() - ticked >= self._every:
