@@ -57,81 +57,51 @@ LABELS = {
 
 
 def _row(cells: list[str]) -> str:
-    return f"{cells[0]:<36}" + "".join(f"{c:>10}" for c in cells[1:])
+    return f"{cells[0]:<36}" + "".join(f"{c:>11}" for c in cells[1:])
+
+
+def _peaks(run: dict[str, Any], name: str, share: int = 1) -> list[str]:
+    """HWM, PSS and anonymous PSS of component ``name`` (MiB), divided by ``share``."""
+    cells = []
+    for key in ("peak_hwm_mib", "sampled_peak_pss_mib", "sampled_peak_pss_anon_mib"):
+        value = run.get(key, {}).get(name)
+        cells.append("-" if value is None else f"{value / share:.0f}")
+    return cells
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    """CPU seconds at each size, then the peaks of the last size, per component; the project's
-    own total; the Go operator's figures."""
+    """CPU seconds at each size, then the memory peaks of the last size, per component; the
+    project's own total; the figures of the issue."""
     last = runs[-1]
     sizes = [f"CPU s@{r['profiles']}" for r in runs]
-    lines = [_row(["component", *sizes, "HWM MiB", "PSS MiB"])]
+    lines = [_row(["component", *sizes, "HWM MiB", "PSS MiB", "anon MiB"])]
     for name in (*OWN, "loop", "apiserver_etcd"):
-        if name not in last["cpu_s"]:
-            continue
-        cpu = [f"{r['cpu_s'][name]:.1f}" for r in runs]
-        hwm = last["peak_hwm_mib"].get(name)
-        pss = last.get("sampled_peak_pss_mib", {}).get(name)
-        lines.append(
-            _row(
-                [
-                    LABELS[name],
-                    *cpu,
-                    "-" if hwm is None else f"{hwm:.0f}",
-                    "-" if pss is None else f"{pss:.0f}",
-                ]
-            )
-        )
+        if name in last["cpu_s"]:
+            cpu = [f"{r['cpu_s'][name]:.1f}" for r in runs]
+            lines.append(_row([LABELS[name], *cpu, *_peaks(last, name)]))
     nodes = last["nodes"]
     if nodes > 1:
         per_node = [f"{r['cpu_s']['nodesync'] / r['nodes']:.1f}" for r in runs]
-        hwm = last["peak_hwm_mib"]["nodesync"] / nodes
-        pss = last.get("sampled_peak_pss_mib", {}).get("nodesync", 0.0) / nodes
-        lines.append(_row(["nodesync, per node", *per_node, f"{hwm:.0f}", f"{pss:.0f}"]))
+        lines.append(_row(["nodesync, per node", *per_node, *_peaks(last, "nodesync", nodes)]))
     own_cpu = [f"{sum(r['cpu_s'].get(n, 0.0) for n in OWN):.1f}" for r in runs]
-    own_hwm = sum(last["peak_hwm_mib"].get(n, 0.0) for n in OWN)
-    own_pss = sum(last.get("sampled_peak_pss_mib", {}).get(n, 0.0) for n in OWN)
-    lines.append(
-        _row(["the project's own, together", *own_cpu, f"{own_hwm:.0f}", f"{own_pss:.0f}"])
-    )
+    own = [
+        f"{sum(last.get(key, {}).get(n, 0.0) for n in OWN):.0f}"
+        for key in ("peak_hwm_mib", "sampled_peak_pss_mib", "sampled_peak_pss_anon_mib")
+    ]
+    lines.append(_row(["the project's own, together", *own_cpu, *own]))
     blank = [""] * (len(runs) - 1)
-    lines.append(
-        _row(
-            [
-                "Go operator 1,000, 1 node (issue)",
-                *blank,
-                f"{GO_OPERATOR['cpu_s']:.1f}",
-                f"{GO_OPERATOR['memory_mib']:.0f}",
-                "",
-            ]
-        )
-    )
-    lines.append(
-        _row(
-            [
-                "  its API server (issue)",
-                *blank,
-                f"{GO_OPERATOR['apiserver_cpu_s']:.1f}",
-                "",
-                "",
-            ]
-        )
-    )
-    lines.append(
-        _row(
-            [
-                "real Metacontroller 1,000 (issue)",
-                *blank,
-                f"{REAL_METACONTROLLER['cpu_s']:.1f}",
-                f"{REAL_METACONTROLLER['memory_mib']:.0f}",
-                "",
-            ]
-        )
-    )
+    go, real = GO_OPERATOR, REAL_METACONTROLLER
+    lines += [
+        _row(["Go operator 1,000, 1 node (issue)", *blank, f"{go['cpu_s']:.1f}",
+              f"{go['memory_mib']:.0f}"]),
+        _row(["  its API server (issue)", *blank, f"{go['apiserver_cpu_s']:.1f}"]),
+        _row(["real Metacontroller 1,000 (issue)", *blank, f"{real['cpu_s']:.1f}",
+              f"{real['memory_mib']:.0f}"]),
+    ]  # fmt: skip
     per = [r["per_profile"] for r in runs]
     lines.append("")
     lines.append(_row(["per profile", *[str(r["profiles"]) for r in runs]]))
-    for key in ("hook_request_kib", "hook_calls", "api_requests", "api_requests_nodesync"):
+    for key in ("hook_request_kib", "hook_calls", "syncs", "api_requests", "api_requests_nodesync"):
         lines.append(_row([key, *[f"{p[key]}" for p in per]]))
     return "\n".join(lines)
 

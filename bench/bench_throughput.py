@@ -3,7 +3,8 @@ kube-apiserver, per profile, at two sizes.
 
 For each size, from scratch: a control plane (etcd + kube-apiserver, cached binaries) with
 the README's install (as the e2e tests' ``installed`` fixture does it), the real ``spo
-hooks`` (gunicorn, 2 workers), the emulated Metacontroller (``tests/helpers/
+hooks`` as metacontroller/base/hooks.yaml runs it (bench/deployed.py: 2 gunicorn workers when
+the figures below were measured, 1 since), the emulated Metacontroller (``tests/helpers/
 metacontroller_loop.py``: watch-driven, 5 workers per controller as Metacontroller's
 default; no client rate limit, as with ``--client-go-qps`` raised) running the
 SeccompProfile controller, and ``--nodes`` real ``python -m nodesync`` processes, each
@@ -28,6 +29,9 @@ The baseline, measured in the same run, is the first size (100 profiles); the ra
 the cost per profile at the last size over the cost per profile at the first: 1.0 is flat.
 
     .venv/bin/python -m bench.bench_throughput [--profiles 100 1000] [--nodes 20]
+
+bench/bench_cost.py runs the same with the webhook and the hooks' metrics container beside,
+and reports CPU seconds and memory per component.
 
 Measured on the shared 2-core machine (2026-12-01, other helpers' builds and tests running,
 load 10 to 50; the wall clock is not to be trusted, the CPU seconds are), 20 nodes,
@@ -143,27 +147,40 @@ def tree_usage(roots: list[int]) -> tuple[float, float]:
     return sum(stats[p][1] for p in pids), sum(stats[p][2] for p in pids) / 1024
 
 
-def tree_memory(roots: list[int]) -> tuple[float, float]:
-    """Resident and proportional set size (MiB, ``/proc/<pid>/smaps_rollup``) of ``roots`` and
-    their descendants, now. PSS splits each shared page between the processes that map it
+MEMORY_FIELDS = ("Rss", "Pss", "Pss_Anon")
+
+
+def process_memory(pid: int) -> dict[str, float]:
+    """``MEMORY_FIELDS`` of one process (MiB, ``/proc/<pid>/smaps_rollup``); empty if gone."""
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            name, _, value = line.partition(":")
+            if name in MEMORY_FIELDS:
+                found[name] = int(value.split()[0]) / 1024
+    return found
+
+
+def tree_memory(roots: list[int]) -> dict[str, float]:
+    """``MEMORY_FIELDS`` summed over ``roots`` and their descendants, now (MiB).
+
+    RSS counts a shared page in every process that maps it. PSS splits it between them
     (gunicorn's workers share the pages their master loaded), so it adds up to what the
-    processes take together; RSS counts a shared page in every process."""
-    rss = pss = 0
+    processes take together, but its file part (code, shared libraries) is also split with
+    every other process of the machine that maps the same files (other Python processes of
+    this virtualenv). ``Pss_Anon``, the anonymous part (the heap), is shared only within a
+    process tree (after a fork): it is what the tree itself holds, whatever else runs."""
+    total = dict.fromkeys(MEMORY_FIELDS, 0.0)
     for pid in _tree(_proc_stats(), roots):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-                name, _, value = line.partition(":")
-                if name == "Rss":
-                    rss += int(value.split()[0])
-                elif name == "Pss":
-                    pss += int(value.split()[0])
-    return rss / 1024, pss / 1024
+        for name, value in process_memory(pid).items():
+            total[name] += value
+    return total
 
 
 class MemoryWatch:
-    """Every ``interval`` seconds, the summed RSS and PSS of each component's process tree; keeps
-    the highest sums seen. PSS has no high-water mark of its own, so its peak is sampled (a
-    peak shorter than the interval may be missed); the peak RSS per process (``VmHWM``) is
+    """Every ``interval`` seconds, the ``MEMORY_FIELDS`` of each component's process tree, summed;
+    keeps the highest sums seen. PSS has no high-water mark of its own, so its peak is sampled
+    (a peak shorter than the interval may be missed); the peak RSS per process (``VmHWM``) is
     exact and read at the end (``tree_usage``)."""
 
     def __init__(
@@ -177,8 +194,9 @@ class MemoryWatch:
         self.components = components
         self._tick = tick  # also run every ``every`` seconds, in this thread
         self._every = every
-        self.peak_rss: dict[str, float] = dict.fromkeys(components, 0.0)
-        self.peak_pss: dict[str, float] = dict.fromkeys(components, 0.0)
+        self.peak: dict[str, dict[str, float]] = {
+            name: dict.fromkeys(MEMORY_FIELDS, 0.0) for name in components
+        }
         self.cpu = 0.0  # its own CPU seconds, taken out of the loop's
         self._interval = interval
         self._stop = threading.Event()
@@ -187,9 +205,8 @@ class MemoryWatch:
 
     def _sample(self) -> None:
         for name, roots in self.components.items():
-            rss, pss = tree_memory(roots)
-            self.peak_rss[name] = max(self.peak_rss[name], rss)
-            self.peak_pss[name] = max(self.peak_pss[name], pss)
+            for field_name, value in tree_memory(roots).items():
+                self.peak[name][field_name] = max(self.peak[name][field_name], value)
 
     def _run(self) -> None:
         self._sample()
@@ -528,6 +545,14 @@ def measure(
             assert files >= profiles * node_count, files
             hook_stats = loop.hooks_of("seccompprofile-controller").stats
             peak_hwm = {name: tree_usage(roots)[1] for name, roots in components.items()}
+            at_end = {
+                name: {
+                    str(pid): {k: round(v, 1) for k, v in process_memory(pid).items()}
+                    for pid in _tree(_proc_stats(), roots)
+                }
+                for name, roots in components.items()
+                if name != "apiserver_etcd"
+            }
             syncs = sum(loop.syncs.values())
     finally:
         plane.stop()
@@ -568,8 +593,11 @@ def measure(
         "peak_hwm_mib": {name: round(value, 1) for name, value in peak_hwm.items()},
     }
     if watch is not None:
-        result["sampled_peak_rss_mib"] = {k: round(v, 1) for k, v in watch.peak_rss.items()}
-        result["sampled_peak_pss_mib"] = {k: round(v, 1) for k, v in watch.peak_pss.items()}
+        for field_name in MEMORY_FIELDS:
+            result[f"sampled_peak_{field_name.lower()}_mib"] = {
+                name: round(peaks[field_name], 1) for name, peaks in watch.peak.items()
+            }
+        result["process_memory_mib_at_end"] = at_end
     if token:
         result["metrics_scrapes"] = {str(code): n for code, n in scrapes.items()}
     return result
