@@ -46,12 +46,12 @@ class KubernetesCluster:
         self.namespace = namespace or None
         self.credentials = credentials.load(kubeconfig)
         # Kept connections: a watch holds one while the reports and lists of its process
-        # take others.
+        # take others. urllib3's default retries, as the kubernetes client had them: a
+        # connection that fails before the request is sent is tried again.
         self.pool = urllib3.PoolManager(
             maxsize=4,
             ssl_context=self.credentials.context,
             server_hostname=self.credentials.server_hostname,
-            retries=False,
         )
         self._watch: Any = None  # the urllib3 response of the watch being read, if any
         self._interrupted = False
