@@ -3,7 +3,8 @@ kube-apiserver, per profile, at two sizes.
 
 For each size, from scratch: a control plane (etcd + kube-apiserver, cached binaries) with
 the README's install (as the e2e tests' ``installed`` fixture does it), the real ``spo
-hooks`` (gunicorn, 2 workers), the emulated Metacontroller (``tests/helpers/
+hooks`` as metacontroller/base/hooks.yaml runs it (bench/deployed.py: 2 gunicorn workers when
+the figures below were measured, 1 since), the emulated Metacontroller (``tests/helpers/
 metacontroller_loop.py``: watch-driven, 5 workers per controller as Metacontroller's
 default; no client rate limit, as with ``--client-go-qps`` raised) running the
 SeccompProfile controller, and ``--nodes`` real ``python -m nodesync`` processes, each
@@ -28,6 +29,9 @@ The baseline, measured in the same run, is the first size (100 profiles); the ra
 the cost per profile at the last size over the cost per profile at the first: 1.0 is flat.
 
     .venv/bin/python -m bench.bench_throughput [--profiles 100 1000] [--nodes 20]
+
+bench/bench_cost.py runs the same with the webhook and the hooks' metrics container beside,
+and reports CPU seconds and memory per component.
 
 Measured on the shared 2-core machine (2026-12-01, other helpers' builds and tests running,
 load 10 to 50; the wall clock is not to be trusted, the CPU seconds are), 20 nodes,
@@ -72,16 +76,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench import deployed
 from tests.helpers import readme_install
 from tests.helpers.controlplane import ControlPlane, ensure_binaries
-from tests.helpers.hookserver import free_port, serving
 from tests.helpers.metacontroller_common import api_for
 from tests.helpers.metacontroller_loop import Metacontroller, controllers
 from tests.helpers.nodesync_process import NodeSync
@@ -121,21 +125,103 @@ def _proc_stats() -> dict[int, tuple[int, float, int]]:
     return found
 
 
-def tree_usage(roots: list[int]) -> tuple[float, float]:
-    """CPU seconds and summed peak RSS (MiB) of ``roots`` and all their descendants."""
-    stats = _proc_stats()
+def _tree(stats: dict[int, tuple[int, float, int]], roots: list[int]) -> list[int]:
+    """``roots`` and all their descendants that are alive."""
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
-    cpu = peak = 0.0
+    found = []
     todo = list(roots)
     while todo:
         pid = todo.pop()
         if pid in stats:
-            cpu += stats[pid][1]
-            peak += stats[pid][2] / 1024
+            found.append(pid)
         todo.extend(children.get(pid, []))
-    return cpu, peak
+    return found
+
+
+def tree_usage(roots: list[int]) -> tuple[float, float]:
+    """CPU seconds and summed peak RSS (MiB) of ``roots`` and all their descendants."""
+    stats = _proc_stats()
+    pids = _tree(stats, roots)
+    return sum(stats[p][1] for p in pids), sum(stats[p][2] for p in pids) / 1024
+
+
+MEMORY_FIELDS = ("Rss", "Pss", "Pss_Anon")
+
+
+def process_memory(pid: int) -> dict[str, float]:
+    """``MEMORY_FIELDS`` of one process (MiB, ``/proc/<pid>/smaps_rollup``); empty if gone."""
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            name, _, value = line.partition(":")
+            if name in MEMORY_FIELDS:
+                found[name] = int(value.split()[0]) / 1024
+    return found
+
+
+def tree_memory(roots: list[int]) -> dict[str, float]:
+    """``MEMORY_FIELDS`` summed over ``roots`` and their descendants, now (MiB).
+
+    RSS counts a shared page in every process that maps it. PSS splits it between them
+    (gunicorn's workers share the pages their master loaded), so it adds up to what the
+    processes take together, but its file part (code, shared libraries) is also split with
+    every other process of the machine that maps the same files (other Python processes of
+    this virtualenv). ``Pss_Anon``, the anonymous part (the heap), is shared only within a
+    process tree (after a fork): it is what the tree itself holds, whatever else runs."""
+    total = dict.fromkeys(MEMORY_FIELDS, 0.0)
+    for pid in _tree(_proc_stats(), roots):
+        for name, value in process_memory(pid).items():
+            total[name] += value
+    return total
+
+
+class MemoryWatch:
+    """Every ``interval`` seconds, the ``MEMORY_FIELDS`` of each component's process tree, summed;
+    keeps the highest sums seen. PSS has no high-water mark of its own, so its peak is sampled
+    (a peak shorter than the interval may be missed); the peak RSS per process (``VmHWM``) is
+    exact and read at the end (``tree_usage``)."""
+
+    def __init__(
+        self,
+        components: dict[str, list[int]],
+        interval: float = 1.0,
+        *,
+        tick: Callable[[], object] | None = None,
+        every: float = 0.0,
+    ) -> None:
+        self.components = components
+        self._tick = tick  # also run every ``every`` seconds, in this thread
+        self._every = every
+        self.peak: dict[str, dict[str, float]] = {
+            name: dict.fromkeys(MEMORY_FIELDS, 0.0) for name in components
+        }
+        self.cpu = 0.0  # its own CPU seconds, taken out of the loop's
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        for name, roots in self.components.items():
+            for field_name, value in tree_memory(roots).items():
+                self.peak[name][field_name] = max(self.peak[name][field_name], value)
+
+    def _run(self) -> None:
+        self._sample()
+        ticked = time.monotonic() - self._every  # the first tick at once
+        while not self._stop.wait(self._interval):
+            self._sample()
+            if self._tick is not None and time.monotonic() - ticked >= self._every:
+                ticked = time.monotonic()
+                self._tick()
+        self._sample()
+        self.cpu = time.thread_time()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # -- the API server's counters ------------------------------------------------------------------
@@ -270,15 +356,14 @@ def install(plane: ControlPlane) -> None:
 
 
 @contextlib.contextmanager
-def hooks(workers: int = 2) -> Iterator[tuple[str, int]]:
-    """``spo hooks`` as the tests run it: (base URL, gunicorn master's pid)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "hooks.command.cli", "hooks"]
-    argv += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    with serving(argv, base, env=env, cwd=ROOT) as process:
-        yield base, process.pid
+def hooks() -> Iterator[tuple[str, int]]:
+    """The hooks container as hooks.yaml runs it (bench/deployed.py): (base URL, gunicorn
+    master's pid)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-hooks-") as folder,
+        deployed.hooks_pod(None, Path(folder)) as pod,
+    ):
+        yield pod.base, pod.hooks_pid
 
 
 @contextlib.contextmanager
@@ -360,15 +445,13 @@ class Snapshot:
     requests: Counter[str] = field(default_factory=Counter)
     flows: Counter[str] = field(default_factory=Counter)
     loop_requests: int = 0
-    hooks_cpu: float = 0.0
-    nodes_cpu: float = 0.0
-    apiserver_cpu: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # by component (its process trees)
     process_cpu: float = 0.0
     main_cpu: float = 0.0
 
 
 def snapshot(
-    plane: ControlPlane, loop: Metacontroller, hook_pid: int, agents: list[NodeSync]
+    plane: ControlPlane, loop: Metacontroller, components: dict[str, list[int]]
 ) -> Snapshot:
     requests, flows = server_requests(plane)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -376,36 +459,71 @@ def snapshot(
         requests=requests,
         flows=flows,
         loop_requests=sum(loop.api.requests.values()),
-        hooks_cpu=tree_usage([hook_pid])[0],
-        nodes_cpu=tree_usage([a.proc.pid for a in agents if a.proc is not None])[0],
-        apiserver_cpu=tree_usage(plane.pids())[0],
+        cpu={name: tree_usage(roots)[0] for name, roots in components.items()},
         process_cpu=usage.ru_utime + usage.ru_stime,
         main_cpu=time.thread_time(),
     )
 
 
+@dataclass
+class Options:
+    """What a run measures beyond the profiles' path (``bench_cost`` asks for all of it)."""
+
+    sample: bool = False  # where the loop's threads spend their time
+    metrics: bool = False  # the hooks pod's metrics container, scraped every ``SCRAPE`` s
+    webhook: bool = False  # ``spo webhook`` watching the cluster
+    memory: bool = False  # RSS and PSS of every component, sampled every second
+
+
+SCRAPE = 15.0  # seconds between two reads of the hooks' /metrics (a usual Prometheus interval)
+
+
 def measure(
-    binaries: Path, profiles: int, node_count: int, workers: int, sample: bool = False
+    binaries: Path, profiles: int, node_count: int, workers: int, options: Options | None = None
 ) -> dict[str, Any]:
+    options = options or Options()
     plane = ControlPlane(binaries)
     plane.start()
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-", dir=_tmpfs()))
     try:
         install(plane)
         manifest = controllers("seccompprofile-controller")
-        with (
-            hooks() as (hook_base, hook_pid),
-            nodes(plane, node_count, folder) as agents,
-            Metacontroller(api_for(plane), hook_base, manifest, workers=workers) as loop,
-        ):
+        with contextlib.ExitStack() as running:
+            pod = running.enter_context(
+                deployed.hooks_pod(plane if options.metrics else None, folder)
+            )
+            agents = running.enter_context(nodes(plane, node_count, folder))
+            components = {
+                "hooks": [pod.hooks_pid],
+                "nodesync": [a.proc.pid for a in agents if a.proc is not None],
+                "apiserver_etcd": plane.pids(),
+            }
+            if pod.metrics_pid is not None:
+                components["hooks_metrics"] = [pod.metrics_pid]
+            if options.webhook:
+                components["webhook"] = [running.enter_context(deployed.webhook_pod(plane, folder))]
+            loop = running.enter_context(
+                Metacontroller(api_for(plane), pod.base, manifest, workers=workers)
+            )
             loop.wait_idle(timeout=120)
             informer = loop.informers.get(loop.api.resource(f"{GROUP}/v1beta1", "seccompprofiles"))
             chunks = [
                 yaml.safe_dump_all([profile(i) for i in range(k, profiles, CREATORS)])
                 for k in range(min(CREATORS, profiles))
             ]
-            sampler = Sampler() if sample else None
-            before = snapshot(plane, loop, hook_pid, agents)
+            sampler = Sampler() if options.sample else None
+            token = deployed.reader_token(plane) if options.metrics else ""
+            scrapes: Counter[int] = Counter()
+            watch = (
+                MemoryWatch(
+                    {**components, "loop": [os.getpid()]},
+                    tick=lambda: scrapes.update([pod.scrape(token)]) if token else None,
+                    every=SCRAPE,
+                )
+                if options.memory
+                else None
+            )
+            before = snapshot(plane, loop, components)
             started = time.monotonic()
             create_all(plane, chunks)
             created_s = time.monotonic() - started
@@ -419,23 +537,33 @@ def measure(
             loop.wait_idle(timeout=600, quiet=1.0)
             if sampler is not None:
                 sampler.stop()
-            after = snapshot(plane, loop, hook_pid, agents)
+            if watch is not None:
+                watch.stop()
+            after = snapshot(plane, loop, components)
             loop.raise_errors()
             files = sum(1 for a in agents for _ in (a.kubelet / "seccomp" / "operator").rglob("*"))
             assert files >= profiles * node_count, files
             hook_stats = loop.hooks_of("seccompprofile-controller").stats
-            hooks_peak = tree_usage([hook_pid])[1]
-            nodes_peak = tree_usage([a.proc.pid for a in agents if a.proc is not None])[1]
+            peak_hwm = {name: tree_usage(roots)[1] for name, roots in components.items()}
+            at_end = {
+                name: {
+                    str(pid): {k: round(v, 1) for k, v in process_memory(pid).items()}
+                    for pid in _tree(_proc_stats(), roots)
+                }
+                for name, roots in components.items()
+                if name != "apiserver_etcd"
+            }
             syncs = sum(loop.syncs.values())
     finally:
         plane.stop()
         shutil.rmtree(folder, ignore_errors=True)
     requests = after.requests - before.requests
     flows = after.flows - before.flows
-    loop_cpu = (after.process_cpu - before.process_cpu) - (after.main_cpu - before.main_cpu)
-    loop_cpu -= sampler.cpu if sampler is not None else 0.0
+    cpu = {name: after.cpu[name] - before.cpu[name] for name in components}
+    cpu["loop"] = (after.process_cpu - before.process_cpu) - (after.main_cpu - before.main_cpu)
+    cpu["loop"] -= sum(s.cpu for s in (sampler, watch) if s is not None)
     per = 1.0 / profiles
-    return {
+    result: dict[str, Any] = {
         "profiles": profiles,
         "nodes": node_count,
         "seconds_to_all_installed": round(seconds, 1),
@@ -449,20 +577,30 @@ def measure(
             "syncs": round(syncs * per, 2),
             "hook_calls": round(sum(hook_stats.calls.values()) * per, 2),
             "hook_request_kib": round(sum(hook_stats.request_bytes.values()) * per / 1024, 1),
-            "hooks_cpu_ms": round((after.hooks_cpu - before.hooks_cpu) * per * 1000, 2),
-            "loop_cpu_ms": round(loop_cpu * per * 1000, 2),
-            "nodesync_cpu_ms": round((after.nodes_cpu - before.nodes_cpu) * per * 1000, 2),
-            "apiserver_etcd_cpu_ms": round(
-                (after.apiserver_cpu - before.apiserver_cpu) * per * 1000, 2
-            ),
+            "hooks_cpu_ms": round(cpu["hooks"] * per * 1000, 2),
+            "loop_cpu_ms": round(cpu["loop"] * per * 1000, 2),
+            "nodesync_cpu_ms": round(cpu["nodesync"] * per * 1000, 2),
+            "apiserver_etcd_cpu_ms": round(cpu["apiserver_etcd"] * per * 1000, 2),
         },
         "requests_by_verb_and_resource": dict(requests.most_common(12)),
         "loop_samples": sampler.report() if sampler is not None else None,
+        "cpu_s": {name: round(value, 2) for name, value in cpu.items()},
         "peak_rss_mib": {
-            "hooks": round(hooks_peak),
-            "nodesync_per_node": round(nodes_peak / node_count),
+            "hooks": round(peak_hwm["hooks"]),
+            "nodesync_per_node": round(peak_hwm["nodesync"] / node_count),
         },
+        # the peak RSS of each process (VmHWM), summed over the component's processes
+        "peak_hwm_mib": {name: round(value, 1) for name, value in peak_hwm.items()},
     }
+    if watch is not None:
+        for field_name in MEMORY_FIELDS:
+            result[f"sampled_peak_{field_name.lower()}_mib"] = {
+                name: round(peaks[field_name], 1) for name, peaks in watch.peak.items()
+            }
+        result["process_memory_mib_at_end"] = at_end
+    if token:
+        result["metrics_scrapes"] = {str(code): n for code, n in scrapes.items()}
+    return result
 
 
 def _tmpfs() -> str | None:
@@ -485,7 +623,7 @@ def main() -> int:
     binaries = ensure_binaries()
     runs = []
     for count in args.profiles:
-        runs.append(measure(binaries, count, args.nodes, args.workers, args.sample))
+        runs.append(measure(binaries, count, args.nodes, args.workers, Options(sample=args.sample)))
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     first, last = runs[0]["per_profile"], runs[-1]["per_profile"]
     result = {

@@ -134,7 +134,7 @@ def crd(kind: Kind) -> JSON:
                     "served": version.served,
                     "storage": version.storage,
                     "schema": {"openAPIV3Schema": copy.deepcopy(schema)},
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}} if kind.status_subresource else {},
                     **({"additionalPrinterColumns": columns} if columns else {}),
                 }
                 for version in kind.versions

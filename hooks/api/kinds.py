@@ -39,6 +39,8 @@ class Kind:
     # (hooks/api/configmaps.py): its name prefix and data key. None: no node installs it.
     configmap_prefix: str | None = None
     configmap_key: str | None = None
+    # Whether ``status`` is a subresource (written apart from the object, ignored on create).
+    status_subresource: bool = True
 
     @property
     def storage_version(self) -> str:

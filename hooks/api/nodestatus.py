@@ -1,7 +1,8 @@
 """SecurityProfileNodeStatus: one per profile per node, written by nodesync.
 
 As in the Go operator, ``nodeName`` and ``status`` sit at the top level of the
-object (there is no spec/status split), the object is named
+object (there is no spec/status split, and no status subresource: the object is created
+in its final state in one request, and changed with one patch), the object is named
 ``<profile>-<node>`` in the profile's namespace and owned by the profile, and
 it carries the labels below so that an administrator can select by profile,
 node, kind and state.
@@ -73,4 +74,5 @@ KIND = Kind(
         AGE_COLUMN,
         PrinterColumn("Node", ".nodeName", priority=10),
     ),
+    status_subresource=False,
 )

@@ -143,6 +143,18 @@ def _post_worker_init(worker: Any) -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def _pre_fork(server: Any, worker: Any) -> None:
+    """Share what the master loaded with the worker it is about to fork.
+
+    The worker starts with the master's pages, shared until written. CPython writes to an
+    object's header whenever the collector walks it, so the worker's first collections used to
+    copy most of the master's heap (the hooks' modules, pydantic's schemas): 27 MiB of private
+    pages per worker, against 15 MiB with the master's objects frozen (out of every
+    collection) before the fork (PSS of master and two workers after 200 hook requests: 101
+    MiB against 80). Nothing the master holds is garbage to collect later."""
+    gc.freeze()
+
+
 def _child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -172,6 +184,7 @@ def options(
         "control_socket_disable": True,
         "child_exit": _child_exit,
         "post_worker_init": _post_worker_init,
+        "pre_fork": _pre_fork,
     }
 
 

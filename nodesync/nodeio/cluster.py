@@ -47,10 +47,8 @@ class Cluster(Protocol):
 
     def create_node_status(self, namespace: str, body: Object) -> Object: ...
 
-    def patch_node_status(
-        self, namespace: str, name: str, patch: Object, *, status: bool = False
-    ) -> Object:
-        """A JSON merge patch of the object, or of its ``/status`` subresource."""
+    def patch_node_status(self, namespace: str, name: str, patch: Object) -> Object:
+        """A JSON merge patch of the object (``status`` included: no subresource)."""
         ...
 
     def delete_node_status(self, namespace: str, name: str) -> None: ...

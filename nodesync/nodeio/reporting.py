@@ -211,26 +211,21 @@ class NodeStatusReporter:
         )
 
     def _create(self, outcome: Outcome) -> None:
+        """One request: the object is created in its final state (no status subresource)."""
         body = reports.desired(outcome, self.node).to_wire()
         namespace = outcome.namespace
         try:
-            created = self.cluster.create_node_status(namespace, body)
+            self.cluster.create_node_status(namespace, body)
         except ApiError as error:
             if error.status != 409:
                 raise
             have = Report(labels=(), node="", state=None, message=None)  # exists: patch all of it
             self._patch((namespace, body["metadata"]["name"]), have, reports.report_of(body))
-            return
-        if created.get("status") != body.get("status"):
-            name = body["metadata"]["name"]
-            self.cluster.patch_node_status(namespace, name, {"status": body["status"]}, status=True)
 
     def _patch(self, key: tuple[str, str], have: Report, want: Report) -> None:
-        main, status = reports.patches(have, want)
-        if main is not None:
-            self.cluster.patch_node_status(key[0], key[1], main)
-        if status is not None:
-            self.cluster.patch_node_status(key[0], key[1], status, status=True)
+        change = reports.patch(have, want)
+        if change is not None:
+            self.cluster.patch_node_status(key[0], key[1], change)
 
     def _delete(self, namespace: str, name: str, profile: str) -> None:
         try:

@@ -102,8 +102,9 @@ def report_for(outcome: Outcome, node: str) -> Report:
     return report_of(desired(outcome, node).to_wire())
 
 
-def patches(have: Report, want: Report) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(merge patch of the object, merge patch of /status); None where nothing differs."""
+def patch(have: Report, want: Report) -> dict[str, Any] | None:
+    """The merge patch that brings ``have`` to ``want`` (``status`` included: the kind has no
+    status subresource); None when nothing differs."""
     main: dict[str, Any] = {}
     if have.labels != want.labels:
         main["metadata"] = {"labels": dict(want.labels)}
@@ -111,5 +112,6 @@ def patches(have: Report, want: Report) -> tuple[dict[str, Any] | None, dict[str
         main["nodeName"] = want.node
     if have.message != want.message:
         main["message"] = want.message  # None removes it
-    status = {"status": want.state} if have.state != want.state else None
-    return (main or None), status
+    if have.state != want.state:
+        main["status"] = want.state
+    return main or None

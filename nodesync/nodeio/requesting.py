@@ -1,11 +1,13 @@
-"""The real ``Cluster``: raw JSON requests through the kubernetes client's configuration and auth.
+"""The real ``Cluster``: raw JSON requests over urllib3, with the credentials of
+``nodesync.nodeio.credentials`` (the pod's ServiceAccount or a kubeconfig).
 
 With ``namespace``, every request stays in that namespace (the namespaced API
 paths), so a Role there is all the rights it needs.
 
-The generated API classes are bypassed on purpose: lists and watches are read
-as JSON straight from the response (a ConfigMap stays a dict, never a model),
-which keeps memory and CPU low with thousands of profiles.
+No client library's API classes: lists and watches are read as JSON straight
+from the response (a ConfigMap stays a dict, never a model), which keeps memory
+and CPU low with thousands of profiles; and the kubernetes client package is not
+even imported (its models alone took 11 MiB of each process).
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from kubernetes import client as kube_client
-from kubernetes import config as kube_config
+import urllib3
 from urllib3.exceptions import HTTPError
 
 from hooks.api import GROUP
 from hooks.api.base import Object
 from hooks.api.nodestatus import KIND
 from hooks.api.registry import RECORDED_KINDS
+from nodesync.nodeio import credentials
 from nodesync.nodeio.cluster import ApiError, Expired
 
 log = logging.getLogger(__name__)
+
+USER_AGENT = "security-profiles-operator-py"
 
 PAGE = 500
 _CONNECT_TIMEOUT = 10.0
@@ -40,15 +44,15 @@ _RECORDED_PLURALS = {kind.plural: kind for kind in RECORDED_KINDS}
 class KubernetesCluster:
     def __init__(self, kubeconfig: str | None = None, *, namespace: str | None = None) -> None:
         self.namespace = namespace or None
-        config: Any = kube_config  # untyped library
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-        self.api = kube_client.ApiClient()
+        self.credentials = credentials.load(kubeconfig)
+        # Kept connections: a watch holds one while the reports and lists of its process
+        # take others. urllib3's default retries, as the kubernetes client had them: a
+        # connection that fails before the request is sent is tried again.
+        self.pool = urllib3.PoolManager(
+            maxsize=4,
+            ssl_context=self.credentials.context,
+            server_hostname=self.credentials.server_hostname,
+        )
         self._watch: Any = None  # the urllib3 response of the watch being read, if any
         self._interrupted = False
 
@@ -64,27 +68,34 @@ class KubernetesCluster:
         content_type: str = "application/json",
         read_timeout: float = 30.0,
     ) -> Any:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = content_type
-        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        token = self.credentials.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        params = [(k, str(v)) for k, v in (query or {}).items() if v is not None]
+        url = self.credentials.server + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
         try:
-            request = self.api.param_serialize(
+            raw = self.pool.request(
                 method,
-                path,
-                query_params=params,
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(
-                *request, _request_timeout=(_CONNECT_TIMEOUT, read_timeout)
+                url,
+                body=None if body is None else json.dumps(body).encode(),
+                headers=headers,
+                timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT, read=read_timeout),
+                preload_content=False,
             )
         except (HTTPError, OSError) as error:
             raise ApiError(0, str(error)) from error
-        raw = response.response
         if raw.status >= 400:
-            data = raw.data
+            try:
+                data = raw.data
+            except (HTTPError, OSError) as error:
+                raise ApiError(raw.status, str(error)) from error
+            finally:
+                raw.release_conn()
             try:
                 message = str(json.loads(data).get("message") or data)
             except ValueError:
@@ -98,7 +109,12 @@ class KubernetesCluster:
         self, method: str, path: str, query: dict[str, Any] | None = None, **kw: Any
     ) -> Object:
         raw = self._send(method, path, query, **kw)
-        data = raw.data
+        try:
+            data = raw.data
+        except (HTTPError, OSError) as error:
+            raise ApiError(0, str(error)) from error
+        finally:
+            raw.release_conn()
         return json.loads(data) if data else {}
 
     # -- ConfigMaps ---------------------------------------------------------------------------
@@ -209,11 +225,9 @@ class KubernetesCluster:
         self._confine(namespace)
         return self._json("POST", self._status_path(namespace), body=body)
 
-    def patch_node_status(
-        self, namespace: str, name: str, patch: Object, *, status: bool = False
-    ) -> Object:
+    def patch_node_status(self, namespace: str, name: str, patch: Object) -> Object:
         self._confine(namespace)
-        path = self._status_path(namespace, name) + ("/status" if status else "")
+        path = self._status_path(namespace, name)
         return self._json("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
     def delete_node_status(self, namespace: str, name: str) -> None:

@@ -280,7 +280,8 @@ def test_customize_answer_is_cached_per_uid_and_generation(
 
 
 def _report(plane: ControlPlane, profile: str, node: str, state: str) -> None:
-    """A node status as nodesync writes it: the object, then its status subresource."""
+    """A node status as nodesync writes it: the object, its ``status`` included (no status
+    subresource)."""
     name = f"{profile}-{node}"
     plane.apply(
         {
@@ -297,11 +298,9 @@ def _report(plane: ControlPlane, profile: str, node: str, state: str) -> None:
                 },
             },
             "nodeName": node,
+            "status": state,
         }
     )
-    current = plane.kubectl_json("get", f"securityprofilenodestatuses.{GROUP}", name, "-n", NS)
-    current["status"] = state
-    plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(current))
 
 
 def test_loop_syncs_again_on_every_change_of_a_child_or_a_related_object(

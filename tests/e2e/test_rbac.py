@@ -28,7 +28,6 @@ ALLOWED = [
     ("patch", STATUSES, "-n=team-a"),
     ("delete", STATUSES, "-n=team-a"),
     ("list", STATUSES, "--all-namespaces"),
-    ("update", f"{STATUSES}/status", "-n=team-a"),
     ("create", "events", "-n=team-a"),
 ]
 DENIED = [

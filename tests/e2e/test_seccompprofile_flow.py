@@ -55,8 +55,7 @@ def _report(
     plane: ControlPlane, profile: str, node: str, state: str, message: str | None = None
 ) -> None:
     """What nodesync does after installing (or failing to install) a profile on ``node``:
-    the object (with ``message``) through the resource, ``status`` through the status subresource,
-    which is the only place the API server takes it from."""
+    the object with ``message`` and ``status`` (the kind has no status subresource)."""
     name = f"{profile}-{node}"
     status = {
         "apiVersion": f"{GROUP}/v1alpha1",
@@ -72,12 +71,10 @@ def _report(
             },
         },
         "nodeName": node,
+        "status": state,
         **({"message": message} if message else {}),
     }
     plane.apply(status)
-    current = plane.kubectl_json("get", f"securityprofilenodestatuses.{GROUP}", name, "-n", NS)
-    current["status"] = state
-    plane.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(current))
 
 
 def _status(plane: ControlPlane, name: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The fake implements ``nodesync.nodeio.cluster.Cluster`` with the API server's rules that
 matter here: a watch that can expire (410) or drop, create conflicts (409),
-merge patches, and a status subresource (``.status`` changes only via /status).
+merge patches (the node statuses have no status subresource: ``.status`` is written with
+the object).
 """
 
 from __future__ import annotations
@@ -122,21 +123,15 @@ class FakeCluster:
         if (namespace, name) in self.statuses:
             raise ApiError(409, "already exists")
         stored = copy.deepcopy(body)
-        stored.pop("status", None)  # the status subresource: create ignores .status
         self.statuses[(namespace, name)] = stored
         return copy.deepcopy(stored)
 
-    def patch_node_status(
-        self, namespace: str, name: str, patch: Object, *, status: bool = False
-    ) -> Object:
-        self._call("patch_status" if status else "patch", namespace, name)
+    def patch_node_status(self, namespace: str, name: str, patch: Object) -> Object:
+        self._call("patch", namespace, name)
         if (namespace, name) not in self.statuses:
             raise ApiError(404, "not found")
         current = self.statuses[(namespace, name)]
-        if status:
-            current["status"] = patch["status"]
-        else:
-            merge(current, {k: v for k, v in patch.items() if k != "status"})
+        merge(current, patch)
         return copy.deepcopy(current)
 
     def delete_node_status(self, namespace: str, name: str) -> None:
@@ -192,7 +187,7 @@ def test_relist_installs_files_and_creates_owned_node_statuses(tmp_path: Path) -
     expected = {k: v for k, v in OWNER.items() if k != "blockOwnerDeletion"}
     assert status["metadata"]["ownerReferences"] == [{**expected, "controller": False}]
     assert status["nodeName"] == NODE
-    assert status["status"] == "Installed"  # written through /status after the create
+    assert status["status"] == "Installed"  # created so: one request
     assert "message" not in status
     assert rig.agent.ready.is_set()
     assert [e["reason"] for e in rig.cluster.events] == [reasons.SAVED]
@@ -210,7 +205,7 @@ def test_nothing_changed_means_no_writes_to_the_api(tmp_path: Path) -> None:
     restarted.agent.sink = NodeStatusReporter(rig.cluster, NODE, restarted.metrics)
     restarted.stop = rig.stop
     restarted.run()
-    writes = [c for c in rig.cluster.calls if c[0] in ("create", "patch", "patch_status", "delete")]
+    writes = [c for c in rig.cluster.calls if c[0] in ("create", "patch", "delete")]
     assert writes == []
     assert restarted.metrics.value("seccomp_profile_total", operation="update") == 0
 

@@ -39,7 +39,6 @@ def test_rbac_grants_only_what_nodesync_uses() -> None:
             "patch",
             "delete",
         },
-        (group, "securityprofilenodestatuses/status"): {"get", "update", "patch"},
         ("", "events"): {"create"},
     }
     assert "*" not in str(rules) and "secrets" not in str(rules)

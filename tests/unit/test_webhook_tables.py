@@ -180,6 +180,22 @@ def test_an_event_resolves_its_namespace_alone() -> None:
     assert tables.bindings().table.count() == 49
 
 
+def test_an_event_that_changes_nothing_the_tables_read_marks_nothing() -> None:
+    tables = _listed(
+        {SECCOMP_PROFILES: [_profile("a", "p")], BINDINGS: [_binding("a", "b", "n", "p")]}
+    )
+    rebuilt = tables.rebuilt_namespaces
+    changed = _profile("a", "p")
+    changed["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    changed["metadata"]["resourceVersion"] = "99"
+    tables.event(SECCOMP_PROFILES, "MODIFIED", changed)
+    tables.event(BINDINGS, "MODIFIED", _binding("a", "b", "n", "p"))
+    assert tables.rebuild() == 0
+    assert tables.rebuilt_namespaces == rebuilt
+    tables.event(SECCOMP_PROFILES, "MODIFIED", _profile("a", "p", "Pending"))
+    assert tables.rebuild() == 1
+
+
 def test_a_relist_forgets_what_is_gone() -> None:
     tables = _listed({BINDINGS: [_binding("a", "b1", "nginx", "p"), _binding("b", "b2", "x", "p")]})
     assert tables.bindings().table.count() == 2
