@@ -66,6 +66,15 @@ emulation 249 CPU s, the API server and etcd 134; per profile 52.0 API requests 
 40.0: two a node), 124 KiB of hook requests, 5.44 syncs. bench_throughput's docstring has the
 same load measured before (not back to back, heavier load): 73.8 requests, 60.1 of them
 nodesync's, 205 KiB, 7.23 syncs per profile.
+
+Then the profile controllers were given ``parentResource.ignoreStatusChanges`` (their hooks'
+answer depends on spec, children and related objects only, so the sync that followed
+Metacontroller's own status write answered the same). Back to back, one node, ``--profiles
+100 1000``, 10:17-10:24 UTC, load 3 to 6 (a CI run beside it), before -> after at 1,000:
+syncs per profile 3.0 -> 2.0, hook calls 4.2 -> 3.21, hook request 24.1 -> 15.7 KiB, API
+requests 11.0 -> 10.0 (Metacontroller's 8.0 -> 7.0), CPU seconds: hooks 6.45 -> 5.04,
+the emulation 30.2 -> 23.4, API server and etcd 34.6 -> 31.6; the project's own 10.9 ->
+9.3 CPU s, memory unchanged (370 MiB HWM, 218 PSS).
 """
 
 from __future__ import annotations
