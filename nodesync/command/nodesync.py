@@ -102,14 +102,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--poll-interval", type=float, default=1.0, help="--from-dir polling, seconds"
     )
     parser.add_argument("--workers", type=int, default=16, help="parallel file writes")
-    parser.add_argument(
-        "--stop-grace",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="API mode: how long changes are still applied after SIGTERM, so that a ConfigMap "
-        "deleted with the operator still removes its file (default 5)",
-    )
     secure = parser.add_argument_group("authenticated metrics (API mode)")
     secure.add_argument(
         "--secure-metrics-bind",
@@ -348,7 +340,7 @@ def run_api(
         for each in clusters:
             each.interrupt()
 
-    stop_on_signals(stop, interrupt, grace=args.stop_grace)
+    stop_on_signals(stop, interrupt)
     runner = Loops(loops, stop, interrupt)
     servers = []
     if args.metrics_bind:

@@ -55,38 +55,17 @@ def add_agent_arguments(
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
 
 
-def stop_on_signals(
-    stop: threading.Event, interrupt: Callable[[], None] | None = None, *, grace: float = 0.0
-) -> None:
-    """SIGINT sets ``stop``; ``interrupt`` ends a blocking read (an idle watch). SIGTERM does the
-    same ``grace`` seconds later (a second SIGTERM at once): until then the loops go on, so that
-    what changes as the program is being stopped is still applied (at an uninstall, the
-    namespace's ConfigMaps are deleted in any order with the pods of the DaemonSet)."""
+def stop_on_signals(stop: threading.Event, interrupt: Callable[[], None] | None = None) -> None:
+    """SIGTERM and SIGINT set ``stop``; ``interrupt`` ends a blocking read (an idle watch)."""
 
-    def now(signum: int, frame: FrameType | None) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
         if interrupt is not None:
             interrupt()
 
-    draining: list[threading.Timer] = []
-
-    def later(signum: int, frame: FrameType | None) -> None:
-        if grace <= 0 or draining:
-            now(signum, frame)
-            return
-        log.info(
-            "SIGTERM: stopping in %.1f s; changes seen until then are applied",
-            grace,
-            extra=about("", ""),
-        )
-        timer = threading.Timer(grace, now, (signum, None))
-        timer.daemon = True
-        draining.append(timer)
-        timer.start()
-
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, later)
-        signal.signal(signal.SIGINT, now)
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
 
 
 class Loops:
