@@ -144,7 +144,9 @@ def test_readme_order_removes_everything_and_the_node_files(operator: Operator) 
 
 def test_fresh_install_deletes_with_nothing_left(cluster: Cluster) -> None:
     """``kubectl delete -k`` of an install with no profile of the user's finishes by itself:
-    the install's own profile carries no finalizer."""
+    the install's own profile carries no finalizer. Nothing stays in the cluster; on the node
+    the install's own profile file may stay (the README says why), and the README's node
+    command removes it."""
     plane = cluster.plane
     with installed(cluster) as fresh:
         eventually(
@@ -163,8 +165,11 @@ def test_fresh_install_deletes_with_nothing_left(cluster: Cluster) -> None:
         run_shell(plane, operator_delete, timeout=240)
         print(f"kubectl delete -k of a fresh install: {time.monotonic() - began:.1f}s")
     assert_nothing_left(plane, objects)
-    print(f"left on the node: {node_files()}")
-    assert node_files(kept=True) == []
+    left = node_files(kept=True)
+    print(f"left on the node: {left}")
+    assert set(left) <= {str(LOGGING_PROFILE)}, left
+    run_shell(plane, readme_commands("node-cleanup"), timeout=60)
+    assert node_files() == []
 
 
 def test_operator_deleted_first_the_readme_frees_the_profiles(cluster: Cluster) -> None:
