@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -110,46 +111,67 @@ def hooks_pod(plane: ControlPlane | None, folder: Path) -> Iterator[HooksPod]:
         if plane is None:
             yield HooksPod(base, main.pid, None, None, None)
             return
-        pki = make_pki(folder / "pki")
-        kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-hooks", create=False)
-        metrics_port = free_port()
-        metrics = _spo(
+        served = folder / "metrics-served"
+        with _https_spo(
+            plane,
+            folder / "pki",
+            "spo-hooks",
             "hooks",
-            f"--bind=127.0.0.1:{metrics_port}",
-            f"--certfile={pki.serving_cert}",
-            f"--keyfile={pki.serving_key}",
-            f"--metrics-dir={shared}",
-            *deployed_flags("hooks.yaml", "metrics"),
-        )
-        env = _env(
-            PROMETHEUS_MULTIPROC_DIR=str(folder / "metrics-served"), KUBECONFIG=str(kubeconfig)
-        )
-        context = ssl.create_default_context(cafile=str(pki.ca_cert))
-        url = f"https://127.0.0.1:{metrics_port}"
-        with serving(metrics, url, env=env, cwd=ROOT, context=context) as side:
+            [f"--metrics-dir={shared}", *deployed_flags("hooks.yaml", "metrics")],
+            served=str(served),
+        ) as (side, url, context):
             yield HooksPod(base, main.pid, side.pid, f"{url}/metrics", context)
+
+
+@contextlib.contextmanager
+def _https_spo(
+    plane: ControlPlane,
+    pki_folder: Path,
+    account: str,
+    command: str,
+    flags: list[str],
+    *,
+    served: str,
+    kubeconfig_flag: bool = False,
+) -> Iterator[tuple[subprocess.Popen[bytes], str, ssl.SSLContext]]:
+    """``spo <command> <flags>`` over HTTPS on 127.0.0.1 (a certificate of its own), as the
+    operator namespace's ServiceAccount ``account``, its numbers in ``served``; ready once it
+    answers. The process, its URL and a context that trusts it."""
+    pki = make_pki(pki_folder)
+    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, account, create=False)
+    port = free_port()
+    argv = _spo(
+        command,
+        f"--bind=127.0.0.1:{port}",
+        f"--certfile={pki.serving_cert}",
+        f"--keyfile={pki.serving_key}",
+        *([f"--kubeconfig={kubeconfig}"] if kubeconfig_flag else []),
+        *flags,
+    )
+    env = _env(PROMETHEUS_MULTIPROC_DIR=served, KUBECONFIG=str(kubeconfig))
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    url = f"https://127.0.0.1:{port}"
+    with serving(argv, url, env=env, cwd=ROOT, context=context) as process:
+        yield process, url, context
 
 
 @contextlib.contextmanager
 def webhook_pod(plane: ControlPlane, folder: Path) -> Iterator[int]:
     """``spo webhook`` over HTTPS on 127.0.0.1 with the ServiceAccount ``spo-webhook``'s token,
     watching every namespace; ready once its tables are loaded. Its gunicorn master's pid."""
-    pki = make_pki(folder / "webhook-pki")
-    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-webhook", create=False)
-    port = free_port()
-    argv = _spo(
-        "webhook",
-        f"--bind=127.0.0.1:{port}",
-        f"--certfile={pki.serving_cert}",
-        f"--keyfile={pki.serving_key}",
-        f"--kubeconfig={kubeconfig}",
-        *deployed_flags("webhook.yaml", "webhook"),
-    )
-    with tempfile.TemporaryDirectory(prefix="spo-webhook-metrics-") as numbers:
-        env = _env(PROMETHEUS_MULTIPROC_DIR=numbers, KUBECONFIG=str(kubeconfig))
-        context = ssl.create_default_context(cafile=str(pki.ca_cert))
-        with serving(argv, f"https://127.0.0.1:{port}", env=env, cwd=ROOT, context=context) as p:
-            yield p.pid
+    with (
+        tempfile.TemporaryDirectory(prefix="spo-webhook-metrics-") as numbers,
+        _https_spo(
+            plane,
+            folder / "webhook-pki",
+            "spo-webhook",
+            "webhook",
+            deployed_flags("webhook.yaml", "webhook"),
+            served=numbers,
+            kubeconfig_flag=True,
+        ) as (process, _, _),
+    ):
+        yield process.pid
 
 
 def reader_token(plane: ControlPlane) -> str:
