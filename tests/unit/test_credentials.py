@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from nodesync.nodeio import credentials
+from nodesync.nodeio.cluster import ApiError
 from nodesync.nodeio.credentials import CredentialsError, TokenFile
 from nodesync.nodeio.requesting import KubernetesCluster
 from tests.helpers.unavailable import unavailable
@@ -206,8 +207,6 @@ def test_a_request_carries_the_token_and_checks_the_server_against_the_ca_file(
     assert seen[0]["authorization"] == "Bearer t0k"
     # Another CA: the server is not trusted, the request is an ApiError (no answer).
     other = kubeconfig(tmp_path, {"server": url}, {"token": "t0k"})
-    from nodesync.nodeio.cluster import ApiError
-
     with pytest.raises(ApiError) as failure:
         KubernetesCluster(other).list_node_statuses("x=y")
     assert failure.value.status == 0
