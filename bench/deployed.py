@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "metacontroller" / "base"
 OPERATOR_NS = "security-profiles-operator"
 # the flags each container gets anew here (where it listens, its certificate, its folders)
-PLACED = ("--bind", "--certfile", "--keyfile", "--metrics-dir")
+PLACED = ("--bind", "--probes", "--certfile", "--keyfile", "--metrics-dir")
 
 
 def container(manifest: str, name: str) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def _env(**extra: str) -> dict[str, str]:
 class HooksPod:
     base: str  # the hooks container (HTTP), as Metacontroller calls it
     hooks_pid: int  # its gunicorn master
-    metrics_pid: int | None  # the metrics container's gunicorn master, if it runs
+    metrics_pid: int | None  # the metrics container's process, if it runs
     metrics_url: str | None
     context: ssl.SSLContext | None
 
@@ -111,14 +111,13 @@ def hooks_pod(plane: ControlPlane | None, folder: Path) -> Iterator[HooksPod]:
         if plane is None:
             yield HooksPod(base, main.pid, None, None, None)
             return
-        served = folder / "metrics-served"
         with _https_spo(
             plane,
             folder / "pki",
             "spo-hooks",
-            "hooks",
+            "hooks-metrics",
             [f"--metrics-dir={shared}", *deployed_flags("hooks.yaml", "metrics")],
-            served=str(served),
+            probes=True,
         ) as (side, url, context):
             yield HooksPod(base, main.pid, side.pid, f"{url}/metrics", context)
 
@@ -131,27 +130,32 @@ def _https_spo(
     command: str,
     flags: list[str],
     *,
-    served: str,
+    served: str | None = None,
     kubeconfig_flag: bool = False,
+    probes: bool = False,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, ssl.SSLContext]]:
     """``spo <command> <flags>`` over HTTPS on 127.0.0.1 (a certificate of its own), as the
-    operator namespace's ServiceAccount ``account``, its numbers in ``served``; ready once it
-    answers. The process, its URL and a context that trusts it."""
+    operator namespace's ServiceAccount ``account``, its numbers in ``served`` if given; ready
+    once it answers (on a plain port of its own with ``probes``). The process, its URL and a
+    context that trusts it."""
     pki = make_pki(pki_folder)
     kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, account, create=False)
-    port = free_port()
+    port, probes_port = free_port(), free_port()
     argv = _spo(
         command,
         f"--bind=127.0.0.1:{port}",
+        *([f"--probes=127.0.0.1:{probes_port}"] if probes else []),
         f"--certfile={pki.serving_cert}",
         f"--keyfile={pki.serving_key}",
         *([f"--kubeconfig={kubeconfig}"] if kubeconfig_flag else []),
         *flags,
     )
-    env = _env(PROMETHEUS_MULTIPROC_DIR=served, KUBECONFIG=str(kubeconfig))
+    numbers = {"PROMETHEUS_MULTIPROC_DIR": served} if served else {}
+    env = _env(KUBECONFIG=str(kubeconfig), **numbers)
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     url = f"https://127.0.0.1:{port}"
-    with serving(argv, url, env=env, cwd=ROOT, context=context) as process:
+    ready_at = f"http://127.0.0.1:{probes_port}" if probes else url
+    with serving(argv, ready_at, env=env, cwd=ROOT, context=context) as process:
         yield process, url, context
 
 

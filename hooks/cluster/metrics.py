@@ -100,15 +100,17 @@ class HookMetrics:
         """Every worker's numbers (and ``extra_dirs``' with a shared folder), as text."""
         shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if shared:
-            files = [
-                path
-                for folder in [shared, *extra_dirs]
-                for path in sorted(glob.glob(os.path.join(folder, "*.db")))
-            ]
-            registry = CollectorRegistry()
-            registry.register(_Merged(files))
-            return generate_latest(registry)
+            return folders_exposition([shared, *extra_dirs])
         return generate_latest(self.registry)
+
+
+def folders_exposition(folders: Sequence[str]) -> bytes:
+    """The numbers of every process that wrote to ``folders`` (prometheus_client's
+    multiprocess files), merged as one folder's would be, as text."""
+    files = [path for folder in folders for path in sorted(glob.glob(os.path.join(folder, "*.db")))]
+    registry = CollectorRegistry()
+    registry.register(_Merged(files))
+    return generate_latest(registry)
 
 
 class _Merged(Collector):

@@ -205,6 +205,18 @@ def parser() -> argparse.ArgumentParser:
     )
     hooks.set_defaults(func=_hooks)
 
+    from hooks.command import hooksmetrics
+
+    hooksmetrics.add_arguments(
+        sub.add_parser(
+            "hooks-metrics",
+            help="serve the hooks' numbers over HTTPS to bearer tokens (the metrics container)",
+            description="Serve /metrics over HTTPS from the hooks' prometheus_client folders, "
+            "to bearer tokens the API server allows to get it; /healthz and /readyz on a "
+            "plain port for the kubelet.",
+        )
+    )
+
     webhook = sub.add_parser(
         "webhook",
         help="serve the admission webhooks over HTTPS, their tables kept from watches",

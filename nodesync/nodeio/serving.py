@@ -77,7 +77,7 @@ def _serve(server: socketserver.BaseServer, name: str) -> None:
 
 def start(
     bind: str,
-    metrics: Metrics,
+    metrics: Metrics | None,
     ready: threading.Event | Check,
     healthy: Check = _always,
     *,
@@ -88,7 +88,8 @@ def start(
     ``/readyz`` answers 200 once ``ready`` (an event, or a check) says so, ``/healthz``
     while ``healthy()`` does; both 503 otherwise. ``/metrics`` (everything, unauthenticated)
     only with ``serve_metrics``: a program that serves its metrics with ``start_secure``
-    keeps this listener for the probes alone."""
+    keeps this listener for the probes alone (and a program with no ``metrics`` of its own
+    passes None)."""
     is_ready: Check = ready.is_set if isinstance(ready, threading.Event) else ready
 
     class Handler(_Handler):
@@ -104,7 +105,7 @@ def start(
                     self._send(200, b"ok\n", "text/plain")
                 else:
                     self._send(503, b"not synced yet\n", "text/plain")
-            elif path == "/metrics" and serve_metrics:
+            elif path == "/metrics" and serve_metrics and metrics is not None:
                 self._send(200, metrics.exposition(), CONTENT_TYPE)
             else:
                 self._send(404, b"not found\n", "text/plain")
@@ -113,7 +114,8 @@ def start(
     server.daemon_threads = True
     _serve(server, "nodesync-http")
     host, port = server.server_address[:2]
-    what = "/healthz, /readyz and /metrics" if serve_metrics else "/healthz and /readyz"
+    served = serve_metrics and metrics is not None
+    what = "/healthz, /readyz and /metrics" if served else "/healthz and /readyz"
     log.info("serving %s on %s:%s", what, host, port, extra=about("", ""))
     return server
 

@@ -111,8 +111,12 @@ def test_only_the_metrics_container_holds_a_token_and_it_guards_metrics() -> Non
         if m["name"] in token_volumes
     }
     assert mounted == {"metrics"}
-    assert "--metrics-auth=token" in containers["metrics"]["command"]
-    assert "--metrics-dir=/tmp/metrics" in containers["metrics"]["command"]
+    metrics = containers["metrics"]
+    # a server of the metrics alone (always behind a token), not the hooks' app
+    assert metrics["command"][:2] == ["spo", "hooks-metrics"]
+    assert "--metrics-dir=/tmp/metrics" in metrics["command"]
+    assert {m["mountPath"]: m.get("readOnly", False) for m in metrics["volumeMounts"]}["/tmp"]
+    assert "env" not in metrics  # it writes no numbers of its own
     hooks = containers["hooks"]
     assert hooks["args"] == ["--metrics-auth=off"]
     env = {e["name"]: e["value"] for e in hooks["env"]}

@@ -2,9 +2,9 @@
 
 nodesync runs as its DaemonSet runs it (``--secure-metrics-bind`` with a certificate, a
 token of ``spo-nodesync`` bound to a pod on its node, the log enricher's socket), and the
-hooks as their Deployment runs them (the plain server with ``--metrics-auth=off``, the
-TLS one with ``--metrics-auth=token`` reading the other's numbers, a token of
-``spo-hooks``). Readers are real ServiceAccounts with tokens from the TokenRequest API:
+hooks pod's two containers as its Deployment runs them (``spo hooks`` with
+``--metrics-auth=off``, and ``spo hooks-metrics`` serving its numbers over TLS with a token
+of ``spo-hooks``). Readers are real ServiceAccounts with tokens from the TokenRequest API:
 the operator namespace's ``default`` (bound to ``spo-metrics-client`` by the install), a
 Prometheus bound by hand, and one bound to nothing. Every TokenReview and
 SubjectAccessReview is the API server's own.
@@ -232,8 +232,8 @@ def test_the_answers_are_reused_within_the_ttl(
 def hooks(
     plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str, Path]]:
-    """(plain base URL, TLS base URL, CA): the hooks' two containers as the Deployment runs
-    them, their multiprocess folders side by side as in the pod's /tmp."""
+    """(plain base URL, TLS base URL, CA): the hooks pod's two containers as the Deployment
+    runs them, sharing the hooks' multiprocess folder as the pod's /tmp does."""
     work = tmp_path_factory.mktemp("hooks-metrics")
     cert, key = self_signed(work)
     kubeconfig = plane.service_account_kubeconfig(OPERATOR_NS, "spo-hooks", create=False)
@@ -242,19 +242,19 @@ def hooks(
         for k, v in os.environ.items()
         if k not in ("PROMETHEUS_MULTIPROC_DIR", "KUBECONFIG", "METRICS_AUTH")
     }
-    plain_port, tls_port = free_port(), free_port()
-    cli = [sys.executable, "-m", "hooks.command.cli", "hooks", "--workers", "2"]
-    plain = [*cli, "--bind", f"127.0.0.1:{plain_port}", "--metrics-auth=off"]
+    plain_port, tls_port, probes_port = free_port(), free_port(), free_port()
+    cli = [sys.executable, "-m", "hooks.command.cli"]
+    plain = [*cli, "hooks", "--workers", "2", "--bind", f"127.0.0.1:{plain_port}"]
+    plain.append("--metrics-auth=off")
     secure = [
         *cli,
-        "--bind",
-        f"127.0.0.1:{tls_port}",
+        "hooks-metrics",
+        f"--bind=127.0.0.1:{tls_port}",
+        f"--probes=127.0.0.1:{probes_port}",
         f"--certfile={cert}",
         f"--keyfile={key}",
-        "--metrics-auth=token",
         f"--metrics-dir={work / 'metrics'}",
     ]
-    context = ssl.create_default_context(cafile=str(cert))
     with (
         hook_serving(
             plain,
@@ -263,13 +263,8 @@ def hooks(
         ),
         hook_serving(
             secure,
-            f"https://127.0.0.1:{tls_port}",
-            env={
-                **base_env,
-                "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics-webhook"),
-                "KUBECONFIG": str(kubeconfig),
-            },
-            context=context,
+            f"http://127.0.0.1:{probes_port}",
+            env={**base_env, "KUBECONFIG": str(kubeconfig)},
         ),
     ):
         yield f"http://127.0.0.1:{plain_port}", f"https://127.0.0.1:{tls_port}", cert
@@ -291,10 +286,25 @@ def test_the_hooks_metrics_take_a_token_and_their_sync_hooks_none(
         in body
     )
     assert 'spo_hook_requests_total{code="200",hook="seccompprofile-sync"} 1.0' in body
-    # the TLS container's hooks take no token either (the API server calls them)
-    code, answer = post_tls(f"{secure}/seccompprofile/sync", ca)
-    assert code == 200, answer
     assert status_of(f"{plain}/metrics") == 404  # off where nobody checks tokens
+
+
+def test_the_container_with_the_token_serves_nothing_but_the_metrics(
+    hooks: tuple[str, str, Path], readers: Readers
+) -> None:
+    """The one container of the hooks pod that holds a token answers no hook and no probe
+        over HTTPS: a GET without a token 401, with a reader's 403 where the reader has no right,
+    404 where the API server gives one (nothing else is served)."""
+    _, secure, ca = hooks
+    try:  # a hook's call (POST) is not served: no answer, or an error
+        answered = post_tls(f"{secure}/seccompprofile/sync", ca)[0]
+    except ConnectionError:
+        answered = 0
+    assert answered != 200
+    assert get(f"{secure}/healthz", ca)[0] == 401
+    assert get(f"{secure}/seccompprofile/sync", ca, readers.default)[0] == 403
+    # anyone may get /readyz (system:public-info-viewer); this port does not serve it
+    assert get(f"{secure}/readyz", ca, readers.default)[0] == 404
 
 
 def status_of(url: str) -> int:
@@ -313,5 +323,9 @@ def post_tls(url: str, ca: Path) -> tuple[int, str]:
         headers={"Content-Type": "application/json"},
     )
     context = ssl.create_default_context(cafile=str(ca))
-    with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        return int(response.status), response.read().decode()
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode(errors="replace")
