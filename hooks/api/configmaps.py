@@ -22,16 +22,17 @@ writes ``data[PROFILE_KEY]`` byte for byte to the node; it never interprets it.
   ConfigMaps at all (the ValidatingAdmissionPolicy ``spo-profile-configmaps``);
 - data: ``profile.json`` for seccomp (the OCI ``linux.seccomp`` object),
   ``policy.cil`` for SELinux.
+
+No model is imported here (nodesync's process loads no pydantic): the kinds' names, prefixes
+and keys come from hooks/api/nodekinds.py.
 """
 
 from __future__ import annotations
 
 import orjson
 
-from hooks.api import selinuxprofile
-from hooks.api.nodestatus import PROFILE_ID_LABEL, PROFILE_KIND_LABEL, profile_id
-from hooks.api.registry import NODE_KINDS, kind_named
-from hooks.api.seccompprofile import KIND as SECCOMP
+from hooks.api.nodekinds import NODE_KINDS, SECCOMP, SELINUX
+from hooks.api.nodestatuslabels import PROFILE_ID_LABEL, PROFILE_KIND_LABEL, profile_id
 
 PROFILE_NAME_ANNOTATION = "spo.x-k8s.io/profile-name"
 PROFILE_WARNING_ANNOTATION = "spo.x-k8s.io/profile-warning"
@@ -41,10 +42,11 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "security-profiles-operator"
 
 SECCOMP_KIND = SECCOMP.kind
-SECCOMP_KEY = str(SECCOMP.configmap_key)
-SELINUX_KEY = str(selinuxprofile.KIND.configmap_key)
+SECCOMP_KEY = SECCOMP.configmap_key
+SELINUX_KEY = SELINUX.configmap_key
 # The values of the profile-kind label: the kinds the nodes install.
 PROFILE_KINDS = tuple(kind.kind for kind in NODE_KINDS)
+_PREFIXES = {kind.kind: kind.configmap_prefix for kind in NODE_KINDS}
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 4096  # etcd's 1 MiB request limit, less room for metadata
 # A spec whose JSON is more than twice that cannot become a profile that fits (a profile keeps
 # every rule of its spec, and of its bases); it is refused before it is parsed and merged, which
@@ -66,10 +68,9 @@ def spec_too_large(raw: object) -> str | None:
 
 def configmap_name(kind: str, profile: str) -> str:
     """The ConfigMap of a profile of ``kind`` (a kind the nodes install)."""
-    prefix = kind_named(kind).configmap_prefix
-    if prefix is None:
+    if kind not in _PREFIXES:
         raise KeyError(f"no node installs a {kind}")
-    return f"{prefix}-{profile}"
+    return f"{_PREFIXES[kind]}-{profile}"
 
 
 def shortened_warning(text: str) -> str:

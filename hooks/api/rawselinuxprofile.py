@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from hooks.api import nodekinds
 from hooks.api.base import Resource, Wire
 from hooks.api.kinds import Kind, Version
 from hooks.api.selinuxprofile import STATE_COLUMN, USAGE_COLUMN, SelinuxProfileStatus
@@ -44,6 +45,6 @@ KIND = Kind(
     versions=(Version("v1alpha2", storage=True),),
     short_names=(),
     columns=(USAGE_COLUMN, STATE_COLUMN),
-    configmap_prefix="rawselinux",
-    configmap_key="policy.cil",
+    configmap_prefix=nodekinds.RAW_SELINUX.configmap_prefix,
+    configmap_key=nodekinds.RAW_SELINUX.configmap_key,
 )

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from hooks.api import nodekinds
 from hooks.api.base import Condition, Resource, Wire
 from hooks.api.kinds import AGE_COLUMN, STATUS_COLUMN, Kind, PrinterColumn, Version
 from hooks.api.profilestate import ProfileState
@@ -170,8 +171,8 @@ KIND = Kind(
     model=SeccompProfile,
     versions=(Version("v1beta1", storage=True), Version("v1alpha1")),
     short_names=("sp",),
-    configmap_prefix="seccomp",
-    configmap_key="profile.json",
+    configmap_prefix=nodekinds.SECCOMP.configmap_prefix,
+    configmap_key=nodekinds.SECCOMP.configmap_key,
     columns=(
         STATUS_COLUMN,
         AGE_COLUMN,

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from hooks.api import nodekinds
 from hooks.api.base import Condition, Resource, Wire
 from hooks.api.kinds import Kind, PrinterColumn, Version
 from hooks.api.profilestate import ProfileState
@@ -142,6 +143,6 @@ KIND = Kind(
     versions=(Version("v1alpha2", storage=True),),
     short_names=(),
     columns=(USAGE_COLUMN, STATE_COLUMN),
-    configmap_prefix="selinux",
-    configmap_key="policy.cil",
+    configmap_prefix=nodekinds.SELINUX.configmap_prefix,
+    configmap_key=nodekinds.SELINUX.configmap_key,
 )

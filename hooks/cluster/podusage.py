@@ -30,7 +30,7 @@ from hooks.api import rawselinuxprofile as raw_api
 from hooks.api import seccompprofile as seccomp_api
 from hooks.api import selinuxprofile as selinux_api
 from hooks.api.base import Object, Wire
-from hooks.api.nodestatus import profile_id
+from hooks.api.nodestatuslabels import profile_id
 from hooks.cluster.contract import LabelSelector, ResourceRule
 from hooks.cluster.workloads import seccomp_profiles_used, selinux_types_used
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hooks.api.base import Condition
-from hooks.api.nodestatus import PROFILE_ID_LABEL
+from hooks.api.nodestatuslabels import PROFILE_ID_LABEL
 from hooks.api.profilestate import ProfileState
 
 READY = "Ready"

@@ -151,7 +151,15 @@ def _log_enricher(args: argparse.Namespace) -> int:
     return enricher_command.run(args)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``spo`` command line. Given ``only``, only that subcommand gets its arguments
+    (and the others their names and help): the modules of ``record``, ``run`` and
+    ``log-enricher`` are loaded only to run them, so that ``spo nodesync`` loads no pydantic
+    (nodesync's memory on every node)."""
+
+    def wanted(*names: str) -> bool:
+        return only is None or only in names
+
     top = argparse.ArgumentParser(
         prog="spo",
         description="Security Profiles Operator for Kubernetes, driven by Metacontroller.",
@@ -282,10 +290,11 @@ def parser() -> argparse.ArgumentParser:
             "profiles of the containers the recording webhook marked."
         ),
     )
-    from nodesync.command import logenricher as enricher_command
+    if wanted("log-enricher"):
+        from nodesync.command import logenricher as enricher_command
 
-    enricher_command.add_arguments(enricher)
-    enricher.set_defaults(func=_log_enricher)
+        enricher_command.add_arguments(enricher)
+        enricher.set_defaults(func=_log_enricher)
 
     render = sub.add_parser(
         "render",
@@ -301,8 +310,6 @@ def parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(func=_render)
 
-    from hooks.command import record
-
     recorder = sub.add_parser(
         "record",
         help="record the syscalls of a command on this machine into a SeccompProfile",
@@ -313,7 +320,10 @@ def parser() -> argparse.ArgumentParser:
         usage="spo record [-o FILE] [--name NAME] [--namespace NS] [--base NAME|FILE] "
         "[--format crd|oci] -- CMD [ARGS...]",
     )
-    record.add_record_arguments(recorder)
+    if wanted("record", "run"):
+        from hooks.command import record
+
+        record.add_record_arguments(recorder)
 
     runner = sub.add_parser(
         "run",
@@ -323,7 +333,8 @@ def parser() -> argparse.ArgumentParser:
         "compiles it, and name on stderr each syscall the profile refuses. Exit code: CMD's.",
         usage="spo run --profile FILE [--base-dir DIR] -- CMD [ARGS...]",
     )
-    record.add_run_arguments(runner)
+    if wanted("record", "run"):
+        record.add_run_arguments(runner)
 
     crds = sub.add_parser(
         "crds",
@@ -337,25 +348,31 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is no option nor an option's value),
+    or None."""
+    words = [
+        w
+        for i, w in enumerate(argv)
+        if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")
+    ]
+    return words[0] if words else None
+
+
 def _share_metrics_between_workers(argv: Sequence[str]) -> None:
     """Give gunicorn's workers a shared metrics folder, before prometheus_client is imported.
 
     prometheus_client picks its storage when it is first imported, and building
     the parser imports it (through nodesync), so this must come first.
     """
-    words = [
-        w
-        for i, w in enumerate(argv)
-        if not w.startswith("-") and (i == 0 or argv[i - 1] != "--log-level")
-    ]
-    if words[:1] in (["hooks"], ["webhook"]) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _command_of(argv) in ("hooks", "webhook") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spo-metrics-")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _share_metrics_between_workers(argv)
-    args = parser().parse_args(argv)
+    args = parser(_command_of(argv)).parse_args(argv)
     logs.configure(args.log_level or ("WARNING" if args.command == "render" else "INFO"))
     logging.getLogger(__name__).debug("running %s", args.command)
     return int(args.func(args))

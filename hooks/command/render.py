@@ -29,7 +29,7 @@ import yaml
 from hooks.api import GROUP, rawselinuxprofile, seccompprofile, selinuxprofile
 from hooks.api.base import Object
 from hooks.api.configmaps import PROFILE_KINDS
-from hooks.api.nodestatus import (
+from hooks.api.nodestatuslabels import (
     NODE_NAME_LABEL,
     PROFILE_ID_LABEL,
     PROFILE_KIND_LABEL,

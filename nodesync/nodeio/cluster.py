@@ -7,9 +7,10 @@ Everything passes plain JSON dicts, as the API server spells them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from hooks.api.base import Object
+if TYPE_CHECKING:
+    from hooks.api.base import Object
 
 
 class ApiError(Exception):

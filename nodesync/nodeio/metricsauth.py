@@ -22,11 +22,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hooks.api.base import Object
 from nodesync.nodeio.cluster import ApiError
 from nodesync.nodeio.logs import about
+
+if TYPE_CHECKING:
+    from hooks.api.base import Object
 
 log = logging.getLogger(__name__)
 

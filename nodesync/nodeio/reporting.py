@@ -212,7 +212,7 @@ class NodeStatusReporter:
 
     def _create(self, outcome: Outcome) -> None:
         """One request: the object is created in its final state (no status subresource)."""
-        body = reports.desired(outcome, self.node).to_wire()
+        body = reports.desired(outcome, self.node)
         namespace = outcome.namespace
         try:
             self.cluster.create_node_status(namespace, body)

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hooks.api import GROUP
-from hooks.api.base import ObjectMeta, OwnerReference
-from hooks.api.nodestatus import (
+from hooks.api.nodestatuslabels import (
     KIND,
     NODE_NAME_LABEL,
     PROFILE_ID_LABEL,
     PROFILE_KIND_LABEL,
     PROFILE_STATE_LABEL,
-    SecurityProfileNodeStatus,
+    STORAGE_VERSION,
     node_label,
     profile_id,
     status_name,
@@ -28,7 +27,7 @@ from hooks.api.nodestatus import (
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.nodeio.sources import Owner
 
-API_VERSION = f"{GROUP}/{KIND.storage_version}"
+API_VERSION = f"{GROUP}/{STORAGE_VERSION}"
 _OWNED_LABELS = (PROFILE_ID_LABEL, NODE_NAME_LABEL, PROFILE_STATE_LABEL, PROFILE_KIND_LABEL)
 
 
@@ -60,28 +59,36 @@ def labels(outcome: Outcome, node: str) -> dict[str, str]:
     }
 
 
-def owner_references(owner: Owner | None) -> list[OwnerReference] | None:
+def owner_references(owner: Owner | None) -> list[dict[str, Any]] | None:
     """The ConfigMap's controller reference, copied with ``controller: false``."""
     if owner is None or not (owner.apiVersion and owner.kind and owner.name and owner.uid):
         return None
-    return [OwnerReference.model_validate(owner.reference(controller=False))]
+    return [owner.reference(controller=False)]
 
 
-def desired(outcome: Outcome, node: str) -> SecurityProfileNodeStatus:
+def desired(outcome: Outcome, node: str) -> dict[str, Any]:
+    """The node status about ``outcome``, as the API server spells it (the shape of
+    hooks.api.nodestatus.SecurityProfileNodeStatus, which tests/unit/test_nodesync_reports.py
+    checks; built without it, so that nodesync's process loads no pydantic)."""
     namespace, name = key_of(outcome, node)
-    return SecurityProfileNodeStatus(
-        apiVersion=API_VERSION,
-        kind=KIND.kind,
-        metadata=ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels=labels(outcome, node),
-            ownerReferences=owner_references(outcome.owner),
-        ),
-        nodeName=node,
-        status=outcome.state,
-        message=outcome.message,
-    )
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels(outcome, node),
+    }
+    owners = owner_references(outcome.owner)
+    if owners is not None:
+        metadata["ownerReferences"] = owners
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "nodeName": node,
+        "status": str(outcome.state),
+    }
+    if outcome.message is not None:
+        body["message"] = outcome.message
+    return body
 
 
 def report_of(obj: Mapping[str, Any]) -> Report:
@@ -99,7 +106,7 @@ def report_of(obj: Mapping[str, Any]) -> Report:
 
 
 def report_for(outcome: Outcome, node: str) -> Report:
-    return report_of(desired(outcome, node).to_wire())
+    return report_of(desired(outcome, node))
 
 
 def patch(have: Report, want: Report) -> dict[str, Any] | None:

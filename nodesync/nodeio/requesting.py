@@ -13,22 +13,26 @@ even imported (its models alone took 11 MiB of each process).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import socket
 import urllib.parse
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from urllib3.exceptions import HTTPError
 
 from hooks.api import GROUP
-from hooks.api.base import Object
-from hooks.api.nodestatus import KIND
-from hooks.api.registry import RECORDED_KINDS
+from hooks.api.nodestatuslabels import PLURAL as NODE_STATUSES
+from hooks.api.nodestatuslabels import STORAGE_VERSION as NODE_STATUS_VERSION
 from nodesync.nodeio import credentials
 from nodesync.nodeio.cluster import ApiError, Expired
+
+if TYPE_CHECKING:
+    from hooks.api.base import Object
+    from hooks.api.kinds import Kind
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +40,16 @@ USER_AGENT = "security-profiles-operator-py"
 
 PAGE = 500
 _CONNECT_TIMEOUT = 10.0
-_STATUSES = f"/apis/{GROUP}/{KIND.storage_version}"
-_RECORDED = {kind.kind: kind for kind in RECORDED_KINDS}  # what the log enricher may write
-_RECORDED_PLURALS = {kind.plural: kind for kind in RECORDED_KINDS}
+_STATUSES = f"/apis/{GROUP}/{NODE_STATUS_VERSION}"
+
+
+@functools.cache
+def _recorded() -> dict[str, Kind]:
+    """What the log enricher may write, by kind and by plural. Loaded when first asked for (by
+    the log enricher): the registry loads the models, which nodesync's process does not."""
+    from hooks.api.registry import RECORDED_KINDS
+
+    return {key: kind for kind in RECORDED_KINDS for key in (kind.kind, kind.plural)}
 
 
 class KubernetesCluster:
@@ -203,7 +214,7 @@ class KubernetesCluster:
 
     def list_node_statuses(self, selector: str) -> list[Object]:
         path = (
-            f"{_STATUSES}/{KIND.plural}"
+            f"{_STATUSES}/{NODE_STATUSES}"
             if self.namespace is None
             else self._status_path(self.namespace)
         )
@@ -218,7 +229,7 @@ class KubernetesCluster:
             )
 
     def _status_path(self, namespace: str, name: str = "") -> str:
-        base = f"{_STATUSES}/namespaces/{urllib.parse.quote(namespace, safe='')}/{KIND.plural}"
+        base = f"{_STATUSES}/namespaces/{urllib.parse.quote(namespace, safe='')}/{NODE_STATUSES}"
         return f"{base}/{urllib.parse.quote(name, safe='')}" if name else base
 
     def create_node_status(self, namespace: str, body: Object) -> Object:
@@ -264,8 +275,8 @@ class KubernetesCluster:
         return PodSource(self, node_name, selector)
 
     def _profiles_path(self, plural: str, namespace: str, name: str = "") -> str:
-        kind = _RECORDED_PLURALS.get(plural)
-        if kind is None:
+        kind = _recorded().get(plural)
+        if kind is None or kind.plural != plural:
             raise ValueError(f"not a recorded profile kind: {plural!r}")
         version = kind.storage_version
         self._confine(namespace)
@@ -276,8 +287,8 @@ class KubernetesCluster:
 
     def create_profile(self, body: Object) -> Object:
         """POST a SeccompProfile or SelinuxProfile into the namespace its metadata names."""
-        kind = _RECORDED.get(str(body.get("kind")))
-        if kind is None:
+        kind = _recorded().get(str(body.get("kind")))
+        if kind is None or kind.kind != body.get("kind"):
             raise ValueError(f"not a recorded profile kind: {body.get('kind')!r}")
         plural = kind.plural
         namespace = str((body.get("metadata") or {}).get("namespace") or "")

@@ -30,7 +30,7 @@ from hooks.api.configmaps import (
     configmap_name,
     shortened_warning,
 )
-from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from hooks.api.nodestatuslabels import PROFILE_KIND_LABEL
 from nodesync.nodeio import reasons
 
 

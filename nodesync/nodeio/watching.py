@@ -21,13 +21,15 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hooks.api.base import Object
 from hooks.api.configmaps import SECCOMP_KIND
-from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from hooks.api.nodestatuslabels import PROFILE_KIND_LABEL
 from nodesync.nodeio.cluster import ApiError, Expired
 from nodesync.nodeio.logs import about
+
+if TYPE_CHECKING:
+    from hooks.api.base import Object
 
 log = logging.getLogger(__name__)
 

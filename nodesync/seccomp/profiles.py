@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, SECCOMP_KEY, SECCOMP_KIND
-from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from hooks.api.nodestatuslabels import PROFILE_KIND_LABEL
 from nodesync.nodeio import reasons
 from nodesync.nodeio.sources import (
     Profile,

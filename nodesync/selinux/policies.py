@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hooks.api import registry
 from hooks.api.configmaps import MAX_CONFIGMAP_BYTES, SELINUX_KEY
-from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from hooks.api.nodekinds import SELINUX_KINDS as NODE_SELINUX_KINDS
+from hooks.api.nodestatuslabels import PROFILE_KIND_LABEL
 from nodesync.nodeio.sources import (
     Source,
     claim_of,
@@ -31,7 +31,7 @@ from nodesync.nodeio.sources import (
     mapping,
 )
 
-SELINUX_KINDS = tuple(kind.kind for kind in registry.SELINUX_KINDS)
+SELINUX_KINDS = tuple(kind.kind for kind in NODE_SELINUX_KINDS)
 CIL_EXTENSION = ".cil"
 
 # Reasons, in the Go operator's CamelCase style.

@@ -8,7 +8,7 @@ is idle is reported at once, not when the watch ends.
 
 from __future__ import annotations
 
-from hooks.api.nodestatus import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
+from hooks.api.nodestatuslabels import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
 from nodesync.nodeio.metrics import SELINUX
 from nodesync.nodeio.reporting import NodeStatusReporter
 from nodesync.nodeio.reports import report_of

@@ -15,7 +15,7 @@ import yaml
 
 from hooks.api import GROUP
 from hooks.api.configmaps import PROFILE_KINDS, PROFILE_NAME_ANNOTATION, configmap_name
-from hooks.api.nodestatus import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
+from hooks.api.nodestatuslabels import NODE_NAME_LABEL, PROFILE_KIND_LABEL, node_label
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL, PROFILE_TO_RECORDING_LABEL
 from hooks.api.seccompprofile import OPERATOR_PROFILE_LABEL
 from hooks.api.spod import OPERATOR_NAMESPACE

@@ -37,7 +37,7 @@ from hooks.api.configmaps import (
     configmap_metadata,
     configmap_name,
 )
-from hooks.api.nodestatus import (
+from hooks.api.nodestatuslabels import (
     NODE_NAME_LABEL,
     PROFILE_ID_LABEL,
     PROFILE_KIND_LABEL,

@@ -30,7 +30,7 @@ from hooks.api.configmaps import (
     configmap_metadata,
     configmap_name,
 )
-from hooks.api.nodestatus import PROFILE_STATE_LABEL
+from hooks.api.nodestatuslabels import PROFILE_STATE_LABEL
 from hooks.api.seccompprofile import SeccompProfileSpec
 from hooks.cluster.contract import SyncRequest
 from hooks.cluster.seccomp import controller

@@ -32,7 +32,7 @@ from hooks.api.configmaps import (
     configmap_metadata,
     configmap_name,
 )
-from hooks.api.nodestatus import PROFILE_KIND_LABEL, PROFILE_STATE_LABEL
+from hooks.api.nodestatuslabels import PROFILE_KIND_LABEL, PROFILE_STATE_LABEL
 from hooks.api.rawselinuxprofile import RawSelinuxProfile
 from hooks.api.selinuxprofile import SelinuxProfile
 from hooks.cluster.selinux.translation import translate

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from hooks.api import GROUP
 from hooks.api.nodestatus import KIND as NODE_STATUS
-from hooks.api.nodestatus import status_name
+from hooks.api.nodestatuslabels import status_name
 from tests.helpers.controlplane import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent

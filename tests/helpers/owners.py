@@ -7,7 +7,7 @@ from typing import Any
 
 from hooks.api import GROUP
 from hooks.api.configmaps import PROFILE_NAME_ANNOTATION
-from hooks.api.nodestatus import PROFILE_KIND_LABEL
+from hooks.api.nodestatuslabels import PROFILE_KIND_LABEL
 
 VERSIONS = {
     "SeccompProfile": "v1beta1",

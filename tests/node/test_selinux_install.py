@@ -136,7 +136,7 @@ def test_nodesync_through_selinuxd_reports_installed_and_error(
         final = {o.name: o for o in sync.outcomes()}
         assert final["web"].state is ProfileState.INSTALLED
         assert final["typo"].state is ProfileState.ERROR
-        wire = reports.desired(final["typo"], "node-a").to_wire()
+        wire = reports.desired(final["typo"], "node-a")
         assert wire["status"] == "Error"
         assert "Failed to resolve allow statement" in wire["message"]
         assert {"web_default"} <= store.installed()

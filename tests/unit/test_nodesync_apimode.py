@@ -18,7 +18,7 @@ import pytest
 
 from hooks.api.base import Object
 from hooks.api.configmaps import MAX_WARNING_BYTES, PROFILE_WARNING_ANNOTATION, configmap_metadata
-from hooks.api.nodestatus import status_name
+from hooks.api.nodestatuslabels import status_name
 from nodesync.nodeio import reasons
 from nodesync.nodeio.agent import NodeAgent
 from nodesync.nodeio.cluster import ApiError

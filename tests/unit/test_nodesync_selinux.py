@@ -305,7 +305,7 @@ def test_sync_reports_pending_then_installed_and_error_with_message(
     assert final["bad"].reason == "CannotInstallSelinuxPolicy"
     assert "Failed to resolve allow statement" in (final["bad"].message or "")
     assert {o.name for o in changed} >= {"good", "bad"}
-    status = reports.desired(final["bad"], "node-1").to_wire()
+    status = reports.desired(final["bad"], "node-1")
     assert status["status"] == "Error"
     assert "Failed to resolve allow statement" in status["message"]
     assert status["metadata"]["labels"]["spo.x-k8s.io/profile-id"] == "SelinuxProfile-bad"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hooks.api.nodestatus import profile_id
+from hooks.api.nodestatuslabels import profile_id
 from hooks.cluster import podusage
 from hooks.cluster.app import create_app
 

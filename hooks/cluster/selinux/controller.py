@@ -35,7 +35,7 @@ from hooks.api.base import Object
 from hooks.api.configmaps import SELINUX_KEY, configmap_metadata, configmap_name, spec_too_large
 from hooks.api.names import name_problem
 from hooks.api.nodestatus import KIND as NODE_STATUS_KIND
-from hooks.api.nodestatus import PROFILE_ID_LABEL, profile_id
+from hooks.api.nodestatuslabels import PROFILE_ID_LABEL, profile_id
 from hooks.api.objectshapes import shown
 from hooks.api.problems import ProfileProblem
 from hooks.api.profilerecording import PROFILE_PARTIAL_LABEL
