@@ -39,10 +39,6 @@ class Outcome:
     message: str
 
 
-def _nodes(count: int) -> str:
-    return f"{count} node" if count == 1 else f"{count} nodes"
-
-
 @dataclass(frozen=True)
 class NodeReport:
     """What one node said about one profile (the fields of a SecurityProfileNodeStatus we read)."""
@@ -88,31 +84,33 @@ def across_nodes(statuses: list[NodeReport]) -> Outcome:
 
     No report at all is Pending. Some nodes Installed and others not yet is
     InProgress (the Go operator reports the lowest state, Pending, here).
+
+    The message names no count of nodes: each node's report is a sync, and a status that
+    changed with every report would be one status write per profile and node (the Go
+    operator's conditions carry no count either; ``kubectl get securityprofilenodestatuses``
+    lists them). It changes with the state, and for an error with the first failed node.
     """
     if not statuses:
         return Outcome(ProfileState.PENDING, "Creating", "waiting for nodes to report")
     failed = [s for s in statuses if s.status is ProfileState.ERROR]
     if failed:
-        detail = "; ".join(f"{s.nodeName}: {s.message or 'failed'}" for s in failed)
+        first = failed[0]
+        where = first.nodeName if len(failed) == 1 else f"{first.nodeName} and other nodes"
         return Outcome(
             ProfileState.ERROR,
             "InstallationFailed",
-            f"{len(failed)} of {_nodes(len(statuses))} failed: {detail}",
+            f"failed on {where}: {first.message or 'failed'}",
         )
     if any(s.status is ProfileState.TERMINATING for s in statuses):
         return Outcome(ProfileState.TERMINATING, "Deleting", "nodes are removing the profile")
     installed = [s for s in statuses if s.status is ProfileState.INSTALLED]
     if len(installed) == len(statuses):
-        return Outcome(
-            ProfileState.INSTALLED, "Available", f"installed on {_nodes(len(installed))}"
-        )
+        return Outcome(ProfileState.INSTALLED, "Available", "installed on every node that reported")
     if installed:
         return Outcome(
-            ProfileState.IN_PROGRESS,
-            "Creating",
-            f"installed on {len(installed)} of {_nodes(len(statuses))}",
+            ProfileState.IN_PROGRESS, "Creating", "installed on some nodes, pending on others"
         )
-    return Outcome(ProfileState.PENDING, "Creating", f"pending on {_nodes(len(statuses))}")
+    return Outcome(ProfileState.PENDING, "Creating", "pending on the nodes that reported")
 
 
 def of_state(state: ProfileState, message: str, reason: str | None = None) -> Outcome:

@@ -149,7 +149,9 @@ def test_the_high_risk_example_warns_in_its_condition_and_its_configmap(
     ready = profile["status"]["conditions"][0]
     assert (profile["status"]["status"], ready["reason"]) == ("Installed", "Available")
     listed = ", ".join(HIGH_RISK_OTHER_ARCHES)
-    assert ready["message"].startswith("installed on 1 node; warning: spec.syscalls[1].names: ")
+    assert ready["message"].startswith(
+        "installed on every node that reported; warning: spec.syscalls[1].names: "
+    )
     assert ready["message"].endswith(f": {listed}")
     assert "SCMP_ARCH_X86_64" in ready["message"]
     configmap = plane.kubectl_json("get", "configmap", f"seccomp-{name}", "-n", example.namespace)
@@ -159,7 +161,7 @@ def test_the_high_risk_example_warns_in_its_condition_and_its_configmap(
     # Metacontroller), for the Event each node emits on saving the profile
     # (tests/e2e/test_nodesync_e2e.py); the hooks make no Event themselves.
     warning = configmap["metadata"]["annotations"][PROFILE_WARNING_ANNOTATION]
-    assert ready["message"] == f"installed on 1 node; warning: {warning}"
+    assert ready["message"] == f"installed on every node that reported; warning: {warning}"
     events = plane.kubectl_json(
         "get",
         "events",

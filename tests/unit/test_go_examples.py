@@ -124,9 +124,9 @@ def test_spo_render_warns_of_the_high_risk_syscalls_of_other_architectures(
     state, message = rows["profile-complain-block-high-risk"]
     assert state == "Installed"
     assert message == (
-        "installed on 1 node; warning: spec.syscalls[1].names: no such syscalls on "
-        "SCMP_ARCH_X86_64 (other architectures have them; the runtime leaves them out of the "
-        f"filter there): {', '.join(HIGH_RISK_OTHER_ARCHES)}"
+        "installed on every node that reported; warning: spec.syscalls[1].names: no such "
+        "syscalls on SCMP_ARCH_X86_64 (other architectures have them; the runtime leaves them "
+        f"out of the filter there): {', '.join(HIGH_RISK_OTHER_ARCHES)}"
     )
     assert all("warning" not in m for name, (_, m) in rows.items() if "high-risk" not in name)
     written = tmp_path / "out/seccomp/operator/default/profile-complain-block-high-risk.json"

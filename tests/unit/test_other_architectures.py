@@ -222,8 +222,8 @@ def test_spo_render_and_the_hook_agree(tmp_path: Path, capsys: pytest.CaptureFix
     printed = capsys.readouterr().out
     (warning,) = validation.check_spec(SeccompProfileSpec.model_validate(HIGH_RISK))
     assert (
-        f"Installed  operator/team-a/high-risk.json  installed on 1 node; warning: {warning}"
-        in printed
+        "Installed  operator/team-a/high-risk.json  installed on every node that reported; "
+        f"warning: {warning}" in printed
     )
 
 
