@@ -86,9 +86,9 @@ def across_nodes(statuses: list[NodeReport]) -> Outcome:
     InProgress (the Go operator reports the lowest state, Pending, here).
 
     The message names no count of nodes: each node's report is a sync, and a status that
-    changed with every report would be one status write per profile and node (the Go
-    operator's conditions carry no count either; ``kubectl get securityprofilenodestatuses``
-    lists them). It changes with the state, and for an error with the first failed node.
+    changed with every report would be one status write per profile and node (``kubectl get
+    securityprofilenodestatuses`` lists the nodes' reports). It changes with the state, and for
+    an error with the first failed node.
     """
     if not statuses:
         return Outcome(ProfileState.PENDING, "Creating", "waiting for nodes to report")
