@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         serving.start_secure(
             args.bind, {METRICS_PATH: lambda: folders_exposition(folders)}, guard.check, tls
         ),
-        serving.start(args.probes, None, lambda: tls.context() is not None, serve_metrics=False),
+        serving.start(args.probes, None, lambda: tls.context() is not None),
     ]
     log.info("serving the numbers of %s", ", ".join(folders))
     try:

@@ -266,7 +266,7 @@ def _serve(
     if args.metrics_bind:
         servers.append(
             serving.start(
-                args.metrics_bind, metrics, ready, healthy, serve_metrics=not args.metrics_socket
+                args.metrics_bind, None if args.metrics_socket else metrics, ready, healthy
             )
         )
     if args.metrics_socket:

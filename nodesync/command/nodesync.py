@@ -347,10 +347,9 @@ def run_api(
         servers.append(
             serving.start(
                 args.metrics_bind,
-                metrics,
+                None if args.secure_metrics_bind else metrics,
                 lambda: all(e.is_set() for e in ready),
                 runner.healthy,
-                serve_metrics=not args.secure_metrics_bind,
             )
         )
     if args.secure_metrics_bind:

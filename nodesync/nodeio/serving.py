@@ -80,16 +80,13 @@ def start(
     metrics: Metrics | None,
     ready: threading.Event | Check,
     healthy: Check = _always,
-    *,
-    serve_metrics: bool = True,
 ) -> ThreadingHTTPServer:
     """Serve in the background; returns the server (``.server_address``, ``.shutdown()``).
 
     ``/readyz`` answers 200 once ``ready`` (an event, or a check) says so, ``/healthz``
     while ``healthy()`` does; both 503 otherwise. ``/metrics`` (everything, unauthenticated)
-    only with ``serve_metrics``: a program that serves its metrics with ``start_secure``
-    keeps this listener for the probes alone (and a program with no ``metrics`` of its own
-    passes None)."""
+    only given ``metrics``: a program that serves its metrics with ``start_secure``, or has
+    none, passes None and keeps this listener for the probes alone."""
     is_ready: Check = ready.is_set if isinstance(ready, threading.Event) else ready
 
     class Handler(_Handler):
@@ -105,7 +102,7 @@ def start(
                     self._send(200, b"ok\n", "text/plain")
                 else:
                     self._send(503, b"not synced yet\n", "text/plain")
-            elif path == "/metrics" and serve_metrics and metrics is not None:
+            elif path == "/metrics" and metrics is not None:
                 self._send(200, metrics.exposition(), CONTENT_TYPE)
             else:
                 self._send(404, b"not found\n", "text/plain")
@@ -114,8 +111,7 @@ def start(
     server.daemon_threads = True
     _serve(server, "nodesync-http")
     host, port = server.server_address[:2]
-    served = serve_metrics and metrics is not None
-    what = "/healthz, /readyz and /metrics" if served else "/healthz and /readyz"
+    what = "/healthz, /readyz and /metrics" if metrics is not None else "/healthz and /readyz"
     log.info("serving %s on %s:%s", what, host, port, extra=about("", ""))
     return server
 

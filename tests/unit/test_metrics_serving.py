@@ -197,7 +197,7 @@ def test_the_certificate_is_read_when_it_appears_and_again_when_renewed(tmp_path
 
 
 def test_with_a_secure_listener_the_plain_one_serves_the_probes_only() -> None:
-    server = serving.start("127.0.0.1:0", Metrics(), lambda: True, serve_metrics=False)
+    server = serving.start("127.0.0.1:0", None, lambda: True)
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
