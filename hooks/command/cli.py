@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from hooks import logs
+from nodesync.command.running import add_metrics_auth_ttl
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -204,13 +205,7 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
         help="another server's PROMETHEUS_MULTIPROC_DIR whose numbers /metrics includes "
         "(repeatable)",
     )
-    hooks.add_argument(
-        "--metrics-auth-ttl",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long a token's review is reused (default 30)",
-    )
+    add_metrics_auth_ttl(hooks)
     hooks.set_defaults(func=_hooks)
 
     from hooks.command import hooksmetrics
@@ -260,13 +255,7 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
         default=os.environ.get("METRICS_AUTH", "none"),
         help="who may read /metrics, as for spo hooks (env METRICS_AUTH)",
     )
-    webhook.add_argument(
-        "--metrics-auth-ttl",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long a token's review is reused (default 30)",
-    )
+    add_metrics_auth_ttl(webhook)
     webhook.set_defaults(func=_webhook)
 
     nodesync = sub.add_parser(

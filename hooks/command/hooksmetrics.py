@@ -22,6 +22,7 @@ import logging
 import threading
 
 from hooks.cluster.metrics import folders_exposition
+from nodesync.command.running import add_metrics_auth_ttl
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,7 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
         help="credentials for the token reviews (default: the pod's ServiceAccount, "
         "else $KUBECONFIG)",
     )
-    command.add_argument(
-        "--metrics-auth-ttl",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long a token's review is reused (default 30)",
-    )
+    add_metrics_auth_ttl(command)
     command.set_defaults(func=run)
 
 

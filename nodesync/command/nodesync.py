@@ -34,13 +34,18 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from hooks.api.profilestate import ProfileState
-from nodesync.command.running import Loops, add_agent_arguments, stop_on_signals
+from nodesync.command.running import (
+    Loops,
+    add_agent_arguments,
+    add_metrics_auth_ttl,
+    stop_on_signals,
+)
 from nodesync.nodeio import serving
 from nodesync.nodeio.agent import NodeAgent, poll_loop
 from nodesync.nodeio.atomicfiles import Perms
 from nodesync.nodeio.logs import about, configure
 from nodesync.nodeio.metrics import Metrics
-from nodesync.nodeio.metricsauth import DEFAULT_TTL, MetricsGuard, Reviews
+from nodesync.nodeio.metricsauth import MetricsGuard, Reviews
 from nodesync.nodeio.outcomes import Outcome
 from nodesync.nodeio.reading import FolderError, folder_signature, iter_folder
 from nodesync.nodeio.reporting import NodeStatusReporter, NoStatus
@@ -114,13 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-cert-file", metavar="PATH", help="the HTTPS certificate (PEM), read again on change"
     )
     secure.add_argument("--tls-key-file", metavar="PATH", help="its private key (PEM)")
-    secure.add_argument(
-        "--metrics-auth-ttl",
-        type=float,
-        default=DEFAULT_TTL,
-        metavar="SECONDS",
-        help=f"how long a token's review is reused (default {DEFAULT_TTL:g})",
-    )
+    add_metrics_auth_ttl(secure)
     secure.add_argument(
         "--enricher-metrics-socket",
         default=os.environ.get("ENRICHER_METRICS_SOCKET") or None,

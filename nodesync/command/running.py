@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 
 from nodesync.nodeio.logs import about
+from nodesync.nodeio.metricsauth import DEFAULT_TTL
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,18 @@ def add_agent_arguments(
     parser.add_argument("--proc-dir", default="/proc", help="where the kernel's /proc is mounted")
     parser.add_argument("--watch-timeout", type=int, default=300, help="seconds per watch request")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+
+
+def add_metrics_auth_ttl(parser: argparse._ActionsContainer) -> None:
+    """``--metrics-auth-ttl``: how long a metrics reader's token review is reused (every
+    program that checks tokens: nodesync, the hooks, the webhook, the hooks' metrics)."""
+    parser.add_argument(
+        "--metrics-auth-ttl",
+        type=float,
+        default=DEFAULT_TTL,
+        metavar="SECONDS",
+        help=f"how long a token's review is reused (default {DEFAULT_TTL:g})",
+    )
 
 
 def stop_on_signals(stop: threading.Event, interrupt: Callable[[], None] | None = None) -> None:
