@@ -309,10 +309,6 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
         usage="spo record [-o FILE] [--name NAME] [--namespace NS] [--base NAME|FILE] "
         "[--format crd|oci] -- CMD [ARGS...]",
     )
-    if wanted("record", "run"):
-        from hooks.command import record
-
-        record.add_record_arguments(recorder)
 
     runner = sub.add_parser(
         "run",
@@ -323,6 +319,9 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
         usage="spo run --profile FILE [--base-dir DIR] -- CMD [ARGS...]",
     )
     if wanted("record", "run"):
+        from hooks.command import record
+
+        record.add_record_arguments(recorder)
         record.add_run_arguments(runner)
 
     crds = sub.add_parser(

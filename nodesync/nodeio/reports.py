@@ -68,7 +68,7 @@ def owner_references(owner: Owner | None) -> list[dict[str, Any]] | None:
 
 def desired(outcome: Outcome, node: str) -> dict[str, Any]:
     """The node status about ``outcome``, as the API server spells it (the shape of
-    hooks.api.nodestatus.SecurityProfileNodeStatus, which tests/unit/test_nodesync_reports.py
+    hooks.api.nodestatus.SecurityProfileNodeStatus, which tests/unit/test_node_wire.py
     checks; built without it, so that nodesync's process loads no pydantic)."""
     namespace, name = key_of(outcome, node)
     metadata: dict[str, Any] = {
