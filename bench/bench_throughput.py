@@ -455,16 +455,6 @@ def create_all(plane: ControlPlane, chunks: list[str]) -> None:
             future.result()
 
 
-def installed(objects: list[dict[str, Any]]) -> int:
-    """How many of ``objects`` say Installed: a profile in ``status.status``, a node status
-    in ``status`` itself."""
-    count = 0
-    for obj in objects:
-        status = obj.get("status")
-        count += (status.get("status") if isinstance(status, dict) else status) == "Installed"
-    return count
-
-
 # -- one size -----------------------------------------------------------------------------------
 
 
@@ -562,9 +552,14 @@ def measure(
             created_s = time.monotonic() - started
             while True:
                 # every profile Installed, and every node's report in (a profile's status
-                # names no count of nodes)
-                done = installed(informer.list(NS))
-                if done == profiles and installed(reports.list(NS)) == profiles * node_count:
+                # names no count of nodes); a node status says its state at the top level
+                done = sum(
+                    (p.get("status") or {}).get("status") == "Installed" for p in informer.list(NS)
+                )
+                if done == profiles and (
+                    sum(s.get("status") == "Installed" for s in reports.list(NS))
+                    == profiles * node_count
+                ):
                     break
                 assert time.monotonic() - started < 3600, f"{done} of {profiles} Installed"
                 time.sleep(0.1)
