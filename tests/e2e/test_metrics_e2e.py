@@ -32,7 +32,7 @@ from tests.helpers.controlplane import ControlPlane, free_port
 from tests.helpers.golden import golden_folder
 from tests.helpers.hookserver import post
 from tests.helpers.hookserver import serving as hook_serving
-from tests.helpers.metrics_reader import get, self_signed
+from tests.helpers.metrics_reader import get, self_signed, status
 from tests.helpers.nodesync_process import NODE, NodeSync, eventually
 
 pytestmark = pytest.mark.e2e
@@ -286,7 +286,7 @@ def test_the_hooks_metrics_take_a_token_and_their_sync_hooks_none(
         in body
     )
     assert 'spo_hook_requests_total{code="200",hook="seccompprofile-sync"} 1.0' in body
-    assert status_of(f"{plain}/metrics") == 404  # off where nobody checks tokens
+    assert status(f"{plain}/metrics") == 404  # off where nobody checks tokens
 
 
 def test_the_container_with_the_token_serves_nothing_but_the_metrics(
@@ -305,15 +305,6 @@ def test_the_container_with_the_token_serves_nothing_but_the_metrics(
     assert get(f"{secure}/seccompprofile/sync", ca, readers.default)[0] == 403
     # anyone may get /readyz (system:public-info-viewer); this port does not serve it
     assert get(f"{secure}/readyz", ca, readers.default)[0] == 404
-
-
-def status_of(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code
 
 
 def post_tls(url: str, ca: Path) -> tuple[int, str]:

@@ -38,3 +38,13 @@ def get(url: str, cafile: Path, token: str | None = None) -> tuple[int, str]:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")
+
+
+def status(url: str) -> int:
+    """The HTTP status of a plain GET of ``url`` (a probe, or a path that must be refused)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code

@@ -12,24 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from hooks.cluster.metrics import folders_exposition
 from tests.helpers.hookserver import free_port
-from tests.helpers.metrics_reader import get, self_signed
+from tests.helpers.metrics_reader import get, self_signed, status
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code
 
 
 def eventually_status(url: str, wanted: int, process: subprocess.Popen[bytes]) -> None:
