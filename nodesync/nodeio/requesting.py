@@ -13,7 +13,6 @@ even imported (its models alone took 11 MiB of each process).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import socket
@@ -43,13 +42,12 @@ _CONNECT_TIMEOUT = 10.0
 _STATUSES = f"/apis/{GROUP}/{NODE_STATUS_VERSION}"
 
 
-@functools.cache
-def _recorded() -> dict[str, Kind]:
-    """What the log enricher may write, by kind and by plural. Loaded when first asked for (by
-    the log enricher): the registry loads the models, which nodesync's process does not."""
+def _recorded_kinds() -> tuple[Kind, ...]:
+    """The kinds the log enricher may write. Imported when first asked for (by the log
+    enricher): the registry loads the models, which nodesync's process does not."""
     from hooks.api.registry import RECORDED_KINDS
 
-    return {key: kind for kind in RECORDED_KINDS for key in (kind.kind, kind.plural)}
+    return RECORDED_KINDS
 
 
 class KubernetesCluster:
@@ -275,8 +273,8 @@ class KubernetesCluster:
         return PodSource(self, node_name, selector)
 
     def _profiles_path(self, plural: str, namespace: str, name: str = "") -> str:
-        kind = _recorded().get(plural)
-        if kind is None or kind.plural != plural:
+        kind = next((k for k in _recorded_kinds() if k.plural == plural), None)
+        if kind is None:
             raise ValueError(f"not a recorded profile kind: {plural!r}")
         version = kind.storage_version
         self._confine(namespace)
@@ -287,8 +285,8 @@ class KubernetesCluster:
 
     def create_profile(self, body: Object) -> Object:
         """POST a SeccompProfile or SelinuxProfile into the namespace its metadata names."""
-        kind = _recorded().get(str(body.get("kind")))
-        if kind is None or kind.kind != body.get("kind"):
+        kind = next((k for k in _recorded_kinds() if k.kind == body.get("kind")), None)
+        if kind is None:
             raise ValueError(f"not a recorded profile kind: {body.get('kind')!r}")
         plural = kind.plural
         namespace = str((body.get("metadata") or {}).get("namespace") or "")
